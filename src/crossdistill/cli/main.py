@@ -1,0 +1,85 @@
+"""`crossdistill` command line: one parser, one sub-command module per job.
+
+Errors a user can act on (:class:`~crossdistill.errors.InputError`,
+:class:`~crossdistill.errors.MissingDependencyError`) print one line on stderr and
+exit with code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from crossdistill.errors import InputError, MissingDependencyError
+
+# Sub-command modules register themselves through `add_parser(subparsers)`; each sets
+# `func` on its parser to a callable taking the parsed namespace and returning an exit code.
+_COMMAND_MODULES = (
+    "crossdistill.cli.render_cmd",
+    "crossdistill.cli.segment_cmd",
+    "crossdistill.cli.eval_cmd",
+    "crossdistill.cli.teachers_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full argument parser (every installed sub-command)."""
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="crossdistill",
+        description="Distil 2D foundation models into part segmentation where labels are scarce.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # sub-command not part of this build
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def _version() -> str:
+    from crossdistill import __version__
+
+    return f"crossdistill {__version__}"
+
+
+def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Call a sub-command, turning user-facing errors into one line + exit code 2."""
+    try:
+        return int(func(args) or 0)
+    except (InputError, MissingDependencyError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence for the user
+        if args.debug or os.environ.get("CROSSDISTILL_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `crossdistill` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return run(args.func, args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

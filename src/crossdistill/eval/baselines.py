@@ -1,0 +1,124 @@
+"""Baselines the flagship is measured against, with the same inputs.
+
+* :func:`lift_masks` -- direct lifting of 2D masks to 3D by voting and merging, the
+  SAM3D-style approach (no learned features): views are visited in order; each mask
+  becomes the set of visible sampled points it covers and joins the 3D segment it
+  overlaps most (overlap ratio above ``merge_ratio``) or starts a new one.
+* :func:`connected_component_labels` -- mesh pieces (vertices welded by position).
+* :func:`region_growing` -- point-cloud region growing over a kNN graph on normals.
+* :func:`kmeans_xyz_normal` -- k-means on (xyz, w * normal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from sklearn.cluster import KMeans
+
+from crossdistill.geometry.topology import face_components
+from crossdistill.types import Correspondence, Shape
+
+
+def connected_component_labels(shape: Shape) -> np.ndarray:
+    """(F,) int64 connected piece of every face (welded vertices)."""
+    return face_components(shape.vertices, shape.faces, weld=True)
+
+
+def lift_masks(mask_sets: Sequence, correspondence: Correspondence, n_points: int, level: int,
+               merge_ratio: float = 0.5, points: np.ndarray | None = None) -> np.ndarray:
+    """SAM3D-style lifting of one granularity level of 2D masks to the sampled points.
+
+    Args:
+        mask_sets: V mask sets (with ``level_maps`` or dense ``masks`` + ``level``).
+        correspondence: point -> pixel visibility of the same views.
+        n_points: N.
+        level: granularity level to lift.
+        merge_ratio: a mask joins an existing segment when that segment holds at least
+            this share of the mask's already-labelled points.
+        points: (N, 3) positions to fill never-covered points by nearest neighbour.
+
+    Returns:
+        (N,) int64 labels 0..K-1.
+    """
+    from crossdistill.methods.sampart3d.supervision import level_maps
+
+    labels = np.full(n_points, -1, dtype=np.int64)
+    next_label = 0
+    for v, ms in enumerate(mask_sets):
+        lm = level_maps(ms, level + 1)[level].reshape(-1)
+        pix = correspondence.point_to_pix[v]
+        vis = np.flatnonzero(pix >= 0)
+        local = lm[pix[vis]]
+        has = local >= 0
+        vis, local = vis[has], local[has]
+        if len(vis) == 0:
+            continue
+        ids, inv = np.unique(local, return_inverse=True)
+        cur = labels[vis]
+        # overlap of each mask with each existing segment
+        lab_known = cur >= 0
+        new_lab = np.full(len(ids), -1, dtype=np.int64)
+        if lab_known.any():
+            key = inv[lab_known] * (next_label + 1) + cur[lab_known]
+            uk, cnt = np.unique(key, return_counts=True)
+            mk, seg = uk // (next_label + 1), uk % (next_label + 1)
+            known_per_mask = np.bincount(inv[lab_known], minlength=len(ids))
+            order = np.lexsort((-cnt, mk))
+            first = np.ones(len(order), bool)
+            first[1:] = mk[order][1:] != mk[order][:-1]
+            top = order[first]
+            ok = cnt[top] >= merge_ratio * np.maximum(known_per_mask[mk[top]], 1)
+            new_lab[mk[top][ok]] = seg[top][ok]
+        fresh = np.flatnonzero(new_lab < 0)
+        new_lab[fresh] = np.arange(next_label, next_label + len(fresh))
+        next_label += len(fresh)
+        labels[vis] = new_lab[inv]
+    if (labels < 0).all():
+        return np.zeros(n_points, dtype=np.int64)
+    if (labels < 0).any() and points is not None:
+        known = np.flatnonzero(labels >= 0)
+        _, nn = cKDTree(points[known]).query(points[labels < 0], k=1)
+        labels[labels < 0] = labels[known[nn]]
+    labels[labels < 0] = 0
+    return _compact(labels)
+
+
+def region_growing(points: np.ndarray, normals: np.ndarray, angle_deg: float, k: int = 12) -> np.ndarray:
+    """Connected regions of the kNN graph whose edges join points with similar normals.
+
+    Args:
+        points: (N, 3); normals: (N, 3) unit; angle_deg: largest normal angle of an edge.
+
+    Returns:
+        (N,) int64 labels 0..K-1 (largest first).
+    """
+    n = len(points)
+    _, nn = cKDTree(points).query(points, k=k + 1, workers=-1)
+    a = np.repeat(np.arange(n), k)
+    b = nn[:, 1:].reshape(-1)
+    cos = np.abs((normals[a] * normals[b]).sum(1))
+    keep = cos >= np.cos(np.deg2rad(angle_deg))
+    graph = sp.csr_matrix((np.ones(int(keep.sum()), np.int8), (a[keep], b[keep])), shape=(n, n))
+    _, lab = connected_components(graph, directed=False)
+    return _compact(lab)
+
+
+def kmeans_xyz_normal(points: np.ndarray, normals: np.ndarray, k: int, normal_weight: float = 0.3,
+                      seed: int = 0) -> np.ndarray:
+    """k-means on (xyz, normal_weight * normal); (N,) int64 labels."""
+    x = np.concatenate([points, normal_weight * normals], axis=1)
+    k = max(1, min(k, len(points)))
+    return KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(x).astype(np.int64)
+
+
+def _compact(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels 0..K-1 by decreasing count."""
+    uniq, inv, cnt = np.unique(labels, return_inverse=True, return_counts=True)
+    order = np.argsort(-cnt, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inv].astype(np.int64)

@@ -1,0 +1,138 @@
+"""Scale-conditioned grouping field of SAMPart3D and its contrastive loss.
+
+The grouping feature of a point at scale s is (paper Sec. 3.3)::
+
+    F(s) = normalize(F_B([backbone_feat, s])) + normalize(F_P([xyz, normal, colour, s]))
+
+F_B is an MLP over the (frozen) backbone features (paper: 6 layers, width 384) and
+F_P a long-skip MLP over the low-level inputs (paper: 4 layers, width 384). Without a
+pretrained backbone, F_B sees a Fourier positional encoding of the coordinates with the
+normal and colour instead (see :func:`fourier_features`), so the field still has the
+capacity to draw sharp part boundaries.
+
+The loss is Eq. 5 of the paper on pixel pairs of the same image: the feature distance
+of a pair inside one mask is pulled to 0, a pair in different masks is pushed beyond a
+margin m; as in the released code, pairs of one mask are also pulled together at a
+random larger scale (the hierarchy term: what is grouped at scale s stays grouped
+above s).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def mlp(in_dim: int, width: int, out_dim: int, hidden_layers: int) -> nn.Sequential:
+    """ReLU MLP with ``hidden_layers`` hidden layers of ``width`` units and a linear output."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for _ in range(hidden_layers):
+        layers += [nn.Linear(d, width), nn.ReLU(inplace=True)]
+        d = width
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+def fourier_features(xyz: torch.Tensor, n_freqs: int = 8) -> torch.Tensor:
+    """Positional encoding of coordinates in the unit box.
+
+    Args:
+        xyz: (N, 3) coordinates, roughly in [-1, 1].
+
+    Returns:
+        (N, 3 + 6 * n_freqs) ``[xyz, sin(2^k pi xyz), cos(2^k pi xyz)]``.
+    """
+    freqs = (2.0 ** torch.arange(n_freqs, device=xyz.device, dtype=xyz.dtype)) * math.pi
+    ang = xyz[:, :, None] * freqs  # (N, 3, K)
+    return torch.cat([xyz, torch.sin(ang).flatten(1), torch.cos(ang).flatten(1)], dim=1)
+
+
+class GroupingField(nn.Module):
+    """F(s) = normalize(F_B) + normalize(F_P).
+
+    Args:
+        backbone_dim: channels of the per-point backbone features fed to F_B.
+        low_dim: channels of the low-level inputs fed to F_P (xyz, normal, colour = 9).
+        width: hidden width of both MLPs (paper: 384).
+        out_dim: output feature size (paper: 384).
+        backbone_layers: hidden layers of F_B (paper: 6).
+        low_layers: hidden layers of F_P (paper: 4).
+
+    Shapes:
+        forward(backbone_feat (B, backbone_dim), low_feat (B, low_dim), scale (B, 1)) -> (B, out_dim)
+
+    Example:
+        >>> field = GroupingField(backbone_dim=16, width=32, out_dim=8)
+        >>> field(torch.zeros(5, 16), torch.zeros(5, 9), torch.zeros(5, 1)).shape
+        torch.Size([5, 8])
+    """
+
+    def __init__(self, backbone_dim: int, low_dim: int = 9, width: int = 384, out_dim: int = 384,
+                 backbone_layers: int = 6, low_layers: int = 4) -> None:
+        super().__init__()
+        self.instance_net = mlp(backbone_dim + 1, width, out_dim, backbone_layers)
+        self.pos_net = mlp(low_dim + 1, width, out_dim, low_layers)
+
+    def forward(self, backbone_feat: torch.Tensor, low_feat: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        a = self.instance_net(torch.cat([backbone_feat, scale], dim=1))
+        b = self.pos_net(torch.cat([low_feat, scale], dim=1))
+        return F.normalize(a, dim=1, eps=1e-5) + F.normalize(b, dim=1, eps=1e-5)
+
+
+def pairwise_grouping_loss(feat: torch.Tensor, mask_id: torch.Tensor, margin: float = 1.0,
+                           feat_larger: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Contrastive loss of Eq. 5 over the pixel pairs of each image.
+
+    Args:
+        feat: (I, P, D) features of P sampled pixels in each of I images, at each
+            pixel's own mask scale.
+        mask_id: (I, P) int64 mask of each pixel (unique within its image); -1 = no mask
+            (the pixel takes part in no pair).
+        margin: m of Eq. 5.
+        feat_larger: optional (I, P, D) features of the same pixels at a larger scale
+            (hierarchy term: same-mask pairs also pulled together there).
+
+    Returns:
+        dict with "loss" (scalar) and its terms "pull", "push", "pull_larger".
+        Each term is the mean over its pairs, weighted by the fraction of valid pairs
+        it covers, as in the released code; pairs (i, i) are excluded.
+
+    Example:
+        >>> f = torch.tensor([[[0., 0], [0, 0], [3, 4]]]); m = torch.tensor([[0, 0, 1]])
+        >>> float(pairwise_grouping_loss(f, m)["loss"])  # pull 0, push relu(1-5)=0
+        0.0
+    """
+    I, P, _ = feat.shape
+    valid = mask_id >= 0
+    pair_valid = valid[:, :, None] & valid[:, None, :]
+    upper = torch.triu(torch.ones(P, P, dtype=torch.bool, device=feat.device), diagonal=1)
+    pair_valid = pair_valid & upper
+    same = (mask_id[:, :, None] == mask_id[:, None, :]) & pair_valid
+    diff = (~(mask_id[:, :, None] == mask_id[:, None, :])) & pair_valid
+    n_valid = pair_valid.sum().clamp(min=1)
+    dist = _pair_dist(feat)
+    zero = feat.sum() * 0.0
+    pull = dist[same].mean() if same.any() else zero
+    push = F.relu(margin - dist[diff]).mean() if diff.any() else zero
+    w_same = same.sum() / n_valid
+    w_diff = diff.sum() / n_valid
+    out = {"pull": pull, "push": push}
+    loss = pull * w_same + push * w_diff
+    if feat_larger is not None:
+        dl = _pair_dist(feat_larger)
+        pull_l = dl[same].mean() if same.any() else zero
+        out["pull_larger"] = pull_l
+        loss = loss + pull_l * w_same
+    out["loss"] = loss
+    return out
+
+
+def _pair_dist(feat: torch.Tensor) -> torch.Tensor:
+    """(I, P, D) -> (I, P, P) Euclidean distances, with a safe gradient at 0."""
+    sq_norm = feat.pow(2).sum(-1)
+    sq = sq_norm[:, :, None] + sq_norm[:, None, :] - 2.0 * torch.bmm(feat, feat.transpose(1, 2))
+    return torch.sqrt(sq.clamp(min=0.0) + 1e-12)

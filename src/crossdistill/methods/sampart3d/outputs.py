@@ -1,0 +1,57 @@
+"""Writing one object's :class:`~.pipeline.Segmentation` to disk (layout in :mod:`crossdistill.export.parts`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from crossdistill.export.parts import scale_dirname, write_scale_outputs
+from crossdistill.io_utils import save_image, write_json
+from crossdistill.methods.sampart3d.pipeline import Segmentation, part_hierarchy
+from crossdistill.types import Shape
+
+MARKER = "segment.json"
+
+
+def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings: dict, digest: str,
+                       sheet_views: int = 4, sheet_size: int = 256) -> None:
+    """Write every output of one object; ``segment.json`` (the completion marker) goes last.
+
+    Args:
+        seg: the segmentation.
+        shape: the input shape as loaded (outputs keep its units and face order).
+        out_dir: the object's folder.
+        settings: the run settings (recorded).
+        digest: settings hash (recorded; batch resume compares it).
+    """
+    from crossdistill.geometry.normalize import normalize_shape
+    from crossdistill.render import render_shape
+    from crossdistill.render.cameras import orbit_rig
+    from crossdistill.viz.contact_sheet import contact_sheet
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = shape.face_areas if shape.is_mesh else None
+    per_scale = [seg.labels(i) for i in range(len(seg.scales))]
+    for s, labels in zip(seg.scales, per_scale):
+        write_scale_outputs(out_dir / scale_dirname(s), shape, labels)
+    write_json(out_dir / "hierarchy.json", {
+        "scales": list(seg.scales),
+        "element": "face" if shape.is_mesh else "point",
+        "levels": part_hierarchy(per_scale, weights),
+    })
+    unit, _ = normalize_shape(shape)
+    sheet_views_rr = render_shape(unit, orbit_rig((25.0,), sheet_views, sheet_size), None, progress=False)
+    titles = [f"scale {s:g}: {int(l.max()) + 1} parts" for s, l in zip(seg.scales, per_scale)]
+    save_image(out_dir / "contact_sheet.png", contact_sheet(sheet_views_rr.views, per_scale, titles))
+    write_json(out_dir / MARKER, {
+        "settings_hash": digest,
+        "settings": settings,
+        "input": str(shape.source),
+        "element": "face" if shape.is_mesh else "point",
+        "n_elements": int(shape.n_faces if shape.is_mesh else shape.n_vertices),
+        "scales": list(seg.scales),
+        "n_parts": {scale_dirname(s): int(np.max(l)) + 1 for s, l in zip(seg.scales, per_scale)},
+        "timings_s": {k: round(v, 3) for k, v in seg.timings.items()},
+        "meta": seg.meta,
+    })

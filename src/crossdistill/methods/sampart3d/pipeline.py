@@ -1,0 +1,208 @@
+"""SAMPart3D stages 2 and 3 for one object: masks -> grouping field -> parts at every scale.
+
+``segment_shape`` is the library entry point behind ``crossdistill segment``::
+
+    shape --normalise--> unit box --sample N points--> render V views (+ correspondence)
+          --mask teacher--> multi-granularity 2D masks --scale sigma per mask-->
+          train the scale-conditioned grouping field --at each scale: features -->
+          HDBSCAN (subsample + propagate) --> point labels --per-face vote--> face labels
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from crossdistill.geometry.normalize import normalize_shape
+from crossdistill.geometry.sampling import farthest_point_sampling, sample_surface
+from crossdistill.geometry.topology import face_components
+from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
+from crossdistill.methods.sampart3d.supervision import build_supervision
+from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, train_grouping_field
+from crossdistill.methods.sampart3d.vote import vote_faces
+from crossdistill.render import render_shape
+from crossdistill.render.cameras import sampart3d_rig
+from crossdistill.teachers.offline_masks import RenderMaskTeacher
+from crossdistill.types import RenderResult, Shape, UnitBoxTransform
+
+PAPER_SCALES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Settings of :func:`segment_shape` (paper values in brackets).
+
+    Attributes:
+        n_points: surface points [15000].
+        n_views: rendered views, 6 axis + the rest random [36].
+        image_size: render resolution (square).
+        scales: scales to cluster at [0.0, 0.5, 1.0, 1.5, 2.0].
+        seed: seeds sampling, cameras, training and clustering.
+        device: torch device of the grouping field.
+        train: grouping-field training settings.
+        cluster: clustering settings.
+        face_dominance: share of a connected piece one label needs to take it whole (>1 disables).
+    """
+
+    n_points: int = 15000
+    n_views: int = 36
+    image_size: int = 384
+    scales: tuple[float, ...] = PAPER_SCALES
+    seed: int = 0
+    device: str = "cpu"
+    train: GroupingTrainConfig = field(default_factory=GroupingTrainConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    face_dominance: float = 0.75
+
+
+@dataclass
+class Segmentation:
+    """Parts of one object at every requested scale.
+
+    Attributes:
+        scales: the S scales, ascending (fine to coarse).
+        point_labels: (S, N) int32 part of every sampled point.
+        face_labels: (S, F) int32 part of every face in the input's face order, or None for point clouds.
+        input_point_labels: (S, N_in) int32 part of every input point (point clouds), or None.
+        render: buffers, samples and correspondence used.
+        transform: unit-box transform of the input (outputs go back to input units with it).
+        field: the trained grouping field.
+        timings: seconds per stage.
+        meta: settings and provenance (teacher id, offline or not, seed).
+    """
+
+    scales: tuple[float, ...]
+    point_labels: np.ndarray
+    face_labels: np.ndarray | None
+    input_point_labels: np.ndarray | None
+    render: RenderResult
+    transform: UnitBoxTransform
+    field: TrainedField
+    timings: dict[str, float]
+    meta: dict
+
+    def labels(self, scale_index: int) -> np.ndarray:
+        """Labels of the input elements (faces for meshes, points for point clouds) at one scale."""
+        src = self.face_labels if self.face_labels is not None else self.input_point_labels
+        return src[scale_index]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[name] = self.times.get(name, 0.0) + now - self._t
+        self._t = now
+
+
+def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_teacher=None,
+                  backbone: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+                  progress: bool = True) -> Segmentation:
+    """Segment one mesh or point cloud into parts at every scale of ``config.scales``.
+
+    Args:
+        shape: a loaded, validated shape (any units).
+        config: settings.
+        mask_teacher: a MaskTeacher; default: the offline :class:`RenderMaskTeacher`
+            (mesh pieces as a cue for meshes).
+        backbone: optional pretrained point backbone (stage 1): a callable mapping
+            (points (N,3) unit box, normals (N,3), colours (N,3) uint8) to (N, C) features.
+        progress: show progress bars.
+    """
+    timer = _Timer()
+    torch.manual_seed(config.seed)
+    unit, transform = normalize_shape(shape)
+    samples = sample_surface(unit, config.n_points, seed=config.seed)
+    components = face_components(unit.vertices, unit.faces) if unit.is_mesh else None
+    timer.lap("sample")
+    cams = sampart3d_rig(config.n_views, config.image_size, seed=config.seed)
+    rendered = render_shape(unit, cams, samples, progress=progress)
+    timer.lap("render")
+    teacher = mask_teacher if mask_teacher is not None else RenderMaskTeacher(face_groups=components)
+    mask_sets = teacher.masks(rendered.views)
+    timer.lap("masks")
+    sup = build_supervision(mask_sets, rendered.correspondence, samples.points)
+    feats_bb = backbone(samples.points, samples.normals, samples.colors) if backbone is not None else None
+    trained = train_grouping_field(sup, samples.points, samples.normals, samples.colors, config.train,
+                                   backbone_feat=feats_bb, seed=config.seed, device=config.device,
+                                   progress=progress)
+    timer.lap("train")
+    scales = tuple(sorted(float(s) for s in config.scales))
+    sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
+    point_labels = np.stack([
+        cluster_points(trained.features(s), samples.points, config.cluster, subsample=sub) for s in scales
+    ]).astype(np.int32)
+    timer.lap("cluster")
+    face_labels = input_labels = None
+    if unit.is_mesh:
+        centroids = unit.triangles.mean(axis=1)
+        areas = unit.face_areas
+        face_labels = np.stack([
+            vote_faces(pl, samples.face_id, unit.n_faces, centroids, components, areas, config.face_dominance)
+            for pl in point_labels
+        ])
+    else:
+        input_labels = np.stack([propagate_to_inputs(pl, samples.points, unit.vertices) for pl in point_labels])
+    timer.lap("vote")
+    meta = {
+        "method": "SAMPart3D (stages 2-3)",
+        "mask_teacher": getattr(teacher, "teacher_id", type(teacher).__name__),
+        "mask_teacher_offline": bool(getattr(teacher, "is_offline_default", False)),
+        "backbone": "none (Fourier positional encoding)" if backbone is None else getattr(backbone, "name", "given"),
+        "seed": config.seed,
+        "n_points": len(samples),
+        "n_views": len(cams),
+        "image_size": config.image_size,
+        "n_masks": sup.n_masks,
+        "final_loss": float(trained.losses[-10:].mean()) if len(trained.losses) else float("nan"),
+    }
+    return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
+                        timer.times, meta)
+
+
+def propagate_to_inputs(point_labels: np.ndarray, sample_points: np.ndarray, input_points: np.ndarray) -> np.ndarray:
+    """Label every input point with the label of its nearest sampled point.
+
+    Args:
+        point_labels: (N,) labels of the sampled points; sample_points: (N, 3); input_points: (M, 3).
+
+    Returns:
+        (M,) int32 labels.
+    """
+    from scipy.spatial import cKDTree
+
+    _, nn = cKDTree(sample_points).query(input_points, k=1, workers=-1)
+    return point_labels[nn].astype(np.int32)
+
+
+def part_hierarchy(labels_by_scale: Sequence[np.ndarray], weights: np.ndarray | None = None) -> list[dict]:
+    """Which part at each scale lies in which part at the next coarser scale.
+
+    Args:
+        labels_by_scale: S arrays (M,) of labels, fine to coarse.
+        weights: (M,) element weights (face areas), default equal.
+
+    Returns:
+        one dict per adjacent pair of scales: {"fine_scale_index", "parent": {fine_label: coarse_label},
+        "containment": {fine_label: share of the fine part inside its parent}}.
+    """
+    from crossdistill.methods.sampart3d.vote import majority_per_group
+
+    out = []
+    for i in range(len(labels_by_scale) - 1):
+        fine, coarse = labels_by_scale[i], labels_by_scale[i + 1]
+        n_fine = int(fine.max()) + 1 if len(fine) else 0
+        parent, share = majority_per_group(fine, coarse, n_fine, weights)
+        out.append({
+            "fine_scale_index": i,
+            "parent": {int(k): int(parent[k]) for k in range(n_fine) if parent[k] >= 0},
+            "containment": {int(k): round(float(share[k]), 4) for k in range(n_fine) if parent[k] >= 0},
+        })
+    return out

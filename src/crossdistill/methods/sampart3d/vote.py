@@ -1,0 +1,90 @@
+"""From point labels to face labels (SAMPart3D's per-face voting), with a connectivity cue.
+
+1. Every face takes the majority label of the sampled points on it.
+2. A face no point reaches takes the label of the nearest labelled face (by centroid),
+   preferring one of its own connected piece.
+3. Connectivity cue (ours): a connected piece whose area is dominated (>= ``dominance``)
+   by one label is given that label entirely, so pieces are not split by noise while a
+   piece that truly spans several parts (no dominant label) keeps its per-face labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+
+def majority_per_group(groups: np.ndarray, labels: np.ndarray, n_groups: int,
+                       weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted majority label of each group.
+
+    Args:
+        groups: (M,) group id per element in [0, n_groups); labels: (M,) int >= 0.
+        weights: (M,) non-negative weights (default 1).
+
+    Returns:
+        winner (n_groups,) int64 (-1 for empty groups), share (n_groups,) float64 of the
+        winner's weight in its group (0 for empty groups).
+    """
+    g = np.asarray(groups, dtype=np.int64)
+    lab = np.asarray(labels, dtype=np.int64)
+    w = np.ones(len(g)) if weights is None else np.asarray(weights, dtype=np.float64)
+    winner = np.full(n_groups, -1, dtype=np.int64)
+    share = np.zeros(n_groups)
+    if len(g) == 0:
+        return winner, share
+    key = g * (int(lab.max()) + 1) + lab
+    uk, inv = np.unique(key, return_inverse=True)
+    wsum = np.bincount(inv, weights=w)
+    ug = uk // (int(lab.max()) + 1)
+    ul = uk % (int(lab.max()) + 1)
+    order = np.lexsort((-wsum, ug))  # by group, heaviest first
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ug[order][1:] != ug[order][:-1]
+    top = order[first]
+    winner[ug[top]] = ul[top]
+    total = np.bincount(g, weights=w, minlength=n_groups)
+    share[ug[top]] = wsum[top] / np.maximum(total[ug[top]], 1e-300)
+    return winner, share
+
+
+def vote_faces(point_labels: np.ndarray, point_face: np.ndarray, n_faces: int, face_centroids: np.ndarray,
+               components: np.ndarray | None = None, face_areas: np.ndarray | None = None,
+               dominance: float = 0.8, k: int = 8) -> np.ndarray:
+    """Label every face of a mesh from the labels of points sampled on it.
+
+    Args:
+        point_labels: (N,) int part label per sampled point (>= 0).
+        point_face: (N,) int face each point lies on.
+        n_faces: F.
+        face_centroids: (F, 3) face centroids.
+        components: optional (F,) connected-piece id per face (enables steps 2-preference and 3).
+        face_areas: (F,) areas, weights of step 3 (default: equal).
+        dominance: share of a piece's area one label needs to take the whole piece (>1 disables).
+
+    Returns:
+        (F,) int32 label per face, in the input's face order.
+    """
+    labels, _ = majority_per_group(point_face, point_labels, n_faces)
+    known = np.flatnonzero(labels >= 0)
+    unknown = np.flatnonzero(labels < 0)
+    if len(known) == 0:
+        return np.zeros(n_faces, dtype=np.int32)
+    if len(unknown):
+        tree = cKDTree(face_centroids[known])
+        kk = min(k, len(known))
+        _, nn = tree.query(face_centroids[unknown], k=kk, workers=-1)
+        nn = nn.reshape(len(unknown), kk)
+        pick = nn[:, 0]
+        if components is not None:
+            same = components[known[nn]] == components[unknown][:, None]
+            has = same.any(1)
+            pick = np.where(has, nn[np.arange(len(unknown)), same.argmax(1)], pick)
+        labels[unknown] = labels[known[pick]]
+    if components is not None and dominance <= 1.0:
+        n_comp = int(components.max()) + 1
+        win, share = majority_per_group(components, labels, n_comp, face_areas)
+        dom = share >= dominance
+        take = dom[components]
+        labels[take] = win[components[take]]
+    return labels.astype(np.int32)
