@@ -13,7 +13,7 @@ exactly as they would on the final path and never append a second suffix.
 Example:
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
-    >>> write_text(out, "hi")
+    >>> _ = write_text(out, "hi")
     >>> out.read_text()
     'hi'
 """

@@ -185,7 +185,14 @@ def _load_trimesh(path: Path) -> Shape:
 # --------------------------------------------------------------------------- point formats
 
 
+def _check_magic(path: Path, magic: bytes, what: str) -> None:
+    with open(path, "rb") as fh:
+        if fh.read(len(magic)) != magic:
+            raise InputError(f"{path}: not a valid {what} file (wrong magic bytes)")
+
+
 def _load_npy(path: Path) -> Shape:
+    _check_magic(path, b"\x93NUMPY", "NumPy .npy")
     arr = np.load(path, allow_pickle=False)
     if arr.ndim != 2 or arr.shape[1] not in (3, 6, 9) or not np.issubdtype(arr.dtype, np.number):
         raise InputError(
@@ -208,6 +215,7 @@ def _load_npy(path: Path) -> Shape:
 
 
 def _load_npz(path: Path) -> Shape:
+    _check_magic(path, b"PK", "NumPy .npz (zip)")
     with np.load(path, allow_pickle=False) as data:
         keys = set(data.files)
         key = "points" if "points" in keys else "xyz" if "xyz" in keys else None

@@ -23,7 +23,7 @@ def unit_box_transform(shape: Shape) -> UnitBoxTransform:
     """
     lo, hi = shape.bounds
     extent = float((hi - lo).max())
-    if not np.isfinite(extent) or extent <= 0:
+    if not np.isfinite(extent) or extent <= 0 or not np.isfinite(1.0 / extent):
         raise InputError(f"{shape.source or 'shape'}: cannot normalise a shape with zero or non-finite extent")
     return UnitBoxTransform(center=(lo + hi) / 2.0, scale=1.0 / extent)
 

@@ -45,7 +45,10 @@ def _parse_header(raw: bytes) -> tuple[dict[str, list[str]], int]:
         end = raw.find(b"\n", offset)
         if end < 0:
             raise ValueError("header has no DATA line")
-        line = raw[offset:end].decode("ascii", errors="strict").strip()
+        try:
+            line = raw[offset:end].decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise ValueError("header is not ASCII text (not a PCD file?)") from None
         offset = end + 1
         if not line or line.startswith("#"):
             continue

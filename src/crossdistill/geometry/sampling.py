@@ -41,7 +41,7 @@ def sample_surface(shape: Shape, n: int, seed: int = 0, *, normal_k: int = 16) -
     Example:
         >>> from crossdistill.geometry.demo import demo_shape
         >>> s = sample_surface(demo_shape(), 1000, seed=0)
-        >>> s.points.shape, s.face_id.min() >= 0
+        >>> s.points.shape, bool(s.face_id.min() >= 0)
         ((1000, 3), True)
     """
     if n < 0:
@@ -52,8 +52,7 @@ def sample_surface(shape: Shape, n: int, seed: int = 0, *, normal_k: int = 16) -
 
     vertices = np.asarray(shape.vertices, dtype=np.float64)
     faces = np.asarray(shape.faces, dtype=np.int64)
-    areas = shape.face_areas
-    cumulative = np.cumsum(areas)
+    cumulative = np.cumsum(_doubled_face_areas(vertices, faces))
     total = cumulative[-1] if len(cumulative) else 0.0
     if not total > 0:
         raise InputError(f"{shape.source or 'shape'}: cannot sample a mesh with zero surface area")
@@ -88,6 +87,18 @@ def sample_surface(shape: Shape, n: int, seed: int = 0, *, normal_k: int = 16) -
     )
 
 
+def _doubled_face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F,) twice the triangle areas; coordinate-major layout, ~2x faster than ``Shape.face_areas``."""
+    vt = np.ascontiguousarray(vertices.T)  # (3, V)
+    a = vt[:, faces[:, 0]]
+    e1 = vt[:, faces[:, 1]] - a
+    e2 = vt[:, faces[:, 2]] - a
+    cx = e1[1] * e2[2] - e1[2] * e2[1]
+    cy = e1[2] * e2[0] - e1[0] * e2[2]
+    cz = e1[0] * e2[1] - e1[1] * e2[0]
+    return np.sqrt(cx * cx + cy * cy + cz * cz)
+
+
 def _sample_points(shape: Shape, n: int, rng: np.random.Generator, normal_k: int) -> SurfaceSample:
     points = np.asarray(shape.vertices, dtype=np.float64)
     total = len(points)
@@ -119,7 +130,7 @@ def estimate_normals(
     k: int = 16,
     *,
     at: np.ndarray | None = None,
-    orient: str = "propagate",
+    orient: str = "centroid",
 ) -> np.ndarray:
     """Unit normals of a point cloud by PCA over the ``k`` nearest neighbours.
 
@@ -132,7 +143,7 @@ def estimate_normals(
         k: neighbours per point (clamped to N).
         at: optional (M,) indices of the points whose normals are wanted (all by
             default); neighbourhoods still come from the whole cloud.
-        orient: ``"propagate"`` or ``"centroid"``, see :func:`orient_normals`.
+        orient: ``"centroid"`` (default) or ``"propagate"``, see :func:`orient_normals`.
 
     Returns:
         (M, 3) float64 unit normals (M = N when ``at`` is None).
@@ -157,18 +168,25 @@ def orient_normals(
     k: int = 16,
     *,
     center: np.ndarray | None = None,
-    method: str = "propagate",
+    method: str = "centroid",
 ) -> np.ndarray:
     """Flip normals to a consistent, outward-facing orientation.
 
-    ``"centroid"``: each normal points away from ``center`` (the cloud centroid by
-    default). Right for convex, star-shaped objects; wrong inside cavities.
+    ``"centroid"`` (default): each normal points away from ``center`` (the cloud
+    centroid by default). Right for convex, star-shaped objects; wrong inside
+    cavities and on surfaces facing the centre, but never flips a whole part.
 
     ``"propagate"`` (Hoppe et al. 1992): build the kNN graph weighted by
     ``1 - |n_i . n_j|``, take its minimum spanning tree, seed every connected
     component at its point farthest from ``center`` (where outward is unambiguous),
     and walk the tree flipping each normal to agree with its parent. Follows
-    concave surfaces; may flip a whole sheet where two sides nearly touch.
+    concave surfaces; can flip a whole piece where two pieces touch or nearly touch
+    (their surfaces look like one sheet with opposite normals).
+
+    Measured on points sampled from closed meshes (fraction of normals agreeing with
+    the true outward normal, 15k points): torus 0.68 centroid / 1.00 propagate, thick
+    annulus 0.86 / 1.00, the demo robot (15 touching primitives) 0.81 / 0.63. Hence
+    ``"centroid"`` by default, ``"propagate"`` for single fused surfaces (scans).
 
     Args:
         points: (N, 3) positions.
@@ -250,8 +268,9 @@ def farthest_point_sampling(points: np.ndarray, m: int, seed: int = 0) -> np.nda
 
     Example:
         >>> pts = np.array([[0.0, 0], [0.1, 0], [1, 0], [1, 1]])
-        >>> sorted(farthest_point_sampling(pts, 3, seed=0).tolist())
-        [0, 2, 3]
+        >>> idx = farthest_point_sampling(pts, 3, seed=0)
+        >>> len(idx), {2, 3} <= set(idx.tolist())  # never both of the close pair
+        (3, True)
     """
     pts = np.asarray(points, dtype=np.float64)
     m = int(min(max(m, 0), len(pts)))

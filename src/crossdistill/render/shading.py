@@ -36,7 +36,8 @@ class MeshShader:
     def __init__(self, shape: Shape):
         self.face_normals = shape.face_normals.astype(np.float32)  # (F, 3)
         self.face_rgb: np.ndarray | None = None  # (F, 3) float32
-        self.corner_rgb: np.ndarray | None = None  # (F, 3, 3) float32, only if colours vary in a face
+        # (F, 9) float32 [c0, c1 - c0, c2 - c0] per face, only if colours vary inside faces
+        self.corner_rgb: np.ndarray | None = None
         if shape.face_colors is not None:
             self.face_rgb = np.asarray(shape.face_colors, dtype=np.float32)[:, :3]
         elif shape.vertex_colors is not None:
@@ -44,7 +45,8 @@ class MeshShader:
             if np.all(corners == corners[:, :1]):
                 self.face_rgb = corners[:, 0]
             else:
-                self.corner_rgb = corners
+                self.corner_rgb = np.concatenate(
+                    [corners[:, 0], corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]], axis=1)
 
     def normals(self, ids: np.ndarray, bary_uv: np.ndarray | None) -> np.ndarray:
         """(n, 3) float32 unit face normals of faces ``ids`` (n,)."""
@@ -55,9 +57,11 @@ class MeshShader:
         if self.face_rgb is not None:
             return self.face_rgb[ids]
         if self.corner_rgb is not None and bary_uv is not None:
-            c = self.corner_rgb[ids]  # (n, 3, 3)
-            u, v = bary_uv[:, 0:1], bary_uv[:, 1:2]
-            return c[:, 0] + u * (c[:, 1] - c[:, 0]) + v * (c[:, 2] - c[:, 0])
+            c = self.corner_rgb[ids]  # (n, 9)
+            out = c[:, 3:6] * bary_uv[:, 0:1]
+            out += c[:, 6:9] * bary_uv[:, 1:2]
+            out += c[:, 0:3]
+            return out
         return np.broadcast_to(GREY, (len(ids), 3))
 
 

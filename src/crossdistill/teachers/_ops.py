@@ -21,6 +21,7 @@ __all__ = [
     "stability_score",
     "resize_padded",
     "foreground_box",
+    "select_detections",
 ]
 
 
@@ -143,3 +144,22 @@ def foreground_box(foreground: np.ndarray, margin: float = 0.1) -> tuple[int, in
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     mx, my = int(np.ceil(margin * (x1 - x0))), int(np.ceil(margin * (y1 - y0)))
     return max(0, x0 - mx), max(0, y0 - my), min(W, x1 + mx), min(H, y1 + my)
+
+
+def select_detections(
+    scores: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor, score_threshold: float,
+    nms_thresh: float | None, max_detections: int | None,
+) -> torch.Tensor:
+    """Indices of detections above ``score_threshold`` with non-degenerate boxes, after
+    per-label NMS (skipped when ``nms_thresh`` is None), best first, at most ``max_detections``.
+
+    Args:
+        scores: (N,) in [0, 1]; labels: (N,) int; boxes: (N, 4) xyxy.
+    """
+    ok = (scores > score_threshold) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    idx = torch.nonzero(ok).flatten()
+    if nms_thresh is not None and len(idx):
+        idx = idx[batched_nms(boxes[idx], scores[idx], labels[idx], nms_thresh)]
+    else:
+        idx = idx[torch.argsort(scores[idx], descending=True)]
+    return idx if max_detections is None else idx[:max_detections]

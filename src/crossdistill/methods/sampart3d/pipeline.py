@@ -71,6 +71,7 @@ class Segmentation:
         render: buffers, samples and correspondence used.
         transform: unit-box transform of the input (outputs go back to input units with it).
         field: the trained grouping field.
+        masks: the 2D mask sets of every view (one per view), as the teacher gave them.
         timings: seconds per stage.
         meta: settings and provenance (teacher id, offline or not, seed).
     """
@@ -82,6 +83,7 @@ class Segmentation:
     render: RenderResult
     transform: UnitBoxTransform
     field: TrainedField
+    masks: list
     timings: dict[str, float]
     meta: dict
 
@@ -164,7 +166,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "final_loss": float(trained.losses[-10:].mean()) if len(trained.losses) else float("nan"),
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
-                        timer.times, meta)
+                        list(mask_sets), timer.times, meta)
 
 
 def propagate_to_inputs(point_labels: np.ndarray, sample_points: np.ndarray, input_points: np.ndarray) -> np.ndarray:

@@ -1,0 +1,84 @@
+"""Benchmark of `crossdistill segment` on ../shared/data/partnet_mobility_dev (mesh and point tracks).
+
+Writes docs/results/segment.md (+ segment.json with every per-object score, and plots).
+Each object runs in a fresh process (peak memory per object is then that process's
+peak RSS); finished objects are cached under bench/_cache/segment/ so an interrupted
+run resumes.
+
+    python bench/segment.py                 # fixed subset (<= 4 objects per category), both tracks
+    python bench/segment.py --all           # all 133 objects
+    python bench/segment.py --limit 3       # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(REPO / ".." / "shared" / "data"))
+    ap.add_argument("--all", action="store_true", help="all objects instead of the fixed subset")
+    ap.add_argument("--per-category", type=int, default=4, help="objects per category in the fixed subset")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N objects (smoke runs)")
+    ap.add_argument("--tracks", nargs="+", default=["mesh", "points"], choices=["mesh", "points"])
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per object process")
+    ap.add_argument("--cache", default=str(REPO / "bench" / "_cache" / "segment"))
+    ap.add_argument("--out", default=str(REPO / "docs" / "results" / "segment"))
+    ap.add_argument("--fresh", action="store_true", help="ignore cached per-object results")
+    args = ap.parse_args()
+
+    from crossdistill.eval.segment_report import select_objects, write_segment_report
+
+    data = Path(args.data)
+    if not (data / "partnet_mobility_dev").is_dir():
+        print(f"error: {data / 'partnet_mobility_dev'} not found (the shared data folder)", file=sys.stderr)
+        return 2
+    objects = select_objects(data, None if args.all else args.per_category)
+    if args.limit:
+        objects = objects[: args.limit]
+    cache = Path(args.cache)
+    results = []
+    for track in args.tracks:
+        for cat, oid in objects:
+            f = cache / track / f"{cat}_{oid}.json"
+            if f.exists() and not args.fresh:
+                results.append(json.loads(f.read_text()))
+                continue
+            with ProcessPoolExecutor(max_workers=1) as pool:  # fresh process: honest peak memory
+                res = pool.submit(_run_one, str(data), track, cat, oid, args.threads).result()
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(json.dumps(res))
+            results.append(res)
+            best = res["ours"]["best"]
+            print(f"[{track}] {cat}/{oid}: ours link {best['link']:.3f} leaf {best['leaf']:.3f} "
+                  f"({res['seconds']:.1f} s, {res['peak_rss_mib']:.0f} MiB)", flush=True)
+    cmd = "python bench/segment.py " + " ".join(sys.argv[1:])
+    write_segment_report(results, Path(args.out), command=cmd.strip(), threads=args.threads)
+    print(f"wrote {args.out}.md")
+    return 0
+
+
+def _run_one(data: str, track: str, cat: str, oid: str, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    from crossdistill.eval.segment_protocol import evaluate_object
+    from crossdistill.eval.segment_report import load_labelled
+    from crossdistill.methods.sampart3d.pipeline import SegmentConfig
+
+    obj = load_labelled(Path(data), track, cat, oid)
+    return evaluate_object(obj, SegmentConfig())
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Unit tests of SAMPart3D's pieces: scale, loss, supervision, clustering, voting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
+from crossdistill.methods.sampart3d.grouping import GroupingField, pairwise_grouping_loss
+from crossdistill.methods.sampart3d.scale import ScaleQuantiles, mask_scale, mask_scales_from_labels
+from crossdistill.methods.sampart3d.vote import majority_per_group, vote_faces
+
+
+def test_mask_scale_matches_hand_computation():
+    # two points 0.2 apart on x: std_x = 0.1, std_y = std_z = 0 -> sigma = 10 * 0.1 = 1
+    assert mask_scale(np.array([[0.0, 0, 0], [0.2, 0, 0]])) == pytest.approx(1.0)
+    # +-(a, b, c): std = (a, b, c) -> sigma = 10 * sqrt(a^2 + b^2 + c^2) = 10 * sqrt(0.01+0.04+0.04) = 3
+    p = np.array([[0.1, 0.2, 0.2], [-0.1, -0.2, -0.2]])
+    assert mask_scale(p) == pytest.approx(3.0)
+    # the normalisation radius divides coordinates first
+    assert mask_scale(p, radius=2.0) == pytest.approx(1.5)
+    assert mask_scale(p[:1]) == 0.0
+
+
+def test_vectorised_scales_equal_the_per_mask_definition():
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(300, 3))
+    lab = rng.integers(0, 7, size=300)
+    got = mask_scales_from_labels(pts, lab, 8, radius=1.7)
+    for k in range(7):
+        assert got[k] == pytest.approx(mask_scale(pts[lab == k], radius=1.7))
+    assert got[7] == 0.0  # an empty mask
+
+
+def test_scale_quantiles_are_monotone_in_unit_interval():
+    q = ScaleQuantiles.fit(np.array([0.1, 0.5, 0.5, 2.0, 7.0]))
+    out = q(np.array([-1.0, 0.1, 0.5, 2.0, 7.0, 100.0]))
+    assert out[0] == 0.0 and out[-1] == 1.0
+    assert np.all(np.diff(out) >= 0)
+
+
+def test_loss_matches_hand_computed_values():
+    # one image, 3 pixels: pixels 0, 1 in mask 0, pixel 2 in mask 1
+    f = torch.tensor([[[0.0, 0.0], [0.0, 0.5], [0.6, 0.0]]])
+    m = torch.tensor([[0, 0, 1]])
+    out = pairwise_grouping_loss(f, m, margin=1.0)
+    # pull: pair (0,1) distance 0.5; push: (0,2) relu(1-0.6)=0.4, (1,2) relu(1-sqrt(0.61))
+    push = (0.4 + (1 - np.sqrt(0.61))) / 2
+    assert float(out["pull"]) == pytest.approx(0.5, abs=1e-5)
+    assert float(out["push"]) == pytest.approx(push, abs=1e-5)
+    # weights: 1 of 3 valid pairs is positive, 2 of 3 negative
+    assert float(out["loss"]) == pytest.approx(0.5 / 3 + push * 2 / 3, abs=1e-5)
+
+
+def test_loss_ignores_unmasked_pixels_and_cross_image_pairs():
+    f = torch.tensor([[[0.0, 0.0], [0.0, 0.0]], [[5.0, 0.0], [5.0, 0.0]]])
+    m = torch.tensor([[0, -1], [0, 1]])
+    out = pairwise_grouping_loss(f, m)
+    # only pair: image 1, pixels (0, 1), different masks at distance 0 -> push relu(1 - 0) = 1
+    assert float(out["push"]) == pytest.approx(1.0, abs=1e-4)
+    assert float(out["loss"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_loss_trains_a_field_to_separate_two_groups():
+    torch.manual_seed(0)
+    field = GroupingField(backbone_dim=3, width=32, out_dim=8, backbone_layers=2, low_layers=2)
+    x = torch.cat([torch.randn(32, 3) * 0.1 - 1, torch.randn(32, 3) * 0.1 + 1])
+    low = torch.cat([x, torch.zeros(64, 6)], 1)
+    mask = torch.cat([torch.zeros(32), torch.ones(32)]).long()[None]
+    opt = torch.optim.Adam(field.parameters(), lr=1e-2)
+    s = torch.zeros(64, 1)
+    for _ in range(100):
+        loss = pairwise_grouping_loss(field(x, low, s)[None], mask)["loss"]
+        opt.zero_grad(); loss.backward(); opt.step()
+    feat = field(x, low, s).detach()
+    within = torch.cdist(feat[:32], feat[:32]).mean()
+    across = torch.cdist(feat[:32], feat[32:]).min()
+    assert across > 1.0 > within
+
+
+def test_cluster_points_recovers_separated_feature_groups():
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.normal(c, 0.05, size=(400, 3)) for c in (0.0, 1.0, 2.0)])
+    feats = np.concatenate([np.tile(np.eye(4)[k], (400, 1)) + rng.normal(0, 0.01, (400, 4)) for k in range(3)])
+    lab = cluster_points(feats, pts, ClusterConfig(max_points=600))
+    assert len(np.unique(lab)) == 3
+    for k in range(3):
+        assert len(np.unique(lab[k * 400:(k + 1) * 400])) == 1
+
+
+def test_majority_and_face_voting_with_fill_and_piece_dominance():
+    win, share = majority_per_group(np.array([0, 0, 0, 2]), np.array([1, 1, 3, 5]), 3)
+    assert win.tolist() == [1, -1, 5] and share[0] == pytest.approx(2 / 3)
+    # 4 faces in a row, centroids on x; points on faces 0, 1 (label 0) and 3 (label 1)
+    cents = np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]])
+    labels = vote_faces(np.array([0, 0, 1]), np.array([0, 1, 3]), 4, cents, dominance=2.0)
+    assert labels.tolist() == [0, 0, 0, 1] or labels.tolist() == [0, 0, 1, 1]
+    # with pieces {0,1,2} and {3}: face 2 prefers a face of its own piece
+    comp = np.array([0, 0, 0, 1])
+    labels = vote_faces(np.array([0, 0, 1]), np.array([0, 1, 3]), 4, cents, components=comp, dominance=2.0)
+    assert labels.tolist() == [0, 0, 0, 1]
+    # dominance: piece {0,1,2} with labels 0,0,1 (area share 2/3) becomes all 0 at dominance 0.6
+    labels = vote_faces(np.array([0, 0, 1, 1]), np.array([0, 1, 2, 3]), 4, cents, components=comp, dominance=0.6)
+    assert labels.tolist() == [0, 0, 0, 1]
