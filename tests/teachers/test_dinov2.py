@@ -8,7 +8,7 @@ import torch
 
 from crossdistill.teachers import Dinov2FeatureTeacher, FeatureTeacher, TeacherCache, cached
 
-from .conftest import CallCounter, check_cache_hit, make_views
+from .conftest import check_cache_hit, make_views
 
 
 @pytest.mark.parametrize("upsample", ["bilinear", "jbu"])
@@ -51,3 +51,15 @@ def test_from_pretrained_local_directory(tiny_dinov2, tmp_path, views):
     teacher = Dinov2FeatureTeacher.from_pretrained(tmp_path / "dino", image_size=64, upsample="bilinear")
     assert teacher.name == "dino" and teacher.mean == (0.5, 0.5, 0.5)
     assert teacher.features(views).features.shape == (2, 32, 8, 8)
+
+
+def test_teacher_id_tracks_weights(tiny_dinov2):
+    import copy
+
+    other = copy.deepcopy(tiny_dinov2)
+    with torch.no_grad():
+        other.layernorm.weight.add_(0.5)
+    a = Dinov2FeatureTeacher.from_model(tiny_dinov2)
+    b = Dinov2FeatureTeacher.from_model(other)
+    assert a.name == b.name and a.teacher_id != b.teacher_id
+    assert a.teacher_id == Dinov2FeatureTeacher.from_model(tiny_dinov2).teacher_id

@@ -33,7 +33,8 @@ leaves < 0.1% of its pixels unmatched). Computed exactly and fast in three steps
    of rays through that image column / row; ``a`` is the largest |tan| of the
    half-field of view). Pixels whose best splatted distance is within ``bound`` (or
    with ``bound >= radius``) are therefore final;
-3. the remaining pixels (about a fifth) query a ``cKDTree`` of the visible points.
+3. the remaining pixels (~10% at 512 px, 15k points) query a ``cKDTree`` of the
+   visible points.
 
 The result equals a brute-force nearest-visible-point search (up to float32 ties).
 """
@@ -86,8 +87,10 @@ class ViewCorrespondence:
         radius: pix_to_point search radius (world units).
         plane_tol_px, depth_tol_px: visibility tolerances in pixel footprints.
         window: splat half-window ``r`` in pixels (step 1 above); ``None`` picks
-            ``ceil(1.5 * spacing / fp)`` clipped to [1, 4] per view, where ``spacing =
-            radius / RADIUS_FACTOR``.
+            ``ceil(2 * spacing / fp)`` clipped to [2, 6] per view (``fp`` at the median
+            depth, ``spacing = radius / RADIUS_FACTOR``): larger windows certify more
+            pixels (fewer k-d tree queries) at a higher splat cost; 4-6 is the sweet
+            spot at 512 px and 15k points (~12% of the pixels left for the tree).
     """
 
     def __init__(self, points: np.ndarray, radius: float, plane_tol_px: float = PLANE_TOL_PX_MESH,
@@ -150,35 +153,49 @@ class ViewCorrespondence:
 
     def _pix_to_point(self, K, W, H, depth, dirs, pc, x, y, vis, f) -> np.ndarray:
         out = np.full(H * W, -1, dtype=np.int32)
-        fg = np.flatnonzero(np.isfinite(depth))
+        finite = np.isfinite(depth)
+        fg = np.flatnonzero(finite)
         if len(vis) == 0 or len(fg) == 0:
             return out
-        # camera-space hit of every pixel (background far away, never nearest)
-        dep = np.where(np.isfinite(depth), depth, np.float32(1e18))
-        Xc = dirs * dep[:, None]
         pv = pc[vis]
         r = self.window
         if r is None:
             fp_med = float(np.median(pv[:, 2])) / f
             spacing = self.radius / RADIUS_FACTOR
-            r = int(np.clip(np.ceil(1.5 * spacing / max(fp_med, 1e-12)), 1, 4))
+            r = int(np.clip(np.ceil(2.0 * spacing / max(fp_med, 1e-12)), 2, 6))
+        # camera-space hit of every pixel as three planes padded by r pixels of "far
+        # away" (1e18), so window offsets never leave the array and need no mask
+        Wp, Hp = W + 2 * r, H + 2 * r
+        far = np.float32(1e18)
+        dep = np.where(finite, depth, far).reshape(H, W)
+        planes = np.empty((3, Hp, Wp), dtype=np.float32)
+        planes[:, :r] = far
+        planes[:, r + H:] = far
+        planes[:, :, :r] = far
+        planes[:, :, r + W:] = far
+        d3 = dirs.reshape(H, W, 3)
+        for k in range(3):
+            np.multiply(d3[:, :, k], dep, out=planes[k, r:r + H, r:r + W])
+        flat = planes.reshape(3, -1)
+
+        # step 1: splat every visible point into its (2r+1)^2 window, keep the nearest
         offs = np.arange(-r, r + 1)
-        tx = x[vis][:, None] + offs[None, :]  # (n, 2r+1)
-        ty = y[vis][:, None] + offs[None, :]
-        okx, oky = (tx >= 0) & (tx < W), (ty >= 0) & (ty < H)
-        tgt = (np.clip(ty, 0, H - 1)[:, :, None] * W + np.clip(tx, 0, W - 1)[:, None, :]).reshape(len(vis), -1)
-        inside = (oky[:, :, None] & okx[:, None, :]).reshape(len(vis), -1)
-        diff = np.take(Xc, tgt, axis=0)  # (n, M, 3)
-        diff -= pv[:, None, :]
-        d2 = np.einsum("ijk,ijk->ij", diff, diff)
-        d2[~inside] = np.inf
+        stencil = (offs[:, None] * Wp + offs[None, :]).reshape(-1)
+        tgt = ((y[vis] + r) * Wp + (x[vis] + r))[:, None] + stencil[None, :]  # (n, M)
+        d2 = None
+        for k in range(3):
+            g = np.take(flat[k], tgt)
+            g -= pv[:, k:k + 1]
+            g *= g
+            d2 = g if d2 is None else d2.__iadd__(g)
         key = (d2.view(np.int32).astype(np.int64) << 32) | vis[:, None].astype(np.int64)
-        best = np.full(H * W, _EMPTY, dtype=np.int64)
+        best = np.full(Hp * Wp, _EMPTY, dtype=np.int64)
         np.minimum.at(best, tgt.reshape(-1), key.reshape(-1))
 
-        bk = best[fg]
-        has = bk != _EMPTY
-        bd2 = np.where(has, (bk >> 32).astype(np.int32).view(np.float32), np.float32(np.inf))
+        # step 2: certify pixels whose best candidate beats every point outside the windows
+        fgp = (fg // W + r) * Wp + (fg % W + r)
+        bk = best[fgp]
+        bd2 = np.where(bk != _EMPTY, (bk >> 32).astype(np.int32).view(np.float32), np.float32(np.inf))
         bj = (bk & 0xFFFFFFFF).astype(np.int32)
         bound = (r + 0.5) * depth[fg] / (max(K[0, 0], K[1, 1]) * np.sqrt(1.0 + _max_tan(K, W, H) ** 2))
         if K[0, 1] != 0.0:  # the bound assumes zero skew: send every pixel to the k-d tree
@@ -186,10 +203,12 @@ class ViewCorrespondence:
         rad2 = self.radius * self.radius
         certain = (bd2 <= bound * bound) | (bound >= self.radius)
         res = np.where(certain & (bd2 <= rad2), bj, -1).astype(np.int32)
+
+        # step 3: exact k-d tree query for the rest
         unsure = np.flatnonzero(~certain)
         if len(unsure):
-            tree = cKDTree(pv)
-            dd, ii = tree.query(Xc[fg[unsure]], k=1, distance_upper_bound=self.radius)
+            q = np.stack([flat[k][fgp[unsure]] for k in range(3)], axis=1)
+            dd, ii = cKDTree(pv).query(q, k=1, distance_upper_bound=self.radius)
             res[unsure] = np.where(np.isfinite(dd), vis[np.minimum(ii, len(vis) - 1)], -1)
         out[fg] = res
         return out

@@ -8,6 +8,7 @@ internally (Open3D) or hold the GIL (torch) run on one thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,19 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def _single_threaded_blas():
+    """Limit BLAS to one thread while views run in parallel (threadpoolctl, if installed).
+
+    The per-view (n, 3) @ (3, 3) products are tiny; OpenBLAS threads spinning next to
+    the view threads cost up to 50x their work on a busy 2-core machine.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def render_shape(shape: Shape, cameras: Cameras, samples: SurfaceSample | None = None, backend: str = "auto",
@@ -142,18 +156,21 @@ def render_shape(shape: Shape, cameras: Cameras, samples: SurfaceSample | None =
 
         bar = tqdm(total=V, desc=f"render ({caster.name})", unit="view")
     t_views = time.perf_counter()
-    if n_threads > 1 and V > 1:
-        with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            for _ in pool.map(one_view, range(V)):
-                if bar is not None:
-                    bar.update(1)
-    else:
-        for i in range(V):
-            one_view(i)
+    with _single_threaded_blas():
+        try:
+            if n_threads > 1 and V > 1:
+                with ThreadPoolExecutor(max_workers=n_threads) as pool:
+                    for _ in pool.map(one_view, range(V)):
+                        if bar is not None:
+                            bar.update(1)
+            else:
+                for i in range(V):
+                    one_view(i)
+                    if bar is not None:
+                        bar.update(1)
+        finally:
             if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+                bar.close()
     t_end = time.perf_counter()
 
     views = Views(cameras, face_id, depth, normal, rgb, is_point_cloud=is_points)

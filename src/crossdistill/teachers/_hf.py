@@ -85,11 +85,8 @@ def resolve_source(source: str | os.PathLike) -> tuple[str, bool]:
 
 def _hint(hub_id: str) -> str:
     d = local_model_dir(hub_id)
-    return (
-        f"place a copy of the Hugging Face model '{hub_id}' in {d} "
-        f"(e.g. `hf download {hub_id} --local-dir {d}` on a machine with network) "
-        f"or in the Hugging Face cache, or pass allow_download=True without HF_HUB_OFFLINE"
-    )
+    return (f"put the files of the Hugging Face model '{hub_id}' in {d} "
+            f"(`hf download {hub_id} --local-dir {d}` on a machine with network) or in the Hugging Face cache")
 
 
 def load_pretrained(loader: Any, source: str | os.PathLike, *, hub_id: str, what: str,
@@ -110,9 +107,12 @@ def load_pretrained(loader: Any, source: str | os.PathLike, *, hub_id: str, what
     try:
         return loader.from_pretrained(src, local_files_only=not online, **kwargs)
     except (OSError, ValueError, KeyError) as exc:  # transformers reports misses as OSError
-        where = src if local else f"the Hugging Face cache for '{src}'"
-        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise WeightsNotFoundError(f"{what} weights not found in {where} ({detail}); {_hint(hub_id)}") from None
+        if local:
+            detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+            where = f"{src} ({detail})"
+        else:
+            where = f"the Hugging Face cache ('{src}', {'download failed' if online else 'downloads off'})"
+        raise WeightsNotFoundError(f"{what} weights not found in {where}; {_hint(hub_id)}") from None
 
 
 def batches(n: int, size: int) -> Iterator[slice]:
@@ -126,6 +126,24 @@ def config_hash(model: Any) -> str:
     cfg = getattr(model, "config", None)
     text = cfg.to_json_string(use_diff=False) if hasattr(cfg, "to_json_string") else repr(cfg)
     return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+
+
+def weights_fingerprint(model: Any) -> str:
+    """Short hash of every parameter's name, shape, sum and first values.
+
+    Part of ``teacher_id``, so a fine-tuned model that kept its base model's name does not
+    read the base model's cached outputs. One pass over the weights (~0.1 s per 100M).
+    """
+    import torch
+
+    h = hashlib.blake2b(digest_size=4)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            flat = p.detach().flatten()
+            h.update(f"{name}{tuple(p.shape)}".encode())
+            h.update(np.float64(flat.sum(dtype=torch.float64).item()).tobytes())
+            h.update(flat[:4].double().cpu().numpy().tobytes())
+    return h.hexdigest()
 
 
 class HFTeacher:
@@ -143,7 +161,8 @@ class HFTeacher:
         dtype: weights dtype (e.g. ``torch.float16`` on GPU) or ``None`` to keep the model's.
         batch_size: views (or view x prompt pairs) per forward pass.
         name: model name used in ``teacher_id``; default the model's ``name_or_path`` or
-            ``custom-<config hash>`` for a model built in code.
+            ``custom-<config hash>`` for a model built in code. ``teacher_id`` also carries
+            a fingerprint of the weights (:attr:`model_tag` = ``name@fingerprint``).
     """
 
     backend: ClassVar[str] = ""
@@ -162,6 +181,7 @@ class HFTeacher:
         self.processor = processor
         self.batch_size = int(batch_size)
         self.name = name or getattr(model, "name_or_path", "") or f"custom-{config_hash(model)}"
+        self.model_tag = f"{self.name}@{weights_fingerprint(self.model)}"
 
     @classmethod
     def from_model(cls, model: Any, processor: Any = None, **kwargs: Any):
@@ -181,9 +201,12 @@ class HFTeacher:
         Raises:
             WeightsNotFoundError: the weights are not on this machine (one-line message).
         """
-        transformers = require("transformers", "teachers", f"the {cls.backend} teacher")
         source = str(source or cls.default_model_id)
         hub_id = source if is_hub_id(source) else cls.default_model_id
+        src, local = resolve_source(source)
+        if local and not Path(src).is_dir():  # fail before the slow transformers import
+            raise WeightsNotFoundError(f"{cls.backend} model weights not found: no directory {src}; {_hint(hub_id)}")
+        transformers = require("transformers", "teachers", f"the {cls.backend} teacher")
         common = dict(hub_id=hub_id, allow_download=allow_download)
         model = load_pretrained(getattr(transformers, cls.model_class), source,
                                 what=f"{cls.backend} model", **common)
@@ -215,4 +238,4 @@ class HFTeacher:
 
     @property
     def teacher_id(self) -> str:  # pragma: no cover - every backend overrides
-        return f"{self.backend}:{self.name}"
+        return f"{self.backend}:{self.model_tag}"

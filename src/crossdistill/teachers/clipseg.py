@@ -66,7 +66,7 @@ class ClipSegTextTeacher(HFTeacher):
 
     @property
     def teacher_id(self) -> str:
-        return (f"clipseg:{self.name}:thr={self.threshold}:prompt={self.prompt_template}"
+        return (f"clipseg:{self.model_tag}:thr={self.threshold}:prompt={self.prompt_template}"
                 f":fg={int(self.restrict_to_foreground)}")
 
     @torch.no_grad()

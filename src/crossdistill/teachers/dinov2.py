@@ -66,7 +66,7 @@ class Dinov2FeatureTeacher(HFTeacher):
 
     @property
     def teacher_id(self) -> str:
-        return f"dinov2:{self.name}:size={self.image_size}:up={self.upsampler.name}:{self.output_dtype.name}"
+        return f"dinov2:{self.model_tag}:size={self.image_size}:up={self.upsampler.name}:{self.output_dtype.name}"
 
     def grid_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) patch grid for an H x W view: longer side ~ image_size / patch_size."""

@@ -61,7 +61,7 @@ class GroundingDinoTextTeacher(HFTeacher):
 
     @property
     def teacher_id(self) -> str:
-        return f"grounding_dino:{self.name}:thr={self.box_threshold}:nms={self.nms_thresh}:max={self.max_detections}"
+        return f"grounding_dino:{self.model_tag}:thr={self.box_threshold}:nms={self.nms_thresh}:max={self.max_detections}"
 
     def caption(self, part_names: Sequence[str]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """(1, T) caption token ids and each part's [start, end) token span."""

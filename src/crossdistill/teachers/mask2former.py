@@ -58,7 +58,7 @@ class Mask2FormerInstanceTeacher(HFTeacher):
 
     @property
     def teacher_id(self) -> str:
-        return (f"mask2former:{self.name}:thr={self.score_threshold}:mthr={self.mask_threshold}"
+        return (f"mask2former:{self.model_tag}:thr={self.score_threshold}:mthr={self.mask_threshold}"
                 f":max={self.max_instances}:{self.feature_dtype.name}")
 
     def instances(self, views: Views) -> list[InstanceSet]:

@@ -11,12 +11,15 @@ connected through neighbouring pixels whose surfaces continue into each other:
 * creases: the angle between the two normals is below a level's threshold;
 * colour: the colour difference is below a level's threshold;
 * pieces (meshes only): both pixels see the same connected piece of the mesh (or the
-  same material / scene node), so separately modelled pieces never share a fine mask.
+  same material / scene node), so separately modelled pieces never share a fine mask;
+* assemblies (meshes only): both pixels see pieces that touch each other in 3D
+  (see :func:`piece_assemblies`), the "whole thing" a person would outline.
 
-Three granularity levels, as SAM's three outputs: level 2 (subpart) uses all cues at
-tight thresholds; level 1 (part) keeps pieces and sharp creases; level 0 (whole) keeps
-only depth continuity and very sharp creases. Regions smaller than ``min_pixels`` are
-dropped, as SAM's small-region filter does.
+Three granularity levels, as SAM's three outputs. Meshes: level 0 (whole) = assembly
++ depth continuity; level 1 (part) = piece + depth continuity; level 2 (subpart) =
+piece + creases + colour. Point clouds (no pieces): level 0 = depth continuity and
+very sharp creases; levels 1 and 2 tighten the crease and colour thresholds. Regions
+smaller than ``min_pixels`` are dropped, as SAM's small-region filter does.
 """
 
 from __future__ import annotations
@@ -37,18 +40,24 @@ class LevelRule:
     Attributes:
         crease_deg: largest angle between neighbouring normals (degrees).
         color_delta: largest colour difference (0-255 Euclidean), None = colour ignored.
-        same_piece: require both pixels on the same mesh piece / group.
+        group: name of a per-face grouping both pixels must share ("piece",
+            "assembly"), or None. Ignored for point clouds.
     """
 
     crease_deg: float
     color_delta: float | None
-    same_piece: bool
+    group: str | None
 
 
-DEFAULT_RULES: tuple[LevelRule, ...] = (
-    LevelRule(crease_deg=80.0, color_delta=None, same_piece=False),  # level 0: whole
-    LevelRule(crease_deg=60.0, color_delta=None, same_piece=True),  # level 1: part
-    LevelRule(crease_deg=30.0, color_delta=40.0, same_piece=True),  # level 2: subpart
+MESH_RULES: tuple[LevelRule, ...] = (
+    LevelRule(crease_deg=180.0, color_delta=None, group="assembly"),  # level 0: whole
+    LevelRule(crease_deg=180.0, color_delta=None, group="piece"),  # level 1: part
+    LevelRule(crease_deg=35.0, color_delta=40.0, group="piece"),  # level 2: subpart
+)
+POINT_RULES: tuple[LevelRule, ...] = (
+    LevelRule(crease_deg=80.0, color_delta=None, group=None),  # level 0: whole
+    LevelRule(crease_deg=45.0, color_delta=60.0, group=None),  # level 1: part
+    LevelRule(crease_deg=25.0, color_delta=30.0, group=None),  # level 2: subpart
 )
 
 
@@ -88,9 +97,11 @@ class RenderMaskTeacher:
     """Multi-granularity masks from render buffers (offline default mask teacher).
 
     Args:
-        face_groups: optional (F,) int piece id of every face (connected components,
-            materials or scene nodes); None for point clouds or to ignore pieces.
-        rules: one :class:`LevelRule` per level, coarse to fine.
+        face_groups: per-face groupings by name, each (F,) int: "piece" (connected
+            components, materials or scene nodes) and "assembly" (touching pieces);
+            empty for point clouds.
+        rules: one :class:`LevelRule` per level, coarse to fine (default: mesh rules
+            when groups are given, point rules otherwise).
         min_pixels: smallest kept region, in pixels.
         depth_slack: allowed depth step in pixel footprints (before the slope term).
 
@@ -100,8 +111,8 @@ class RenderMaskTeacher:
         'offline-render-masks-v1'
     """
 
-    face_groups: np.ndarray | None = None
-    rules: tuple[LevelRule, ...] = DEFAULT_RULES
+    face_groups: dict[str, np.ndarray] = field(default_factory=dict)
+    rules: tuple[LevelRule, ...] | None = None
     min_pixels: int = 24
     depth_slack: float = 2.5
     teacher_id: str = field(default="offline-render-masks-v1", init=False)
@@ -129,20 +140,53 @@ class RenderMaskTeacher:
         cos_ab = (normal[a] * normal[b]).sum(1)
         rgb = views.rgb[v].reshape(-1, 3).astype(np.float32)
         col = np.sqrt(((rgb[a] - rgb[b]) ** 2).sum(1))
-        piece = None
-        if self.face_groups is not None and not views.is_point_cloud:
-            g = np.asarray(self.face_groups)[fid.reshape(-1).clip(min=0)]
-            piece = g[a] == g[b]
-        maps = np.full((len(self.rules), H, W), -1, dtype=np.int32)
-        counts = np.zeros(len(self.rules), dtype=np.int64)
-        for l, rule in enumerate(self.rules):
-            keep = cont & (cos_ab >= np.cos(np.deg2rad(rule.crease_deg)))
+        use_groups = bool(self.face_groups) and not views.is_point_cloud
+        rules = self.rules or (MESH_RULES if use_groups else POINT_RULES)
+        same: dict[str, np.ndarray] = {}
+        if use_groups:
+            f = fid.reshape(-1).clip(min=0)
+            for name, groups in self.face_groups.items():
+                g = np.asarray(groups)[f]
+                same[name] = g[a] == g[b]
+        maps = np.full((len(rules), H, W), -1, dtype=np.int32)
+        counts = np.zeros(len(rules), dtype=np.int64)
+        for l, rule in enumerate(rules):
+            keep = cont.copy()
+            if rule.crease_deg < 180.0:
+                keep &= cos_ab >= np.cos(np.deg2rad(rule.crease_deg))
             if rule.color_delta is not None:
                 keep &= col <= rule.color_delta
-            if rule.same_piece and piece is not None:
-                keep &= piece
+            if rule.group is not None and rule.group in same:
+                keep &= same[rule.group]
             maps[l], counts[l] = _regions(H * W, a[keep], b[keep], fg, self.min_pixels)
         return LevelMasks(maps, counts)
+
+
+def piece_assemblies(surface_points: np.ndarray, point_piece: np.ndarray, n_pieces: int,
+                     touch_distance: float) -> np.ndarray:
+    """Group mesh pieces that touch: pieces with surface points closer than ``touch_distance``.
+
+    Args:
+        surface_points: (P, 3) points on the surface (e.g. samples plus mesh vertices).
+        point_piece: (P,) piece id of every point.
+        n_pieces: number of pieces.
+        touch_distance: contact tolerance (object units).
+
+    Returns:
+        (n_pieces,) int64 assembly id of every piece.
+    """
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(surface_points)
+    dist, nn = tree.query(surface_points, k=8, distance_upper_bound=touch_distance, workers=-1)
+    ok = np.isfinite(dist)
+    a = np.broadcast_to(np.arange(len(surface_points))[:, None], nn.shape)[ok]
+    b = nn[ok]
+    pa, pb = point_piece[a], point_piece[b]
+    cross = pa != pb
+    graph = sp.csr_matrix((np.ones(int(cross.sum()), np.int8), (pa[cross], pb[cross])), shape=(n_pieces, n_pieces))
+    _, lab = connected_components(graph, directed=False)
+    return lab.astype(np.int64)
 
 
 def _neighbour_pairs(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:

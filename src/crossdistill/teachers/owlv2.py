@@ -65,7 +65,7 @@ class Owlv2TextTeacher(HFTeacher):
 
     @property
     def teacher_id(self) -> str:
-        return (f"owlv2:{self.name}:thr={self.score_threshold}:nms={self.nms_thresh}"
+        return (f"owlv2:{self.model_tag}:thr={self.score_threshold}:nms={self.nms_thresh}"
                 f":max={self.max_detections}:prompt={self.prompt_template}")
 
     def tokenize(self, part_names: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -112,7 +112,7 @@ class SamMaskTeacher(HFTeacher):
 
     @property
     def teacher_id(self) -> str:
-        return f"sam:{self.name}:{self.settings.short()}"
+        return f"sam:{self.model_tag}:{self.settings.short()}"
 
     # ------------------------------------------------------------------ steps
     @torch.no_grad()

@@ -126,17 +126,6 @@ class Benchmark:
             text += f"; obtain it from {cls.source}"
         return InputError(" ".join(text.split()))
 
-    @classmethod
-    def looks_like(cls, path: Path) -> bool:
-        """Whether ``path`` passes :meth:`_check` (used to accept a dataset folder as root)."""
-        try:
-            obj = cls.__new__(cls)
-            obj.path = path
-            obj._check()
-        except (InputError, OSError):
-            return False
-        return path.is_dir()
-
     def _bad(self, path: Path, why: str) -> InputError:
         """One-line :class:`InputError` for a malformed file of this benchmark."""
         return InputError(" ".join(f"{self.name}: {path}: {why}".split()))
@@ -154,8 +143,8 @@ def read_json(path: Path, bench: Benchmark | type[Benchmark]) -> Any:
         raise InputError(f"{bench.name}: {path}: cannot read JSON ({type(exc).__name__})") from exc
 
 
-def read_floats(path: Path, columns: int, bench: Benchmark, dtype=np.float32) -> np.ndarray:
-    """(N, columns) array from a raw little-endian binary file (KITTI / nuScenes scans)."""
+def read_raw(path: Path, columns: int, bench: Benchmark, dtype=np.float32) -> np.ndarray:
+    """(N, columns) array of ``dtype`` from a raw little-endian binary file (scans, label files)."""
     try:
         raw = np.fromfile(path, dtype=np.dtype(dtype).newbyteorder("<"))
     except OSError as exc:

@@ -17,11 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from crossdistill.errors import InputError
-from crossdistill.eval.benchmarks._base import Benchmark, Record, read_floats, read_image, read_json
+from crossdistill.eval.benchmarks._base import Benchmark, Record, read_raw, read_image, read_json
 
 __all__ = [
     "points_in_boxes", "box_point_labels", "lidar_boxes_7dof", "KittiCalib", "read_kitti_calib",
-    "read_kitti_labels", "kitti_boxes_to_lidar", "KITTI_CLASSES", "KittiObject",
+    "read_kitti_labels", "kitti_boxes_to_lidar", "KITTI_CLASSES", "KittiObject", "KittiSample",
     "NUSCENES_DETECTION_CLASSES", "NuScenesSample",
 ]
 
@@ -246,7 +246,7 @@ class KittiObject(Benchmark):
         return recs
 
     def load(self, record: Record, image: bool = False) -> dict[str, Any]:
-        points = read_floats(record.paths["velodyne"], 4, self)
+        points = read_raw(record.paths["velodyne"], 4, self)
         calib = read_kitti_calib(record.paths["calib"])
         objs = read_kitti_labels(record.paths["label"]) if record.paths["label"].is_file() else []
         boxed = [o for o in objs if o["type"] != "DontCare"]
@@ -262,6 +262,15 @@ class KittiObject(Benchmark):
         if image:
             out["image"] = read_image(record.paths["image"], self)
         return out
+
+
+class KittiSample(KittiObject):
+    """``kitti_sample``: the 4 real KITTI training frames in ``../shared/data/kitti_sample``
+    (same layout and outputs as :class:`KittiObject`)."""
+
+    name = "kitti_sample"
+    folder = "kitti_sample"
+    source = "../shared/data/kitti_sample (4 KITTI object frames, CC BY-NC-SA 3.0)"
 
 
 # -------------------------------------------------------------------- nuScenes sample
@@ -331,7 +340,7 @@ class NuScenesSample(Benchmark):
     def load(self, record: Record, images: bool = False) -> dict[str, Any]:
         m = record.meta
         n_feat = int(m["lidar_points"].get("num_pts_feats", 5))
-        points = read_floats(record.paths["lidar"], n_feat, self)
+        points = read_raw(record.paths["lidar"], n_feat, self)
         inst = m.get("instances", [])
         boxes = np.array([b["bbox_3d"] for b in inst], np.float64).reshape(-1, 7)
         box_labels = np.array([b.get("bbox_label_3d", b.get("bbox_label", -1)) for b in inst], np.int64)

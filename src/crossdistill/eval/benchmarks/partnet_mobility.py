@@ -148,7 +148,8 @@ class PartNetMobilityDev(Benchmark):
             if not (mesh.is_file() and labels.is_file()):
                 continue
             meta = read_json(meta_path, self)
-            recs.append(Record(self.name, f"{cat}/{stem}", cat, {"mesh": mesh, "labels": labels, "meta": meta_path}, meta))
+            paths = {"mesh": mesh, "labels": labels, "meta": meta_path}
+            recs.append(Record(self.name, f"{cat}/{stem}", cat, paths, meta))
         return recs
 
     def load(self, record: Record) -> dict[str, Any]:

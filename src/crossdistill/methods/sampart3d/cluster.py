@@ -58,7 +58,7 @@ def cluster_points(features: np.ndarray, points: np.ndarray, config: ClusterConf
     if len(sub) <= mcs:
         return np.zeros(n, dtype=np.int64)
     hdb = HDBSCAN(min_cluster_size=mcs, min_samples=config.min_samples,
-                  cluster_selection_epsilon=config.epsilon, allow_single_cluster=True, copy=True)
+                  cluster_selection_epsilon=config.epsilon, allow_single_cluster=False, copy=True)
     lab_sub = hdb.fit_predict(f_sub)
     if (lab_sub < 0).all():
         return np.zeros(n, dtype=np.int64)

@@ -26,7 +26,7 @@ from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedFie
 from crossdistill.methods.sampart3d.vote import vote_faces
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
-from crossdistill.teachers.offline_masks import RenderMaskTeacher
+from crossdistill.teachers.offline_masks import RenderMaskTeacher, piece_assemblies
 from crossdistill.types import RenderResult, Shape, UnitBoxTransform
 
 PAPER_SCALES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -127,7 +127,10 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     cams = sampart3d_rig(config.n_views, config.image_size, seed=config.seed)
     rendered = render_shape(unit, cams, samples, progress=progress)
     timer.lap("render")
-    teacher = mask_teacher if mask_teacher is not None else RenderMaskTeacher(face_groups=components)
+    if mask_teacher is None:
+        groups = mesh_groups(unit, samples.points, samples.face_id, components) if unit.is_mesh else {}
+        mask_teacher = RenderMaskTeacher(face_groups=groups)
+    teacher = mask_teacher
     mask_sets = teacher.masks(rendered.views)
     timer.lap("masks")
     sup = build_supervision(mask_sets, rendered.correspondence, samples.points)
@@ -167,6 +170,28 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
                         list(mask_sets), timer.times, meta)
+
+
+def mesh_groups(unit: Shape, sample_points: np.ndarray, sample_face: np.ndarray, components: np.ndarray,
+                touch_distance: float = 0.004) -> dict[str, np.ndarray]:
+    """Per-face groupings the offline mask teacher uses: pieces and touching-piece assemblies.
+
+    Args:
+        unit: the mesh in the unit box; sample_points (N, 3) / sample_face (N,): surface samples;
+        components: (F,) piece of every face; touch_distance: contact tolerance in unit-box units.
+
+    Returns:
+        {"piece": (F,) int64, "assembly": (F,) int64}.
+    """
+    n_pieces = int(components.max()) + 1
+    vertex_piece = np.zeros(unit.n_vertices, dtype=np.int64)
+    vertex_piece[unit.faces.reshape(-1)] = np.repeat(components, 3)
+    used = np.zeros(unit.n_vertices, dtype=bool)
+    used[unit.faces.reshape(-1)] = True
+    pts = np.concatenate([sample_points, unit.vertices[used]])
+    piece = np.concatenate([components[sample_face], vertex_piece[used]])
+    assembly = piece_assemblies(pts, piece, n_pieces, touch_distance)
+    return {"piece": components, "assembly": assembly[components]}
 
 
 def propagate_to_inputs(point_labels: np.ndarray, sample_points: np.ndarray, input_points: np.ndarray) -> np.ndarray:
