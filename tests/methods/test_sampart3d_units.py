@@ -94,12 +94,18 @@ def test_majority_and_face_voting_with_fill_and_piece_dominance():
     assert win.tolist() == [1, -1, 5] and share[0] == pytest.approx(2 / 3)
     # 4 faces in a row, centroids on x; points on faces 0, 1 (label 0) and 3 (label 1)
     cents = np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]])
-    labels = vote_faces(np.array([0, 0, 1]), np.array([0, 1, 3]), 4, cents, dominance=2.0)
+    labels = vote_faces(np.array([0, 0, 1]), np.array([0, 1, 3]), 4, cents, spill=0.0)
     assert labels.tolist() == [0, 0, 0, 1] or labels.tolist() == [0, 0, 1, 1]
     # with pieces {0,1,2} and {3}: face 2 prefers a face of its own piece
     comp = np.array([0, 0, 0, 1])
-    labels = vote_faces(np.array([0, 0, 1]), np.array([0, 1, 3]), 4, cents, components=comp, dominance=2.0)
+    labels = vote_faces(np.array([0, 0, 1]), np.array([0, 1, 3]), 4, cents, components=comp, spill=0.0)
     assert labels.tolist() == [0, 0, 0, 1]
-    # dominance: piece {0,1,2} with labels 0,0,1 (area share 2/3) becomes all 0 at dominance 0.6
-    labels = vote_faces(np.array([0, 0, 1, 1]), np.array([0, 1, 2, 3]), 4, cents, components=comp, dominance=0.6)
-    assert labels.tolist() == [0, 0, 0, 1]
+    # spill-over: label 1 has 1 face in piece {0,1,2} and 2 faces in piece {3,4}: the lone face
+    # (1/3 of label 1's area < 0.5) takes piece {0,1,2}'s majority label 0
+    cents5 = np.concatenate([cents, [[4.0, 0, 0]]])
+    comp5 = np.array([0, 0, 0, 1, 1])
+    labels = vote_faces(np.array([0, 0, 1, 1, 1]), np.arange(5), 5, cents5, components=comp5, spill=0.5)
+    assert labels.tolist() == [0, 0, 0, 1, 1]
+    # a label living entirely inside one piece (a welded button) is kept
+    labels = vote_faces(np.array([0, 0, 1, 2, 2]), np.arange(5), 5, cents5, components=comp5, spill=0.5)
+    assert labels.tolist() == [0, 0, 1, 2, 2]

@@ -104,3 +104,16 @@ def test_bad_inputs():
         make_raycaster(to_shape(icosphere(1)), "nope")
     with pytest.raises(InputError):
         EmbreeRaycaster(Shape(vertices=np.zeros((3, 3)), faces=np.array([[0, 1, 5]])))
+
+
+@pytest.mark.gpu
+def test_torch_zbuffer_on_cuda_matches_embree(sphere_mesh):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    shape = to_shape(sphere_mesh)
+    cams = random_rig(3, 128, seed=0)
+    emb, tz = EmbreeRaycaster(shape), TorchZBuffer(shape, device="cuda")
+    for i in range(len(cams)):
+        a, b = emb.cast_view(cams, i), tz.cast_view(cams, i)
+        assert _agreement(a, b) > 0.99

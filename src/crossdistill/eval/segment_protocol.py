@@ -91,7 +91,7 @@ def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = 
             from crossdistill.geometry.normalize import normalize_shape
 
             unit, _ = normalize_shape(shape)
-            pred = vote_faces(pl, samples.face_id, shape.n_faces, unit.triangles.mean(1), None, None, 2.0)
+            pred = vote_faces(pl, samples.face_id, shape.n_faces, unit.triangles.mean(1), None, None, 0.0)
         else:
             from crossdistill.methods.sampart3d.pipeline import propagate_to_inputs
 

@@ -44,9 +44,9 @@ def look_at(eyes: np.ndarray, target: Sequence[float] = (0.0, 0.0, 0.0),
 
     OpenCV convention: camera z points from the eye to the target, y points "down"
     (opposite to ``up`` projected on the image plane) and x to the right. Where the
-    viewing direction is (nearly) parallel to ``up`` the up vector is replaced by the
-    world axis least aligned with the viewing direction, so top and bottom views are
-    well defined (see the code for the exact choice).
+    viewing direction is (nearly) parallel to ``up`` (top / bottom views with up=+y),
+    ``up`` is replaced by -z (by +x if the view is along z too), so those views are
+    well defined: the top view then shows the front (+z) at the image bottom.
 
     Args:
         eyes: (V, 3) or (3,) camera centres.
@@ -68,8 +68,6 @@ def look_at(eyes: np.ndarray, target: Sequence[float] = (0.0, 0.0, 0.0),
     ups = np.broadcast_to(up, z.shape).copy()
     parallel = np.linalg.norm(np.cross(z, ups), axis=1) < 1e-6
     if parallel.any():
-        # top / bottom views: use -z as up (with up=+y the top view then shows the
-        # front, +z, at the image bottom), or +x if the view is along z as well
         fallback = np.where(np.abs(z[:, 2:3]) > 0.999, [[1.0, 0.0, 0.0]], [[0.0, 0.0, -1.0]])
         ups[parallel] = fallback[parallel]
     x = _normalize(np.cross(z, ups))

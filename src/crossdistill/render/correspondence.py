@@ -45,6 +45,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from crossdistill.errors import InputError
+from crossdistill.render._threads import single_threaded_blas
 from crossdistill.render.raycast import pixel_directions_cam
 from crossdistill.types import Cameras, Correspondence, SurfaceSample, Views
 
@@ -245,6 +246,7 @@ def build_correspondence(samples: SurfaceSample, views: Views, *, radius: float 
     p2p = np.empty((V, N), dtype=np.int32)
     pdepth = np.empty((V, N), dtype=np.float32)
     pix = np.empty((V, cams.height, cams.width), dtype=np.int32)
-    for i in range(V):
-        p2p[i], pdepth[i], pix[i] = vc(cams, i, views.depth[i], views.normal[i])
+    with single_threaded_blas():
+        for i in range(V):
+            p2p[i], pdepth[i], pix[i] = vc(cams, i, views.depth[i], views.normal[i])
     return Correspondence(pix, p2p, pdepth, cams.width, cams.height)

@@ -8,14 +8,13 @@ internally (Open3D) or hold the GIL (torch) run on one thread.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from crossdistill.errors import InputError
+from crossdistill.render._threads import cpu_count, single_threaded_blas
 from crossdistill.render.correspondence import (DEPTH_TOL_PX, PLANE_TOL_PX_MESH, PLANE_TOL_PX_POINTS,
                                                 RADIUS_FACTOR, ViewCorrespondence, sample_spacing)
 from crossdistill.render.raycast import BACKENDS, make_raycaster, pixel_directions_cam
@@ -25,26 +24,6 @@ from crossdistill.types import Cameras, Correspondence, RenderResult, Shape, Sur
 
 #: stages timed per view (seconds summed over views, i.e. thread-seconds)
 STAGES = ("cast", "shade", "correspondence")
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def _single_threaded_blas():
-    """Limit BLAS to one thread while views run in parallel (threadpoolctl, if installed).
-
-    The per-view (n, 3) @ (3, 3) products are tiny; OpenBLAS threads spinning next to
-    the view threads cost up to 50x their work on a busy 2-core machine.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def render_shape(shape: Shape, cameras: Cameras, samples: SurfaceSample | None = None, backend: str = "auto",
@@ -93,7 +72,7 @@ def render_shape(shape: Shape, cameras: Cameras, samples: SurfaceSample | None =
     is_points = not shape.is_mesh
     if backend == "auto":
         backend = "splat" if is_points else "embree"
-    n_threads = _cpu_count() if threads is None else max(1, int(threads))
+    n_threads = cpu_count() if threads is None else max(1, int(threads))
     if is_points:
         if backend != "splat":
             raise InputError(f"backend {backend!r} needs a triangle mesh; point clouds are splatted (backend='auto')")
@@ -156,7 +135,7 @@ def render_shape(shape: Shape, cameras: Cameras, samples: SurfaceSample | None =
 
         bar = tqdm(total=V, desc=f"render ({caster.name})", unit="view")
     t_views = time.perf_counter()
-    with _single_threaded_blas():
+    with single_threaded_blas():
         try:
             if n_threads > 1 and V > 1:
                 with ThreadPoolExecutor(max_workers=n_threads) as pool:

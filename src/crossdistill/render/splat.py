@@ -1,18 +1,19 @@
 """Z-buffered splatting of point clouds into the same buffers as the ray casters.
 
-Each point ``i`` is a small disc of world radius ``r_i = radius_scale * s_i``, where
+Each point ``i`` is a small disc in its tangent plane (surface-aligned splat) of world
+radius ``r_i = radius_scale * s_i``, where
 ``s_i`` is its local spacing: the distance to its ``k``-th nearest neighbour (k = 8 by
 default: the disc then reaches its 8 neighbours, which closes the random gaps of a
 uniformly sampled surface, so a closed surface stays opaque; smaller radii leave
-holes through which hidden points would become visible). At depth
-``z_i`` the disc covers the pixels whose centres lie within
-``R_i = max(r_i f / z_i, 0.75)`` pixels of the point's projection (0.75 so a point
-always covers its own pixel), capped at ``max_radius_px``.
+holes through which hidden points would become visible).
 
-The depth of a covered pixel is where its ray meets the point's tangent plane
-(surface-aligned splats, so neighbouring splats occlude each other correctly and the
-correspondence's tangent-plane test holds), clamped to ``z_i +- r_i`` at grazing
-angles. The z-buffer keeps the nearest candidate per pixel: candidates are packed
+A pixel is covered by splat i when its ray meets i's tangent plane within ``r_i`` of
+the point; the depth is that intersection's z. Candidate pixels are those within
+``R_i = r_i f / z_i`` pixels (the disc's largest screen extent, capped at
+``max_radius_px``) of the point's own pixel. Surface-aligned discs matter: a
+camera-facing disc of a side face would stick out past a box edge and hide the
+top face next to it; seen edge-on, an aligned disc covers almost nothing there.
+The z-buffer keeps the nearest candidate per pixel: candidates are packed
 into int64 keys ``(float32 depth bits << 32) | point index`` (the bit pattern of a
 positive float32 orders like the float) and reduced with ``np.minimum.at`` - one
 pass, ~40x faster than a lexsort by (pixel, depth) on the same candidates.
@@ -89,7 +90,10 @@ class PointSplatter:
             raise InputError("the point cloud has non-finite coordinates")
         self.points = np.ascontiguousarray(pts)
         self.normals = point_normals(shape)
-        self.radius = (radius_scale * local_spacing(pts, k)).astype(np.float32)
+        spacing = local_spacing(pts, k)
+        # duplicated points have zero spacing: floor at half the median (or 1e-3 if all coincide)
+        floor = 0.5 * float(np.median(spacing)) or 1e-3
+        self.radius = (radius_scale * np.maximum(spacing, floor)).astype(np.float32)
         self.max_radius_px = float(max_radius_px)
         self.threads = max(1, int(threads))
 
@@ -99,49 +103,59 @@ class PointSplatter:
         w2c = cameras.world_to_cam[index]
         R = w2c[:3, :3].astype(np.float32)
         pc = self.points @ R.T + w2c[:3, 3].astype(np.float32)
-        nc = self.normals @ R.T
         z = pc[:, 2]
         f = float(np.sqrt(K[0, 0] * K[1, 1]))
-        front = np.flatnonzero(z > 1e-6)
-        pc, nc, z, rad = pc[front], nc[front], z[front], self.radius[front]
-        u = (pc[:, 0] * K[0, 0] + pc[:, 1] * K[0, 1]) / z + K[0, 2]
-        v = pc[:, 1] * K[1, 1] / z + K[1, 2]
-        rpx = np.clip(rad * f / z, 0.75, self.max_radius_px)
-        # points whose disc cannot reach the image are dropped
-        on = (u > -rpx - 1) & (u < W + rpx + 1) & (v > -rpx - 1) & (v < H + rpx + 1)
-        sel = np.flatnonzero(on)
-        pc, nc, z, rad, u, v, rpx, front = pc[sel], nc[sel], z[sel], rad[sel], u[sel], v[sel], rpx[sel], front[sel]
-        ix, iy = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+        G = int(np.ceil(self.max_radius_px)) + 1  # z-buffer padding: stencils never leave it
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = (pc[:, 0] * K[0, 0] + pc[:, 1] * K[0, 1]) / z + K[0, 2]
+            v = pc[:, 1] * K[1, 1] / z + K[1, 2]
+            rpx = np.clip(self.radius * f / z, 0.75, self.max_radius_px)
+        keep = np.flatnonzero((z > 1e-6) & (u > -rpx - 1) & (u < W + rpx + 1) & (v > -rpx - 1) & (v < H + rpx + 1))
+        pc, u, v, rpx = pc[keep], u[keep], v[keep], rpx[keep]
+        nc = self.normals[keep] @ R.T
+        rad2 = (self.radius[keep] ** 2)
         n_dot_p = np.einsum("ij,ij->i", nc, pc)
-        dirs = pixel_directions_cam(K, W, H)
-        best = np.full(H * W, _EMPTY, dtype=np.int64)
-        # group points by their integer radius so each group shares one offset stencil
-        group = np.ceil(rpx * 2).astype(np.int64)  # half-pixel radius bins
+        Wp, Hp = W + 2 * G, H + 2 * G
+        base = (np.floor(v).astype(np.int64) + G) * Wp + (np.floor(u).astype(np.int64) + G)
+        # camera-space ray directions (z = 1) of the padded pixel grid, as two planes
+        dirs = pixel_directions_cam(K, W, H).reshape(H, W, 3)
+        dx = np.empty((Hp, Wp), np.float32)
+        dy = np.empty((Hp, Wp), np.float32)
+        xs = (np.arange(Wp) - G + 0.5 - K[0, 2]) / K[0, 0]
+        ys = (np.arange(Hp) - G + 0.5 - K[1, 2]) / K[1, 1]
+        dx[:] = xs[None, :] - K[0, 1] * ys[:, None] / K[0, 0]
+        dy[:] = ys[:, None]
+        dx[G:G + H, G:G + W] = dirs[..., 0]  # identical values, exact same floats as the ray casters
+        dx, dy = dx.reshape(-1), dy.reshape(-1)
+
+        best = np.full(Hp * Wp, _EMPTY, dtype=np.int64)
+        group = np.ceil(rpx * 2).astype(np.int64)  # half-pixel radius bins share one stencil
         order = np.argsort(group, kind="stable")
-        bounds = np.flatnonzero(np.diff(group[order])) + 1
-        for idx in np.split(order, bounds):
+        for idx in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
             if len(idx) == 0:
                 continue
             ox, oy = _disc_offsets(group[idx[0]] / 2.0)
-            tx = ix[idx, None] + ox[None, :]
-            ty = iy[idx, None] + oy[None, :]
-            # continuous disc test at the pixel centres
-            dx = tx + 0.5 - u[idx, None]
-            dy = ty + 0.5 - v[idx, None]
-            cover = (dx * dx + dy * dy <= (rpx[idx, None] ** 2)) & (tx >= 0) & (tx < W) & (ty >= 0) & (ty < H)
-            rows, cols = np.nonzero(cover)
-            pts_i = idx[rows]
-            pix = ty[rows, cols] * W + tx[rows, cols]
-            d = np.take(dirs, pix, axis=0)
-            ndd = np.einsum("ij,ij->i", np.take(nc, pts_i, axis=0), d)
+            tgt = base[idx, None] + (oy * Wp + ox)[None, :]  # (n, M)
+            qx, qy = np.take(dx, tgt), np.take(dy, tgt)
+            n = nc[idx]
+            ndd = qx * n[:, 0:1]
+            ndd += qy * n[:, 1:2]
+            ndd += n[:, 2:3]
             with np.errstate(divide="ignore", invalid="ignore"):
-                depth = n_dot_p[pts_i] / ndd
-            zi, ri = z[pts_i], rad[pts_i]
-            depth = np.where(np.isfinite(depth), depth, zi)
-            depth = np.clip(depth, zi - ri, zi + ri)
-            depth = np.maximum(depth, np.float32(1e-6)).astype(np.float32)
-            key = (depth.view(np.int32).astype(np.int64) << 32) | front[pts_i].astype(np.int64)
-            np.minimum.at(best, pix, key)
+                t = n_dot_p[idx, None] / ndd  # ray / tangent-plane intersection (z-depth)
+            p = pc[idx]
+            e = qx * t - p[:, 0:1]
+            e2 = e * e
+            e = qy * t - p[:, 1:2]
+            e2 += e * e
+            e = t - p[:, 2:3]
+            e2 += e * e
+            ok = (e2 <= rad2[idx, None]) & (t > 1e-6)  # inside the disc (NaN / inf fail)
+            rows, cols = np.nonzero(ok)
+            key = (t[rows, cols].astype(np.float32).view(np.int32).astype(np.int64) << 32) | \
+                keep[idx[rows]].astype(np.int64)
+            np.minimum.at(best, tgt[rows, cols], key)
+        best = best.reshape(Hp, Wp)[G:G + H, G:G + W].reshape(-1)
         hit = best != _EMPTY
         fid = np.full(H * W, -1, dtype=np.int32)
         fid[hit] = (best[hit] & 0xFFFFFFFF).astype(np.int32)

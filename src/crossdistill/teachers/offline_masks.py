@@ -10,16 +10,16 @@ connected through neighbouring pixels whose surfaces continue into each other:
   viewing angle) -- silhouettes and occlusion boundaries cut regions;
 * creases: the angle between the two normals is below a level's threshold;
 * colour: the colour difference is below a level's threshold;
+* concave creases: parts meet where the surface folds into a valley (the minima
+  rule of part perception); convex edges (box corners) do not cut a part;
 * pieces (meshes only): both pixels see the same connected piece of the mesh (or the
-  same material / scene node), so separately modelled pieces never share a fine mask;
-* assemblies (meshes only): both pixels see pieces that touch each other in 3D
-  (see :func:`piece_assemblies`), the "whole thing" a person would outline.
+  same material / scene node), so separately modelled pieces never share a part mask.
 
-Three granularity levels, as SAM's three outputs. Meshes: level 0 (whole) = assembly
-+ depth continuity; level 1 (part) = piece + depth continuity; level 2 (subpart) =
-piece + creases + colour. Point clouds (no pieces): level 0 = depth continuity and
-very sharp creases; levels 1 and 2 tighten the crease and colour thresholds. Regions
-smaller than ``min_pixels`` are dropped, as SAM's small-region filter does.
+Three granularity levels, as SAM's three outputs: level 0 (whole) keeps depth
+continuity and cuts only very sharp concave creases; level 1 (part) also cuts at
+moderate concave creases, at piece boundaries and at strong colour changes; level 2
+(subpart) cuts at every crease. Regions smaller than ``min_pixels`` are dropped, as
+SAM's small-region filter does.
 """
 
 from __future__ import annotations
@@ -38,26 +38,29 @@ class LevelRule:
     """Which neighbouring pixels stay connected at one granularity level.
 
     Attributes:
-        crease_deg: largest angle between neighbouring normals (degrees).
+        crease_deg: largest angle between neighbouring normals (degrees) at any crease.
+        concave_deg: largest angle at a concave crease (where two surfaces meet in a
+            valley: the minima rule of part perception says parts meet there).
         color_delta: largest colour difference (0-255 Euclidean), None = colour ignored.
-        group: name of a per-face grouping both pixels must share ("piece",
-            "assembly"), or None. Ignored for point clouds.
+        group: name of a per-face grouping both pixels must share ("piece"), or None.
+            Ignored for point clouds.
     """
 
     crease_deg: float
     color_delta: float | None
     group: str | None
+    concave_deg: float = 180.0
 
 
 MESH_RULES: tuple[LevelRule, ...] = (
-    LevelRule(crease_deg=180.0, color_delta=None, group="assembly"),  # level 0: whole
-    LevelRule(crease_deg=180.0, color_delta=None, group="piece"),  # level 1: part
-    LevelRule(crease_deg=35.0, color_delta=40.0, group="piece"),  # level 2: subpart
+    LevelRule(crease_deg=180.0, color_delta=None, group=None, concave_deg=70.0),  # level 0: whole
+    LevelRule(crease_deg=180.0, color_delta=None, group="piece", concave_deg=30.0),  # level 1: part
+    LevelRule(crease_deg=35.0, color_delta=40.0, group="piece", concave_deg=20.0),  # level 2: subpart
 )
 POINT_RULES: tuple[LevelRule, ...] = (
-    LevelRule(crease_deg=80.0, color_delta=None, group=None),  # level 0: whole
-    LevelRule(crease_deg=45.0, color_delta=60.0, group=None),  # level 1: part
-    LevelRule(crease_deg=25.0, color_delta=30.0, group=None),  # level 2: subpart
+    LevelRule(crease_deg=180.0, color_delta=None, group=None, concave_deg=60.0),  # level 0: whole
+    LevelRule(crease_deg=180.0, color_delta=60.0, group=None, concave_deg=30.0),  # level 1: part
+    LevelRule(crease_deg=35.0, color_delta=30.0, group=None, concave_deg=20.0),  # level 2: subpart
 )
 
 
@@ -97,9 +100,8 @@ class RenderMaskTeacher:
     """Multi-granularity masks from render buffers (offline default mask teacher).
 
     Args:
-        face_groups: per-face groupings by name, each (F,) int: "piece" (connected
-            components, materials or scene nodes) and "assembly" (touching pieces);
-            empty for point clouds.
+        face_groups: per-face groupings by name, each (F,) int, e.g. "piece" (connected
+            components, materials or scene nodes); empty for point clouds.
         rules: one :class:`LevelRule` per level, coarse to fine (default: mesh rules
             when groups are given, point rules otherwise).
         min_pixels: smallest kept region, in pixels.
@@ -138,6 +140,9 @@ class RenderMaskTeacher:
         cos_view = np.abs((normal * rays).sum(1))
         cont = _depth_continuous(depth[a], depth[b], np.minimum(cos_view[a], cos_view[b]), focal, self.depth_slack)
         cos_ab = (normal[a] * normal[b]).sum(1)
+        # concave crease: moving from a to b, the normal turns towards the step ((Pb-Pa).(nb-na) < 0)
+        pos = _pixel_positions(views.cameras.world_to_cam[v], rays, depth, views.cameras.K[v], H, W)
+        concave = ((pos[b] - pos[a]) * (normal[b] - normal[a])).sum(1) < 0
         rgb = views.rgb[v].reshape(-1, 3).astype(np.float32)
         col = np.sqrt(((rgb[a] - rgb[b]) ** 2).sum(1))
         use_groups = bool(self.face_groups) and not views.is_point_cloud
@@ -154,39 +159,14 @@ class RenderMaskTeacher:
             keep = cont.copy()
             if rule.crease_deg < 180.0:
                 keep &= cos_ab >= np.cos(np.deg2rad(rule.crease_deg))
+            if rule.concave_deg < 180.0:
+                keep &= ~concave | (cos_ab >= np.cos(np.deg2rad(rule.concave_deg)))
             if rule.color_delta is not None:
                 keep &= col <= rule.color_delta
             if rule.group is not None and rule.group in same:
                 keep &= same[rule.group]
             maps[l], counts[l] = _regions(H * W, a[keep], b[keep], fg, self.min_pixels)
         return LevelMasks(maps, counts)
-
-
-def piece_assemblies(surface_points: np.ndarray, point_piece: np.ndarray, n_pieces: int,
-                     touch_distance: float) -> np.ndarray:
-    """Group mesh pieces that touch: pieces with surface points closer than ``touch_distance``.
-
-    Args:
-        surface_points: (P, 3) points on the surface (e.g. samples plus mesh vertices).
-        point_piece: (P,) piece id of every point.
-        n_pieces: number of pieces.
-        touch_distance: contact tolerance (object units).
-
-    Returns:
-        (n_pieces,) int64 assembly id of every piece.
-    """
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(surface_points)
-    dist, nn = tree.query(surface_points, k=8, distance_upper_bound=touch_distance, workers=-1)
-    ok = np.isfinite(dist)
-    a = np.broadcast_to(np.arange(len(surface_points))[:, None], nn.shape)[ok]
-    b = nn[ok]
-    pa, pb = point_piece[a], point_piece[b]
-    cross = pa != pb
-    graph = sp.csr_matrix((np.ones(int(cross.sum()), np.int8), (pa[cross], pb[cross])), shape=(n_pieces, n_pieces))
-    _, lab = connected_components(graph, directed=False)
-    return lab.astype(np.int64)
 
 
 def _neighbour_pairs(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
@@ -204,6 +184,18 @@ def _ray_directions(K: np.ndarray, world_to_cam: np.ndarray, H: int, W: int) -> 
     cam = pix @ np.linalg.inv(K).T.astype(np.float32)
     world = cam @ world_to_cam[:3, :3].astype(np.float32)  # R^T applied to row vectors
     return world / np.linalg.norm(world, axis=1, keepdims=True)
+
+
+def _pixel_positions(world_to_cam: np.ndarray, rays: np.ndarray, depth: np.ndarray, K: np.ndarray,
+                     H: int, W: int) -> np.ndarray:
+    """(H*W, 3) float32 world position of every pixel's hit (garbage on background).
+
+    ``depth`` is camera z, so the distance along a unit ray is depth / (ray . optical axis).
+    """
+    cam_to_world = np.linalg.inv(world_to_cam)
+    axis = cam_to_world[:3, 2].astype(np.float32)
+    along = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32) / np.maximum(rays @ axis, 1e-6)
+    return cam_to_world[:3, 3].astype(np.float32) + rays * along[:, None]
 
 
 def _depth_continuous(da: np.ndarray, db: np.ndarray, cos_view: np.ndarray, focal: float,

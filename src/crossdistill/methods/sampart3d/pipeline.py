@@ -22,11 +22,11 @@ from crossdistill.geometry.sampling import farthest_point_sampling, sample_surfa
 from crossdistill.geometry.topology import face_components
 from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
 from crossdistill.methods.sampart3d.supervision import build_supervision
-from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, train_grouping_field
+from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, piece_codes, train_grouping_field
 from crossdistill.methods.sampart3d.vote import vote_faces
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
-from crossdistill.teachers.offline_masks import RenderMaskTeacher, piece_assemblies
+from crossdistill.teachers.offline_masks import RenderMaskTeacher
 from crossdistill.types import RenderResult, Shape, UnitBoxTransform
 
 PAPER_SCALES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -41,22 +41,30 @@ class SegmentConfig:
         n_views: rendered views, 6 axis + the rest random [36].
         image_size: render resolution (square).
         scales: scales to cluster at [0.0, 0.5, 1.0, 1.5, 2.0].
+        scale_unit: "relative" (default): 0..2 spans the object's own mask scales, finest to
+            coarsest; "sigma": the paper's absolute mask scale sigma (Eq. 3), whose 0..2
+            range covers only the finer part of these objects' masks with the offline teacher.
+        piece_codes: meshes: append a random code of each point's connected piece to the
+            grouping field's input (connectivity as a cue; no effect on point clouds).
         seed: seeds sampling, cameras, training and clustering.
         device: torch device of the grouping field.
         train: grouping-field training settings.
         cluster: clustering settings.
-        face_dominance: share of a connected piece one label needs to take it whole (>1 disables).
+        face_spill: a label with less than this share of its area inside a mesh piece is
+            spill-over there and takes the piece's majority label (0 disables).
     """
 
     n_points: int = 15000
     n_views: int = 36
     image_size: int = 384
     scales: tuple[float, ...] = PAPER_SCALES
+    scale_unit: str = "relative"
+    piece_codes: bool = True
     seed: int = 0
     device: str = "cpu"
     train: GroupingTrainConfig = field(default_factory=GroupingTrainConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    face_dominance: float = 0.75
+    face_spill: float = 0.5
 
 
 @dataclass
@@ -128,21 +136,22 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     rendered = render_shape(unit, cams, samples, progress=progress)
     timer.lap("render")
     if mask_teacher is None:
-        groups = mesh_groups(unit, samples.points, samples.face_id, components) if unit.is_mesh else {}
-        mask_teacher = RenderMaskTeacher(face_groups=groups)
+        mask_teacher = RenderMaskTeacher(face_groups={"piece": components} if unit.is_mesh else {})
     teacher = mask_teacher
     mask_sets = teacher.masks(rendered.views)
     timer.lap("masks")
     sup = build_supervision(mask_sets, rendered.correspondence, samples.points)
     feats_bb = backbone(samples.points, samples.normals, samples.colors) if backbone is not None else None
+    codes = piece_codes(components[samples.face_id], seed=config.seed) if config.piece_codes and unit.is_mesh else None
     trained = train_grouping_field(sup, samples.points, samples.normals, samples.colors, config.train,
-                                   backbone_feat=feats_bb, seed=config.seed, device=config.device,
-                                   progress=progress)
+                                   backbone_feat=feats_bb, piece_code=codes, seed=config.seed,
+                                   device=config.device, progress=progress)
     timer.lap("train")
     scales = tuple(sorted(float(s) for s in config.scales))
     sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
     point_labels = np.stack([
-        cluster_points(trained.features(s), samples.points, config.cluster, subsample=sub) for s in scales
+        cluster_points(trained.features(s, config.scale_unit), samples.points, config.cluster, subsample=sub)
+        for s in scales
     ]).astype(np.int32)
     timer.lap("cluster")
     face_labels = input_labels = None
@@ -150,7 +159,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         centroids = unit.triangles.mean(axis=1)
         areas = unit.face_areas
         face_labels = np.stack([
-            vote_faces(pl, samples.face_id, unit.n_faces, centroids, components, areas, config.face_dominance)
+            vote_faces(pl, samples.face_id, unit.n_faces, centroids, components, areas, config.face_spill)
             for pl in point_labels
         ])
     else:
@@ -170,28 +179,6 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
                         list(mask_sets), timer.times, meta)
-
-
-def mesh_groups(unit: Shape, sample_points: np.ndarray, sample_face: np.ndarray, components: np.ndarray,
-                touch_distance: float = 0.004) -> dict[str, np.ndarray]:
-    """Per-face groupings the offline mask teacher uses: pieces and touching-piece assemblies.
-
-    Args:
-        unit: the mesh in the unit box; sample_points (N, 3) / sample_face (N,): surface samples;
-        components: (F,) piece of every face; touch_distance: contact tolerance in unit-box units.
-
-    Returns:
-        {"piece": (F,) int64, "assembly": (F,) int64}.
-    """
-    n_pieces = int(components.max()) + 1
-    vertex_piece = np.zeros(unit.n_vertices, dtype=np.int64)
-    vertex_piece[unit.faces.reshape(-1)] = np.repeat(components, 3)
-    used = np.zeros(unit.n_vertices, dtype=bool)
-    used[unit.faces.reshape(-1)] = True
-    pts = np.concatenate([sample_points, unit.vertices[used]])
-    piece = np.concatenate([components[sample_face], vertex_piece[used]])
-    assembly = piece_assemblies(pts, piece, n_pieces, touch_distance)
-    return {"piece": components, "assembly": assembly[components]}
 
 
 def propagate_to_inputs(point_labels: np.ndarray, sample_points: np.ndarray, input_points: np.ndarray) -> np.ndarray:

@@ -107,3 +107,7 @@ class ScaleQuantiles:
         # np.interp needs strictly increasing x for a sensible result; ties keep the left value
         knots = self.knots + np.arange(len(self.knots)) * 1e-12
         return np.interp(s, knots, q).astype(np.float32)
+
+    def inverse(self, q: float) -> float:
+        """Raw scale at quantile ``q`` in [0, 1]."""
+        return float(np.interp(q, np.linspace(0.0, 1.0, len(self.knots)), self.knots))

@@ -3,9 +3,10 @@
 1. Every face takes the majority label of the sampled points on it.
 2. A face no point reaches takes the label of the nearest labelled face (by centroid),
    preferring one of its own connected piece.
-3. Connectivity cue (ours): a connected piece whose area is dominated (>= ``dominance``)
-   by one label is given that label entirely, so pieces are not split by noise while a
-   piece that truly spans several parts (no dominant label) keeps its per-face labels.
+3. Connectivity cue (ours): inside a connected piece, faces of a label that lives mostly
+   outside the piece (less than ``spill`` of that label's area lies in it) are spill-over
+   from a neighbouring part; they take the piece's majority label. A label that lives
+   mostly inside the piece (a part welded into a bigger piece, e.g. a button) is kept.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def majority_per_group(groups: np.ndarray, labels: np.ndarray, n_groups: int,
 
 def vote_faces(point_labels: np.ndarray, point_face: np.ndarray, n_faces: int, face_centroids: np.ndarray,
                components: np.ndarray | None = None, face_areas: np.ndarray | None = None,
-               dominance: float = 0.8, k: int = 8) -> np.ndarray:
+               spill: float = 0.5, k: int = 8) -> np.ndarray:
     """Label every face of a mesh from the labels of points sampled on it.
 
     Args:
@@ -60,7 +61,8 @@ def vote_faces(point_labels: np.ndarray, point_face: np.ndarray, n_faces: int, f
         face_centroids: (F, 3) face centroids.
         components: optional (F,) connected-piece id per face (enables steps 2-preference and 3).
         face_areas: (F,) areas, weights of step 3 (default: equal).
-        dominance: share of a piece's area one label needs to take the whole piece (>1 disables).
+        spill: a label with less than this share of its area inside a piece is spill-over
+            there (0 disables step 3).
 
     Returns:
         (F,) int32 label per face, in the input's face order.
@@ -81,10 +83,16 @@ def vote_faces(point_labels: np.ndarray, point_face: np.ndarray, n_faces: int, f
             has = same.any(1)
             pick = np.where(has, nn[np.arange(len(unknown)), same.argmax(1)], pick)
         labels[unknown] = labels[known[pick]]
-    if components is not None and dominance <= 1.0:
+    if components is not None and spill > 0:
+        w = np.ones(n_faces) if face_areas is None else np.asarray(face_areas, dtype=np.float64)
         n_comp = int(components.max()) + 1
-        win, share = majority_per_group(components, labels, n_comp, face_areas)
-        dom = share >= dominance
-        take = dom[components]
-        labels[take] = win[components[take]]
+        n_lab = int(labels.max()) + 1
+        win, _ = majority_per_group(components, labels, n_comp, w)
+        key = components * n_lab + labels
+        _, inv = np.unique(key, return_inverse=True)
+        area_in_piece = np.bincount(inv, weights=w)[inv]
+        area_of_label = np.bincount(labels, weights=w, minlength=n_lab)[labels]
+        frac = area_in_piece / np.maximum(area_of_label, 1e-300)
+        move = (frac < spill) & (labels != win[components])
+        labels[move] = win[components[move]]
     return labels.astype(np.int32)
