@@ -27,8 +27,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=int, default=None, help="grouping-field training steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device for training: cpu (default) or cuda")
+    p.add_argument("--mask-teacher", default="auto", choices=["auto", "offline", "sam"],
+                   help="2D mask teacher: sam (needs local SAM weights), offline (render-based, no weights), "
+                        "auto = sam when its weights are found, else offline (default)")
+    p.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_segment)
+
+
+def _mask_teacher(args: argparse.Namespace):
+    """None (the pipeline's offline default) or a SAM teacher loaded from local weights."""
+    if args.mask_teacher == "offline":
+        return None
+    from crossdistill.teachers.registry import backend, find_weights, load_teacher
+
+    hub = backend("sam").hub_id
+    if args.mask_teacher == "auto" and args.sam_weights is None and find_weights(hub) is None:
+        if not args.quiet:
+                print("mask teacher: offline render-based masks (no SAM weights found; see `crossdistill teachers`)",
+                  file=sys.stderr)
+        return None
+    return load_teacher("sam", args.sam_weights, device=args.device)
 
 
 def _config(args: argparse.Namespace):
@@ -36,8 +55,8 @@ def _config(args: argparse.Namespace):
 
     if args.points < 100:
         raise InputError(f"--points must be at least 100 (got {args.points})")
-    if args.views < 1 or args.size < 32:
-        raise InputError("--views must be >= 1 and --size >= 32")
+    if args.views < 6 or args.size < 32:
+        raise InputError("--views must be >= 6 (the 6 axis views come first) and --size >= 32")
     scales = tuple(args.scales) if args.scales else PAPER_SCALES
     if any(s < 0 for s in scales):
         raise InputError("--scales must be non-negative")
@@ -80,14 +99,15 @@ def run_segment(args: argparse.Namespace) -> int:
     from crossdistill.methods.sampart3d.pipeline import segment_shape
 
     cfg = _config(args)
-    settings = dataclasses.asdict(cfg)
+    teacher = _mask_teacher(args)
+    settings = dataclasses.asdict(cfg) | {"mask_teacher": getattr(teacher, "teacher_id", "offline-render-masks-v1")}
     digest = settings_hash(settings)
     out = Path(args.output)
     progress = not args.quiet
 
     def job(path: Path | None, item_dir: Path) -> None:
         shape = demo_shape() if path is None else load_shape(path)
-        seg = segment_shape(shape, cfg, progress=progress)
+        seg = segment_shape(shape, cfg, mask_teacher=teacher, progress=progress)
         write_segmentation(seg, shape, item_dir, settings, digest)
         if progress:
             counts = ", ".join(f"{s:g}:{int(seg.labels(i).max()) + 1}" for i, s in enumerate(seg.scales))

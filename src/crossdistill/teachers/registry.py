@@ -79,6 +79,9 @@ BACKENDS: tuple[BackendInfo, ...] = (
                 _T + "mask2former:Mask2FormerInstanceTeacher",
                 "transformers + Mask2Former weights (~190 MB)", "teachers",
                 "Mask2Former instances, classes and pixel-decoder features"),
+    BackendInfo("offline_masks", "mask", None, _T + "offline_masks:RenderMaskTeacher",
+                "nothing (render buffers only)", "",
+                "offline default: masks at 3 granularities from depth, creases, colour and mesh pieces"),
 )
 
 
