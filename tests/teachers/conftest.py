@@ -1,93 +1,23 @@
-"""Fixtures of the teacher tests: a small synthetic Views, tiny tokenizers, call counters.
+"""Fixtures of the teacher tests: a small synthetic Views, tiny tokenizers and models, call counters.
 
-Every model in these tests is built from a tiny random config; nothing touches a hub.
+The builders live in :mod:`crossdistill.teachers.testing` (shared with ``bench/teachers.py``);
+every model is built from a tiny random config; nothing touches a hub.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
 
-from crossdistill.types import Cameras, Views
+from crossdistill.teachers import testing
+from crossdistill.teachers.testing import PART_NAMES, CallCounter, make_views
+from crossdistill.types import Views
 
-PART_NAMES = ("wheel", "seat", "leg")
-_WORDS = ["wheel", "seat", "leg", "back", "arm", "a", "photo", "of", "chair"]
-
-
-def make_views(n_views: int = 2, size: tuple[int, int] = (64, 64)) -> Views:
-    """V views of coloured rectangles on white, with matching face_id/depth/normal buffers."""
-    H, W = size
-    rng = np.random.default_rng(0)
-    rgb = np.full((n_views, H, W, 3), 255, np.uint8)
-    face_id = np.full((n_views, H, W), -1, np.int32)
-    for v in range(n_views):
-        rects = [(0.15, 0.2, 0.55, 0.7), (0.5, 0.3, 0.85, 0.8), (0.3, 0.65, 0.7, 0.9)]
-        for i, (x0, y0, x1, y1) in enumerate(rects):
-            sl = (slice(int((y0 + 0.02 * v) * H), int(y1 * H)), slice(int(x0 * W), int((x1 - 0.03 * v) * W)))
-            rgb[v][sl] = rng.integers(0, 200, 3)
-            face_id[v][sl] = i
-    fg = face_id >= 0
-    depth = np.where(fg, 1.0, np.inf).astype(np.float32)
-    normal = np.zeros((n_views, H, W, 3), np.float32)
-    normal[fg] = (0.0, 0.0, -1.0)
-    K = np.tile(np.array([[W, 0, W / 2], [0, W, H / 2], [0, 0, 1]], float), (n_views, 1, 1))
-    w2c = np.tile(np.eye(4), (n_views, 1, 1))
-    w2c[:, 2, 3] = 2.0 + np.arange(n_views)
-    cams = Cameras(K, w2c, W, H, tuple(f"v{i}" for i in range(n_views)))
-    return Views(cams, face_id, depth, normal, rgb)
+__all__ = ["PART_NAMES", "CallCounter", "make_views", "check_cache_hit"]
 
 
 @pytest.fixture
 def views() -> Views:
     return make_views()
-
-
-@pytest.fixture(scope="session")
-def clip_tokenizer():
-    """A CLIP BPE tokenizer over a handful of words (transformers 5 takes vocab/merges objects)."""
-    from transformers import CLIPTokenizer
-
-    vocab: dict[str, int] = {}
-    for c in sorted(set("".join(_WORDS))):
-        vocab.setdefault(c, len(vocab))
-        vocab.setdefault(c + "</w>", len(vocab))
-    merges: list[tuple[str, str]] = []
-    for w in _WORDS:
-        toks = list(w[:-1]) + [w[-1] + "</w>"]
-        while len(toks) > 1:
-            pair = (toks[0], toks[1])
-            if pair not in merges:
-                merges.append(pair)
-            vocab.setdefault(pair[0] + pair[1], len(vocab))
-            toks = [pair[0] + pair[1]] + toks[2:]
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=merges)
-
-
-@pytest.fixture(scope="session")
-def bert_tokenizer():
-    """A BERT WordPiece tokenizer with [CLS]=101, [SEP]=102, '.'=1012 as Grounding DINO expects."""
-    from transformers import BertTokenizer
-
-    v = ["[PAD]"] + [f"[unused{i}]" for i in range(1, 100)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    v += [f"[unused{i}]" for i in range(len(v), 1012)] + [".", "?"] + _WORDS
-    return BertTokenizer(vocab={w: i for i, w in enumerate(v)})
-
-
-class CallCounter:
-    """Counts forward calls of a torch module (via a forward pre-hook)."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.n = 0
-        self._handle = module.register_forward_pre_hook(self._hook)
-
-    def _hook(self, module, args):
-        self.n += 1
-
-    def remove(self) -> None:
-        self._handle.remove()
 
 
 def check_cache_hit(call, counted_module):
@@ -104,102 +34,45 @@ def check_cache_hit(call, counted_module):
     return first, second
 
 
-# --------------------------------------------------------------------------- tiny models
-# Built once per session from tiny random configs (seeded); no download anywhere.
-
-_TEXT = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-             max_position_embeddings=16)
+# --------------------------------------------------------------------------- tokenizers and tiny models
+# Built once per session (seeded); no download anywhere.
 
 
-def _text_cfg(tok, **kw):
-    return dict(_TEXT, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                pad_token_id=tok.pad_token_id, **kw)
+@pytest.fixture(scope="session")
+def clip_tokenizer():
+    return testing.clip_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer():
+    return testing.bert_tokenizer()
 
 
 @pytest.fixture(scope="session")
 def tiny_dinov2():
-    from transformers import Dinov2Config, Dinov2Model
-
-    torch.manual_seed(0)
-    return Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                    intermediate_size=64, patch_size=8, image_size=64)).eval()
+    return testing.tiny_dinov2()
 
 
 @pytest.fixture(scope="session")
 def tiny_sam():
-    from transformers import SamConfig, SamModel
-
-    torch.manual_seed(0)
-    cfg = SamConfig(
-        vision_config=dict(hidden_size=32, output_channels=16, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=64, patch_size=8, window_size=4, global_attn_indexes=[1],
-                           num_pos_feats=8, mlp_dim=64),
-        prompt_encoder_config=dict(hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4),
-        mask_decoder_config=dict(hidden_size=16, mlp_dim=32, num_attention_heads=2, iou_head_hidden_dim=16),
-    )
-    return SamModel(cfg).eval()
+    return testing.tiny_sam()
 
 
 @pytest.fixture(scope="session")
 def tiny_clipseg(clip_tokenizer):
-    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
-
-    torch.manual_seed(0)
-    cfg = CLIPSegConfig(
-        text_config=_text_cfg(clip_tokenizer),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=64, patch_size=16),
-        projection_dim=16, extract_layers=[0, 1], reduce_dim=16, decoder_num_attention_heads=2,
-        decoder_intermediate_size=32,
-    )
-    return CLIPSegForImageSegmentation(cfg).eval()
+    return testing.tiny_clipseg(clip_tokenizer)
 
 
 @pytest.fixture(scope="session")
 def tiny_owlv2(clip_tokenizer):
-    from transformers import Owlv2Config, Owlv2ForObjectDetection
-
-    torch.manual_seed(0)
-    cfg = Owlv2Config(  # projection_dim must equal the text hidden size
-        text_config=_text_cfg(clip_tokenizer, **{"hidden_size": 16, "intermediate_size": 32}),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=64, patch_size=16),
-        projection_dim=16,
-    )
-    return Owlv2ForObjectDetection(cfg).eval()
-
-
-def _tiny_swin(stages):
-    from transformers import SwinConfig
-
-    return SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, image_size=64,
-                      out_features=stages)
+    return testing.tiny_owlv2(clip_tokenizer)
 
 
 @pytest.fixture(scope="session")
 def tiny_grounding_dino():
-    from transformers import BertConfig, GroundingDinoConfig, GroundingDinoForObjectDetection
-
-    torch.manual_seed(0)
-    cfg = GroundingDinoConfig(
-        backbone_config=_tiny_swin(["stage2", "stage3", "stage4"]),
-        text_config=BertConfig(vocab_size=1100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=64),
-        d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=20, num_feature_levels=3, encoder_n_points=2,
-        decoder_n_points=2, max_text_len=32, use_timm_backbone=False,
-    )
-    return GroundingDinoForObjectDetection(cfg).eval()
+    return testing.tiny_grounding_dino()
 
 
 @pytest.fixture(scope="session")
 def tiny_mask2former():
-    from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
-
-    torch.manual_seed(0)
-    cfg = Mask2FormerConfig(
-        backbone_config=_tiny_swin(["stage1", "stage2", "stage3", "stage4"]), num_labels=5, hidden_dim=32,
-        mask_feature_size=32, feature_size=32, encoder_layers=1, decoder_layers=2, num_attention_heads=2,
-        encoder_feedforward_dim=64, dim_feedforward=64, num_queries=10, common_stride=4, use_timm_backbone=False,
-    )
-    return Mask2FormerForUniversalSegmentation(cfg).eval()
+    return testing.tiny_mask2former()

@@ -42,3 +42,10 @@ def test_threshold_and_cache(tiny_mask2former, tmp_path, views):
     for a, b in zip(first, second):
         assert np.array_equal(a.masks, b.masks) and b.features.dtype == np.float16
         np.testing.assert_array_equal(a.features, b.features)
+
+
+def test_default_processor(tiny_mask2former):
+    """processor=None builds a working processor (shortest edge 384): 48x72 -> 384x576 input."""
+    t = Mask2FormerInstanceTeacher.from_model(tiny_mask2former, score_threshold=0.0)
+    (s,) = t.instances(make_views(1, (48, 72)))
+    assert s.masks.shape[1:] == (48, 72) and s.features.shape == (32, 96, 144)

@@ -29,7 +29,7 @@ class Mask2FormerInstanceTeacher(HFTeacher):
     Args:
         model: a ``Mask2FormerForUniversalSegmentation``.
         processor: its image processor, or None for a default PIL
-            ``Mask2FormerImageProcessor`` (shortest edge 384).
+            ``Mask2FormerImageProcessor`` (shortest edge 384, longest 1333).
         score_threshold: minimum instance score.
         mask_threshold: mask logit threshold.
         max_instances: most instances kept per view (best scores).
@@ -54,7 +54,9 @@ class Mask2FormerInstanceTeacher(HFTeacher):
         if self.processor is None:
             from transformers import Mask2FormerImageProcessorPil
 
-            self.processor = Mask2FormerImageProcessorPil(size={"shortest_edge": 384}, size_divisor=32)
+            # transformers 5 needs both edges (a lone shortest_edge raises in resize)
+            self.processor = Mask2FormerImageProcessorPil(size={"shortest_edge": 384, "longest_edge": 1333},
+                                                          size_divisor=32)
 
     @property
     def teacher_id(self) -> str:
