@@ -83,6 +83,7 @@ class ModuleTimer:
     def __init__(self, module) -> None:
         self.seconds = 0.0
         self.calls = 0
+        self.images = 0
         self.input_shape: tuple[int, ...] | None = None
         self._t0: float | None = None
         self._handles = [module.register_forward_pre_hook(self._pre, with_kwargs=True),
@@ -92,6 +93,7 @@ class ModuleTimer:
         x = kwargs.get("pixel_values", args[0] if args else None)
         if x is not None and hasattr(x, "shape"):
             self.input_shape = tuple(int(s) for s in x.shape)
+            self.images += int(x.shape[0]) if x.ndim == 4 else 1
         self._t0 = time.perf_counter()
 
     def _post(self, module, args, output):
@@ -101,7 +103,7 @@ class ModuleTimer:
             self._t0 = None
 
     def reset(self) -> None:
-        self.seconds, self.calls, self._t0 = 0.0, 0, None
+        self.seconds, self.calls, self.images, self._t0 = 0.0, 0, 0, None
 
     def remove(self) -> None:
         for h in self._handles:
@@ -211,11 +213,14 @@ def _dinov2_teacher(up: str):
     return make
 
 
-def _sam_teacher(model, full, toks):
-    from crossdistill.teachers import SamMaskTeacher
+def _sam_teacher(grid: int):
+    def make(model, full, toks):
+        from crossdistill.teachers import SamMaskTeacher
 
-    # random weights predict random IoUs: keep every mask so NMS sees all candidates
-    return SamMaskTeacher.from_model(model, points_per_side=8, pred_iou_thresh=-1.0, stability_thresh=-1.0)
+        # random weights predict random IoUs: keep every mask so NMS sees all candidates
+        return SamMaskTeacher.from_model(model, points_per_side=grid, pred_iou_thresh=-1.0, stability_thresh=-1.0)
+
+    return make
 
 
 def _clipseg_teacher(model, full, toks):
@@ -300,7 +305,9 @@ BACKENDS = (
             _plain_cached("predict", True), lambda m: m.model.backbone, _sum_preds, 1),
     Backend("clipseg", "clipseg", _clipseg_teacher, _plain("predict", True), _plain_cached("predict", True),
             lambda m: m.clip.vision_model, _sum_preds, 1),
-    Backend("sam", "sam", _sam_teacher, _plain("masks"), _plain_cached("masks"),
+    Backend("sam", "sam", _sam_teacher(8), _plain("masks"), _plain_cached("masks"),
+            lambda m: m.vision_encoder, _sum_masks, 1),
+    Backend("sam (32x32 grid)", "sam", _sam_teacher(32), _plain("masks"), _plain_cached("masks"),
             lambda m: m.vision_encoder, _sum_masks, 1),
     Backend("owlv2", "owlv2", _owlv2_teacher, _plain("predict", True), _plain_cached("predict", True),
             lambda m: m.owlv2.vision_model, _sum_preds, 1),
@@ -311,8 +318,9 @@ FULL_CONFIGS = {
     "dinov2": "facebook/dinov2-small: `Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, "
               "mlp_ratio=4, patch_size=14, image_size=518)` (ViT-S/14); teacher input 448 px (32x32 patches)",
     "sam": "facebook/sam-vit-base: `SamConfig()` defaults (ViT-B/16 image encoder, 1024 px input, 256-d prompt "
-           "encoder and mask decoder); automatic masks on an **8x8** point grid (default 32x32) restricted to "
-           "the object, 64 prompts per decoder call",
+           "encoder and mask decoder); automatic masks on a reduced **8x8** point grid (row `sam`) and on SAM's "
+           "default 32x32 grid (row `sam (32x32 grid)`), prompts only on object pixels, 64 prompts per decoder "
+           "call",
     "clipseg": "CIDAS/clipseg-rd64-refined: `CLIPSegConfig(vision_config=dict(patch_size=16), "
                "use_complex_transposed_convolution=True)` (ViT-B/16 image tower, 12-layer 512-d CLIP text tower, "
                "reduce_dim 64, extract layers 3/6/9), 352 px input as the published processor",
@@ -405,8 +413,8 @@ def measure(b: Backend, model, views, *, full: bool, toks: dict, repeats: int, b
                     first = b.run_cached(ct, views)
                     out["cache_first_s"] = time.perf_counter() - t
             except BenchTimeout:
-                out.update(finished=False, stopped_after_s=time.perf_counter() - t,
-                           encoder_s=enc.seconds, encoder_calls=enc.calls, encoder_input=enc.input_shape)
+                out.update(finished=False, stopped_after_s=time.perf_counter() - t, encoder_s=enc.seconds,
+                           encoder_calls=enc.calls, encoder_images=enc.images, encoder_input=enc.input_shape)
                 return out
             out["finished"] = True
             out["cache_write_s"] = cache.save_s
@@ -422,6 +430,7 @@ def measure(b: Backend, model, views, *, full: bool, toks: dict, repeats: int, b
                     out["call_s"] += out["to_pixels_s"]
                 result = first
             out["encoder_calls"] = enc.calls
+            out["encoder_images"] = enc.images
             out["encoder_input"] = enc.input_shape
             n1 = counter.n
             t = time.perf_counter()
@@ -480,7 +489,7 @@ def write_report(payload: dict, out_base: Path) -> None:
         f"transformers {m['transformers']}; **`torch.set_num_threads(1)`** for every measurement  ",
         f"Shared machine: two other long benchmarks ran during these timings and this run was niced "
         f"(`nice -n 19`); 1-minute load average {payload['load_avg_start'][0]:.1f} before and "
-        f"{payload['load_avg_end'][0]:.1f} after the run (per row below). Absolute seconds are therefore pessimistic "
+        f"{payload['load_avg_end'][0]:.1f} after the run (per full-size row below). Absolute seconds are therefore pessimistic "
         "and noisy; ratios between rows of one table are the useful part.  ",
         f"Total wall time of the run: {payload['total_s']:.0f} s.",
         "",
@@ -554,10 +563,10 @@ def write_report(payload: dict, out_base: Path) -> None:
         "",
         "`cached(teacher, TeacherCache(tmpdir))`: the first call runs the model and writes one compressed npz "
         "(boolean masks bit-packed), the second call finds the entry by the hash of the rendered rgb + face ids, "
-        "the camera rig, the teacher id (and the prompts) and runs no model forward at all (model calls column; "
-        "full-size rows were checked the same way: "
-        + ", ".join(f"{r['backend']} {r['cache_model_calls'][0]} / {r['cache_model_calls'][1]}"
-                    for r in full if r["finished"]) + "). "
+        "the camera rig, the teacher id (and the prompts) and runs no model forward at all (model calls column"
+        + ("; full-size rows, model calls 1st / 2nd: "
+           + ", ".join(f"{r['backend']} {r['cache_model_calls'][0]} / {r['cache_model_calls'][1]}"
+                       for r in full if r["finished"]) if full else "") + "). "
         "For DINOv2 the cache stores the low-resolution patch features; upsampling to pixels (bilinear or JBU) is "
         "lazy and is paid on every use, cached or not (the \"to pixels\" part).",
         "",
@@ -582,31 +591,46 @@ def write_report(payload: dict, out_base: Path) -> None:
 
 def _notes(results: list[dict], size: int) -> list[str]:
     by = {(r["backend"], r["size"]): r for r in results}
+    done = lambda r: r is not None and r.get("finished")  # noqa: E731
     notes = []
-    cs = by.get(("clipseg", "full")) or by.get(("clipseg", "tiny"))
-    if cs and cs.get("encoder_calls"):
-        notes.append(
-            f"CLIPSeg runs its image tower once per (view, prompt) pair: {cs['encoder_calls']} image-tower calls "
-            f"for {cs['views']} view(s) x {len(_parts())} prompts in the {cs['size']} run, so its cost grows "
-            "with the number of part names (encoding each view once and reusing the activations would divide "
-            "the image-tower cost by the number of prompts).")
-    sam = by.get(("sam", "full"))
-    if sam and sam.get("finished"):
-        dec = sam["call_s"] - sam["encoder_s"]
-        notes.append(
-            f"SAM full size: {_f(sam['encoder_s'] / sam['views'])} s/view in the ViT-B image encoder, "
-            f"{_f(dec / sam['views'])} s/view in prompts, decoding and post-processing with the 8x8 grid; the "
-            "default 32x32 grid has 16x the prompts, so on the CPU that part would grow roughly 16-fold.")
     for name in ("dinov2 (jbu)", "dinov2 (bilinear)"):
         r = by.get((name, "full"))
-        if r and r.get("finished"):
+        if done(r):
             notes.append(f"{name} full size: upsampling the 384-channel 32x32 patch features to {size}x{size} "
                          f"px costs {_f(r['to_pixels_s'] / r['views'])} s/view vs "
                          f"{_f(r['features_s'] / r['views'])} s/view for the ViT-S features themselves.")
-    slow = [r for r in results if r["size"] == "full" and not r["finished"]]
-    for r in slow:
-        notes.append(f"{r['backend']} full size did not finish within the budget: reported as such with what "
-                     "completed; rerun with a larger `--budget` for the complete number.")
+    s8, s32 = by.get(("sam", "full")), by.get(("sam (32x32 grid)", "full"))
+    if done(s8):
+        line = (f"SAM full size, 8x8 grid: {_f(s8['encoder_s'] / s8['views'])} s/view in the ViT-B image encoder "
+                f"at 1024 px, {_f((s8['call_s'] - s8['encoder_s']) / s8['views'])} s/view for prompts, mask "
+                "decoding and post-processing")
+        if done(s32):
+            rest = (s32["call_s"] - s32["encoder_s"]) / s32["views"]
+            enc = s32["encoder_s"] / s32["views"]
+            line += (f"; with SAM's default 32x32 grid (16x the prompts) the latter is {_f(rest)} s/view, "
+                     f"{'more' if rest > enc else 'less'} than the image encoder ({_f(enc)} s/view in that run)")
+        notes.append(line + ".")
+    cs = by.get(("clipseg", "full")) or by.get(("clipseg", "tiny"))
+    if cs and cs.get("encoder_calls"):
+        notes.append(
+            f"CLIPSeg encodes every (view, prompt) pair separately: its image tower saw {cs['encoder_images']} "
+            f"images for {cs['views']} view(s) x {len(_parts())} prompts in the {cs['size']} run, so its cost "
+            "grows linearly with the number of part names (encoding each view once and reusing the activations "
+            "for every prompt would divide the image-tower cost by the number of prompts).")
+    gd = by.get(("grounding_dino", "full"))
+    if done(gd):
+        notes.append(f"Grounding DINO full size: the Swin-T backbone is {_f(gd['encoder_s'] / gd['views'])} of "
+                     f"{_f(gd['per_view_s'])} s/view; the rest is BERT, the 6-layer deformable encoder over ~13k "
+                     "multi-scale tokens of the 800x800 input with text cross-attention, and the 900-query decoder.")
+    m2f = by.get(("mask2former", "full"))
+    if done(m2f):
+        notes.append(f"Mask2Former's cache entry is large ({m2f['cache_bytes'] / 1e6 / m2f['views']:.1f} MB/view; "
+                     f"write {_f(m2f['cache_write_s'])} s): the float32 256-channel pixel-decoder features at 1/4 of "
+                     "the input dominate it; `feature_dtype=np.float16` halves that part.")
+    for r in results:
+        if r["size"] == "full" and not r["finished"]:
+            notes.append(f"{r['backend']} full size did not finish within the budget: reported as such with what "
+                         "completed; rerun with a larger `--budget` for the complete number.")
     return notes
 
 
@@ -623,7 +647,15 @@ def main() -> int:
     ap.add_argument("--no-full", action="store_true", help="skip the full-size models")
     ap.add_argument("--no-tiny", action="store_true", help="skip the tiny models")
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "teachers"))
+    ap.add_argument("--from-json", default=None, help="re-write the Markdown from a saved JSON (no timing)")
     args = ap.parse_args()
+    if args.from_json:
+        payload = json.loads(Path(args.from_json).read_text())
+        payload["notes"] = _notes(payload["results"], payload["args"]["size"])
+        out_base = Path(args.out)
+        out_base.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=str))
+        write_report(payload, out_base)
+        return 0
 
     path = DATA / f"{OBJECT}.glb"
     if not path.is_file():

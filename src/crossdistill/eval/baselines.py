@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 from sklearn.cluster import KMeans
 
 from crossdistill.geometry.topology import face_components
+from crossdistill.labels import relabel_by_size
 from crossdistill.types import Correspondence, Shape
 
 
@@ -84,7 +85,7 @@ def lift_masks(mask_sets: Sequence, correspondence: Correspondence, n_points: in
         _, nn = cKDTree(points[known]).query(points[labels < 0], k=1)
         labels[labels < 0] = labels[known[nn]]
     labels[labels < 0] = 0
-    return _compact(labels)
+    return relabel_by_size(labels)
 
 
 def region_growing(points: np.ndarray, normals: np.ndarray, angle_deg: float, k: int = 12) -> np.ndarray:
@@ -104,7 +105,7 @@ def region_growing(points: np.ndarray, normals: np.ndarray, angle_deg: float, k:
     keep = cos >= np.cos(np.deg2rad(angle_deg))
     graph = sp.csr_matrix((np.ones(int(keep.sum()), np.int8), (a[keep], b[keep])), shape=(n, n))
     _, lab = connected_components(graph, directed=False)
-    return _compact(lab)
+    return relabel_by_size(lab)
 
 
 def kmeans_xyz_normal(points: np.ndarray, normals: np.ndarray, k: int, normal_weight: float = 0.3,
@@ -113,12 +114,3 @@ def kmeans_xyz_normal(points: np.ndarray, normals: np.ndarray, k: int, normal_we
     x = np.concatenate([points, normal_weight * normals], axis=1)
     k = max(1, min(k, len(points)))
     return KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(x).astype(np.int64)
-
-
-def _compact(labels: np.ndarray) -> np.ndarray:
-    """Renumber labels 0..K-1 by decreasing count."""
-    uniq, inv, cnt = np.unique(labels, return_inverse=True, return_counts=True)
-    order = np.argsort(-cnt, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inv].astype(np.int64)

@@ -6,6 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from crossdistill.labels import relabel_by_size
+
 
 def weld_vertices(vertices: np.ndarray, faces: np.ndarray, tol: float = 1e-6) -> np.ndarray:
     """Re-index faces so vertices at the same position (within ``tol`` x bbox diagonal) share an index.
@@ -49,9 +51,4 @@ def face_components(vertices: np.ndarray, faces: np.ndarray, weld: bool = True) 
     # faces and vertices as one bipartite graph: cheaper than the face x face product
     graph = sp.bmat([[None, inc], [inc.T, None]], format="csr")
     _, lab = connected_components(graph, directed=False)
-    lab = lab[:n_f]
-    uniq, inv, cnt = np.unique(lab, return_inverse=True, return_counts=True)
-    order = np.argsort(-cnt, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inv].astype(np.int64)
+    return relabel_by_size(lab[:n_f])

@@ -16,6 +16,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 from sklearn.cluster import HDBSCAN
 
+from crossdistill.labels import relabel_by_size
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -62,7 +64,7 @@ def cluster_points(features: np.ndarray, points: np.ndarray, config: ClusterConf
     lab_sub = hdb.fit_predict(f_sub)
     if (lab_sub < 0).all():
         return np.zeros(n, dtype=np.int64)
-    return _relabel_by_size(propagate_labels(features, points, sub, lab_sub, config.neighbors))
+    return relabel_by_size(propagate_labels(features, points, sub, lab_sub, config.neighbors))
 
 
 def propagate_labels(features: np.ndarray, points: np.ndarray, sub: np.ndarray, lab_sub: np.ndarray,
@@ -86,12 +88,3 @@ def propagate_labels(features: np.ndarray, points: np.ndarray, sub: np.ndarray, 
     fd = ((features[cand] - features[:, None, :]) ** 2).sum(-1)  # (N, k)
     best = nn[np.arange(len(points)), fd.argmin(1)]
     return src_lab[best]
-
-
-def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
-    """Renumber labels 0..K-1 by decreasing count (stable, deterministic)."""
-    uniq, inv, cnt = np.unique(labels, return_inverse=True, return_counts=True)
-    order = np.argsort(-cnt, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inv].astype(np.int64)
