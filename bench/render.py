@@ -44,14 +44,9 @@ OBJECTS = ("Bottle/3558", "Bottle/4043", "KitchenPot/100040", "Box/100221", "Box
 
 
 def _machine() -> dict:
-    model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from crossdistill.engine.machine import cpu_model
+
+    model = cpu_model()
     import torch
 
     return {"nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "cpu_model": model,
