@@ -20,7 +20,7 @@ def run_teachers(args: argparse.Namespace) -> int:
     width = max(len(r.name) for r in rows)
     for r in rows:
         state = "ready" if r.available else "missing"
-        source = r.where or ("no weights needed" if r.hub_id is None else r.hint)
+        source = r.where or r.hint or "no weights needed"
         print(f"{r.name:<{width}}  {r.kind:<8}  {state:<7}  {r.description}")
         print(f"{'':<{width}}  {'':<8}  {'':<7}  {r.hub_id or '-'}: {source}")
     return 0

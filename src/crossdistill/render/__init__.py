@@ -16,7 +16,7 @@ from crossdistill.render.cameras import (axis_rig, cameras_from_matrices, intrin
                                          random_rig, rig_from_directions, sampart3d_rig)
 from crossdistill.render.correspondence import ViewCorrespondence, build_correspondence, sample_spacing
 from crossdistill.render.raycast import (EmbreeRaycaster, Open3DRaycaster, Raycaster, TorchZBuffer, ViewHits,
-                                         make_raycaster, pixel_directions_cam, view_rays)
+                                         make_raycaster, pixel_directions_cam, view_positions, view_rays)
 from crossdistill.render.renderer import render_shape
 from crossdistill.render.splat import PointSplatter
 
@@ -25,5 +25,5 @@ __all__ = [
     "look_at", "intrinsics", "axis_rig", "random_rig", "sampart3d_rig", "orbit_rig", "rig_from_directions",
     "cameras_from_matrices",
     "Raycaster", "ViewHits", "EmbreeRaycaster", "Open3DRaycaster", "TorchZBuffer", "make_raycaster",
-    "PointSplatter", "pixel_directions_cam", "view_rays",
+    "PointSplatter", "pixel_directions_cam", "view_rays", "view_positions",
 ]

@@ -39,7 +39,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from crossdistill.errors import InputError, require
-from crossdistill.types import Cameras, Shape
+from crossdistill.types import Cameras, Shape, Views
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,19 @@ def view_rays(cameras: Cameras, index: int) -> tuple[np.ndarray, np.ndarray]:
         row = (xb * Rf[0, k] + yc * Rf[1, k] + Rf[2, k])[:, None]  # (H, 1)
         np.add(row, (xa * Rf[0, k])[None, :], out=out[:, :, k])
     return origin, out.reshape(-1, 3)
+
+
+def view_positions(views: Views, index: int) -> np.ndarray:
+    """(H, W, 3) float32 world position of the surface each pixel of view ``index`` sees.
+
+    ``origin + dir * depth`` with the z = 1 directions of :func:`view_rays`; background
+    pixels (infinite depth) get the camera centre.
+    """
+    origin, dirs = view_rays(views.cameras, index)
+    depth = views.depth[index].reshape(-1)
+    depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
+    H, W = views.depth.shape[1:]
+    return (origin[None, :] + dirs * depth[:, None]).reshape(H, W, 3)
 
 
 def _mesh_arrays(shape: Shape) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from crossdistill.render.raycast import view_positions, view_rays
 from crossdistill.types import Views
 
 
@@ -136,12 +137,13 @@ class RenderMaskTeacher:
         depth = views.depth[v].reshape(-1)
         normal = views.normal[v].reshape(-1, 3)
         focal = float(views.cameras.K[v, 0, 0])
-        rays = _ray_directions(views.cameras.K[v], views.cameras.world_to_cam[v], H, W)
+        _, rays = view_rays(views.cameras, v)
+        rays = rays / np.linalg.norm(rays, axis=1, keepdims=True)
         cos_view = np.abs((normal * rays).sum(1))
         cont = _depth_continuous(depth[a], depth[b], np.minimum(cos_view[a], cos_view[b]), focal, self.depth_slack)
         cos_ab = (normal[a] * normal[b]).sum(1)
         # concave crease: moving from a to b, the normal turns towards the step ((Pb-Pa).(nb-na) < 0)
-        pos = _pixel_positions(views.cameras.world_to_cam[v], rays, depth, views.cameras.K[v], H, W)
+        pos = view_positions(views, v).reshape(-1, 3)
         concave = ((pos[b] - pos[a]) * (normal[b] - normal[a])).sum(1) < 0
         rgb = views.rgb[v].reshape(-1, 3).astype(np.float32)
         col = np.sqrt(((rgb[a] - rgb[b]) ** 2).sum(1))
@@ -175,27 +177,6 @@ def _neighbour_pairs(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
     a = np.concatenate([idx[:, :-1].reshape(-1), idx[:-1, :].reshape(-1)])
     b = np.concatenate([idx[:, 1:].reshape(-1), idx[1:, :].reshape(-1)])
     return a, b
-
-
-def _ray_directions(K: np.ndarray, world_to_cam: np.ndarray, H: int, W: int) -> np.ndarray:
-    """(H*W, 3) float32 unit world-space ray directions through pixel centres."""
-    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
-    pix = np.stack([xs + 0.5, ys + 0.5, np.ones_like(xs)], -1).reshape(-1, 3)
-    cam = pix @ np.linalg.inv(K).T.astype(np.float32)
-    world = cam @ world_to_cam[:3, :3].astype(np.float32)  # R^T applied to row vectors
-    return world / np.linalg.norm(world, axis=1, keepdims=True)
-
-
-def _pixel_positions(world_to_cam: np.ndarray, rays: np.ndarray, depth: np.ndarray, K: np.ndarray,
-                     H: int, W: int) -> np.ndarray:
-    """(H*W, 3) float32 world position of every pixel's hit (garbage on background).
-
-    ``depth`` is camera z, so the distance along a unit ray is depth / (ray . optical axis).
-    """
-    cam_to_world = np.linalg.inv(world_to_cam)
-    axis = cam_to_world[:3, 2].astype(np.float32)
-    along = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32) / np.maximum(rays @ axis, 1e-6)
-    return cam_to_world[:3, 3].astype(np.float32) + rays * along[:, None]
 
 
 def _depth_continuous(da: np.ndarray, db: np.ndarray, cos_view: np.ndarray, focal: float,

@@ -42,6 +42,7 @@ class BackendInfo:
         needs: what must be installed / present, in words.
         extra: pip extra that installs its Python dependencies ("" for none).
         description: one line for listings.
+        trained: the user trains it (no download, but a checkpoint is needed).
     """
 
     name: str
@@ -51,6 +52,7 @@ class BackendInfo:
     needs: str
     extra: str
     description: str
+    trained: bool = False
 
     def load_class(self) -> type:
         module, cls = self.target.split(":")
@@ -82,6 +84,12 @@ BACKENDS: tuple[BackendInfo, ...] = (
     BackendInfo("offline_masks", "mask", None, _T + "offline_masks:RenderMaskTeacher",
                 "nothing (render buffers only)", "",
                 "offline default: masks at 3 granularities from depth, creases, colour and mesh pieces"),
+    BackendInfo("offline_features", "feature", None, _T + "offline_features:RenderFeatureTeacher",
+                "nothing (render buffers only)", "",
+                "offline default: position, normal, colour and a positional code per pixel"),
+    BackendInfo("fewshot", "text", None, _T + "fewshot:FewShotTextTeacher",
+                "a checkpoint trained on a few labelled shapes (distill partdistill --few-shot)", "",
+                "offline default: small 2D U-Net trained on renders of a few labelled shapes", trained=True),
 )
 
 
@@ -96,11 +104,16 @@ def backend(name: str) -> BackendInfo:
 def load_teacher(name: str, source: str | os.PathLike | None = None, **kwargs: Any) -> Any:
     """Build the teacher ``name`` from local weights (``source`` overrides the default hub id).
 
-    Weight-free backends (``hub_id=None``) are constructed with ``**kwargs`` only.
+    Weight-free backends (``hub_id=None``) are constructed with ``**kwargs``; those trained
+    by the user (the few-shot teacher) are read with ``cls.load(source, **kwargs)``.
     """
     info = backend(name)
     cls = info.load_class()
     if info.hub_id is None:
+        if hasattr(cls, "load"):
+            if source is None:
+                raise InputError(f"teacher {name!r} needs a trained checkpoint: {info.needs}")
+            return cls.load(source, **kwargs)
         return cls(**kwargs)
     return cls.from_pretrained(source or info.hub_id, **kwargs)
 
@@ -160,7 +173,7 @@ def teacher_status() -> list[TeacherStatus]:
     for b in BACKENDS:
         deps_ok = transformers_ok if b.extra == "teachers" else True
         if b.hub_id is None:
-            found, where, hint = True, "", ""
+            found, where, hint = True, "", (f"train: {b.needs}" if b.trained else "")
         else:
             path = find_weights(b.hub_id)
             found, where = path is not None, str(path or "")

@@ -1,0 +1,234 @@
+"""PartDistill (Umam et al., CVPR 2024): bi-directional distillation from a 2D teacher to a 3D student.
+
+1. **Knowledge extraction**: every shape of the category is rendered (PartSLIP / PartDistill
+   use 10 views), a :class:`~crossdistill.teachers.base.TextTeacher` predicts the named
+   parts in every view (boxes or masks with confidences), and each prediction is
+   back-projected onto the shape's sampled points (:func:`.knowledge.backproject`).
+2. **Forward distillation**: one 3D student is trained over *all* shapes at once on the
+   predictions at least ``min_score`` confident, weighted by confidence, with no loss on
+   points no prediction covers (:mod:`.student_training`).
+3. **Backward distillation**: the student scores every 2D prediction of the pool
+   (including those below ``min_score``) by the mean probability it gives the
+   prediction's label on the prediction's points. Predictions it disagrees with
+   (score < ``keep_agreement``) are dropped, the others are kept with the student's
+   score as their new confidence (so a low-confidence 2D prediction the student supports
+   enters the training set), and a fresh student is trained on the refined set.
+   Repeated ``backward_rounds`` times.
+
+Also here: :func:`lift_knowledge`, the PartSLIP-style baseline that labels each point by
+the confidence-weighted vote of the 2D predictions covering it, filling uncovered points
+from their nearest covered neighbour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy.spatial import cKDTree
+from tqdm.auto import tqdm
+
+from crossdistill.errors import InputError
+from crossdistill.geometry.normalize import normalize_shape
+from crossdistill.geometry.sampling import sample_surface
+from crossdistill.methods.partdistill.knowledge import Knowledge, backproject
+from crossdistill.methods.partdistill.student_training import (ShapePoints, StudentConfig, predict_probs,
+                                                               train_student)
+from crossdistill.render.cameras import orbit_rig
+from crossdistill.render.renderer import render_shape
+from crossdistill.students.point_student import PointStudent, point_features
+from crossdistill.teachers.base import TextTeacher
+from crossdistill.types import Cameras, Shape, SurfaceSample
+
+__all__ = ["DistillConfig", "DistillShape", "DistillResult", "PartDistill", "partdistill_rig", "lift_knowledge",
+           "shape_points"]
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """PartDistill settings.
+
+    Attributes:
+        views: rendered views per shape (two orbit rings at +-30 deg, ``views // 2`` each).
+        image_size: render size in pixels.
+        min_score: forward distillation uses 2D predictions at least this confident.
+        pool_min_score: predictions below this are not even kept for backward re-scoring.
+        backward_rounds: backward distillation rounds (0: forward only).
+        keep_agreement: a prediction survives backward distillation when the student's
+            mean probability of its label on its points is at least this.
+        student: the student's settings (points per shape, network, steps).
+    """
+
+    views: int = 10
+    image_size: int = 128
+    min_score: float = 0.5
+    pool_min_score: float = 0.05
+    backward_rounds: int = 1
+    keep_agreement: float = 0.5
+    student: StudentConfig = field(default_factory=StudentConfig)
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("views", "image_size", "min_score", "pool_min_score", "backward_rounds",
+                                           "keep_agreement")}
+        d["student"] = self.student.to_dict()
+        return d
+
+
+def partdistill_rig(views: int = 10, size: int = 128) -> Cameras:
+    """Two orbit rings at +-30 deg elevation, ``views // 2`` azimuths each (``views`` even, >= 2)."""
+    if views < 2 or views % 2:
+        raise InputError(f"PartDistill renders an even number of views >= 2, got {views}")
+    return orbit_rig((30.0, -30.0), views // 2, size)
+
+
+def shape_points(shape: Shape, n_points: int, k: int, seed: int = 0, name: str = "") -> tuple[Shape, SurfaceSample,
+                                                                                             ShapePoints]:
+    """Unit-box copy of ``shape``, its N surface samples and the student's view of them."""
+    unit, _ = normalize_shape(shape)
+    samples = sample_surface(unit, n_points, seed=seed)
+    feats = point_features(samples.points, samples.normals, samples.colors)
+    return unit, samples, ShapePoints.build(feats, k, name or shape.source)
+
+
+@dataclass
+class DistillShape:
+    """One shape ready for distillation.
+
+    Attributes:
+        name: identifier.
+        shape: the unit-box shape.
+        samples: its N sampled points.
+        points: the student's input.
+        knowledge: every 2D prediction of the pool back-projected onto the points.
+    """
+
+    name: str
+    shape: Shape
+    samples: SurfaceSample
+    points: ShapePoints
+    knowledge: Knowledge
+
+
+@dataclass
+class DistillResult:
+    """What :meth:`PartDistill.fit` produces.
+
+    Attributes:
+        forward_student: the student after forward distillation.
+        student: the final student (after the backward rounds; the forward one when 0 rounds).
+        knowledge: the refined knowledge of every shape the final student trained on.
+        rounds: per stage, counts of predictions used / dropped / added.
+    """
+
+    forward_student: PointStudent
+    student: PointStudent
+    knowledge: list[Knowledge]
+    rounds: list[dict]
+
+
+def _count(knowledge: Sequence[Knowledge]) -> int:
+    return int(sum(len(k) for k in knowledge))
+
+
+class PartDistill:
+    """Bi-directional distillation of a text teacher into a point student for one category.
+
+    Args:
+        teacher: any :class:`TextTeacher` (a real detector / segmenter, or the offline
+            few-shot teacher).
+        part_names: the P part names, the prompts and the student's classes.
+        config: :class:`DistillConfig`.
+        device: torch device of the student.
+        progress: tqdm bars.
+    """
+
+    def __init__(self, teacher: TextTeacher, part_names: Sequence[str], config: DistillConfig = DistillConfig(),
+                 device: str = "cpu", progress: bool = True) -> None:
+        if not part_names:
+            raise InputError("PartDistill needs at least one part name")
+        self.teacher = teacher
+        self.part_names = tuple(part_names)
+        self.config = config
+        self.device = device
+        self.progress = progress
+        self.rig = partdistill_rig(config.views, config.image_size)
+
+    # ------------------------------------------------------------------ knowledge
+
+    def prepare(self, shape: Shape, name: str = "") -> DistillShape:
+        """Render, ask the teacher, back-project: one shape's 2D knowledge on its points."""
+        if not shape.is_mesh:
+            raise InputError(f"{name or shape.source}: PartDistill renders meshes (got a point cloud)")
+        cfg = self.config.student
+        unit, samples, points = shape_points(shape, cfg.n_points, cfg.k, cfg.seed, name)
+        res = render_shape(unit, self.rig, samples=samples, progress=False)
+        preds = self.teacher.predict(res.views, self.part_names)
+        knowledge = backproject(preds, res.correspondence)
+        knowledge = knowledge.subset(knowledge.scores >= self.config.pool_min_score)
+        return DistillShape(name or shape.source, unit, samples, points, knowledge)
+
+    def prepare_all(self, shapes: Sequence[tuple[str, Shape]]) -> list[DistillShape]:
+        return [self.prepare(s, n) for n, s in tqdm(list(shapes), desc="2D knowledge", disable=not self.progress)]
+
+    # ------------------------------------------------------------------ distillation
+
+    def _train(self, items: Sequence[DistillShape], knowledge: Sequence[Knowledge], seed_offset: int,
+               desc: str) -> PointStudent:
+        P = len(self.part_names)
+        cfg = replace(self.config.student, seed=self.config.student.seed + seed_offset)
+        return train_student([s.points for s in items], [k.point_targets(P) for k in knowledge], P, cfg,
+                             self.device, self.progress, desc)
+
+    def rescore(self, student: PointStudent, items: Sequence[DistillShape]) -> tuple[list[Knowledge], dict]:
+        """Backward distillation: the student's agreement with every pooled 2D prediction."""
+        refined, dropped, added, kept = [], 0, 0, 0
+        for s in items:
+            agree = s.knowledge.agreement(predict_probs(student, s.points, self.device))
+            keep = agree >= self.config.keep_agreement
+            was_used = s.knowledge.scores >= self.config.min_score
+            dropped += int((was_used & ~keep).sum())
+            added += int((~was_used & keep).sum())
+            kept += int(keep.sum())
+            refined.append(s.knowledge.subset(keep).with_scores(agree[keep]))
+        return refined, {"kept": kept, "dropped_from_forward": dropped, "added_from_pool": added}
+
+    def fit(self, items: Sequence[DistillShape]) -> DistillResult:
+        """Forward distillation, then ``backward_rounds`` rounds of re-scoring and re-training."""
+        if not items:
+            raise InputError("no shapes to distil into")
+        forward_k = [s.knowledge.subset(s.knowledge.scores >= self.config.min_score) for s in items]
+        if _count(forward_k) == 0:
+            raise InputError(f"the teacher made no prediction at least {self.config.min_score} confident "
+                             "on any shape: nothing to distil")
+        rounds = [{"stage": "forward", "predictions": _count(forward_k), "pool": _count(s.knowledge for s in items),
+                   "covered_points": float(np.mean([k.covered.mean() for k in forward_k]))}]
+        student = forward = self._train(items, forward_k, 0, "forward distillation")
+        knowledge = forward_k
+        for r in range(self.config.backward_rounds):
+            refined, stats = self.rescore(student, items)
+            if _count(refined) == 0:
+                rounds.append({"stage": f"backward {r + 1}", "stopped": "the student supports no prediction", **stats})
+                break
+            knowledge = refined
+            rounds.append({"stage": f"backward {r + 1}", "predictions": _count(refined),
+                           "covered_points": float(np.mean([k.covered.mean() for k in refined])), **stats})
+            student = self._train(items, refined, r + 1, f"backward distillation {r + 1}")
+        return DistillResult(forward, student, knowledge, rounds)
+
+
+def lift_knowledge(knowledge: Knowledge, points: np.ndarray, n_parts: int) -> np.ndarray:
+    """(N,) int64 labels by confidence-weighted voting of the 2D predictions (PartSLIP-style).
+
+    Points no prediction covers take the label of the nearest covered point; with no
+    covered point at all every point gets label 0.
+    """
+    votes = knowledge.point_targets(n_parts)
+    covered = votes.sum(1) > 0
+    labels = votes.argmax(1).astype(np.int64)
+    if covered.any() and not covered.all():
+        _, nn = cKDTree(points[covered]).query(points[~covered], k=1)
+        labels[~covered] = labels[covered][nn]
+    elif not covered.any():
+        labels[:] = 0
+    return labels

@@ -1,0 +1,152 @@
+"""Back-projection of 2D part predictions onto a shape's sampled points (PartDistill's 3D knowledge).
+
+A 2D prediction (part label, confidence, box or mask, view) becomes the set of sampled
+points that are *visible* in that view (depth-tested, :class:`~crossdistill.types.Correspondence`)
+and whose pixel it covers: inside the mask, or with the pixel centre inside the box.
+Points that no prediction covers carry no knowledge: they are unknown, not background,
+and contribute nothing to the loss (the mask-aware loss of PartDistill).
+
+:class:`Knowledge` stores K predictions of one shape in CSR form: the points of
+prediction k are ``points[indptr[k]:indptr[k + 1]]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from crossdistill.teachers.base import PartPredictions
+from crossdistill.types import Correspondence
+
+__all__ = ["Knowledge", "backproject"]
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """K back-projected 2D predictions on N points.
+
+    Attributes:
+        labels: (K,) int64 part index.
+        scores: (K,) float32 confidence in [0, 1] (the teacher's, or the student's after
+            backward distillation).
+        views: (K,) int32 view each prediction came from.
+        indptr: (K + 1,) int64 CSR offsets into ``points``.
+        points: (nnz,) int64 point indices, sorted within each prediction.
+        n_points: N.
+    """
+
+    labels: np.ndarray
+    scores: np.ndarray
+    views: np.ndarray
+    indptr: np.ndarray
+    points: np.ndarray
+    n_points: int
+
+    def __len__(self) -> int:
+        return int(len(self.labels))
+
+    @classmethod
+    def empty(cls, n_points: int) -> "Knowledge":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64),
+                   np.zeros(0, np.int64), int(n_points))
+
+    def members(self, k: int) -> np.ndarray:
+        """(n_k,) int64 points of prediction k."""
+        return self.points[self.indptr[k] : self.indptr[k + 1]]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """(K,) int64 number of points per prediction."""
+        return np.diff(self.indptr)
+
+    def _owner(self) -> np.ndarray:
+        """(nnz,) int64 prediction index of every CSR entry."""
+        return np.repeat(np.arange(len(self)), self.sizes)
+
+    def subset(self, keep: np.ndarray) -> "Knowledge":
+        """The predictions where ``keep`` (K,) bool is True (order kept)."""
+        keep = np.asarray(keep, bool)
+        sizes = self.sizes[keep]
+        entry = np.repeat(keep, self.sizes)
+        return Knowledge(self.labels[keep], self.scores[keep], self.views[keep],
+                         np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), self.points[entry], self.n_points)
+
+    def with_scores(self, scores: np.ndarray) -> "Knowledge":
+        return replace(self, scores=np.asarray(scores, np.float32))
+
+    def point_targets(self, n_parts: int) -> np.ndarray:
+        """(N, P) float32 confidence-weighted votes: sum over predictions covering a point.
+
+        Row i is zero when no prediction covers point i (unknown: no loss there).
+        """
+        out = np.zeros((self.n_points, n_parts), np.float32)
+        owner = self._owner()
+        np.add.at(out, (self.points, self.labels[owner]), self.scores[owner])
+        return out
+
+    @property
+    def covered(self) -> np.ndarray:
+        """(N,) bool points covered by at least one prediction."""
+        out = np.zeros(self.n_points, bool)
+        out[self.points] = True
+        return out
+
+    def agreement(self, point_probs: np.ndarray) -> np.ndarray:
+        """(K,) mean over each prediction's points of a (N, P) probability of its label.
+
+        Backward distillation's quality score of every 2D prediction from the student's
+        per-point probabilities.
+        """
+        owner = self._owner()
+        vals = np.asarray(point_probs)[self.points, self.labels[owner]]
+        sums = np.bincount(owner, weights=vals, minlength=len(self))
+        return (sums / np.maximum(self.sizes, 1)).astype(np.float32)
+
+
+def _covered_points(pred: PartPredictions, j: int, vis: np.ndarray, xy: np.ndarray, width: int) -> np.ndarray:
+    if pred.masks is not None:
+        flat = pred.masks[j].reshape(-1)
+        return vis[flat[xy[:, 1] * width + xy[:, 0]]]
+    x0, y0, x1, y1 = (float(c) for c in pred.boxes[j])
+    cx, cy = xy[:, 0] + 0.5, xy[:, 1] + 0.5
+    return vis[(cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)]
+
+
+def backproject(predictions: Sequence[PartPredictions], correspondence: Correspondence) -> Knowledge:
+    """Back-project per-view predictions onto the points of ``correspondence``.
+
+    Args:
+        predictions: V :class:`PartPredictions` (one per view of the correspondence),
+            each with ``masks`` (pixel-level) or ``boxes`` (box-level).
+        correspondence: the views' :class:`Correspondence` to N sampled points.
+
+    Returns:
+        :class:`Knowledge` of every prediction that covers at least one visible point.
+    """
+    V, N = correspondence.point_to_pix.shape
+    if len(predictions) != V:
+        raise ValueError(f"{len(predictions)} prediction sets for {V} views")
+    W = correspondence.width
+    labels, scores, views, chunks = [], [], [], []
+    for v, pred in enumerate(predictions):
+        if len(pred) == 0:
+            continue
+        if pred.masks is None and pred.boxes is None:
+            raise ValueError(f"view {v}: predictions carry neither masks nor boxes")
+        vis = np.flatnonzero(correspondence.point_to_pix[v] >= 0)
+        pix = correspondence.point_to_pix[v, vis].astype(np.int64)
+        xy = np.stack([pix % W, pix // W], 1)
+        for j in range(len(pred)):
+            pts = _covered_points(pred, j, vis, xy, W)
+            if len(pts):
+                labels.append(int(pred.labels[j]))
+                scores.append(float(pred.scores[j]))
+                views.append(v)
+                chunks.append(np.sort(pts).astype(np.int64))
+    if not chunks:
+        return Knowledge.empty(N)
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
+    return Knowledge(np.asarray(labels, np.int64), np.clip(np.asarray(scores, np.float32), 0, 1),
+                     np.asarray(views, np.int32), indptr, np.concatenate(chunks), N)

@@ -1,0 +1,304 @@
+"""Offline few-shot text teacher: a small 2D part segmenter trained on renders of a few labelled shapes.
+
+The few-shot setting of PartSLIP / PartDistill: a handful of shapes of the category come
+with per-face part labels. They are rendered from many random views, every pixel takes
+the label of the face it sees, and a small U-Net (:class:`RenderUNet`) learns to map the
+render buffers to part labels. It then answers :meth:`FewShotTextTeacher.predict` like
+any :class:`~crossdistill.teachers.base.TextTeacher`: one pixel-level prediction per
+connected region of a part in a view, with the mean probability as confidence.
+
+Input channels per pixel (all from the renderer): world position (3), world normal (3),
+colour in [-0.5, 0.5] (3), foreground (1). Shapes are expected in the unit box
+(``geometry.normalize_shape``), as everywhere in the renderer.
+
+Training uses random crops of the renders (a quarter of the pixels), so a CPU
+trains it in about a minute; prediction runs on the full view (the net is fully
+convolutional). Part names are matched case-insensitively against the names it was
+trained on; asking for a name it does not know is an :class:`InputError`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from scipy import ndimage
+from tqdm.auto import tqdm
+
+from crossdistill.errors import InputError
+from crossdistill.io_utils import write_bytes
+from crossdistill.render.raycast import view_positions
+from crossdistill.teachers.base import PartPredictions
+from crossdistill.teachers.cache import hash_array
+from crossdistill.types import Shape, Views
+
+__all__ = ["FewShotConfig", "RenderUNet", "FewShotTextTeacher", "view_inputs", "pixel_labels"]
+
+IN_CHANNELS = 10
+
+
+@dataclass(frozen=True)
+class FewShotConfig:
+    """Training settings of the few-shot teacher.
+
+    Attributes:
+        views_per_shape: random training views rendered per labelled shape.
+        size: render size (pixels) of training views; prediction views should use a
+            similar pixel footprint.
+        crop: side of the random training crops (pixels).
+        iterations: optimiser steps.
+        batch_size: crops per step.
+        lr: AdamW learning rate (cosine decay).
+        width: channels of the first U-Net stage (doubles per stage).
+        min_pixels: smallest predicted region kept by :meth:`FewShotTextTeacher.predict`.
+        seed: seeds rendering, crops and weights.
+    """
+
+    views_per_shape: int = 24
+    size: int = 128
+    crop: int = 64
+    iterations: int = 500
+    batch_size: int = 16
+    lr: float = 3e-3
+    width: int = 16
+    min_pixels: int = 12
+    seed: int = 0
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.GroupNorm(4, cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.GroupNorm(4, cout), nn.ReLU(inplace=True),
+    )
+
+
+class RenderUNet(nn.Module):
+    """Three-level U-Net: (B, in_channels, H, W) -> (B, n_classes, H, W) logits.
+
+    H and W need not be multiples of 8 (decoder outputs are resized to the skip size).
+    """
+
+    def __init__(self, n_classes: int, width: int = 16, in_channels: int = IN_CHANNELS) -> None:
+        super().__init__()
+        w = int(width)
+        self.enc = nn.ModuleList([_block(in_channels, w), _block(w, 2 * w), _block(2 * w, 4 * w)])
+        self.mid = _block(4 * w, 4 * w)
+        self.dec = nn.ModuleList([_block(8 * w, 2 * w), _block(4 * w, w), _block(2 * w, w)])
+        self.head = nn.Conv2d(w, n_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for enc in self.enc:
+            x = enc(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2, ceil_mode=True)
+        x = self.mid(x)
+        for dec, skip in zip(self.dec, reversed(skips)):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = dec(torch.cat([x, skip], 1))
+        return self.head(x)
+
+
+def view_inputs(views: Views) -> np.ndarray:
+    """(V, 10, H, W) float32 network inputs of rendered views (zeros on background)."""
+    V, H, W = views.face_id.shape
+    out = np.zeros((V, IN_CHANNELS, H, W), np.float32)
+    for v in range(V):
+        fg = views.face_id[v] >= 0
+        chans = np.concatenate([view_positions(views, v), views.normal[v].astype(np.float32),
+                                views.rgb[v].astype(np.float32) / 255.0 - 0.5, fg[..., None].astype(np.float32)], -1)
+        chans[~fg] = 0.0
+        out[v] = chans.transpose(2, 0, 1)
+    return out
+
+
+def pixel_labels(views: Views, face_labels: np.ndarray) -> np.ndarray:
+    """(V, H, W) int64 label of the face each pixel sees, -1 on background / unlabelled faces."""
+    fid = views.face_id
+    labels = np.asarray(face_labels, np.int64)
+    return np.where(fid >= 0, labels[np.clip(fid, 0, None)], -1)
+
+
+def _render_training_views(shape: Shape, n_views: int, size: int, seed: int) -> Views:
+    from crossdistill.render.cameras import random_rig
+    from crossdistill.render.renderer import render_shape
+
+    return render_shape(shape, random_rig(n_views, size, seed=seed), progress=False, n_samples=64, seed=seed).views
+
+
+class FewShotTextTeacher:
+    """A :class:`~crossdistill.teachers.base.TextTeacher` learnt from a few labelled shapes.
+
+    Build it with :meth:`fit` (or :meth:`load` a saved one).
+
+    Args:
+        model: a trained :class:`RenderUNet` with ``len(part_names)`` outputs.
+        part_names: the names of its output classes, in order.
+        config: the settings it was trained with.
+        device: torch device for prediction.
+    """
+
+    is_offline_default = True
+
+    def __init__(self, model: RenderUNet, part_names: Sequence[str], config: FewShotConfig = FewShotConfig(),
+                 device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.part_names = tuple(str(n) for n in part_names)
+        self.config = config
+        self.device = device
+        self._id = hash_array(*[p.detach().cpu().numpy() for p in self.model.state_dict().values()],
+                              digest_size=8)
+
+    @property
+    def teacher_id(self) -> str:
+        return f"fewshot:{self._id}:min={self.config.min_pixels}"
+
+    # ------------------------------------------------------------------ training
+
+    @classmethod
+    def fit(cls, shapes: Sequence[Shape], face_labels: Sequence[np.ndarray], part_names: Sequence[str],
+            config: FewShotConfig = FewShotConfig(), device: str = "cpu", progress: bool = True) -> "FewShotTextTeacher":
+        """Train on unit-box ``shapes`` whose faces carry labels in [0, P) (-1 unlabelled).
+
+        Args:
+            shapes: S triangle meshes in the unit box.
+            face_labels: S arrays (F_s,) int, index into ``part_names``, -1 for unknown.
+            part_names: P names.
+            config: training settings.
+            device: torch device.
+            progress: tqdm bars.
+        """
+        if len(shapes) == 0 or len(shapes) != len(face_labels):
+            raise InputError(f"few-shot teacher needs labelled shapes: got {len(shapes)} shapes, "
+                             f"{len(face_labels)} label arrays")
+        P = len(part_names)
+        if P < 1:
+            raise InputError("few-shot teacher needs at least one part name")
+        xs, ys = [], []
+        for s, (shape, labels) in enumerate(tqdm(list(zip(shapes, face_labels)), desc="render labelled shapes",
+                                                 disable=not progress)):
+            if not shape.is_mesh:
+                raise InputError(f"{shape.source or f'shape {s}'}: few-shot teacher needs labelled meshes")
+            labels = np.asarray(labels)
+            if labels.shape != (shape.n_faces,) or labels.max(initial=-1) >= P:
+                raise InputError(f"{shape.source or f'shape {s}'}: face labels must be ({shape.n_faces},) ints < {P}")
+            views = _render_training_views(shape, config.views_per_shape, config.size, config.seed + 7919 * s)
+            xs.append(view_inputs(views))
+            ys.append(pixel_labels(views, labels))
+        x = torch.from_numpy(np.concatenate(xs))
+        y = torch.from_numpy(np.concatenate(ys))
+        if not bool((y >= 0).any()):
+            raise InputError("few-shot teacher: no labelled pixel in any training view")
+        torch.manual_seed(config.seed)
+        model = RenderUNet(P, config.width).to(device)
+        _train(model, x, y, config, device, progress)
+        return cls(model, part_names, config, device)
+
+    # ------------------------------------------------------------------ inference
+
+    def _indices(self, part_names: Sequence[str]) -> list[int]:
+        known = {n.lower(): i for i, n in enumerate(self.part_names)}
+        missing = [n for n in part_names if n.lower() not in known]
+        if missing:
+            raise InputError(f"few-shot teacher was trained on {list(self.part_names)}; unknown part names {missing}")
+        return [known[n.lower()] for n in part_names]
+
+    @torch.no_grad()
+    def probabilities(self, views: Views, batch_size: int = 8) -> np.ndarray:
+        """(V, P, H, W) float32 softmax over the trained parts (zeros on background)."""
+        x = view_inputs(views)
+        out = np.zeros((len(views), len(self.part_names), *x.shape[2:]), np.float32)
+        for i in range(0, len(views), batch_size):
+            logits = self.model(torch.from_numpy(x[i : i + batch_size]).to(self.device))
+            out[i : i + batch_size] = torch.softmax(logits.float(), 1).cpu().numpy()
+        out *= (views.face_id >= 0)[:, None]
+        return out
+
+    def predict(self, views: Views, part_names: Sequence[str]) -> list[PartPredictions]:
+        """One prediction per connected region of each requested part's argmax in each view."""
+        idx = self._indices(part_names)
+        probs = self.probabilities(views)[:, idx]  # (V, P', H, W), only the requested parts compete
+        fg = views.face_id >= 0
+        arg = probs.argmax(1)
+        result = []
+        for v in range(len(views)):
+            labels, scores, masks = [], [], []
+            for p in range(len(idx)):
+                regions, n = ndimage.label((arg[v] == p) & fg[v])
+                if n == 0:
+                    continue
+                sizes = np.bincount(regions.ravel(), minlength=n + 1)
+                sums = np.bincount(regions.ravel(), weights=probs[v, p].ravel(), minlength=n + 1)
+                for r in range(1, n + 1):
+                    if sizes[r] >= self.config.min_pixels:
+                        labels.append(p)
+                        scores.append(sums[r] / sizes[r])
+                        masks.append(regions == r)
+            H, W = fg.shape[1:]
+            result.append(PartPredictions(
+                labels=np.asarray(labels, np.int64), scores=np.asarray(scores, np.float32),
+                masks=np.stack(masks) if masks else np.zeros((0, H, W), bool), part_names=tuple(part_names)))
+        return result
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> Path:
+        """Write weights, part names and config to ``path`` (atomic)."""
+        buf = io.BytesIO()
+        torch.save({"format": "crossdistill-fewshot-teacher-v1", "part_names": list(self.part_names),
+                    "config": asdict(self.config), "state_dict": {k: v.cpu() for k, v in self.model.state_dict().items()}},
+                   buf)
+        return write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "FewShotTextTeacher":
+        """Read a teacher written by :meth:`save`; InputError if it is not one."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: few-shot teacher checkpoint not found")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(blob, dict) or blob.get("format") != "crossdistill-fewshot-teacher-v1":
+                raise ValueError("not a few-shot teacher checkpoint")
+            config = FewShotConfig(**blob["config"])
+            model = RenderUNet(len(blob["part_names"]), config.width)
+            model.load_state_dict(blob["state_dict"])
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a bad input
+            raise InputError(f"{path}: cannot read few-shot teacher ({type(exc).__name__}: {exc})") from None
+        return cls(model, blob["part_names"], config, device)
+
+
+def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: FewShotConfig, device: str,
+           progress: bool) -> None:
+    """Cross-entropy on labelled pixels of random crops; class-balanced by inverse sqrt frequency."""
+    gen = torch.Generator().manual_seed(config.seed)
+    counts = torch.bincount(y[y >= 0], minlength=model.head.out_channels).float()
+    weight = torch.where(counts > 0, counts.clamp(min=1).rsqrt(), torch.zeros_like(counts))
+    weight = (weight / weight[counts > 0].mean()).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.iterations)
+    n, _, H, W = x.shape
+    c = min(config.crop, H, W)
+    # crops come from views that see at least one labelled pixel
+    has = (y >= 0).flatten(1).any(1).nonzero().flatten()
+    model.train()
+    for _ in tqdm(range(config.iterations), desc="train few-shot teacher", disable=not progress):
+        img = has[torch.randint(len(has), (config.batch_size,), generator=gen)]
+        oy = torch.randint(H - c + 1, (config.batch_size,), generator=gen)
+        ox = torch.randint(W - c + 1, (config.batch_size,), generator=gen)
+        xb = torch.stack([x[i, :, a : a + c, b : b + c] for i, a, b in zip(img, oy, ox)]).to(device)
+        yb = torch.stack([y[i, a : a + c, b : b + c] for i, a, b in zip(img, oy, ox)]).to(device)
+        if not bool((yb >= 0).any()):
+            continue
+        loss = F.cross_entropy(model(xb), yb, weight=weight, ignore_index=-1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    model.eval()
