@@ -21,6 +21,8 @@ _COMMAND_MODULES = (
     "crossdistill.cli.segment_cmd",
     "crossdistill.cli.eval_cmd",
     "crossdistill.cli.teachers_cmd",
+    "crossdistill.cli.distill_cmd",
+    "crossdistill.cli.predict_cmd",
 )
 
 

@@ -1,0 +1,104 @@
+"""`crossdistill distill partdistill`: train a semantic part student for one category."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+TEXT_TEACHERS = ("fewshot", "clipseg", "owlv2", "grounding_dino")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("distill", help="distil a 2D teacher into a 3D student (PartDistill)",
+                       description="Distil 2D knowledge into a 3D student.")
+    methods = p.add_subparsers(dest="method", metavar="METHOD")
+    q = methods.add_parser(
+        "partdistill", help="semantic parts of a category from part names (PartDistill, CVPR 2024)",
+        description="Render every shape of --shapes, ask a text-prompted 2D teacher for the --parts, back-project, "
+                    "and train one point student over all shapes (forward distillation); the student then re-scores "
+                    "the 2D predictions and is trained again (backward distillation). Writes OUT/student.pt "
+                    "(use it with `crossdistill predict`) and OUT/distill.json.")
+    q.add_argument("--shapes", required=True, help="folder of meshes of one category (unlabelled)")
+    q.add_argument("--parts", required=True, help='comma-separated part names, e.g. "screen,keyboard"')
+    q.add_argument("--teacher", choices=TEXT_TEACHERS, default="fewshot",
+                   help="2D text teacher (default fewshot: trained here on --few-shot; the others need local weights)")
+    q.add_argument("--few-shot", dest="few_shot", help="folder of labelled meshes (<stem>.labels.npy|npz|json beside "
+                                                       "each) to train the few-shot teacher on")
+    q.add_argument("--teacher-weights", help="local model directory of a real teacher, or a saved few-shot teacher")
+    q.add_argument("--extra-shapes", help="more unlabelled shapes (e.g. generated ones) used as knowledge sources")
+    q.add_argument("-o", "--output", required=True, help="output folder")
+    q.add_argument("--views", type=int, default=10)
+    q.add_argument("--iterations", type=int, default=400, help="student steps per training run")
+    q.add_argument("--teacher-iterations", type=int, default=500, help="few-shot teacher training steps")
+    q.add_argument("--backward-rounds", type=int, default=1)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--cache", help="teacher cache folder (default $CROSSDISTILL_CACHE or ~/.cache/crossdistill)")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=run_partdistill)
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+
+def _teacher(args: argparse.Namespace, part_names, device: str, progress: bool):
+    from crossdistill.errors import InputError
+    from crossdistill.teachers.registry import load_teacher
+
+    if args.teacher != "fewshot":
+        return load_teacher(args.teacher, args.teacher_weights, device=device)
+    from crossdistill.teachers.fewshot import FewShotConfig, FewShotTextTeacher
+
+    if args.teacher_weights:
+        return FewShotTextTeacher.load(args.teacher_weights, device=device)
+    if not args.few_shot:
+        raise InputError("the few-shot teacher needs --few-shot LABELLED_DIR (or --teacher-weights of a saved one)")
+    from crossdistill.geometry.normalize import normalize_shape
+    from crossdistill.methods.partdistill.data import load_labelled_folder
+
+    labelled = load_labelled_folder(args.few_shot, part_names)
+    teacher = FewShotTextTeacher.fit([normalize_shape(s)[0] for s, _ in labelled], [lab for _, lab in labelled],
+                                     part_names, FewShotConfig(iterations=args.teacher_iterations, seed=args.seed), device=device, progress=progress)
+    teacher.save(Path(args.output) / "fewshot_teacher.pt")
+    return teacher
+
+
+def run_partdistill(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from crossdistill.cli.segment_cmd import _device
+    from crossdistill.errors import InputError
+    from crossdistill.geometry.io import load_shape
+    from crossdistill.io_utils import write_json
+    from crossdistill.methods.partdistill import DistillConfig, PartDistill, StudentConfig, save_student
+    from crossdistill.methods.partdistill.data import list_shape_files, parse_part_names
+    from crossdistill.teachers import cached
+
+    part_names = parse_part_names(args.parts)
+    device = _device(args.device)
+    if args.iterations < 1 or args.backward_rounds < 0:
+        raise InputError("--iterations must be >= 1 and --backward-rounds >= 0")
+    files = list_shape_files(args.shapes) + (list_shape_files(args.extra_shapes) if args.extra_shapes else [])
+    out = Path(args.output)
+    progress = not args.quiet
+    teacher = cached(_teacher(args, part_names, device, progress), args.cache)
+    config = DistillConfig(views=args.views, backward_rounds=args.backward_rounds,
+                           student=StudentConfig(iterations=args.iterations, seed=args.seed))
+    pd = PartDistill(teacher, part_names, config, device=device, progress=progress)
+    items, failures = [], {}
+    for path in files:
+        try:
+            items.append(pd.prepare(load_shape(path), str(path)))
+        except (InputError, ValueError, OSError) as exc:  # one bad shape does not stop the category
+            failures[str(path)] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            print(f"error: {path}: {failures[str(path)]}", file=sys.stderr)
+    if not items:
+        raise InputError(f"no usable shape among {len(files)} (see the errors above)")
+    result = pd.fit(items)
+    meta = {"method": "partdistill", "teacher": teacher.teacher_id, "shapes": [i.name for i in items],
+            "config": config.to_dict(), "rounds": result.rounds}
+    save_student(out / "student.pt", result.student, part_names, dataclasses.replace(config.student), meta)
+    write_json(out / "distill.json", {**meta, "part_names": list(part_names), "failures": failures})
+    if progress:
+        print(f"{out / 'student.pt'}: {len(items)} shapes, {len(failures)} failed; "
+              f"stages: {', '.join(r['stage'] for r in result.rounds)}", file=sys.stderr)
+    return 1 if failures else 0
