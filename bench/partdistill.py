@@ -27,6 +27,7 @@ Target (issue 7): (c) >= (a) + 5 mIoU points and (c) > (d).
 
     python bench/partdistill.py                    # all 5 categories, ~15-25 min on 2 cores
     python bench/partdistill.py --categories Safe  # one
+    python bench/partdistill.py --teacher-output box   # box-level teacher -> partdistill_box.md
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 DATA = REPO / ".." / "shared" / "data"
 OUT = REPO / "docs" / "results"
+STEM = "partdistill"  # "partdistill_box" with --teacher-output box
 METHODS = ("lift", "forward", "forward+backward", "supervised")
 TITLES = {"lift": "(a) teacher lifted", "forward": "(b) forward", "forward+backward": "(c) forward+backward",
           "supervised": "(d) 3D net on labelled"}
@@ -81,7 +83,7 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
 
     t = time.perf_counter()
     teacher = FewShotTextTeacher.fit([normalize_shape(o[1])[0] for o in labelled], [o[2] for o in labelled], names,
-                                     FewShotConfig(), progress=False)
+                                     FewShotConfig(output=args.teacher_output), progress=False)
     timings["teacher_train_s"] = time.perf_counter() - t
 
     student_cfg = StudentConfig(iterations=args.iterations)
@@ -147,7 +149,7 @@ def _contact_sheet(category: str, item, gt_faces, face_preds) -> None:
     gt = np.where(gt_faces >= 0, gt_faces, 0)
     rows = [gt] + [face_preds[m][0] for m in METHODS]
     titles = [f"{item.name}: ground truth"] + [TITLES[m] for m in METHODS]
-    save_image(OUT / "partdistill" / f"{category}.png", contact_sheet(views, rows, titles))
+    save_image(OUT / STEM / f"{category}.png", contact_sheet(views, rows, titles))
 
 
 def _plot(rows) -> None:
@@ -170,7 +172,7 @@ def _plot(rows) -> None:
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 1.16))
     fig.tight_layout()
-    with atomic_write(OUT / "partdistill.png") as tmp:
+    with atomic_write(OUT / f"{STEM}.png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
 
@@ -187,7 +189,8 @@ def write_report(rows, args, wall: float) -> None:
     cfg = DistillConfig()
     load = os.getloadavg()[0]
     lines = [
-        "# PartDistill: few-shot semantic part segmentation by bi-directional distillation", "",
+        "# PartDistill: few-shot semantic part segmentation by bi-directional distillation"
+        + (" (box-level teacher)" if args.teacher_output == "box" else ""), "",
         f"Command: `python bench/partdistill.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`  ",
         f"Date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}  ",
         f"Machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, torch {torch.__version__}, "
@@ -197,7 +200,8 @@ def write_report(rows, args, wall: float) -> None:
         f"(`links[].label`). Per category the first {args.labelled} objects (sorted ids) train the few-shot 2D "
         "teacher; the others are the unlabelled set the student is distilled on and where all four are scored "
         "(semantic mIoU, PartNetE convention, 10,000 area-uniform points per object).", "",
-        f"Settings: teacher `FewShotConfig()` ({FewShotConfig().iterations} steps); PartDistill {cfg.views} views of "
+        f"Settings: teacher `FewShotConfig(output={args.teacher_output!r})` ({FewShotConfig().iterations} steps, "
+        f"{'box-level: each predicted region becomes its tight box' if args.teacher_output == 'box' else 'pixel-level masks'}); PartDistill {cfg.views} views of "
         f"{cfg.image_size} px, forward predictions with confidence >= {cfg.min_score}, pool >= {cfg.pool_min_score}, "
         f"backward keeps agreement >= {cfg.keep_agreement}, {args.backward_rounds} backward round(s); student "
         f"{cfg.student.n_points} points/shape, width {cfg.student.width}, {cfg.student.n_blocks} blocks, "
@@ -224,7 +228,7 @@ def write_report(rows, args, wall: float) -> None:
               f"({per_cat_a}/{len(rows)} categories individually)",
               f"- (c) beats (d): {gain_d:+.1f} -> **{'met' if gain_d > 0 else 'MISSED'}** "
               f"({per_cat_d}/{len(rows)} categories individually)", "",
-              "![per-category mIoU](partdistill.png)", "",
+              f"![per-category mIoU]({STEM}.png)", "",
               "## Per part IoU", "", "| category | part | (a) | (b) | (c) | (d) |", "|---|---|---:|---:|---:|---:|"]
     for r in rows:
         for n in r["parts"]:
@@ -245,9 +249,9 @@ def write_report(rows, args, wall: float) -> None:
         lines.append(f"| {r['category']} | {t['teacher_train_s']:.1f} | {r['knowledge_s_per_shape']:.2f} | "
                      f"{r['train_s_per_shape']:.2f} | {t['supervised_train_s']:.1f} |")
     lines += ["", "## Pictures", "", "One unlabelled object per category: ground truth, then (a)-(d).", ""]
-    lines += [f"![{r['category']}](partdistill/{r['category']}.png)" for r in rows]
-    write_text(OUT / "partdistill.md", "\n".join(lines) + "\n")
-    write_json(OUT / "partdistill.json", {"categories": rows, "mean": mean, "wall_s": wall, "args": vars(args),
+    lines += [f"![{r['category']}]({STEM}/{r['category']}.png)" for r in rows]
+    write_text(OUT / f"{STEM}.md", "\n".join(lines) + "\n")
+    write_json(OUT / f"{STEM}.json", {"categories": rows, "mean": mean, "wall_s": wall, "args": vars(args),
                                           "load_avg_end": load})
     _plot(rows)
 
@@ -258,7 +262,11 @@ def main() -> None:
     ap.add_argument("--labelled", type=int, default=8)
     ap.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     ap.add_argument("--backward-rounds", type=int, default=1)
+    ap.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
+                    help="pixel-level masks (default) or box-level predictions of the few-shot teacher")
     args = ap.parse_args()
+    global STEM
+    STEM = "partdistill" if args.teacher_output == "mask" else "partdistill_box"
     root = DATA / "partnet_mobility_dev"
     if not root.is_dir():
         sys.exit(f"skipped: {root} not found (the shared data is needed)")

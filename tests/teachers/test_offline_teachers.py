@@ -94,6 +94,26 @@ def test_fewshot_teacher_subset_of_names_and_unknown_name(demo, fewshot):
         fewshot.predict(views, ["propeller"])
 
 
+def test_fewshot_teacher_box_output_is_the_tight_box_of_each_mask(demo, fewshot):
+    from dataclasses import replace
+
+    shape, _, names = demo
+    views = render_shape(shape, orbit_rig((30.0,), 2, size=48), progress=False, n_samples=64).views
+    masks = fewshot.predict(views, names)
+    boxer = FewShotTextTeacher(fewshot.model, fewshot.part_names, replace(fewshot.config, output="box"))
+    assert boxer.teacher_id != fewshot.teacher_id  # box and mask predictions never share a cache entry
+    boxes = boxer.predict(views, names)
+    for m, b in zip(masks, boxes):
+        assert b.masks is None and b.boxes.shape == (len(m), 4)
+        np.testing.assert_array_equal(b.labels, m.labels)
+        np.testing.assert_array_equal(b.scores, m.scores)
+        for mask, (x0, y0, x1, y1) in zip(m.masks, b.boxes):
+            ys, xs = np.nonzero(mask)
+            assert (x0, y0, x1, y1) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    with pytest.raises(InputError, match="'mask' or 'box'"):
+        FewShotConfig(output="polygon")
+
+
 def test_fewshot_teacher_save_load_roundtrip(demo, fewshot, tmp_path):
     shape = demo[0]
     path = fewshot.save(tmp_path / "teacher.pt")

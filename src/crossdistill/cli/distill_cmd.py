@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     q.add_argument("--teacher-iterations", type=int, default=500, help="few-shot teacher training steps")
     q.add_argument("--backward-rounds", type=int, default=1)
+    q.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
+                   help="few-shot teacher: pixel-level masks (default) or box-level predictions (GLIP-like)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default="cpu")
     q.add_argument("--cache", help="teacher cache folder (default $CROSSDISTILL_CACHE or ~/.cache/crossdistill)")
@@ -46,10 +48,14 @@ def _teacher(args: argparse.Namespace, part_names, device: str, progress: bool):
 
     if args.teacher != "fewshot":
         return load_teacher(args.teacher, args.teacher_weights, device=device)
+    from dataclasses import replace
+
     from crossdistill.teachers.fewshot import FewShotConfig, FewShotTextTeacher
 
     if args.teacher_weights:
-        return FewShotTextTeacher.load(args.teacher_weights, device=device)
+        saved = FewShotTextTeacher.load(args.teacher_weights, device=device)
+        return FewShotTextTeacher(saved.model, saved.part_names, replace(saved.config, output=args.teacher_output),
+                                  device=device)
     if not args.few_shot:
         raise InputError("the few-shot teacher needs --few-shot LABELLED_DIR (or --teacher-weights of a saved one)")
     from crossdistill.geometry.normalize import normalize_shape
@@ -57,7 +63,9 @@ def _teacher(args: argparse.Namespace, part_names, device: str, progress: bool):
 
     labelled = load_labelled_folder(args.few_shot, part_names)
     teacher = FewShotTextTeacher.fit([normalize_shape(s)[0] for s, _ in labelled], [lab for _, lab in labelled],
-                                     part_names, FewShotConfig(iterations=args.teacher_iterations, seed=args.seed), device=device, progress=progress)
+                                     part_names, FewShotConfig(iterations=args.teacher_iterations, seed=args.seed,
+                                                   output=args.teacher_output),
+                                     device=device, progress=progress)
     teacher.save(Path(args.output) / "fewshot_teacher.pt")
     return teacher
 

@@ -38,7 +38,7 @@ from crossdistill.teachers.base import PartPredictions
 from crossdistill.teachers.cache import hash_array
 from crossdistill.types import Shape, Views
 
-__all__ = ["FewShotConfig", "RenderUNet", "FewShotTextTeacher", "view_inputs", "pixel_labels"]
+__all__ = ["FewShotConfig", "RenderUNet", "FewShotTextTeacher", "view_inputs", "pixel_labels", "masks_to_boxes"]
 
 IN_CHANNELS = 10
 
@@ -58,6 +58,9 @@ class FewShotConfig:
         width: channels of the first U-Net stage (doubles per stage).
         min_pixels: smallest predicted region kept by :meth:`FewShotTextTeacher.predict`.
         seed: seeds rendering, crops and weights.
+        output: what :meth:`FewShotTextTeacher.predict` returns: ``"mask"`` (pixel-level,
+            like CLIPSeg) or ``"box"`` (the tight xyxy box of each region, box-level like
+            GLIP / OWLv2; PartDistill's main setting). Not used in training.
     """
 
     views_per_shape: int = 24
@@ -69,6 +72,11 @@ class FewShotConfig:
     width: int = 16
     min_pixels: int = 12
     seed: int = 0
+    output: str = "mask"
+
+    def __post_init__(self) -> None:
+        if self.output not in ("mask", "box"):
+            raise InputError(f"few-shot teacher output must be 'mask' or 'box', got {self.output!r}")
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -157,7 +165,7 @@ class FewShotTextTeacher:
 
     @property
     def teacher_id(self) -> str:
-        return f"fewshot:{self._id}:min={self.config.min_pixels}"
+        return f"fewshot:{self._id}:min={self.config.min_pixels}:{self.config.output}"
 
     # ------------------------------------------------------------------ training
 
@@ -221,7 +229,11 @@ class FewShotTextTeacher:
         return out
 
     def predict(self, views: Views, part_names: Sequence[str]) -> list[PartPredictions]:
-        """One prediction per connected region of each requested part's argmax in each view."""
+        """One prediction per connected region of each requested part's argmax in each view.
+
+        Score: the region's mean probability. ``config.output == "box"`` returns each
+        region's tight box (xyxy, pixel edges) instead of its mask.
+        """
         idx = self._indices(part_names)
         probs = self.probabilities(views)[:, idx]  # (V, P', H, W), only the requested parts compete
         fg = views.face_id >= 0
@@ -241,9 +253,13 @@ class FewShotTextTeacher:
                         scores.append(sums[r] / sizes[r])
                         masks.append(regions == r)
             H, W = fg.shape[1:]
+            stacked = np.stack(masks) if masks else np.zeros((0, H, W), bool)
+            boxes = None
+            if self.config.output == "box":
+                boxes, stacked = masks_to_boxes(stacked), None
             result.append(PartPredictions(
                 labels=np.asarray(labels, np.int64), scores=np.asarray(scores, np.float32),
-                masks=np.stack(masks) if masks else np.zeros((0, H, W), bool), part_names=tuple(part_names)))
+                boxes=boxes, masks=stacked, part_names=tuple(part_names)))
         return result
 
     # ------------------------------------------------------------------ persistence
@@ -272,6 +288,15 @@ class FewShotTextTeacher:
         except Exception as exc:  # noqa: BLE001 - any unreadable file is a bad input
             raise InputError(f"{path}: cannot read few-shot teacher ({type(exc).__name__}: {exc})") from None
         return cls(model, blob["part_names"], config, device)
+
+
+def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
+    """(P, 4) float32 xyxy boxes (pixel edges: x1 = last column + 1) of (P, H, W) non-empty bool masks."""
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for i, m in enumerate(masks):
+        ys, xs = np.nonzero(m)
+        boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    return boxes
 
 
 def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: FewShotConfig, device: str,
