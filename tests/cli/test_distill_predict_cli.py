@@ -61,12 +61,13 @@ def test_distill_then_predict(category, tmp_path, capsys):
     # the saved teacher again, box-level this time (PartDistill's GLIP-like setting)
     box = tmp_path / "run_box"
     rc = main(["distill", "partdistill", "--shapes", str(category / "shapes"), "--parts", "top,leg",
-               "--teacher-weights", str(out / "fewshot_teacher.pt"), "--teacher-output", "box", "-o", str(box),
+               "--teacher-weights", str(out / "fewshot_teacher.pt"), "--teacher-output", "box", "--backward-rule", "class_relative", "-o", str(box),
                "--views", "4", "--iterations", "30", "--cache", str(tmp_path / "cache"), "--quiet"])
     assert rc == 0, capsys.readouterr().err
     info_box = json.loads((box / "distill.json").read_text())
     assert info_box["teacher"].endswith(":box") and info["teacher"].endswith(":mask")
-    assert info_box["rounds"][0]["predictions"] > 0
+    assert info_box["rounds"][0]["predictions"] > 0 and info_box["config"]["backward_rule"] == "class_relative"
+    assert info_box["rounds"][1]["stage"] == "backward 1"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -164,3 +164,22 @@ def test_student_and_lifting_label_the_two_parts(distilled, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(InputError):
         load_student(tmp_path / "bad.pt")
+
+
+def test_class_relative_rule_keeps_a_right_small_part_the_absolute_rule_drops():
+    from crossdistill.methods.partdistill.distill import DistillConfig, select_by_agreement
+
+    # class 0 (body): agreements near 0.9; class 1 (handle): the student is unsure of handles
+    # everywhere (0.3-0.45), and one handle prediction is wrong (0.05)
+    agreement = np.array([0.95, 0.9, 0.2, 0.45, 0.4, 0.3, 0.05])
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    keep_abs, score_abs = select_by_agreement(agreement, labels, 2, 0.5, "absolute")
+    np.testing.assert_array_equal(keep_abs, [True, True, False, False, False, False, False])
+    np.testing.assert_allclose(score_abs, agreement, rtol=1e-6)
+    keep_rel, score_rel = select_by_agreement(agreement, labels, 2, 0.5, "class_relative")
+    ref1 = np.quantile([0.45, 0.4, 0.3, 0.05], 0.9)
+    np.testing.assert_array_equal(keep_rel, [True, True, False, True, True, True, False])
+    np.testing.assert_allclose(score_rel[3:], np.minimum(1, agreement[3:] / ref1), rtol=1e-6)
+    assert score_rel.max() <= 1.0
+    with pytest.raises(InputError, match="backward_rule"):
+        DistillConfig(backward_rule="vote")

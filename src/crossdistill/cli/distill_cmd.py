@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     q.add_argument("--teacher-iterations", type=int, default=500, help="few-shot teacher training steps")
     q.add_argument("--backward-rounds", type=int, default=1)
+    q.add_argument("--backward-rule", choices=["absolute", "class_relative"], default="absolute",
+                   help="backward distillation keeps predictions whose student agreement is >= 0.5 (absolute) or "
+                        ">= 0.5 x their class's 90th-percentile agreement (class_relative)")
     q.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
                    help="few-shot teacher: pixel-level masks (default) or box-level predictions (GLIP-like)")
     q.add_argument("--seed", type=int, default=0)
@@ -89,7 +92,7 @@ def run_partdistill(args: argparse.Namespace) -> int:
     out = Path(args.output)
     progress = not args.quiet
     teacher = cached(_teacher(args, part_names, device, progress), args.cache)
-    config = DistillConfig(views=args.views, backward_rounds=args.backward_rounds,
+    config = DistillConfig(views=args.views, backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
                            student=StudentConfig(iterations=args.iterations, seed=args.seed))
     pd = PartDistill(teacher, part_names, config, device=device, progress=progress)
     items, failures = [], {}

@@ -42,7 +42,42 @@ from crossdistill.teachers.base import TextTeacher
 from crossdistill.types import Cameras, Shape, SurfaceSample
 
 __all__ = ["DistillConfig", "DistillShape", "DistillResult", "PartDistill", "partdistill_rig", "lift_knowledge",
-           "shape_points"]
+           "shape_points", "select_by_agreement", "BACKWARD_RULES"]
+
+
+BACKWARD_RULES = ("absolute", "class_relative")
+
+
+def select_by_agreement(agreement: np.ndarray, labels: np.ndarray, n_parts: int, keep: float,
+                        rule: str = "absolute", reference_quantile: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Backward distillation's choice of 2D predictions from the student's agreement with them.
+
+    Args:
+        agreement: (K,) the student's mean probability of each prediction's label over its points.
+        labels: (K,) part index of each prediction.
+        n_parts: P.
+        keep: the threshold ``keep_agreement``.
+        rule: ``"absolute"``: keep when agreement >= keep; new score = agreement.
+            ``"class_relative"``: the reference of class c is the ``reference_quantile`` of
+            the agreements of c's predictions; keep when agreement >= keep * reference;
+            new score = min(1, agreement / reference). Small parts get low agreement even
+            when right (the student is less sure of them everywhere); this compares each
+            prediction with its own class (class-adaptive thresholds, as in FlexMatch).
+
+    Returns:
+        keep (K,) bool, scores (K,) float32 of every prediction.
+    """
+    agreement = np.asarray(agreement, np.float64)
+    labels = np.asarray(labels, np.int64)
+    if rule == "absolute":
+        return agreement >= keep, agreement.astype(np.float32)
+    if rule != "class_relative":
+        raise ValueError(f"unknown backward rule {rule!r}")
+    ref = np.ones(n_parts)
+    for c in range(n_parts):
+        if np.any(labels == c):
+            ref[c] = max(float(np.quantile(agreement[labels == c], reference_quantile)), 1e-6)
+    return agreement >= keep * ref[labels], np.minimum(1.0, agreement / ref[labels]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -56,7 +91,10 @@ class DistillConfig:
         pool_min_score: predictions below this are not even kept for backward re-scoring.
         backward_rounds: backward distillation rounds (0: forward only).
         keep_agreement: a prediction survives backward distillation when the student's
-            mean probability of its label on its points is at least this.
+            mean probability of its label on its points (its agreement) is at least this
+            (``backward_rule="absolute"``), or at least this times its class's reference
+            agreement (``"class_relative"``, see :func:`select_by_agreement`).
+        backward_rule: "absolute" (default) or "class_relative".
         student: the student's settings (points per shape, network, steps).
     """
 
@@ -66,11 +104,16 @@ class DistillConfig:
     pool_min_score: float = 0.05
     backward_rounds: int = 1
     keep_agreement: float = 0.5
+    backward_rule: str = "absolute"
     student: StudentConfig = field(default_factory=StudentConfig)
+
+    def __post_init__(self) -> None:
+        if self.backward_rule not in BACKWARD_RULES:
+            raise InputError(f"backward_rule must be one of {BACKWARD_RULES}, got {self.backward_rule!r}")
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("views", "image_size", "min_score", "pool_min_score", "backward_rounds",
-                                           "keep_agreement")}
+                                           "keep_agreement", "backward_rule")}
         d["student"] = self.student.to_dict()
         return d
 
@@ -183,14 +226,18 @@ class PartDistill:
     def rescore(self, student: PointStudent, items: Sequence[DistillShape]) -> tuple[list[Knowledge], dict]:
         """Backward distillation: the student's agreement with every pooled 2D prediction."""
         refined, dropped, added, kept = [], 0, 0, 0
-        for s in items:
-            agree = s.knowledge.agreement(predict_probs(student, s.points, self.device))
-            keep = agree >= self.config.keep_agreement
+        agree = [s.knowledge.agreement(predict_probs(student, s.points, self.device)) for s in items]
+        keep_all, score_all = select_by_agreement(
+            np.concatenate(agree), np.concatenate([s.knowledge.labels for s in items]), len(self.part_names),
+            self.config.keep_agreement, self.config.backward_rule)
+        bounds = np.cumsum([0] + [len(a) for a in agree])
+        for i, s in enumerate(items):
+            keep, score = keep_all[bounds[i]:bounds[i + 1]], score_all[bounds[i]:bounds[i + 1]]
             was_used = s.knowledge.scores >= self.config.min_score
             dropped += int((was_used & ~keep).sum())
             added += int((~was_used & keep).sum())
             kept += int(keep.sum())
-            refined.append(s.knowledge.subset(keep).with_scores(agree[keep]))
+            refined.append(s.knowledge.subset(keep).with_scores(score[keep]))
         return refined, {"kept": kept, "dropped_from_forward": dropped, "added_from_pool": added}
 
     def fit(self, items: Sequence[DistillShape]) -> DistillResult:
