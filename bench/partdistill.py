@@ -87,7 +87,7 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
     timings["teacher_train_s"] = time.perf_counter() - t
 
     student_cfg = StudentConfig(iterations=args.iterations)
-    config = DistillConfig(student=student_cfg, backward_rounds=args.backward_rounds)
+    config = DistillConfig(student=student_cfg, backward_rounds=args.backward_rounds, backward_rule=args.backward_rule)
     pd = PartDistill(teacher, names, config, progress=False)
     t = time.perf_counter()
     items = pd.prepare_all([(o[0], o[1]) for o in rest])
@@ -203,7 +203,8 @@ def write_report(rows, args, wall: float) -> None:
         f"Settings: teacher `FewShotConfig(output={args.teacher_output!r})` ({FewShotConfig().iterations} steps, "
         f"{'box-level: each predicted region becomes its tight box' if args.teacher_output == 'box' else 'pixel-level masks'}); PartDistill {cfg.views} views of "
         f"{cfg.image_size} px, forward predictions with confidence >= {cfg.min_score}, pool >= {cfg.pool_min_score}, "
-        f"backward keeps agreement >= {cfg.keep_agreement}, {args.backward_rounds} backward round(s); student "
+        f"backward keeps agreement >= {cfg.keep_agreement} (rule `{args.backward_rule}`), {args.backward_rounds} "
+        "backward round(s); student "
         f"{cfg.student.n_points} points/shape, width {cfg.student.width}, {cfg.student.n_blocks} blocks, "
         f"{args.iterations} steps of {cfg.student.batch_size} shapes per training run (the same for (d)).", "",
         "## Semantic mIoU on the unlabelled objects", "",
@@ -257,11 +258,14 @@ def write_report(rows, args, wall: float) -> None:
 
 
 def main() -> None:
+    from crossdistill.methods.partdistill.distill import DistillConfig
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--categories", nargs="*", default=None)
     ap.add_argument("--labelled", type=int, default=8)
     ap.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     ap.add_argument("--backward-rounds", type=int, default=1)
+    ap.add_argument("--backward-rule", choices=["absolute", "class_relative"], default=DistillConfig().backward_rule)
     ap.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
                     help="pixel-level masks (default) or box-level predictions of the few-shot teacher")
     args = ap.parse_args()

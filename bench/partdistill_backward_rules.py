@@ -141,12 +141,12 @@ def main() -> None:
             "Written by `bench/partdistill_backward_rules.py` (see its docstring for the rules); same protocol as "
             "`partdistill.md`. Scores are semantic mIoU x100 on the unlabelled objects; run-to-run noise of the "
             "student training is about 1 point (compare (d) across `partdistill.md` and `partdistill_box.md`).", ""]
-    old = OUT.read_text().splitlines()[len(head):] if OUT.exists() else []
-    body = []
     for cat in args.categories:
-        body += [f"Run {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}: `python bench/partdistill_backward_rules.py "
-                 f"{' '.join(sys.argv[1:])}`", ""] + run(cat, args.teacher_output)
-        write_text(OUT, "\n".join(head + old + body) + "\n")
+        started = _dt.datetime.now().strftime('%Y-%m-%d %H:%M')
+        section = run(cat, args.teacher_output)
+        old = OUT.read_text().splitlines()[len(head):] if OUT.exists() else []  # read late: runs may overlap
+        write_text(OUT, "\n".join(head + old + [f"Run {started}: `python bench/partdistill_backward_rules.py "
+                                               f"{' '.join(sys.argv[1:])}`", ""] + section) + "\n")
 
 
 if __name__ == "__main__":

@@ -209,7 +209,7 @@ def test_pcd_round_trip(tmp_path: Path, binary: bool) -> None:
 
 
 def test_pcd_binary_compressed_from_open3d(tmp_path: Path) -> None:
-    o3d = pytest.importorskip("open3d", reason="open3d writes the binary_compressed PCD fixture")
+    o3d = pytest.importorskip("open3d", reason="open3d writes the binary_compressed PCD fixture", exc_type=ImportError)
     pts, nrm, rgb = _cloud(2000)
     pts = np.round(pts, 2)  # repeated byte patterns so LZF emits back references
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))

@@ -77,7 +77,7 @@ def test_torch_zbuffer_matches_embree(sphere_mesh):
 
 
 def test_open3d_matches_embree(sphere_mesh):
-    pytest.importorskip("open3d")
+    pytest.importorskip("open3d", exc_type=ImportError)
     shape = to_shape(sphere_mesh)
     cams = axis_rig(64)
     emb, o3 = EmbreeRaycaster(shape), Open3DRaycaster(shape)

@@ -57,7 +57,7 @@ def test_face_and_vertex_colours():
 @pytest.mark.parametrize("backend", ["torch", "open3d"])
 def test_other_backends_through_render_shape(sphere_mesh, backend):
     if backend == "open3d":
-        pytest.importorskip("open3d")
+        pytest.importorskip("open3d", exc_type=ImportError)
     cams = axis_rig(48)
     samples = sample(sphere_mesh, 600)
     ref = render_shape(to_shape(sphere_mesh), cams, samples, progress=False)
