@@ -59,25 +59,32 @@ def _faces_from_points(point_labels, samples, unit):
     return vote_faces(point_labels, samples.face_id, unit.n_faces, unit.vertices[unit.faces].mean(1), spill=0.0)
 
 
+def load_category(bench, category: str) -> tuple[tuple[str, ...], list]:
+    """Part names (link-level semantics) and [(id, shape, face labels)] of one category, sorted by id."""
+    from crossdistill.methods.partdistill.data import link_face_labels, link_part_names
+
+    recs = sorted((r for r in bench.records() if r.category == category), key=lambda r: r.id)
+    names = link_part_names(recs)
+    objs = []
+    for r in recs:
+        d = bench.load(r)
+        objs.append((r.id, d["shape"], link_face_labels(r.meta, d["face_link"], names)))
+    return names, objs
+
+
 def run_category(bench, category: str, n_labelled: int, args) -> dict:
     import torch
 
     from crossdistill.eval.metrics.parts import partnete_miou
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.geometry.sampling import sample_surface
-    from crossdistill.methods.partdistill.data import link_face_labels, link_part_names
     from crossdistill.methods.partdistill.distill import DistillConfig, PartDistill, lift_knowledge, shape_points
     from crossdistill.methods.partdistill.student_training import StudentConfig, predict_probs, train_student
     from crossdistill.teachers.fewshot import FewShotConfig, FewShotTextTeacher
 
     torch.manual_seed(0)
-    recs = sorted((r for r in bench.records() if r.category == category), key=lambda r: r.id)
-    names = link_part_names(recs)
+    names, objs = load_category(bench, category)
     P = len(names)
-    objs = []
-    for r in recs:
-        d = bench.load(r)
-        objs.append((r.id, d["shape"], link_face_labels(r.meta, d["face_link"], names)))
     labelled, rest = objs[:n_labelled], objs[n_labelled:]
     timings = {}
 

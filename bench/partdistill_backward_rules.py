@@ -39,20 +39,14 @@ def run(category: str, output: str) -> list[str]:
     from crossdistill.eval.metrics.parts import partnete_miou
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.geometry.sampling import sample_surface
-    from crossdistill.methods.partdistill.data import link_face_labels, link_part_names
     from crossdistill.methods.partdistill.distill import DistillConfig, PartDistill, lift_knowledge, select_by_agreement
     from crossdistill.methods.partdistill.student_training import predict_probs
     from crossdistill.teachers.fewshot import FewShotConfig, FewShotTextTeacher
-    from partdistill import DATA, _faces_from_points
+    from partdistill import DATA, _faces_from_points, load_category
 
     bench = get_benchmark("partnet_mobility_dev", DATA)
-    recs = sorted((r for r in bench.records() if r.category == category), key=lambda r: r.id)
-    names = link_part_names(recs)
+    names, objs = load_category(bench, category)
     P = len(names)
-    objs = []
-    for r in recs:
-        d = bench.load(r)
-        objs.append((r.id, d["shape"], link_face_labels(r.meta, d["face_link"], names)))
     lab, rest = objs[:8], objs[8:]
     torch.manual_seed(0)
     teacher = FewShotTextTeacher.fit([normalize_shape(o[1])[0] for o in lab], [o[2] for o in lab], names,
