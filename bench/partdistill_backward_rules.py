@@ -66,8 +66,8 @@ def run(category: str, output: str) -> list[str]:
         return 100 * r.miou, [float("nan") if np.isnan(v) else 100 * v for v in r.part_iou]
 
     lifted = {it.name: lift_knowledge(k, it.samples.points, P) for it, k in zip(items, fk)}
-    rows = [("(a) teacher lifted", len(_cat(fk)), score(lambda it: lifted[it.name])),
-            ("(b) forward", len(_cat(fk)), score(lambda it: predict_probs(fwd, it.points).argmax(1)))]
+    rows = [("(a) teacher lifted", sum(len(k) for k in fk), score(lambda it: lifted[it.name])),
+            ("(b) forward", sum(len(k) for k in fk), score(lambda it: predict_probs(fwd, it.points).argmax(1)))]
     probs = [predict_probs(fwd, s.points) for s in items]
     per_class = [_class_agreement(s.knowledge, pr, P) for s, pr in zip(items, probs)]
     agree = [a[np.arange(len(s.knowledge)), s.knowledge.labels] for a, s in zip(per_class, items)]
@@ -94,7 +94,7 @@ def run(category: str, output: str) -> list[str]:
                      score(lambda it, st=st: predict_probs(st, it.points).argmax(1))))
         print(category, output, name, f"{rows[-1][2][0]:.1f}", flush=True)
     lines = [f"## {category}, {output}-level teacher", "",
-             f"{len(rest)} unlabelled objects; pool {len(all_ag)} predictions, {len(_cat(fk))} used by forward "
+             f"{len(rest)} unlabelled objects; pool {len(all_ag)} predictions, {sum(len(k) for k in fk)} used by forward "
              f"distillation; per-class reference agreement (90th percentile) "
              + ", ".join(f"{n} {r:.2f}" for n, r in zip(names, ref)), "",
              "| student | predictions trained on | mIoU | " + " | ".join(names) + " |",
@@ -103,10 +103,6 @@ def run(category: str, output: str) -> list[str]:
         lines.append(f"| {title} | {n} | {m:.1f} | " + " | ".join("-" if np.isnan(v) else f"{v:.1f}" for v in parts)
                      + " |")
     return lines + [""]
-
-
-def _cat(knowledge):
-    return [i for k in knowledge for i in range(len(k))]
 
 
 def _class_agreement(knowledge, point_probs: np.ndarray, n_parts: int) -> np.ndarray:

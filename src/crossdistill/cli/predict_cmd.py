@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from crossdistill.cli.segment_cmd import _device, find_inputs
-    from crossdistill.engine.batch import is_done, run_batch, settings_hash
+    from crossdistill.engine.batch import run_inputs, settings_hash
     from crossdistill.export.parts import write_scale_outputs
     from crossdistill.geometry.io import load_shape
     from crossdistill.io_utils import write_json
@@ -48,14 +48,4 @@ def run_predict(args: argparse.Namespace) -> int:
                                        "part_names": list(ckpt.part_names),
                                        "element": "face" if shape.is_mesh else "point", "counts": counts})
 
-    if len(items) == 1:
-        name, path = items[0]
-        if is_done(out / name / MARKER, digest):
-            print(f"{out / name}: already done with this checkpoint", file=sys.stderr)
-            return 0
-        job(path, out / name)
-        return 0
-    report = run_batch(items, out, MARKER, digest, job, progress=not args.quiet, desc="predict")
-    print(f"predict: {len(report.done)} done, {len(report.skipped)} already done, {len(report.failed)} failed",
-          file=sys.stderr)
-    return 1 if report.failed else 0
+    return run_inputs(items, out, MARKER, digest, job, progress=not args.quiet, desc="predict")

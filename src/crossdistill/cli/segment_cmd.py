@@ -92,7 +92,7 @@ def find_inputs(root: Path) -> list[tuple[str, Path]]:
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    from crossdistill.engine.batch import run_batch, settings_hash
+    from crossdistill.engine.batch import run_inputs, settings_hash
     from crossdistill.geometry.demo import demo_shape
     from crossdistill.geometry.io import load_shape
     from crossdistill.methods.sampart3d.outputs import MARKER, write_segmentation
@@ -120,18 +120,4 @@ def run_segment(args: argparse.Namespace) -> int:
         raise InputError("give an INPUT file or folder, or --demo")
     else:
         items = find_inputs(Path(args.input))
-    single = len(items) == 1
-    if single:
-        # one object: errors are the command's errors (exit 2 for bad input)
-        name, path = items[0]
-        from crossdistill.engine.batch import is_done
-
-        if is_done(out / name / MARKER, digest):
-            print(f"{out / name}: already done with these settings (delete it to recompute)", file=sys.stderr)
-            return 0
-        job(path, out / name)
-        return 0
-    report = run_batch(items, out, MARKER, digest, job, progress=progress, desc="segment")
-    print(f"segment: {len(report.done)} done, {len(report.skipped)} already done, {len(report.failed)} failed"
-          + (f" (see {out / 'failures.json'})" if report.failed else ""), file=sys.stderr)
-    return 1 if report.failed else 0
+    return run_inputs(items, out, MARKER, digest, job, progress=progress, desc="segment")

@@ -74,3 +74,24 @@ def run_batch(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: st
     elif (out_root / "failures.json").exists() and not report.failed:
         (out_root / "failures.json").unlink()
     return report
+
+
+def run_inputs(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: str, digest: str,
+               job: Callable[[Path, Path], None], progress: bool, desc: str) -> int:
+    """A command's run over its inputs; returns its exit code.
+
+    One input: its errors are the command's own (they propagate, so bad input exits 2);
+    skipped when already done. Several: :func:`run_batch`, failures isolated and
+    summarised on stderr (exit 1 if any failed).
+    """
+    if len(items) == 1:
+        name, path = items[0]
+        if is_done(out_root / name / marker_name, digest):
+            print(f"{out_root / name}: already done with these settings (delete it to recompute)", file=sys.stderr)
+            return 0
+        job(path, out_root / name)
+        return 0
+    report = run_batch(items, out_root, marker_name, digest, job, progress=progress, desc=desc)
+    print(f"{desc}: {len(report.done)} done, {len(report.skipped)} already done, {len(report.failed)} failed"
+          + (f" (see {out_root / 'failures.json'})" if report.failed else ""), file=sys.stderr)
+    return 1 if report.failed else 0
