@@ -83,3 +83,24 @@ def test_segment_bad_input_exit_2(tmp_path, capsys):
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 3
     assert "Traceback" not in err
     assert not (tmp_path / "o" / "x").exists()
+
+
+def test_parts_stay_inside_mesh_pieces_unless_merging_is_asked(tmp_path):
+    # two touching boxes modelled as separate pieces (a lid on a body)
+    body = trimesh.creation.box(extents=(1, 1, 1))
+    lid = trimesh.creation.box(extents=(0.8, 0.8, 0.2))  # corners off the body (no welding)
+    lid.apply_translation((0, 0, 0.6))
+    mesh = trimesh.util.concatenate([body, lid])
+    piece = np.r_[np.zeros(len(body.faces), int), np.ones(len(lid.faces), int)]
+    src = tmp_path / "lidded.ply"
+    mesh.export(src)
+    out = tmp_path / "out"
+    assert main(["segment", str(src), "-o", str(out), *FAST]) == 0
+    for d in sorted((out / "lidded").glob("scale_*")):
+        labels = np.load(d / "labels.npy")
+        for p in np.unique(labels):
+            assert len(np.unique(piece[labels == p])) == 1, d.name
+    assert json.loads((out / "lidded" / "segment.json").read_text())["settings"]["merge_pieces"] is False
+    merged = tmp_path / "merged"
+    assert main(["segment", str(src), "-o", str(merged), *FAST, "--merge-pieces"]) == 0
+    assert json.loads((merged / "lidded" / "segment.json").read_text())["settings"]["merge_pieces"] is True

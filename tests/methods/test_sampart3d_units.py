@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
+from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points, merge_close_clusters
 from crossdistill.methods.sampart3d.grouping import GroupingField, pairwise_grouping_loss
 from crossdistill.methods.sampart3d.scale import ScaleQuantiles, mask_scale, mask_scales_from_labels
-from crossdistill.methods.sampart3d.vote import majority_per_group, vote_faces
+from crossdistill.methods.sampart3d.vote import majority_per_group, split_at_pieces, vote_faces
 
 
 def test_mask_scale_matches_hand_computation():
@@ -109,3 +109,44 @@ def test_majority_and_face_voting_with_fill_and_piece_dominance():
     # a label living entirely inside one piece (a welded button) is kept
     labels = vote_faces(np.array([0, 0, 1, 2, 2]), np.arange(5), 5, cents5, components=comp5, spill=0.5)
     assert labels.tolist() == [0, 0, 1, 2, 2]
+
+
+def test_split_at_pieces_keeps_parts_inside_pieces_and_folds_slivers():
+    # 10 faces: piece 0 = faces 0-5, piece 1 = faces 6-9; label 0 spans both pieces
+    comp = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    lab = np.array([0, 0, 0, 0, 1, 1, 0, 0, 0, 2])
+    areas = np.ones(10)
+    out = split_at_pieces(lab, comp, areas, fragment=0.2)
+    # label 0 becomes two parts (one per piece); label 1 (2/6 of piece 0) is kept;
+    # label 2 (1/4 of piece 1 >= 0.2) is kept
+    assert len(np.unique(out)) == 4
+    assert out[0] != out[6] and out[4] == out[5] != out[0] and out[9] != out[6]
+    # with a larger fragment share, the 1-face sliver of piece 1 folds into its main part
+    out = split_at_pieces(lab, comp, areas, fragment=0.3)
+    assert out[9] == out[6] and len(np.unique(out)) == 3
+    # parts are numbered by decreasing area
+    big = split_at_pieces(lab, comp, np.r_[np.ones(6), 10 * np.ones(4)], fragment=0.3)
+    assert big[6] == 0
+    # no part ever spans two pieces
+    rng = np.random.default_rng(0)
+    lab_r, comp_r = rng.integers(0, 5, 200), rng.integers(0, 7, 200)
+    out = split_at_pieces(lab_r, comp_r, None, fragment=0.1)
+    for p in np.unique(out):
+        assert len(np.unique(comp_r[out == p])) == 1
+
+
+def test_clusters_closer_than_the_push_margin_are_joined():
+    # three tight feature groups: A and B are 0.3 apart (never pushed apart by a margin-1 loss),
+    # C is sqrt(2) from both
+    rng = np.random.default_rng(1)
+    pts = np.concatenate([rng.normal(c, 0.05, size=(300, 3)) for c in (0.0, 1.0, 2.0)])
+    centres = np.array([[0.0, 0, 0, 0], [0.3, 0, 0, 0], [0.0, 1.0, 1.0, 0]])
+    feats = np.concatenate([centres[k] + rng.normal(0, 0.005, (300, 4)) for k in range(3)])
+    kept = cluster_points(feats, pts, ClusterConfig(max_points=600, merge_margin=None))
+    assert len(np.unique(kept)) == 3
+    joined = cluster_points(feats, pts, ClusterConfig(max_points=600, merge_margin=1.0), margin=1.0)
+    assert len(np.unique(joined)) == 2
+    assert len(np.unique(joined[:600])) == 1 and joined[600] != joined[0]
+    # the threshold scales with the margin the field was trained with
+    assert len(np.unique(cluster_points(feats, pts, ClusterConfig(max_points=600), margin=0.2))) == 3
+    assert merge_close_clusters(feats, kept, 0.5)[0] == merge_close_clusters(feats, kept, 0.5)[350]

@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="2D mask teacher: sam (needs local SAM weights), offline (render-based, no weights), "
                         "auto = sam when its weights are found, else offline (default)")
     p.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
+    p.add_argument("--merge-pieces", action="store_true",
+                   help="meshes: let one part span several connected pieces when the grouping field joins them "
+                        "(default: parts stay inside pieces, which scored higher with the offline masks)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_segment)
 
@@ -61,7 +64,7 @@ def _config(args: argparse.Namespace):
     if any(s < 0 for s in scales):
         raise InputError("--scales must be non-negative")
     cfg = SegmentConfig(n_points=args.points, n_views=args.views, image_size=args.size, scales=scales,
-                        seed=args.seed, device=_device(args.device))
+                        seed=args.seed, device=_device(args.device), merge_pieces=args.merge_pieces)
     if args.iterations is not None:
         if args.iterations < 1:
             raise InputError("--iterations must be >= 1")

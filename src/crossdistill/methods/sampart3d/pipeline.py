@@ -23,7 +23,7 @@ from crossdistill.geometry.topology import face_components
 from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
 from crossdistill.methods.sampart3d.supervision import build_supervision
 from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, piece_codes, train_grouping_field
-from crossdistill.methods.sampart3d.vote import vote_faces
+from crossdistill.methods.sampart3d.vote import split_at_pieces, vote_faces
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
 from crossdistill.teachers.offline_masks import RenderMaskTeacher
@@ -52,6 +52,11 @@ class SegmentConfig:
         cluster: clustering settings.
         face_spill: a label with less than this share of its area inside a mesh piece is
             spill-over there and takes the piece's majority label (0 disables).
+        merge_pieces: meshes: let a part span several connected pieces when the field
+            groups them (SAMPart3D as published). Off by default: parts stay inside
+            pieces, which scored higher with the offline masks (see segment_notes.md).
+        piece_fragment: with ``merge_pieces`` off, a part covering less than this share
+            of its piece folds into the piece's main part.
     """
 
     n_points: int = 15000
@@ -65,6 +70,8 @@ class SegmentConfig:
     train: GroupingTrainConfig = field(default_factory=GroupingTrainConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     face_spill: float = 0.5
+    merge_pieces: bool = False
+    piece_fragment: float = 0.2
 
 
 @dataclass
@@ -150,7 +157,8 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     scales = tuple(sorted(float(s) for s in config.scales))
     sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
     point_labels = np.stack([
-        cluster_points(trained.features(s, config.scale_unit), samples.points, config.cluster, subsample=sub)
+        cluster_points(trained.features(s, config.scale_unit), samples.points, config.cluster, subsample=sub,
+                       margin=config.train.margin)
         for s in scales
     ]).astype(np.int32)
     timer.lap("cluster")
@@ -162,6 +170,10 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
             vote_faces(pl, samples.face_id, unit.n_faces, centroids, components, areas, config.face_spill)
             for pl in point_labels
         ])
+        if not config.merge_pieces:
+            face_labels = np.stack([split_at_pieces(fl, components, areas, config.piece_fragment)
+                                    for fl in face_labels])
+        point_labels = face_labels[:, samples.face_id]  # the points carry their face's part
     else:
         input_labels = np.stack([propagate_to_inputs(pl, samples.points, unit.vertices) for pl in point_labels])
     timer.lap("vote")
@@ -175,6 +187,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "n_views": len(cams),
         "image_size": config.image_size,
         "n_masks": sup.n_masks,
+        "merge_pieces": bool(config.merge_pieces) if unit.is_mesh else None,
         "final_loss": float(trained.losses[-10:].mean()) if len(trained.losses) else float("nan"),
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
