@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 DATA = REPO / ".." / "shared" / "data"
 OUT = REPO / "docs" / "results"
-STEM = "partdistill"  # "partdistill_box" with --teacher-output box
+STEM = "partdistill"  # + "_box" with --teacher-output box, + "_class_relative" with that non-default rule
 METHODS = ("lift", "forward", "forward+backward", "supervised")
 TITLES = {"lift": "(a) teacher lifted", "forward": "(b) forward", "forward+backward": "(c) forward+backward",
           "supervised": "(d) 3D net on labelled"}
@@ -278,6 +278,8 @@ def main() -> None:
     args = ap.parse_args()
     global STEM
     STEM = "partdistill" if args.teacher_output == "mask" else "partdistill_box"
+    if args.backward_rule != DistillConfig().backward_rule:
+        STEM += f"_{args.backward_rule}"
     root = DATA / "partnet_mobility_dev"
     if not root.is_dir():
         sys.exit(f"skipped: {root} not found (the shared data is needed)")

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     q.add_argument("--teacher-iterations", type=int, default=500, help="few-shot teacher training steps")
     q.add_argument("--backward-rounds", type=int, default=1)
-    q.add_argument("--backward-rule", choices=["absolute", "class_relative"], default="class_relative",
+    q.add_argument("--backward-rule", choices=["absolute", "class_relative"], default="absolute",
                    help="backward distillation keeps predictions whose student agreement is >= 0.5 (absolute) or "
                         ">= 0.5 x their class's 90th-percentile agreement (class_relative)")
     q.add_argument("--teacher-output", choices=["mask", "box"], default="mask",

@@ -94,8 +94,9 @@ class DistillConfig:
             mean probability of its label on its points (its agreement) is at least this
             (``backward_rule="absolute"``), or at least this times its class's reference
             agreement (``"class_relative"``, see :func:`select_by_agreement`).
-        backward_rule: "class_relative" (default; measured better than "absolute" on every
-            category and teacher output of ``docs/results/partdistill_backward_rules.md``) or "absolute".
+        backward_rule: "absolute" (default) or "class_relative" (better on Bucket and Safe in
+            ``partdistill_backward_rules.md``, worse on Toaster and on the 5-category mean in
+            ``partdistill_class_relative.md``).
         student: the student's settings (points per shape, network, steps).
     """
 
@@ -105,7 +106,7 @@ class DistillConfig:
     pool_min_score: float = 0.05
     backward_rounds: int = 1
     keep_agreement: float = 0.5
-    backward_rule: str = "class_relative"
+    backward_rule: str = "absolute"
     student: StudentConfig = field(default_factory=StudentConfig)
 
     def __post_init__(self) -> None:
