@@ -5,7 +5,8 @@
     shape --normalise--> unit box --sample N points--> render V views (+ correspondence)
           --mask teacher--> multi-granularity 2D masks --scale sigma per mask-->
           train the scale-conditioned grouping field --at each scale: features -->
-          HDBSCAN (subsample + propagate) --> point labels --per-face vote--> face labels
+          HDBSCAN (subsample + propagate) --join clusters closer than the push margin-->
+          point labels --per-face vote (meshes: parts kept inside connected pieces)--> face labels
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@
    mostly inside the piece (a part welded into a bigger piece, e.g. a button) is kept.
 4. Piece boundaries (ours, :func:`split_at_pieces`): a part never spans two connected
    pieces; each piece keeps the parts the field splits it into (fragments below a share
-   of the piece's area fold into the piece's main part). Measured on PartNet-Mobility with
-   the offline mask teacher, the field's joins of whole pieces are wrong more often than
-   right (``docs/results/segment_notes.md``), while its splits of welded pieces help.
+   of the piece's area fold into the piece's main part). With the offline mask teacher the
+   field's joins of whole pieces are wrong more often than right on PartNet-Mobility, while
+   its splits of welded pieces help (``docs/results/segment_clustering.md``).
 """
 
 from __future__ import annotations
