@@ -34,6 +34,8 @@ def main() -> int:
     ap.add_argument("--cache", default=str(REPO / "bench" / "_cache" / "segment"))
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "segment"))
     ap.add_argument("--fresh", action="store_true", help="ignore cached per-object results")
+    ap.add_argument("--reverse", action="store_true",
+                    help="process objects last to first (a second process can share the cache from the other end)")
     args = ap.parse_args()
 
     from crossdistill.eval.segment_report import select_objects, write_segment_report
@@ -48,7 +50,7 @@ def main() -> int:
     cache = Path(args.cache)
     results = []
     for track in args.tracks:
-        for cat, oid in objects:
+        for cat, oid in (objects[::-1] if args.reverse else objects):
             f = cache / track / f"{cat}_{oid}.json"
             if f.exists() and not args.fresh:
                 results.append(json.loads(f.read_text()))
@@ -61,6 +63,7 @@ def main() -> int:
             best = res["ours"]["best"]
             print(f"[{track}] {cat}/{oid}: ours link {best['link']:.3f} leaf {best['leaf']:.3f} "
                   f"({res['seconds']:.1f} s, {res['peak_rss_mib']:.0f} MiB)", flush=True)
+    results.sort(key=lambda r: (r["track"] != "mesh", r["name"]))
     cmd = "python bench/segment.py " + " ".join(sys.argv[1:])
     write_segment_report(results, Path(args.out), command=cmd.strip(), threads=args.threads)
     print(f"wrote {args.out}.md")

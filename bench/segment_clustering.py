@@ -1,0 +1,154 @@
+"""Ablation of the flagship's stage 3 (clustering and voting) on held-out objects.
+
+The two stage-3 choices of ``crossdistill segment`` that go beyond the paper are
+measured here on objects the main benchmark (``bench/segment.py``) does not use: the
+ids after the first 4 of each category of ../shared/data/partnet_mobility_dev
+(``--per-category`` of them), so that the choices are not judged on the objects they
+were probed on.
+
+* ``join``: clusters whose mean grouping features lie closer than the push margin of
+  Eq. 5 are joined (:func:`crossdistill.methods.sampart3d.cluster.merge_close_clusters`);
+* ``pieces`` (mesh track): a part stays inside one connected mesh piece
+  (:func:`crossdistill.methods.sampart3d.vote.split_at_pieces`).
+
+Per object the grouping field is trained once (default settings) and its features at
+the paper's five scales are clustered with each variant; scores are best-of-scales
+class-agnostic mIoU x100, as in ``docs/results/segment.md``. Connected components (mesh)
+and normal region growing (points, best of 5 angles) are the geometry references.
+
+    python bench/segment_clustering.py      # writes docs/results/segment_clustering.md/.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+DATA = REPO / ".." / "shared" / "data"
+OUT = REPO / "docs" / "results" / "segment_clustering"
+
+MESH_VARIANTS = {  # name -> (join below this share of the margin or None, keep parts inside pieces)
+    "HDBSCAN + vote (paper)": (None, False),
+    "+ join 1.0 m": (1.0, False),
+    "+ pieces": (None, True),
+    "+ join 0.5 m + pieces": (0.5, True),
+    "+ join 1.0 m + pieces": (1.0, True),
+}
+POINT_VARIANTS = {"HDBSCAN (paper)": None, "+ join 0.5 m": 0.5, "+ join 1.0 m": 1.0}
+
+
+def held_out(per_category: int) -> list[tuple[str, str]]:
+    """(category, id) after the main benchmark's first 4 ids of each category."""
+    root = DATA / "partnet_mobility_dev"
+    out = []
+    for cat in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        ids = sorted((p.stem for p in (root / cat).glob("*.glb")), key=lambda s: (len(s), s))
+        out += [(cat, i) for i in ids[4:4 + per_category]]
+    return out
+
+
+def run_object(track: str, cat: str, oid: str) -> dict:
+    """Scores of every variant (best of the 5 scales) and of the geometry reference for one object."""
+    import dataclasses
+
+    from crossdistill.eval.baselines import connected_component_labels, region_growing
+    from crossdistill.eval.segment_protocol import REGION_GROW_ANGLES, _normals, score_levels
+    from crossdistill.eval.segment_report import load_labelled
+    from crossdistill.geometry.normalize import normalize_shape
+    from crossdistill.geometry.sampling import farthest_point_sampling
+    from crossdistill.geometry.topology import face_components
+    from crossdistill.methods.sampart3d.cluster import cluster_points
+    from crossdistill.methods.sampart3d.pipeline import SegmentConfig, propagate_to_inputs, segment_shape
+    from crossdistill.methods.sampart3d.vote import split_at_pieces, vote_faces
+
+    obj = load_labelled(DATA, track, cat, oid)
+    cfg = SegmentConfig()
+    seg = segment_shape(obj.shape, cfg, progress=False)
+    samples = seg.render.samples
+    feats = [seg.field.features(s, cfg.scale_unit) for s in seg.scales]
+    sub = farthest_point_sampling(samples.points, min(cfg.cluster.max_points, len(samples)), seed=cfg.seed)
+    shape = obj.shape
+    row: dict = {"name": obj.name, "category": cat}
+    if shape.is_mesh:
+        unit, _ = normalize_shape(shape)
+        comps = face_components(unit.vertices, unit.faces)
+        cents, w = unit.triangles.mean(1), shape.face_areas
+        for name, (join, pieces) in MESH_VARIANTS.items():
+            ccfg = dataclasses.replace(cfg.cluster, merge_margin=join)
+            per_scale = []
+            for f in feats:
+                pl = cluster_points(f, samples.points, ccfg, subsample=sub, margin=cfg.train.margin)
+                fl = vote_faces(pl, samples.face_id, shape.n_faces, cents, comps, w, cfg.face_spill)
+                if pieces:
+                    fl = split_at_pieces(fl, comps, w, cfg.piece_fragment)
+                per_scale.append(score_levels(fl, obj.labels, w))
+            row[name] = _best(per_scale)
+        row["connected components"] = _best([score_levels(connected_component_labels(shape), obj.labels, w)])
+    else:
+        inputs = seg.transform.apply(shape.vertices)
+        for name, join in POINT_VARIANTS.items():
+            ccfg = dataclasses.replace(cfg.cluster, merge_margin=join)
+            per_scale = []
+            for f in feats:
+                pl = cluster_points(f, samples.points, ccfg, subsample=sub, margin=cfg.train.margin)
+                per_scale.append(score_levels(propagate_to_inputs(pl, samples.points, inputs), obj.labels, None))
+            row[name] = _best(per_scale)
+        nrm = _normals(shape)
+        row["region growing"] = _best([score_levels(region_growing(shape.vertices, nrm, a), obj.labels, None)
+                                       for a in REGION_GROW_ANGLES])
+    return row
+
+
+def _best(per_scale: list[dict]) -> dict:
+    return {lvl: 100.0 * max(s[lvl] for s in per_scale) for lvl in per_scale[0]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--per-category", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    args = ap.parse_args()
+    if not (DATA / "partnet_mobility_dev").is_dir():
+        sys.exit("skipped: ../shared/data/partnet_mobility_dev not found (the shared data is needed)")
+    import torch
+
+    from crossdistill.io_utils import write_json, write_text
+
+    torch.set_num_threads(args.threads)
+    objects = held_out(args.per_category)
+    t0 = time.perf_counter()
+    rows = {"mesh": [], "points": []}
+    for track in ("mesh", "points"):
+        for cat, oid in objects:
+            rows[track].append(run_object(track, cat, oid))
+            r = rows[track][-1]
+            print(track, r["name"], {k: round(v["link"], 1) for k, v in r.items() if isinstance(v, dict)}, flush=True)
+    lines = ["# Stage-3 ablation of `crossdistill segment` on held-out objects", "",
+             f"Command: `{' '.join(['python bench/segment_clustering.py', *sys.argv[1:]])}`  ",
+             f"Objects: {len(objects)} (ids after the first 4 of each category with more than 4; none of them is in "
+             "`segment.md`'s subset). Best of the paper's 5 scales, class-agnostic mIoU x100, mean over objects; "
+             f"wall {time.perf_counter() - t0:.0f} s.", ""]
+    summary = {}
+    for track, variants in (("mesh", [*MESH_VARIANTS, "connected components"]),
+                            ("points", [*POINT_VARIANTS, "region growing"])):
+        lines += [f"## {track} track", "", "| stage 3 | link | leaf |", "|---|---|---|"]
+        summary[track] = {}
+        for v in variants:
+            link = float(np.mean([r[v]["link"] for r in rows[track]]))
+            leaf = float(np.mean([r[v]["leaf"] for r in rows[track]]))
+            summary[track][v] = {"link": link, "leaf": leaf}
+            lines.append(f"| {v} | {link:.1f} | {leaf:.1f} |")
+        lines.append("")
+    write_text(OUT.with_suffix(".md"), "\n".join(lines))
+    write_json(OUT.with_suffix(".json"), {"summary": summary, "objects": rows, "args": vars(args)})
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
