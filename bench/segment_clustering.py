@@ -64,8 +64,8 @@ def run_object(track: str, cat: str, oid: str) -> dict:
     from crossdistill.geometry.sampling import farthest_point_sampling
     from crossdistill.geometry.topology import face_components
     from crossdistill.methods.sampart3d.cluster import cluster_points
-    from crossdistill.methods.sampart3d.pipeline import SegmentConfig, propagate_to_inputs, segment_shape
-    from crossdistill.methods.sampart3d.vote import split_at_pieces, vote_faces
+    from crossdistill.methods.sampart3d.pipeline import (SegmentConfig, mesh_face_labels, propagate_to_inputs,
+                                                          segment_shape)
 
     obj = load_labelled(DATA, track, cat, oid)
     cfg = SegmentConfig()
@@ -81,12 +81,11 @@ def run_object(track: str, cat: str, oid: str) -> dict:
         cents, w = unit.triangles.mean(1), shape.face_areas
         for name, (join, pieces) in MESH_VARIANTS.items():
             ccfg = dataclasses.replace(cfg.cluster, merge_margin=join)
+            vcfg = dataclasses.replace(cfg, merge_pieces=not pieces)
             per_scale = []
             for f in feats:
                 pl = cluster_points(f, samples.points, ccfg, subsample=sub, margin=cfg.train.margin)
-                fl = vote_faces(pl, samples.face_id, shape.n_faces, cents, comps, w, cfg.face_spill)
-                if pieces:
-                    fl = split_at_pieces(fl, comps, w, cfg.piece_fragment)
+                fl = mesh_face_labels(pl, samples.face_id, cents, comps, w, vcfg)
                 per_scale.append(score_levels(fl, obj.labels, w))
             row[name] = _best(per_scale)
         row["connected components"] = _best([score_levels(connected_component_labels(shape), obj.labels, w)])

@@ -143,8 +143,9 @@ def write_segment_report(results: list[dict], out: Path, command: str, threads: 
           "(fine). Best-of-scales is the best of the paper's five scales (0, 0.5, 1, 1.5, 2) per object; every "
           "baseline gets the same per-object oracle choice over its own settings, and the same 2D masks.", "",
           "Mask teacher: the offline render-based teacher (no SAM weights on this machine); no pretrained "
-          "backbone (stage 1 is a later issue): the grouping field sees a Fourier encoding of xyz + normal + colour. Stage 3 at default settings: "
-          "HDBSCAN, clusters closer than the push margin joined, and on meshes parts kept inside connected pieces "
+          "backbone (stage 1 is a later issue): the grouping field sees a Fourier encoding of xyz + normal + colour. "
+          "Stage 3 at default settings: HDBSCAN, clusters closer than the push margin joined, and on meshes "
+          "parts kept inside connected pieces "
           "(`SegmentConfig.merge_pieces=False`; ablation on held-out objects in `segment_clustering.md`).",
           "", "## Targets", ""] + _targets(summary)
     for track, t in summary.items():

@@ -167,13 +167,8 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     if unit.is_mesh:
         centroids = unit.triangles.mean(axis=1)
         areas = unit.face_areas
-        face_labels = np.stack([
-            vote_faces(pl, samples.face_id, unit.n_faces, centroids, components, areas, config.face_spill)
-            for pl in point_labels
-        ])
-        if not config.merge_pieces:
-            face_labels = np.stack([split_at_pieces(fl, components, areas, config.piece_fragment)
-                                    for fl in face_labels])
+        face_labels = np.stack([mesh_face_labels(pl, samples.face_id, centroids, components, areas, config)
+                                for pl in point_labels])
         point_labels = face_labels[:, samples.face_id]  # the points carry their face's part
     else:
         input_labels = np.stack([propagate_to_inputs(pl, samples.points, unit.vertices) for pl in point_labels])
@@ -193,6 +188,24 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
                         list(mask_sets), timer.times, meta)
+
+
+def mesh_face_labels(point_labels: np.ndarray, point_face: np.ndarray, centroids: np.ndarray,
+                     components: np.ndarray, areas: np.ndarray, config: SegmentConfig) -> np.ndarray:
+    """Stage 3's last step on a mesh at one scale: per-face vote, then (unless
+    ``config.merge_pieces``) parts kept inside connected pieces.
+
+    Args:
+        point_labels: (N,) part of every sampled point; point_face: (N,) its face;
+        centroids: (F, 3) face centroids; components: (F,) piece id; areas: (F,) face areas.
+
+    Returns:
+        (F,) int32 part per face, in the input's face order.
+    """
+    labels = vote_faces(point_labels, point_face, len(centroids), centroids, components, areas, config.face_spill)
+    if not config.merge_pieces:
+        labels = split_at_pieces(labels, components, areas, config.piece_fragment)
+    return labels
 
 
 def propagate_to_inputs(point_labels: np.ndarray, sample_points: np.ndarray, input_points: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from crossdistill.labels import relabel_by_size
+
 
 def majority_per_group(groups: np.ndarray, labels: np.ndarray, n_groups: int,
                        weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -93,9 +95,7 @@ def vote_faces(point_labels: np.ndarray, point_face: np.ndarray, n_faces: int, f
         n_comp = int(components.max()) + 1
         n_lab = int(labels.max()) + 1
         win, _ = majority_per_group(components, labels, n_comp, w)
-        key = components * n_lab + labels
-        _, inv = np.unique(key, return_inverse=True)
-        area_in_piece = np.bincount(inv, weights=w)[inv]
+        area_in_piece = _pair_area(components, labels, w)
         area_of_label = np.bincount(labels, weights=w, minlength=n_lab)[labels]
         frac = area_in_piece / np.maximum(area_of_label, 1e-300)
         move = (frac < spill) & (labels != win[components])
@@ -118,8 +118,6 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
     Returns:
         (F,) int32 labels 0..K-1, ordered by decreasing area.
     """
-    from crossdistill.labels import relabel_by_size
-
     lab = np.asarray(face_labels, dtype=np.int64)
     comp = np.asarray(components, dtype=np.int64)
     w = np.ones(len(lab)) if face_areas is None else np.asarray(face_areas, dtype=np.float64)
@@ -127,9 +125,15 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
         return lab.astype(np.int32)
     n_lab = int(lab.max()) + 1
     win, _ = majority_per_group(comp, lab, int(comp.max()) + 1, w)
-    _, inv = np.unique(comp * n_lab + lab, return_inverse=True)
-    pair_area = np.bincount(inv, weights=w)[inv]
+    pair_area = _pair_area(comp, lab, w)
     piece_area = np.bincount(comp, weights=w)[comp]
     lab = np.where(pair_area < fragment * piece_area, win[comp], lab)
     parts = np.unique(comp * n_lab + lab, return_inverse=True)[1]
     return relabel_by_size(parts, weights=w).astype(np.int32)
+
+
+def _pair_area(groups: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(M,) total weight of each element's (group, label) pair; groups, labels: (M,) int >= 0."""
+    key = groups.astype(np.int64) * (int(labels.max()) + 1) + labels
+    _, inv = np.unique(key, return_inverse=True)
+    return np.bincount(inv.reshape(-1), weights=weights)[inv.reshape(-1)]
