@@ -90,7 +90,8 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
 
     t = time.perf_counter()
     teacher = FewShotTextTeacher.fit([normalize_shape(o[1])[0] for o in labelled], [o[2] for o in labelled], names,
-                                     FewShotConfig(output=args.teacher_output), progress=False)
+                                     FewShotConfig(output=args.teacher_output, candidate_min=args.candidate_min),
+                                     progress=False)
     timings["teacher_train_s"] = time.perf_counter() - t
 
     student_cfg = StudentConfig(iterations=args.iterations)
@@ -207,7 +208,7 @@ def write_report(rows, args, wall: float) -> None:
         f"(`links[].label`). Per category the first {args.labelled} objects (sorted ids) train the few-shot 2D "
         "teacher; the others are the unlabelled set the student is distilled on and where all four are scored "
         "(semantic mIoU, PartNetE convention, 10,000 area-uniform points per object).", "",
-        f"Settings: teacher `FewShotConfig(output={args.teacher_output!r})` ({FewShotConfig().iterations} steps, "
+        f"Settings: teacher `FewShotConfig(output={args.teacher_output!r}, candidate_min={args.candidate_min})` ({FewShotConfig().iterations} steps, "
         f"{'box-level: each predicted region becomes its tight box' if args.teacher_output == 'box' else 'pixel-level masks'}); PartDistill {cfg.views} views of "
         f"{cfg.image_size} px, forward predictions with confidence >= {cfg.min_score}, pool >= {cfg.pool_min_score}, "
         f"backward keeps agreement >= {cfg.keep_agreement} (rule `{args.backward_rule}`), {args.backward_rounds} "
@@ -275,11 +276,18 @@ def main() -> None:
     ap.add_argument("--backward-rule", choices=["absolute", "class_relative"], default=DistillConfig().backward_rule)
     ap.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
                     help="pixel-level masks (default) or box-level predictions of the few-shot teacher")
+    ap.add_argument("--candidate-min", type=float, default=0.0,
+                    help="few-shot teacher also returns non-argmax regions at least this probable (0: off)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--stem", default=None, help="output name under docs/results (default from the settings)")
     args = ap.parse_args()
     global STEM
     STEM = "partdistill" if args.teacher_output == "mask" else "partdistill_box"
     if args.backward_rule != DistillConfig().backward_rule:
         STEM += f"_{args.backward_rule}"
+    if args.candidate_min > 0:
+        STEM += "_candidates"
+    STEM = args.stem or STEM
     root = DATA / "partnet_mobility_dev"
     if not root.is_dir():
         sys.exit(f"skipped: {root} not found (the shared data is needed)")
@@ -287,7 +295,7 @@ def main() -> None:
 
     from crossdistill.eval.benchmarks import get_benchmark
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(max(1, min(args.threads, os.cpu_count() or 1)))
     bench = get_benchmark("partnet_mobility_dev", DATA)
     counts: dict[str, int] = {}
     for r in bench.records():

@@ -40,7 +40,19 @@ MESH_VARIANTS = {  # name -> (join below this share of the margin or None, keep 
     "+ join 0.5 m + pieces": (0.5, True),
     "+ join 1.0 m + pieces": (1.0, True),
 }
-POINT_VARIANTS = {"HDBSCAN (paper)": None, "+ join 0.5 m": 0.5, "+ join 1.0 m": 1.0}
+POINT_VARIANTS = {  # name -> (join share of the margin or None, normal regions: None | ("vote" | "split", angle))
+    "HDBSCAN (paper)": (None, None),
+    "+ join 0.5 m": (0.5, None),
+    "+ join 1.0 m": (1.0, None),
+    "+ join 1.5 m": (1.5, None),
+    "+ join 0 / 0.5 / 1.0 / 1.0 / 1.5 m by scale": ((None, 0.5, 1.0, 1.0, 1.5), None),
+    "+ join 0.5 / 0.5 / 1.0 / 1.5 / 2.0 m by scale": ((0.5, 0.5, 1.0, 1.5, 2.0), None),
+    "+ join 1.0 m + vote in 10° regions": (1.0, ("vote", 10.0)),
+    "+ join 1.0 m + vote in 20° regions": (1.0, ("vote", 20.0)),
+    "+ join 1.0 m + split at 30° regions": (1.0, ("split", 30.0)),
+    "+ join 1.0 m + split at 45° regions": (1.0, ("split", 45.0)),
+    "+ join 1.0 m + split at 60° regions": (1.0, ("split", 60.0)),
+}
 
 
 def held_out(per_category: int) -> list[tuple[str, str]]:
@@ -53,7 +65,7 @@ def held_out(per_category: int) -> list[tuple[str, str]]:
     return out
 
 
-def run_object(track: str, cat: str, oid: str) -> dict:
+def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
     """Scores of every variant (best of the 5 scales) and of the geometry reference for one object."""
     import dataclasses
 
@@ -64,15 +76,13 @@ def run_object(track: str, cat: str, oid: str) -> dict:
     from crossdistill.geometry.sampling import farthest_point_sampling
     from crossdistill.geometry.topology import face_components
     from crossdistill.methods.sampart3d.cluster import cluster_points
-    from crossdistill.methods.sampart3d.pipeline import (SegmentConfig, mesh_face_labels, propagate_to_inputs,
-                                                          segment_shape)
+    from crossdistill.methods.sampart3d.pipeline import SegmentConfig, mesh_face_labels, propagate_to_inputs
+    from crossdistill.methods.sampart3d.vote import majority_per_group, split_at_pieces
 
     obj = load_labelled(DATA, track, cat, oid)
     cfg = SegmentConfig()
-    seg = segment_shape(obj.shape, cfg, progress=False)
-    samples = seg.render.samples
-    feats = [seg.field.features(s, cfg.scale_unit) for s in seg.scales]
-    sub = farthest_point_sampling(samples.points, min(cfg.cluster.max_points, len(samples)), seed=cfg.seed)
+    samples, feats = _trained_features(obj, cfg, cache / track / f"{cat}_{oid}.npz")
+    sub = farthest_point_sampling(samples.points, min(cfg.cluster.max_points, len(samples.points)), seed=cfg.seed)
     shape = obj.shape
     row: dict = {"name": obj.name, "category": cat}
     if shape.is_mesh:
@@ -90,18 +100,52 @@ def run_object(track: str, cat: str, oid: str) -> dict:
             row[name] = _best(per_scale)
         row["connected components"] = _best([score_levels(connected_component_labels(shape), obj.labels, w)])
     else:
-        inputs = seg.transform.apply(shape.vertices)
-        for name, join in POINT_VARIANTS.items():
-            ccfg = dataclasses.replace(cfg.cluster, merge_margin=join)
-            per_scale = []
-            for f in feats:
-                pl = cluster_points(f, samples.points, ccfg, subsample=sub, margin=cfg.train.margin)
-                per_scale.append(score_levels(propagate_to_inputs(pl, samples.points, inputs), obj.labels, None))
-            row[name] = _best(per_scale)
+        inputs = normalize_shape(shape)[0].vertices
         nrm = _normals(shape)
+        regions = {}
+        for name, (join, reg) in POINT_VARIANTS.items():
+            joins = join if isinstance(join, tuple) else (join,) * len(feats)
+            if reg is not None and reg[1] not in regions:
+                regions[reg[1]] = region_growing(shape.vertices, nrm, reg[1])
+            per_scale = []
+            for f, j in zip(feats, joins):
+                ccfg = dataclasses.replace(cfg.cluster, merge_margin=j)
+                pl = cluster_points(f, samples.points, ccfg, subsample=sub, margin=cfg.train.margin)
+                il = propagate_to_inputs(pl, samples.points, inputs)
+                if reg is not None and reg[0] == "vote":
+                    win, _ = majority_per_group(regions[reg[1]], il, int(regions[reg[1]].max()) + 1)
+                    il = win[regions[reg[1]]]
+                elif reg is not None:
+                    il = split_at_pieces(il, regions[reg[1]], None, cfg.piece_fragment)
+                per_scale.append(score_levels(il, obj.labels, None))
+            row[name] = _best(per_scale)
         row["region growing"] = _best([score_levels(region_growing(shape.vertices, nrm, a), obj.labels, None)
                                        for a in REGION_GROW_ANGLES])
     return row
+
+
+def _trained_features(obj, cfg, path: Path):
+    """Sampled points and grouping features at the 5 scales, trained once per object and cached.
+
+    The cache (an .npz under bench/_cache/segment_clustering/) lets new stage-3 variants be
+    measured without retraining; delete it (or pass --fresh) after changing stages 1-2.
+    """
+    from types import SimpleNamespace
+
+    from crossdistill.io_utils import atomic_write
+    from crossdistill.methods.sampart3d.pipeline import segment_shape
+
+    if path.exists():
+        z = np.load(path)
+        return SimpleNamespace(points=z["points"], face_id=z["face_id"]), list(z["feats"])
+    seg = segment_shape(obj.shape, cfg, progress=False)
+    samples = seg.render.samples
+    feats = [seg.field.features(s, cfg.scale_unit) for s in seg.scales]
+    face_id = samples.face_id if samples.face_id is not None else np.zeros(0, np.int64)
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, points=samples.points, face_id=face_id, feats=np.stack(feats))
+    return samples, feats
 
 
 def _best(per_scale: list[dict]) -> dict:
@@ -112,6 +156,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-category", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--cache", default=str(REPO / "bench" / "_cache" / "segment_clustering"),
+                    help="trained features per object (reused by later runs)")
+    ap.add_argument("--fresh", action="store_true", help="retrain even where cached features exist")
     args = ap.parse_args()
     if not (DATA / "partnet_mobility_dev").is_dir():
         sys.exit("skipped: ../shared/data/partnet_mobility_dev not found (the shared data is needed)")
@@ -121,11 +168,16 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     objects = held_out(args.per_category)
+    cache = Path(args.cache)
+    if args.fresh and cache.exists():
+        import shutil
+
+        shutil.rmtree(cache)
     t0 = time.perf_counter()
     rows = {"mesh": [], "points": []}
     for track in ("mesh", "points"):
         for cat, oid in objects:
-            rows[track].append(run_object(track, cat, oid))
+            rows[track].append(run_object(track, cat, oid, cache))
             r = rows[track][-1]
             print(track, r["name"], {k: round(v["link"], 1) for k, v in r.items() if isinstance(v, dict)}, flush=True)
     lines = ["# Stage-3 ablation of `crossdistill segment` on held-out objects", "",

@@ -48,7 +48,9 @@ def main() -> int:
     ap.add_argument("--per-category", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "segment_speed"))
+    ap.add_argument("--tracks", nargs="+", default=["mesh", "points"], choices=["mesh", "points"])
     args = ap.parse_args()
+    from crossdistill.engine.machine import matmul_gflops
     from crossdistill.eval.segment_report import _machine, select_objects
     from crossdistill.io_utils import write_json, write_text
 
@@ -58,20 +60,25 @@ def main() -> int:
         return 2
     objects = select_objects(data, args.per_category)
     load0 = os.getloadavg()[0]
+    ref0 = matmul_gflops(args.threads)
     rows = []
-    for track in ("mesh", "points"):
+    for track in args.tracks:
         for cat, oid in objects:
             with ProcessPoolExecutor(max_workers=1) as pool:
                 r = pool.submit(_one, str(data), track, cat, oid, args.threads).result()
             rows.append(r)
             print(f"[{track}] {r['name']}: {r['seconds']:.1f} s, {r['peak_rss_mib']:.0f} MiB", flush=True)
     load1 = os.getloadavg()[0]
+    ref1 = matmul_gflops(args.threads)
     md = ["# `crossdistill segment` speed and memory (default settings)", "",
           f"Command: `python bench/segment_speed.py {' '.join(sys.argv[1:])}`  ",
           f"Machine: {_machine()}; torch threads {args.threads}; 1-min load average {load0:.1f} at start, "
-          f"{load1:.1f} at end  ", f"Date: {dt.datetime.now().isoformat(timespec='minutes')}", "",
+          f"{load1:.1f} at end  ",
+          f"Reference float32 matmul throughput ({args.threads} threads, 1024^2): {ref0:.0f} GFLOP/s at start, "
+          f"{ref1:.0f} at end (the same CPU model varies between moments on a shared host)  ",
+          f"Date: {dt.datetime.now().isoformat(timespec='minutes')}", "",
           "Default settings: 15k points, 36 views at 384 px, offline mask teacher, 400 training steps, 5 scales.", ""]
-    for track in ("mesh", "points"):
+    for track in args.tracks:
         rs = [r for r in rows if r["track"] == track]
         secs = np.array([r["seconds"] for r in rs])
         stages = sorted({k for r in rs for k in r["stages"]})
@@ -87,7 +94,8 @@ def main() -> int:
         md.append("")
     out = Path(args.out)
     write_text(out.with_suffix(".md"), "\n".join(md))
-    write_json(out.with_suffix(".json"), {"rows": rows, "load_start": load0, "load_end": load1})
+    write_json(out.with_suffix(".json"), {"rows": rows, "load_start": load0, "load_end": load1,
+                                           "matmul_gflops_start": ref0, "matmul_gflops_end": ref1})
     print(f"wrote {out}.md")
     return 0
 

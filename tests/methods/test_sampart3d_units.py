@@ -150,3 +150,14 @@ def test_clusters_closer_than_the_push_margin_are_joined():
     # the threshold scales with the margin the field was trained with
     assert len(np.unique(cluster_points(feats, pts, ClusterConfig(max_points=600), margin=0.2))) == 3
     assert merge_close_clusters(feats, kept, 0.5)[0] == merge_close_clusters(feats, kept, 0.5)[350]
+
+
+def test_join_applies_to_point_clouds_and_to_meshes_only_when_pieces_merge():
+    from crossdistill.methods.sampart3d.pipeline import SegmentConfig
+
+    cfg = SegmentConfig()
+    assert cfg.cluster_settings(is_mesh=False).merge_margin == cfg.cluster.merge_margin == 1.0
+    assert cfg.cluster_settings(is_mesh=True).merge_margin is None
+    assert SegmentConfig(merge_pieces=True).cluster_settings(is_mesh=True).merge_margin == 1.0
+    # everything else is left as configured
+    assert cfg.cluster_settings(is_mesh=True).max_points == cfg.cluster.max_points

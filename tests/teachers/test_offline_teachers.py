@@ -114,6 +114,33 @@ def test_fewshot_teacher_box_output_is_the_tight_box_of_each_mask(demo, fewshot)
         FewShotConfig(output="polygon")
 
 
+def test_fewshot_teacher_candidates_are_the_non_argmax_regions_above_the_threshold(demo, fewshot):
+    from dataclasses import replace
+
+    shape, _, names = demo
+    views = render_shape(shape, orbit_rig((30.0, -30.0), 2, size=64), progress=False, n_samples=64).views
+    plain = fewshot.predict(views, names)
+    cands = FewShotTextTeacher(fewshot.model, fewshot.part_names, replace(fewshot.config, candidate_min=0.05))
+    assert cands.teacher_id != fewshot.teacher_id
+    probs = fewshot.probabilities(views)
+    arg = probs.argmax(1)
+    extra = 0
+    for v, (p, c) in enumerate(zip(plain, cands.predict(views, names))):
+        # the argmax regions come first per part and are unchanged
+        assert len(c) >= len(p)
+        for k in range(len(p)):
+            assert any(np.array_equal(p.masks[k], m) and p.labels[k] == lab for m, lab in zip(c.masks, c.labels))
+        for m, lab, sc in zip(c.masks, c.labels, c.scores):
+            if np.any(arg[v][m] == lab):
+                continue  # an argmax region
+            extra += 1
+            assert sc < 0.5  # never the most probable part, so never confident
+            assert np.all(probs[v, lab][m] >= 0.05) and m.sum() >= fewshot.config.min_pixels
+    assert extra > 0  # an under-trained teacher always has runner-up regions
+    with pytest.raises(InputError, match="candidate_min"):
+        FewShotConfig(candidate_min=1.5)
+
+
 def test_fewshot_teacher_save_load_roundtrip(demo, fewshot, tmp_path):
     shape = demo[0]
     path = fewshot.save(tmp_path / "teacher.pt")

@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         ">= 0.5 x their class's 90th-percentile agreement (class_relative)")
     q.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
                    help="few-shot teacher: pixel-level masks (default) or box-level predictions (GLIP-like)")
+    q.add_argument("--teacher-candidates", type=float, default=0.0, metavar="P",
+                   help="few-shot teacher: also return regions where a part is not the most probable but at "
+                        "least P probable, as low-confidence candidates backward distillation may add (0: off)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default="cpu")
     q.add_argument("--cache", help="teacher cache folder (default $CROSSDISTILL_CACHE or ~/.cache/crossdistill)")
@@ -57,7 +60,8 @@ def _teacher(args: argparse.Namespace, part_names, device: str, progress: bool):
 
     if args.teacher_weights:
         saved = FewShotTextTeacher.load(args.teacher_weights, device=device)
-        return FewShotTextTeacher(saved.model, saved.part_names, replace(saved.config, output=args.teacher_output),
+        return FewShotTextTeacher(saved.model, saved.part_names, replace(saved.config, output=args.teacher_output,
+                                                                          candidate_min=args.teacher_candidates),
                                   device=device)
     if not args.few_shot:
         raise InputError("the few-shot teacher needs --few-shot LABELLED_DIR (or --teacher-weights of a saved one)")
@@ -67,7 +71,8 @@ def _teacher(args: argparse.Namespace, part_names, device: str, progress: bool):
     labelled = load_labelled_folder(args.few_shot, part_names)
     teacher = FewShotTextTeacher.fit([normalize_shape(s)[0] for s, _ in labelled], [lab for _, lab in labelled],
                                      part_names, FewShotConfig(iterations=args.teacher_iterations, seed=args.seed,
-                                                   output=args.teacher_output),
+                                                   output=args.teacher_output,
+                                                   candidate_min=args.teacher_candidates),
                                      device=device, progress=progress)
     teacher.save(Path(args.output) / "fewshot_teacher.pt")
     return teacher

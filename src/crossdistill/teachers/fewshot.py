@@ -61,6 +61,10 @@ class FewShotConfig:
         output: what :meth:`FewShotTextTeacher.predict` returns: ``"mask"`` (pixel-level,
             like CLIPSeg) or ``"box"`` (the tight xyxy box of each region, box-level like
             GLIP / OWLv2; PartDistill's main setting). Not used in training.
+        candidate_min: also return, per part, the regions where the part is *not* the
+            argmax but its probability is at least this, scored by their mean probability
+            (always below 0.5): the low-confidence candidates a detector also returns, which
+            backward distillation may add when the student supports them. 0 disables.
     """
 
     views_per_shape: int = 24
@@ -73,10 +77,13 @@ class FewShotConfig:
     min_pixels: int = 12
     seed: int = 0
     output: str = "mask"
+    candidate_min: float = 0.0
 
     def __post_init__(self) -> None:
         if self.output not in ("mask", "box"):
             raise InputError(f"few-shot teacher output must be 'mask' or 'box', got {self.output!r}")
+        if not 0.0 <= self.candidate_min < 1.0:
+            raise InputError(f"candidate_min must lie in [0, 1), got {self.candidate_min}")
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -165,7 +172,8 @@ class FewShotTextTeacher:
 
     @property
     def teacher_id(self) -> str:
-        return f"fewshot:{self._id}:min={self.config.min_pixels}:{self.config.output}"
+        cand = f":cand={self.config.candidate_min:g}" if self.config.candidate_min > 0 else ""
+        return f"fewshot:{self._id}:min={self.config.min_pixels}:{self.config.output}{cand}"
 
     # ------------------------------------------------------------------ training
 
@@ -231,8 +239,10 @@ class FewShotTextTeacher:
     def predict(self, views: Views, part_names: Sequence[str]) -> list[PartPredictions]:
         """One prediction per connected region of each requested part's argmax in each view.
 
-        Score: the region's mean probability. ``config.output == "box"`` returns each
-        region's tight box (xyxy, pixel edges) instead of its mask.
+        Score: the region's mean probability. With ``config.candidate_min`` > 0, also the
+        regions where a part is not the argmax but at least that probable (its candidates).
+        ``config.output == "box"`` returns each region's tight box (xyxy, pixel edges)
+        instead of its mask.
         """
         idx = self._indices(part_names)
         probs = self.probabilities(views)[:, idx]  # (V, P', H, W), only the requested parts compete
@@ -242,16 +252,14 @@ class FewShotTextTeacher:
         for v in range(len(views)):
             labels, scores, masks = [], [], []
             for p in range(len(idx)):
-                regions, n = ndimage.label((arg[v] == p) & fg[v])
-                if n == 0:
-                    continue
-                sizes = np.bincount(regions.ravel(), minlength=n + 1)
-                sums = np.bincount(regions.ravel(), weights=probs[v, p].ravel(), minlength=n + 1)
-                for r in range(1, n + 1):
-                    if sizes[r] >= self.config.min_pixels:
+                areas = [(arg[v] == p) & fg[v]]
+                if self.config.candidate_min > 0:
+                    areas.append((arg[v] != p) & fg[v] & (probs[v, p] >= self.config.candidate_min))
+                for area in areas:
+                    for mask, score in self._regions(area, probs[v, p]):
                         labels.append(p)
-                        scores.append(sums[r] / sizes[r])
-                        masks.append(regions == r)
+                        scores.append(score)
+                        masks.append(mask)
             H, W = fg.shape[1:]
             stacked = np.stack(masks) if masks else np.zeros((0, H, W), bool)
             boxes = None
@@ -261,6 +269,16 @@ class FewShotTextTeacher:
                 labels=np.asarray(labels, np.int64), scores=np.asarray(scores, np.float32),
                 boxes=boxes, masks=stacked, part_names=tuple(part_names)))
         return result
+
+    def _regions(self, area: np.ndarray, prob: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Connected regions of a (H, W) bool area of at least ``min_pixels``, with their mean ``prob``."""
+        regions, n = ndimage.label(area)
+        if n == 0:
+            return []
+        sizes = np.bincount(regions.ravel(), minlength=n + 1)
+        sums = np.bincount(regions.ravel(), weights=prob.ravel(), minlength=n + 1)
+        return [(regions == r, float(sums[r] / sizes[r])) for r in range(1, n + 1)
+                if sizes[r] >= self.config.min_pixels]
 
     # ------------------------------------------------------------------ persistence
 

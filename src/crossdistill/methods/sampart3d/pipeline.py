@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -58,6 +58,11 @@ class SegmentConfig:
             pieces, which scored higher with the offline masks (see segment_notes.md).
         piece_fragment: with ``merge_pieces`` off, a part covering less than this share
             of its piece folds into the piece's main part.
+
+    The join of clusters closer than the push margin (``cluster.merge_margin``) applies to
+    point clouds, and to meshes only with ``merge_pieces`` on; with parts kept inside pieces
+    it removes the field's useful splits of welded pieces (held-out ablation,
+    ``docs/results/segment_clustering.md``), see :meth:`cluster_settings`.
     """
 
     n_points: int = 15000
@@ -73,6 +78,12 @@ class SegmentConfig:
     face_spill: float = 0.5
     merge_pieces: bool = False
     piece_fragment: float = 0.2
+
+    def cluster_settings(self, is_mesh: bool) -> ClusterConfig:
+        """The clustering settings used for a mesh (``is_mesh``) or a point cloud."""
+        if is_mesh and not self.merge_pieces and self.cluster.merge_margin is not None:
+            return replace(self.cluster, merge_margin=None)
+        return self.cluster
 
 
 @dataclass
@@ -156,9 +167,10 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
                                    device=config.device, progress=progress)
     timer.lap("train")
     scales = tuple(sorted(float(s) for s in config.scales))
-    sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
+    cluster_cfg = config.cluster_settings(unit.is_mesh)
+    sub = farthest_point_sampling(samples.points, min(cluster_cfg.max_points, len(samples)), seed=config.seed)
     point_labels = np.stack([
-        cluster_points(trained.features(s, config.scale_unit), samples.points, config.cluster, subsample=sub,
+        cluster_points(trained.features(s, config.scale_unit), samples.points, cluster_cfg, subsample=sub,
                        margin=config.train.margin)
         for s in scales
     ]).astype(np.int32)
@@ -184,6 +196,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "image_size": config.image_size,
         "n_masks": sup.n_masks,
         "merge_pieces": bool(config.merge_pieces) if unit.is_mesh else None,
+        "join_margin": cluster_cfg.merge_margin,
         "final_loss": float(trained.losses[-10:].mean()) if len(trained.losses) else float("nan"),
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
