@@ -33,20 +33,23 @@ sys.path.insert(0, str(REPO / "src"))
 DATA = REPO / ".." / "shared" / "data"
 OUT = REPO / "docs" / "results" / "segment_clustering"
 
-MESH_VARIANTS = {  # name -> (join below this share of the margin or None, keep parts inside pieces)
+MESH_VARIANTS = {  # name -> (join share of the margin: None, a number or one per scale; keep parts inside pieces)
     "HDBSCAN + vote (paper)": (None, False),
     "+ join 1.0 m": (1.0, False),
     "+ pieces": (None, True),
     "+ join 0.5 m + pieces": (0.5, True),
     "+ join 1.0 m + pieces": (1.0, True),
+    "+ join 1.0 m at scales >= 1.0 + pieces": ((None, None, 1.0, 1.0, 1.0), True),
+    "+ join 0 / 0.5 / 1.0 / 1.0 / 1.5 m by scale + pieces": ((None, 0.5, 1.0, 1.0, 1.5), True),
 }
-POINT_VARIANTS = {  # name -> (join share of the margin or None, normal regions: None | ("vote" | "split", angle))
+POINT_VARIANTS = {  # name -> (join share as for meshes; normal regions: None | ("vote" | "split", angle))
     "HDBSCAN (paper)": (None, None),
     "+ join 0.5 m": (0.5, None),
     "+ join 1.0 m": (1.0, None),
     "+ join 1.5 m": (1.5, None),
     "+ join 0 / 0.5 / 1.0 / 1.0 / 1.5 m by scale": ((None, 0.5, 1.0, 1.0, 1.5), None),
     "+ join 0.5 / 0.5 / 1.0 / 1.5 / 2.0 m by scale": ((0.5, 0.5, 1.0, 1.5, 2.0), None),
+    "+ join 1.0 m at scales >= 1.0": ((None, None, 1.0, 1.0, 1.0), None),
     "+ join 1.0 m + vote in 10° regions": (1.0, ("vote", 10.0)),
     "+ join 1.0 m + vote in 20° regions": (1.0, ("vote", 20.0)),
     "+ join 1.0 m + split at 30° regions": (1.0, ("split", 30.0)),
@@ -90,10 +93,11 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
         comps = face_components(unit.vertices, unit.faces)
         cents, w = unit.triangles.mean(1), shape.face_areas
         for name, (join, pieces) in MESH_VARIANTS.items():
-            ccfg = dataclasses.replace(cfg.cluster, merge_margin=join)
+            joins = join if isinstance(join, tuple) else (join,) * len(feats)
             vcfg = dataclasses.replace(cfg, merge_pieces=not pieces)
             per_scale = []
-            for f in feats:
+            for f, j in zip(feats, joins):
+                ccfg = dataclasses.replace(cfg.cluster, merge_margin=j)
                 pl = cluster_points(f, samples.points, ccfg, subsample=sub, margin=cfg.train.margin)
                 fl = mesh_face_labels(pl, samples.face_id, cents, comps, w, vcfg)
                 per_scale.append(score_levels(fl, obj.labels, w))
@@ -159,6 +163,7 @@ def main() -> None:
     ap.add_argument("--cache", default=str(REPO / "bench" / "_cache" / "segment_clustering"),
                     help="trained features per object (reused by later runs)")
     ap.add_argument("--fresh", action="store_true", help="retrain even where cached features exist")
+    ap.add_argument("--tracks", nargs="+", default=["mesh", "points"], choices=["mesh", "points"])
     args = ap.parse_args()
     if not (DATA / "partnet_mobility_dev").is_dir():
         sys.exit("skipped: ../shared/data/partnet_mobility_dev not found (the shared data is needed)")
@@ -175,7 +180,7 @@ def main() -> None:
         shutil.rmtree(cache)
     t0 = time.perf_counter()
     rows = {"mesh": [], "points": []}
-    for track in ("mesh", "points"):
+    for track in args.tracks:
         for cat, oid in objects:
             rows[track].append(run_object(track, cat, oid, cache))
             r = rows[track][-1]
@@ -188,6 +193,8 @@ def main() -> None:
     summary = {}
     for track, variants in (("mesh", [*MESH_VARIANTS, "connected components"]),
                             ("points", [*POINT_VARIANTS, "region growing"])):
+        if not rows[track]:
+            continue
         lines += [f"## {track} track", "", "| stage 3 | link | leaf |", "|---|---|---|"]
         summary[track] = {}
         for v in variants:

@@ -152,12 +152,13 @@ def test_clusters_closer_than_the_push_margin_are_joined():
     assert merge_close_clusters(feats, kept, 0.5)[0] == merge_close_clusters(feats, kept, 0.5)[350]
 
 
-def test_join_applies_to_point_clouds_and_to_meshes_only_when_pieces_merge():
+def test_join_applies_from_the_configured_scale_up():
     from crossdistill.methods.sampart3d.pipeline import SegmentConfig
 
     cfg = SegmentConfig()
-    assert cfg.cluster_settings(is_mesh=False).merge_margin == cfg.cluster.merge_margin == 1.0
-    assert cfg.cluster_settings(is_mesh=True).merge_margin is None
-    assert SegmentConfig(merge_pieces=True).cluster_settings(is_mesh=True).merge_margin == 1.0
+    assert cfg.join_from_scale == 1.0
+    assert [cfg.cluster_settings(s).merge_margin for s in cfg.scales] == [None, None, 1.0, 1.0, 1.0]
+    everywhere = SegmentConfig(join_from_scale=0.0)
+    assert all(everywhere.cluster_settings(s).merge_margin == 1.0 for s in cfg.scales)
     # everything else is left as configured
-    assert cfg.cluster_settings(is_mesh=True).max_points == cfg.cluster.max_points
+    assert cfg.cluster_settings(0.0).max_points == cfg.cluster.max_points

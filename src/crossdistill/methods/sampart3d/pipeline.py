@@ -59,10 +59,12 @@ class SegmentConfig:
         piece_fragment: with ``merge_pieces`` off, a part covering less than this share
             of its piece folds into the piece's main part.
 
-    The join of clusters closer than the push margin (``cluster.merge_margin``) applies to
-    point clouds, and to meshes only with ``merge_pieces`` on; with parts kept inside pieces
-    it removes the field's useful splits of welded pieces (held-out ablation,
-    ``docs/results/segment_clustering.md``), see :meth:`cluster_settings`.
+        join_from_scale: the join of clusters closer than the push margin
+            (``cluster.merge_margin``) applies at scales at least this (in ``scale_unit``);
+            finer scales keep HDBSCAN's clusters. Joining everywhere removed useful splits of
+            welded pieces on some objects and joining nowhere left others in fragments; with
+            the join at the coarser half of the scales, best-of-scales keeps both (held-out
+            ablation, ``docs/results/segment_clustering.md``).
     """
 
     n_points: int = 15000
@@ -78,10 +80,11 @@ class SegmentConfig:
     face_spill: float = 0.5
     merge_pieces: bool = False
     piece_fragment: float = 0.2
+    join_from_scale: float = 1.0
 
-    def cluster_settings(self, is_mesh: bool) -> ClusterConfig:
-        """The clustering settings used for a mesh (``is_mesh``) or a point cloud."""
-        if is_mesh and not self.merge_pieces and self.cluster.merge_margin is not None:
+    def cluster_settings(self, scale: float) -> ClusterConfig:
+        """The clustering settings used at one query scale (no join below ``join_from_scale``)."""
+        if scale < self.join_from_scale and self.cluster.merge_margin is not None:
             return replace(self.cluster, merge_margin=None)
         return self.cluster
 
@@ -167,11 +170,10 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
                                    device=config.device, progress=progress)
     timer.lap("train")
     scales = tuple(sorted(float(s) for s in config.scales))
-    cluster_cfg = config.cluster_settings(unit.is_mesh)
-    sub = farthest_point_sampling(samples.points, min(cluster_cfg.max_points, len(samples)), seed=config.seed)
+    sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
     point_labels = np.stack([
-        cluster_points(trained.features(s, config.scale_unit), samples.points, cluster_cfg, subsample=sub,
-                       margin=config.train.margin)
+        cluster_points(trained.features(s, config.scale_unit), samples.points, config.cluster_settings(s),
+                       subsample=sub, margin=config.train.margin)
         for s in scales
     ]).astype(np.int32)
     timer.lap("cluster")
@@ -196,7 +198,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "image_size": config.image_size,
         "n_masks": sup.n_masks,
         "merge_pieces": bool(config.merge_pieces) if unit.is_mesh else None,
-        "join_margin": cluster_cfg.merge_margin,
+        "join_margins": [config.cluster_settings(s).merge_margin for s in scales],
         "final_loss": float(trained.losses[-10:].mean()) if len(trained.losses) else float("nan"),
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
