@@ -156,9 +156,10 @@ def test_join_applies_from_the_configured_scale_up():
     from crossdistill.methods.sampart3d.pipeline import SegmentConfig
 
     cfg = SegmentConfig()
-    assert cfg.join_from_scale == 1.0
-    assert [cfg.cluster_settings(s).merge_margin for s in cfg.scales] == [None, None, 1.0, 1.0, 1.0]
-    everywhere = SegmentConfig(join_from_scale=0.0)
-    assert all(everywhere.cluster_settings(s).merge_margin == 1.0 for s in cfg.scales)
+    assert [cfg.cluster_settings(s, is_mesh=True).merge_margin for s in cfg.scales] == [None, None, 1.0, 1.0, 1.0]
+    assert [cfg.cluster_settings(s, is_mesh=False).merge_margin for s in cfg.scales] == [1.0] * 5
+    fine = SegmentConfig(join_from_scale=0.5)
+    for is_mesh in (True, False):
+        assert [fine.cluster_settings(s, is_mesh).merge_margin for s in cfg.scales] == [None, 1.0, 1.0, 1.0, 1.0]
     # everything else is left as configured
-    assert cfg.cluster_settings(0.0).max_points == cfg.cluster.max_points
+    assert cfg.cluster_settings(0.0, is_mesh=True).max_points == cfg.cluster.max_points

@@ -61,10 +61,12 @@ class SegmentConfig:
 
         join_from_scale: the join of clusters closer than the push margin
             (``cluster.merge_margin``) applies at scales at least this (in ``scale_unit``);
-            finer scales keep HDBSCAN's clusters. Joining everywhere removed useful splits of
+            finer scales keep HDBSCAN's clusters. None (default): 1.0 on meshes, 0.0 (every
+            scale) on point clouds. On meshes, joining everywhere removed useful splits of
             welded pieces on some objects and joining nowhere left others in fragments; with
-            the join at the coarser half of the scales, best-of-scales keeps both (held-out
-            ablation, ``docs/results/segment_clustering.md``).
+            the join at the coarser scales only, best-of-scales keeps both. On point clouds,
+            joining at every scale scored slightly higher (held-out ablation,
+            ``docs/results/segment_clustering.md``, and ``segment_notes.md``).
     """
 
     n_points: int = 15000
@@ -80,11 +82,12 @@ class SegmentConfig:
     face_spill: float = 0.5
     merge_pieces: bool = False
     piece_fragment: float = 0.2
-    join_from_scale: float = 1.0
+    join_from_scale: float | None = None
 
-    def cluster_settings(self, scale: float) -> ClusterConfig:
+    def cluster_settings(self, scale: float, is_mesh: bool) -> ClusterConfig:
         """The clustering settings used at one query scale (no join below ``join_from_scale``)."""
-        if scale < self.join_from_scale and self.cluster.merge_margin is not None:
+        start = self.join_from_scale if self.join_from_scale is not None else (1.0 if is_mesh else 0.0)
+        if scale < start and self.cluster.merge_margin is not None:
             return replace(self.cluster, merge_margin=None)
         return self.cluster
 
@@ -172,8 +175,8 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     scales = tuple(sorted(float(s) for s in config.scales))
     sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
     point_labels = np.stack([
-        cluster_points(trained.features(s, config.scale_unit), samples.points, config.cluster_settings(s),
-                       subsample=sub, margin=config.train.margin)
+        cluster_points(trained.features(s, config.scale_unit), samples.points,
+                       config.cluster_settings(s, unit.is_mesh), subsample=sub, margin=config.train.margin)
         for s in scales
     ]).astype(np.int32)
     timer.lap("cluster")
@@ -198,7 +201,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "image_size": config.image_size,
         "n_masks": sup.n_masks,
         "merge_pieces": bool(config.merge_pieces) if unit.is_mesh else None,
-        "join_margins": [config.cluster_settings(s).merge_margin for s in scales],
+        "join_margins": [config.cluster_settings(s, unit.is_mesh).merge_margin for s in scales],
         "final_loss": float(trained.losses[-10:].mean()) if len(trained.losses) else float("nan"),
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
