@@ -148,8 +148,8 @@ def write_segment_report(results: list[dict], out: Path, command: str, threads: 
           "baseline gets the same per-object oracle choice over its own settings, and the same 2D masks.", "",
           "Mask teacher: the offline render-based teacher (no SAM weights on this machine); no pretrained "
           "backbone (stage 1 is a later issue): the grouping field sees a Fourier encoding of xyz + normal + colour. "
-          "Stage 3 at default settings: HDBSCAN, clusters closer than the push margin joined, and on meshes "
-          "parts kept inside connected pieces "
+          "Stage 3 at default settings: HDBSCAN, clusters closer than the push margin joined (on meshes at "
+          "scales >= 1.0, on point clouds at every scale), and on meshes parts kept inside connected pieces "
           "(`SegmentConfig.merge_pieces=False`; ablation on held-out objects in `segment_clustering.md`).",
           "", "## Targets", ""] + _targets(summary)
     for track, t in summary.items():
