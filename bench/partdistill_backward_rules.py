@@ -13,6 +13,11 @@ the prediction's label over its back-projected points:
 * R2 argmax-consistent: keep when the label is the student's most probable class on the points;
 * R3 ``agreement >= 0.25``.
 
+With ``--candidate-min P`` the teacher also returns its candidate regions (a part that is
+not the most probable but at least P probable, see ``FewShotConfig.candidate_min``). They
+never reach forward distillation (their scores are below 0.5), so the forward student is
+the same; R0 and R1 are then also run on the pool with the candidates added ("+ cand.").
+
     python bench/partdistill_backward_rules.py --categories Bucket Safe --teacher-output box
 Appends one section per (category, teacher output) to docs/results/partdistill_backward_rules.md.
 """
@@ -32,7 +37,7 @@ sys.path.insert(0, str(REPO / "bench"))
 OUT = REPO / "docs" / "results" / "partdistill_backward_rules.md"
 
 
-def run(category: str, output: str) -> list[str]:
+def run(category: str, output: str, candidate_min: float = 0.0) -> list[str]:
     import torch
 
     from crossdistill.eval.benchmarks import get_benchmark
@@ -84,9 +89,27 @@ def run(category: str, output: str) -> list[str]:
         "R2 argmax-consistent": lambda s, a, ag: (ag >= a.max(1) - 1e-9, ag),
         "R3 agreement >= 0.25": lambda s, a, ag: (ag >= 0.25, ag),
     }
-    for name, rule in rules.items():
+    runs = [(name, rule, items, per_class, agree) for name, rule in rules.items()]
+    if candidate_min > 0:
+        from dataclasses import replace
+
+        teacher_c = FewShotTextTeacher(teacher.model, teacher.part_names,
+                                       replace(teacher.config, candidate_min=candidate_min))
+        items_c = PartDistill(teacher_c, names, DistillConfig(), progress=False).prepare_all([(o[0], o[1]) for o in rest])
+        per_class_c = [_class_agreement(s.knowledge, pr, P) for s, pr in zip(items_c, probs)]
+        agree_c = [a[np.arange(len(s.knowledge)), s.knowledge.labels] for a, s in zip(per_class_c, items_c)]
+        lab_c = np.concatenate([s.knowledge.labels for s in items_c])
+        bounds_c = np.cumsum([0] + [len(a) for a in agree_c])
+        where_c = {s.name: slice(bounds_c[i], bounds_c[i + 1]) for i, s in enumerate(items_c)}
+        for rule_name in ("absolute", "class_relative"):
+            keep_c, score_c = select_by_agreement(np.concatenate(agree_c), lab_c, P, 0.5, rule_name)
+            title = {"absolute": "R0 agreement >= 0.5", "class_relative": "R1 class-relative"}[rule_name]
+            runs.append((f"{title} + cand. (pool {len(lab_c)})",
+                         lambda s, a, ag, k=keep_c, sc=score_c: (k[where_c[s.name]], sc[where_c[s.name]]),
+                         items_c, per_class_c, agree_c))
+    for name, rule, pool_items, pool_class, pool_agree in runs:
         ks = []
-        for s, a, ag in zip(items, per_class, agree):
+        for s, a, ag in zip(pool_items, pool_class, pool_agree):
             keep, sc = rule(s, a, ag)
             ks.append(s.knowledge.subset(keep).with_scores(np.asarray(sc[keep], np.float32)))
         st = pd._train(items, ks, 1, "backward")
@@ -117,6 +140,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--categories", nargs="+", default=["Bucket"])
     ap.add_argument("--teacher-output", choices=["mask", "box"], default="box")
+    ap.add_argument("--candidate-min", type=float, default=0.0,
+                    help="also run R0/R1 with the teacher's candidate regions at least this probable added to the pool")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     from partdistill import DATA
 
@@ -124,7 +150,7 @@ def main() -> None:
         sys.exit("skipped: ../shared/data/partnet_mobility_dev not found (the shared data is needed)")
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     from crossdistill.io_utils import write_text
 
     head = ["# PartDistill: backward-distillation selection rules (ablation)", "",
@@ -133,7 +159,7 @@ def main() -> None:
             "student training is about 1 point (compare (d) across `partdistill.md` and `partdistill_box.md`).", ""]
     for cat in args.categories:
         started = _dt.datetime.now().strftime('%Y-%m-%d %H:%M')
-        section = run(cat, args.teacher_output)
+        section = run(cat, args.teacher_output, args.candidate_min)
         old = OUT.read_text().splitlines()[len(head):] if OUT.exists() else []  # read late: runs may overlap
         write_text(OUT, "\n".join(head + old + [f"Run {started}: `python bench/partdistill_backward_rules.py "
                                                f"{' '.join(sys.argv[1:])}`", ""] + section) + "\n")

@@ -42,6 +42,13 @@ def _one(data: str, track: str, cat: str, oid: str, threads: int) -> dict:
             "n_elements": int(obj.shape.n_faces if obj.shape.is_mesh else obj.shape.n_vertices)}
 
 
+def _fresh(fn, *args):
+    """Run ``fn(*args)`` in a fresh process (torch's thread pool must not start in this one: forked
+    object processes would inherit it and hang)."""
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(REPO / ".." / "shared" / "data"))
@@ -60,16 +67,15 @@ def main() -> int:
         return 2
     objects = select_objects(data, args.per_category)
     load0 = os.getloadavg()[0]
-    ref0 = matmul_gflops(args.threads)
+    ref0 = _fresh(matmul_gflops, args.threads)
     rows = []
     for track in args.tracks:
         for cat, oid in objects:
-            with ProcessPoolExecutor(max_workers=1) as pool:
-                r = pool.submit(_one, str(data), track, cat, oid, args.threads).result()
+            r = _fresh(_one, str(data), track, cat, oid, args.threads)
             rows.append(r)
             print(f"[{track}] {r['name']}: {r['seconds']:.1f} s, {r['peak_rss_mib']:.0f} MiB", flush=True)
     load1 = os.getloadavg()[0]
-    ref1 = matmul_gflops(args.threads)
+    ref1 = _fresh(matmul_gflops, args.threads)
     md = ["# `crossdistill segment` speed and memory (default settings)", "",
           f"Command: `python bench/segment_speed.py {' '.join(sys.argv[1:])}`  ",
           f"Machine: {_machine()}; torch threads {args.threads}; 1-min load average {load0:.1f} at start, "

@@ -186,6 +186,9 @@ def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, norma
     # per view: scale sigma of each pixel's mask at each level (inf where none)
     view_scales = [np.where(vs.mask >= 0, supervision.scale[np.maximum(vs.mask, 0)], np.inf).astype(np.float32)
                    for vs in supervision.views]
+    # per view: the coarsest mask scale of each pixel (-inf where none); a pixel has a group at
+    # scale s iff this is >= s, so only the sampled pixels need the full per-level lookup
+    view_coarsest = [np.where(np.isfinite(vs), vs, -np.inf).max(axis=0) for vs in view_scales]
     losses = np.zeros(config.iterations, dtype=np.float32)
     P = config.pixels_per_image
     n_img = min(config.images_per_iter, len(supervision.views))
@@ -193,13 +196,14 @@ def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, norma
         pts, mids, qs = [], [], []
         for vi in rng.choice(len(supervision.views), size=n_img, replace=False):
             q = float(rng.uniform(0.0, 1.0))
-            group, ok = groups_at_scale(supervision.views[vi].mask, view_scales[vi], quant.inverse(q))
-            cand = np.flatnonzero(ok)
+            s_query = quant.inverse(q)
+            cand = np.flatnonzero(view_coarsest[vi] >= s_query)
             if len(cand) < 2:
                 continue
             sel = cand[rng.integers(0, len(cand), size=P)]
+            group, _ = groups_at_scale(supervision.views[vi].mask[:, sel], view_scales[vi][:, sel], s_query)
             pts.append(supervision.views[vi].point[sel])
-            mids.append(group[sel])
+            mids.append(group)
             qs.append(q)
         if not pts:
             continue
