@@ -22,6 +22,7 @@ and normal region growing (points, best of 5 angles) are the geometry references
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -70,15 +71,12 @@ def held_out(per_category: int) -> list[tuple[str, str]]:
 
 def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
     """Scores of every variant (best of the 5 scales) and of the geometry reference for one object."""
-    import dataclasses
-
     from crossdistill.eval.baselines import connected_component_labels, region_growing
     from crossdistill.eval.segment_protocol import REGION_GROW_ANGLES, _normals, score_levels
     from crossdistill.eval.segment_report import load_labelled
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.geometry.sampling import farthest_point_sampling
     from crossdistill.geometry.topology import face_components
-    from crossdistill.methods.sampart3d.cluster import cluster_points
     from crossdistill.methods.sampart3d.pipeline import SegmentConfig, mesh_face_labels, propagate_to_inputs
     from crossdistill.methods.sampart3d.vote import majority_per_group, split_at_pieces
 
@@ -93,28 +91,20 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
         comps = face_components(unit.vertices, unit.faces)
         cents, w = unit.triangles.mean(1), shape.face_areas
         for name, (join, pieces) in MESH_VARIANTS.items():
-            joins = join if isinstance(join, tuple) else (join,) * len(feats)
             vcfg = dataclasses.replace(cfg, merge_pieces=not pieces)
-            per_scale = []
-            for f, j in zip(feats, joins):
-                ccfg = dataclasses.replace(cfg.cluster, merge_margin=j)
-                pl = cluster_points(f, samples.points, ccfg, subsample=sub, margin=cfg.train.margin)
-                fl = mesh_face_labels(pl, samples.face_id, cents, comps, w, vcfg)
-                per_scale.append(score_levels(fl, obj.labels, w))
-            row[name] = _best(per_scale)
+            row[name] = _best([score_levels(mesh_face_labels(pl, samples.face_id, cents, comps, w, vcfg),
+                                            obj.labels, w)
+                               for pl in _clustered(feats, join, samples.points, sub, cfg)])
         row["connected components"] = _best([score_levels(connected_component_labels(shape), obj.labels, w)])
     else:
         inputs = normalize_shape(shape)[0].vertices
         nrm = _normals(shape)
         regions = {}
         for name, (join, reg) in POINT_VARIANTS.items():
-            joins = join if isinstance(join, tuple) else (join,) * len(feats)
             if reg is not None and reg[1] not in regions:
                 regions[reg[1]] = region_growing(shape.vertices, nrm, reg[1])
             per_scale = []
-            for f, j in zip(feats, joins):
-                ccfg = dataclasses.replace(cfg.cluster, merge_margin=j)
-                pl = cluster_points(f, samples.points, ccfg, subsample=sub, margin=cfg.train.margin)
+            for pl in _clustered(feats, join, samples.points, sub, cfg):
                 il = propagate_to_inputs(pl, samples.points, inputs)
                 if reg is not None and reg[0] == "vote":
                     win, _ = majority_per_group(regions[reg[1]], il, int(regions[reg[1]].max()) + 1)
@@ -126,6 +116,16 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
         row["region growing"] = _best([score_levels(region_growing(shape.vertices, nrm, a), obj.labels, None)
                                        for a in REGION_GROW_ANGLES])
     return row
+
+
+def _clustered(feats: list, join, points: np.ndarray, sub: np.ndarray, cfg):
+    """Point labels at each scale; ``join``: the share of the margin to join below (None: no join), or one per scale."""
+    from crossdistill.methods.sampart3d.cluster import cluster_points
+
+    joins = join if isinstance(join, tuple) else (join,) * len(feats)
+    for f, j in zip(feats, joins):
+        yield cluster_points(f, points, dataclasses.replace(cfg.cluster, merge_margin=j), subsample=sub,
+                             margin=cfg.train.margin)
 
 
 def _trained_features(obj, cfg, path: Path):

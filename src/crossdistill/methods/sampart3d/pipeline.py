@@ -58,7 +58,6 @@ class SegmentConfig:
             pieces, which scored higher with the offline masks (see segment_notes.md).
         piece_fragment: with ``merge_pieces`` off, a part covering less than this share
             of its piece folds into the piece's main part.
-
         join_from_scale: the join of clusters closer than the push margin
             (``cluster.merge_margin``) applies at scales at least this (in ``scale_unit``);
             finer scales keep HDBSCAN's clusters. None (default): 1.0 on meshes, 0.0 (every
