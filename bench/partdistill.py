@@ -90,7 +90,8 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
 
     t = time.perf_counter()
     teacher = FewShotTextTeacher.fit([normalize_shape(o[1])[0] for o in labelled], [o[2] for o in labelled], names,
-                                     FewShotConfig(output=args.teacher_output, candidate_min=args.candidate_min),
+                                     FewShotConfig(output=args.teacher_output, candidate_min=args.candidate_min,
+                                                   inputs=args.teacher_inputs),
                                      progress=False)
     timings["teacher_train_s"] = time.perf_counter() - t
 
@@ -208,7 +209,7 @@ def write_report(rows, args, wall: float) -> None:
         f"(`links[].label`). Per category the first {args.labelled} objects (sorted ids) train the few-shot 2D "
         "teacher; the others are the unlabelled set the student is distilled on and where all four are scored "
         "(semantic mIoU, PartNetE convention, 10,000 area-uniform points per object).", "",
-        f"Settings: teacher `FewShotConfig(output={args.teacher_output!r}, candidate_min={args.candidate_min})` ({FewShotConfig().iterations} steps, "
+        f"Settings: teacher `FewShotConfig(output={args.teacher_output!r}, candidate_min={args.candidate_min}, inputs={args.teacher_inputs!r})` ({FewShotConfig().iterations} steps, "
         f"{'box-level: each predicted region becomes its tight box' if args.teacher_output == 'box' else 'pixel-level masks'}); PartDistill {cfg.views} views of "
         f"{cfg.image_size} px, forward predictions with confidence >= {cfg.min_score}, pool >= {cfg.pool_min_score}, "
         f"backward keeps agreement >= {cfg.keep_agreement} (rule `{args.backward_rule}`), {args.backward_rounds} "
@@ -278,6 +279,8 @@ def main() -> None:
                     help="pixel-level masks (default) or box-level predictions of the few-shot teacher")
     ap.add_argument("--candidate-min", type=float, default=0.0,
                     help="few-shot teacher also returns non-argmax regions at least this probable (0: off)")
+    ap.add_argument("--teacher-inputs", choices=["world", "image"], default="world",
+                    help="few-shot teacher sees world xyz + normal (3D-aware) or only view-local image channels")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--stem", default=None, help="output name under docs/results (default from the settings)")
     args = ap.parse_args()
@@ -287,6 +290,8 @@ def main() -> None:
         STEM += f"_{args.backward_rule}"
     if args.candidate_min > 0:
         STEM += "_candidates"
+    if args.teacher_inputs != "world":
+        STEM += f"_{args.teacher_inputs}_teacher"
     STEM = args.stem or STEM
     root = DATA / "partnet_mobility_dev"
     if not root.is_dir():

@@ -70,6 +70,19 @@ def test_distill_then_predict(category, tmp_path, capsys):
     assert info_box["rounds"][1]["stage"] == "backward 1"
 
 
+def test_distill_with_an_image_input_teacher(category, tmp_path, capsys):
+    out = tmp_path / "run_image"
+    rc = main(["distill", "partdistill", "--shapes", str(category / "shapes"), "--parts", "top,leg",
+               "--few-shot", str(category / "labelled"), "--teacher-inputs", "image", "-o", str(out), "--views", "4",
+               "--iterations", "20", "--teacher-iterations", "30", "--backward-rounds", "0", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    info = json.loads((out / "distill.json").read_text())
+    assert info["teacher"].endswith(":inputs=image")
+    from crossdistill.teachers.fewshot import FewShotTextTeacher
+
+    assert FewShotTextTeacher.load(out / "fewshot_teacher.pt").config.inputs == "image"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--parts", ""], "no part names"),
     (["--parts", "a,b"], "needs --few-shot"),

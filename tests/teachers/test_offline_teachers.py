@@ -164,3 +164,46 @@ def test_fewshot_teacher_rejects_bad_training_input(demo):
         FewShotTextTeacher.fit([], [], names, progress=False)
     with pytest.raises(InputError):
         FewShotTextTeacher.fit([shape], [labels], names[:1], progress=False)
+
+
+def test_fewshot_image_inputs_are_view_local_and_world_inputs_are_not(demo):
+    """Rotating the shape and the camera together leaves what a 2D model sees unchanged."""
+    from dataclasses import replace
+
+    from crossdistill.teachers.fewshot import IN_CHANNELS, view_inputs
+    from crossdistill.types import Cameras
+
+    shape = demo[0]
+    cams = orbit_rig((30.0,), 2, size=48)
+    c, s = np.cos(0.7), np.sin(0.7)
+    R = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # 40 deg about y
+    turned = replace(shape, vertices=shape.vertices @ R.T, vertex_normals=None)
+    R4 = np.eye(4)
+    R4[:3, :3] = R
+    turned_cams = Cameras(cams.K, cams.world_to_cam @ np.linalg.inv(R4), cams.width, cams.height, cams.names)
+    a = render_shape(shape, cams, progress=False, n_samples=64).views
+    b = render_shape(turned, turned_cams, progress=False, n_samples=64).views
+    both = a.foreground & b.foreground
+    assert both.mean() > 0.1
+    img_a, img_b = view_inputs(a, "image"), view_inputs(b, "image")
+    assert img_a.shape == (2, IN_CHANNELS["image"], 48, 48)
+    diff = np.abs(img_a - img_b).transpose(0, 2, 3, 1)[both]
+    assert np.median(diff) < 1e-3 and np.quantile(diff, 0.95) < 0.05
+    world = np.abs(view_inputs(a, "world") - view_inputs(b, "world")).transpose(0, 2, 3, 1)[both]
+    assert np.median(np.linalg.norm(world[:, :3], axis=1)) > 0.05  # world position moves with the shape
+
+
+def test_fewshot_teacher_with_image_inputs_learns_and_roundtrips(demo, tmp_path):
+    shape, labels, names = demo
+    cfg = FewShotConfig(views_per_shape=12, size=64, crop=48, iterations=120, batch_size=8, width=8, inputs="image")
+    teacher = FewShotTextTeacher.fit([shape], [labels], names, cfg, progress=False)
+    assert teacher.model.enc[0][0].in_channels == 8 and "inputs=image" in teacher.teacher_id
+    views = render_shape(shape, orbit_rig((30.0, -30.0), 3, size=64), progress=False, n_samples=64).views
+    gt = pixel_labels(views, labels)
+    acc = (teacher.probabilities(views).argmax(1)[gt >= 0] == gt[gt >= 0]).mean()
+    assert acc > 0.7, acc
+    again = FewShotTextTeacher.load(teacher.save(tmp_path / "t.pt"))
+    assert again.config.inputs == "image"
+    np.testing.assert_allclose(again.probabilities(views), teacher.probabilities(views), atol=1e-6)
+    with pytest.raises(InputError, match="inputs must be one of"):
+        FewShotConfig(inputs="xyz")

@@ -40,6 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--teacher-candidates", type=float, default=0.0, metavar="P",
                    help="few-shot teacher: also return regions where a part is not the most probable but at "
                         "least P probable, as low-confidence candidates backward distillation may add (0: off)")
+    q.add_argument("--teacher-inputs", choices=["world", "image"], default="world",
+                   help="few-shot teacher trained with --few-shot sees world position + normal per pixel (world, "
+                        "3D-aware) or only what one image shows (image: shaded colour, camera-frame normal, "
+                        "relative depth), like a 2D model fine-tuned on renders; a saved teacher keeps its own")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default="cpu")
     q.add_argument("--cache", help="teacher cache folder (default $CROSSDISTILL_CACHE or ~/.cache/crossdistill)")
@@ -72,7 +76,8 @@ def _teacher(args: argparse.Namespace, part_names, device: str, progress: bool):
     teacher = FewShotTextTeacher.fit([normalize_shape(s)[0] for s, _ in labelled], [lab for _, lab in labelled],
                                      part_names, FewShotConfig(iterations=args.teacher_iterations, seed=args.seed,
                                                    output=args.teacher_output,
-                                                   candidate_min=args.teacher_candidates),
+                                                   candidate_min=args.teacher_candidates,
+                                                   inputs=args.teacher_inputs),
                                      device=device, progress=progress)
     teacher.save(Path(args.output) / "fewshot_teacher.pt")
     return teacher

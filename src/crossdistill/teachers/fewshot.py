@@ -7,9 +7,18 @@ render buffers to part labels. It then answers :meth:`FewShotTextTeacher.predict
 any :class:`~crossdistill.teachers.base.TextTeacher`: one pixel-level prediction per
 connected region of a part in a view, with the mean probability as confidence.
 
-Input channels per pixel (all from the renderer): world position (3), world normal (3),
-colour in [-0.5, 0.5] (3), foreground (1). Shapes are expected in the unit box
-(``geometry.normalize_shape``), as everywhere in the renderer.
+Input channels per pixel (all from the renderer), chosen by ``FewShotConfig.inputs``:
+
+* ``"world"`` (default): world position (3), world normal (3), colour in [-0.5, 0.5] (3),
+  foreground (1). The net sees where each pixel lies on the object, so its predictions
+  agree across views by construction: a 3D-aware teacher.
+* ``"image"``: only what a 2D image model can read off one view: shaded colour (3), the
+  normal in the camera's frame (3), depth relative to the view's median foreground depth
+  (1), foreground (1). Predictions of different views are then independent, as those of
+  GLIP or CLIPSeg fine-tuned on renders are (PartSLIP / PartDistill's few-shot teachers).
+
+Shapes are expected in the unit box (``geometry.normalize_shape``), as everywhere in the
+renderer.
 
 Training uses random crops of the renders (a quarter of the pixels), so a CPU
 trains it in about a minute; prediction runs on the full view (the net is fully
@@ -40,7 +49,7 @@ from crossdistill.types import Shape, Views
 
 __all__ = ["FewShotConfig", "RenderUNet", "FewShotTextTeacher", "view_inputs", "pixel_labels", "masks_to_boxes"]
 
-IN_CHANNELS = 10
+IN_CHANNELS = {"world": 10, "image": 8}
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class FewShotConfig:
             argmax but its probability is at least this, scored by their mean probability
             (always below 0.5): the low-confidence candidates a detector also returns, which
             backward distillation may add when the student supports them. 0 disables.
+        inputs: the per-pixel input channels, ``"world"`` (3D-aware) or ``"image"``
+            (view-local, like a 2D image model); see the module docstring.
     """
 
     views_per_shape: int = 24
@@ -78,8 +89,11 @@ class FewShotConfig:
     seed: int = 0
     output: str = "mask"
     candidate_min: float = 0.0
+    inputs: str = "world"
 
     def __post_init__(self) -> None:
+        if self.inputs not in IN_CHANNELS:
+            raise InputError(f"few-shot teacher inputs must be one of {sorted(IN_CHANNELS)}, got {self.inputs!r}")
         if self.output not in ("mask", "box"):
             raise InputError(f"few-shot teacher output must be 'mask' or 'box', got {self.output!r}")
         if not 0.0 <= self.candidate_min < 1.0:
@@ -99,7 +113,7 @@ class RenderUNet(nn.Module):
     H and W need not be multiples of 8 (decoder outputs are resized to the skip size).
     """
 
-    def __init__(self, n_classes: int, width: int = 16, in_channels: int = IN_CHANNELS) -> None:
+    def __init__(self, n_classes: int, width: int = 16, in_channels: int = IN_CHANNELS["world"]) -> None:
         super().__init__()
         w = int(width)
         self.enc = nn.ModuleList([_block(in_channels, w), _block(w, 2 * w), _block(2 * w, 4 * w)])
@@ -120,14 +134,24 @@ class RenderUNet(nn.Module):
         return self.head(x)
 
 
-def view_inputs(views: Views) -> np.ndarray:
-    """(V, 10, H, W) float32 network inputs of rendered views (zeros on background)."""
+def view_inputs(views: Views, inputs: str = "world") -> np.ndarray:
+    """(V, C, H, W) float32 network inputs of rendered views (zeros on background).
+
+    C = ``IN_CHANNELS[inputs]``: 10 for ``"world"``, 8 for ``"image"`` (see the module docstring).
+    """
     V, H, W = views.face_id.shape
-    out = np.zeros((V, IN_CHANNELS, H, W), np.float32)
+    out = np.zeros((V, IN_CHANNELS[inputs], H, W), np.float32)
     for v in range(V):
         fg = views.face_id[v] >= 0
-        chans = np.concatenate([view_positions(views, v), views.normal[v].astype(np.float32),
-                                views.rgb[v].astype(np.float32) / 255.0 - 0.5, fg[..., None].astype(np.float32)], -1)
+        colour = views.rgb[v].astype(np.float32) / 255.0 - 0.5
+        if inputs == "world":
+            geometry = [view_positions(views, v), views.normal[v].astype(np.float32)]
+        else:
+            rotation = views.cameras.world_to_cam[v, :3, :3].astype(np.float32)
+            depth = views.depth[v].astype(np.float32)
+            rel = depth - (np.median(depth[fg]) if fg.any() else 0.0)
+            geometry = [views.normal[v].astype(np.float32) @ rotation.T, np.where(fg, rel, 0.0)[..., None]]
+        chans = np.concatenate([*geometry, colour, fg[..., None].astype(np.float32)], -1)
         chans[~fg] = 0.0
         out[v] = chans.transpose(2, 0, 1)
     return out
@@ -173,7 +197,8 @@ class FewShotTextTeacher:
     @property
     def teacher_id(self) -> str:
         cand = f":cand={self.config.candidate_min:g}" if self.config.candidate_min > 0 else ""
-        return f"fewshot:{self._id}:min={self.config.min_pixels}:{self.config.output}{cand}"
+        inputs = f":inputs={self.config.inputs}" if self.config.inputs != "world" else ""
+        return f"fewshot:{self._id}:min={self.config.min_pixels}:{self.config.output}{cand}{inputs}"
 
     # ------------------------------------------------------------------ training
 
@@ -205,14 +230,14 @@ class FewShotTextTeacher:
             if labels.shape != (shape.n_faces,) or labels.max(initial=-1) >= P:
                 raise InputError(f"{shape.source or f'shape {s}'}: face labels must be ({shape.n_faces},) ints < {P}")
             views = _render_training_views(shape, config.views_per_shape, config.size, config.seed + 7919 * s)
-            xs.append(view_inputs(views))
+            xs.append(view_inputs(views, config.inputs))
             ys.append(pixel_labels(views, labels))
         x = torch.from_numpy(np.concatenate(xs))
         y = torch.from_numpy(np.concatenate(ys))
         if not bool((y >= 0).any()):
             raise InputError("few-shot teacher: no labelled pixel in any training view")
         torch.manual_seed(config.seed)
-        model = RenderUNet(P, config.width).to(device)
+        model = RenderUNet(P, config.width, IN_CHANNELS[config.inputs]).to(device)
         _train(model, x, y, config, device, progress)
         return cls(model, part_names, config, device)
 
@@ -228,7 +253,7 @@ class FewShotTextTeacher:
     @torch.no_grad()
     def probabilities(self, views: Views, batch_size: int = 8) -> np.ndarray:
         """(V, P, H, W) float32 softmax over the trained parts (zeros on background)."""
-        x = view_inputs(views)
+        x = view_inputs(views, self.config.inputs)
         out = np.zeros((len(views), len(self.part_names), *x.shape[2:]), np.float32)
         for i in range(0, len(views), batch_size):
             logits = self.model(torch.from_numpy(x[i : i + batch_size]).to(self.device))
@@ -301,7 +326,7 @@ class FewShotTextTeacher:
             if not isinstance(blob, dict) or blob.get("format") != "crossdistill-fewshot-teacher-v1":
                 raise ValueError("not a few-shot teacher checkpoint")
             config = FewShotConfig(**blob["config"])
-            model = RenderUNet(len(blob["part_names"]), config.width)
+            model = RenderUNet(len(blob["part_names"]), config.width, IN_CHANNELS[config.inputs])
             model.load_state_dict(blob["state_dict"])
         except Exception as exc:  # noqa: BLE001 - any unreadable file is a bad input
             raise InputError(f"{path}: cannot read few-shot teacher ({type(exc).__name__}: {exc})") from None
