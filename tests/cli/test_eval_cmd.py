@@ -175,3 +175,17 @@ def test_eval_method_segment_uses_the_bench_protocol(fake_data, tmp_path, monkey
     res = json.loads((out / "eval.json").read_text())
     assert res["summary"]["mesh"]["methods"]["ours"] == pytest.approx({"link": 0.5, "leaf": 0.25})
     assert "--method segment" in (out / "eval.md").read_text()
+
+
+def test_segment_summary_oracle_takes_the_better_method_per_object():
+    from crossdistill.eval.segment_report import summarize
+
+    def obj(name, ours, lift):
+        o, l = {"link": ours, "leaf": ours / 2}, {"link": lift, "leaf": lift / 2}
+        return {"name": name, "category": "Box", "track": "mesh", "scales": [0.0],
+                "ours": {"per_scale": [o], "best": o}, "lift": {"best": l}, "cc": {"best": l},
+                "seconds": 1.0, "timings_s": {}, "peak_rss_mib": 1.0}
+
+    t = summarize([obj("a", 0.8, 0.4), obj("b", 0.2, 0.6)])["mesh"]
+    assert t["methods"]["ours"]["link"] == pytest.approx(0.5) and t["methods"]["lift"]["link"] == pytest.approx(0.5)
+    assert t["oracle_ours_or_lift"] == pytest.approx({"link": 0.7, "leaf": 0.35})

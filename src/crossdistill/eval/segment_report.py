@@ -70,6 +70,9 @@ def summarize(results: list[dict]) -> dict:
         t: dict = {"n_objects": len(rs), "methods": {}, "per_category": {}, "per_scale": {}}
         for key, _ in _methods(track):
             t["methods"][key] = {lvl: float(np.mean([r[key]["best"][lvl] for r in rs])) for lvl in LEVELS}
+        # a diagnostic, not a method: per object the better of ours and lifting of the same masks
+        t["oracle_ours_or_lift"] = {lvl: float(np.mean([max(r["ours"]["best"][lvl], r["lift"]["best"][lvl])
+                                                        for r in rs])) for lvl in LEVELS}
         if track == "points":
             t["methods"]["geometry_best"] = {lvl: max(t["methods"]["region_grow"][lvl], t["methods"]["kmeans"][lvl])
                                              for lvl in LEVELS}
@@ -122,6 +125,12 @@ def _targets(summary: dict) -> list[str]:
                      f"**{'met' if s['median_s'] < SCALE_TARGET_S else 'MISSED'}**; peak memory "
                      f"{s['peak_rss_mib_max']:.0f} MiB (target < {MEMORY_TARGET_MIB:.0f}): "
                      f"**{'met' if s['peak_rss_mib_max'] < MEMORY_TARGET_MIB else 'MISSED'}**")
+    for track, t in summary.items():
+        if "oracle_ours_or_lift" in t:
+            o = t["oracle_ours_or_lift"]
+            lines.append(f"- Diagnostic, {track} track: per object the better of ours and lifting (an oracle over the "
+                         f"two consumers of the same masks, not a method) scores {_pct(o['link'])} / "
+                         f"{_pct(o['leaf'])} (link / leaf).")
     lines.append("- Note: the timings above are this run's. They count only where the run had the machine to "
                  "itself at default threads; the speed target at default settings on a quiet machine is measured "
                  "by `bench/segment_speed.py` (`segment_speed.md`).")
