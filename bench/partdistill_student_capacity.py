@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -124,7 +125,8 @@ def main() -> None:
     lines = ["# PartDistill: is the student network the limit?", "",
              f"Command: `python bench/partdistill_student_capacity.py {' '.join(sys.argv[1:])}`  ",
              f"Date: {_dt.datetime.now():%Y-%m-%d %H:%M}; {args.threads} torch threads; wall "
-             f"{time.perf_counter() - t0:.0f} s", "",
+             f"{time.perf_counter() - t0:.0f} s; 1-minute load average at the end {os.getloadavg()[0]:.1f} "
+             "(training seconds are wall time: compare them only within a run that had the machine to itself)", "",
              "Protocol of `partdistill.md` (default few-shot teacher on the first 8 objects, semantic mIoU on the "
              "rest). (a) does not depend on the student; (b) forward distillation and (d) the network trained on "
              "the 8 labelled objects use the student setting of the row.", "",

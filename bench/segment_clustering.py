@@ -34,14 +34,18 @@ sys.path.insert(0, str(REPO / "src"))
 DATA = REPO / ".." / "shared" / "data"
 OUT = REPO / "docs" / "results" / "segment_clustering"
 
-MESH_VARIANTS = {  # name -> (join share of the margin: None, a number or one per scale; keep parts inside pieces)
+DEFAULT_JOIN = (None, None, 1.0, 1.0, 1.0)  # the default: join at scales >= 1.0
+MESH_VARIANTS = {  # name -> (join share of the margin: None, a number or one per scale; keep parts inside pieces;
+    #                  optional per-scale piece_fragment share, default SegmentConfig().piece_fragment everywhere)
     "HDBSCAN + vote (paper)": (None, False),
     "+ join 1.0 m": (1.0, False),
     "+ pieces": (None, True),
     "+ join 0.5 m + pieces": (0.5, True),
     "+ join 1.0 m + pieces": (1.0, True),
-    "+ join 1.0 m at scales >= 1.0 + pieces": ((None, None, 1.0, 1.0, 1.0), True),
+    "+ join 1.0 m at scales >= 1.0 + pieces": (DEFAULT_JOIN, True),
     "+ join 0 / 0.5 / 1.0 / 1.0 / 1.5 m by scale + pieces": ((None, 0.5, 1.0, 1.0, 1.5), True),
+    "default, fragments kept at scales 0 and 0.5": (DEFAULT_JOIN, True, (0.0, 0.0, 0.2, 0.2, 0.2)),
+    "default, fragments kept at scale 0": (DEFAULT_JOIN, True, (0.0, 0.2, 0.2, 0.2, 0.2)),
 }
 POINT_VARIANTS = {  # name -> (join share as for meshes; normal regions: None | ("vote" | "split", angle))
     "HDBSCAN (paper)": (None, None),
@@ -90,11 +94,11 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
         unit, _ = normalize_shape(shape)
         comps = face_components(unit.vertices, unit.faces)
         cents, w = unit.triangles.mean(1), shape.face_areas
-        for name, (join, pieces) in MESH_VARIANTS.items():
-            vcfg = dataclasses.replace(cfg, merge_pieces=not pieces)
-            row[name] = _best([score_levels(mesh_face_labels(pl, samples.face_id, cents, comps, w, vcfg),
-                                            obj.labels, w)
-                               for pl in _clustered(feats, join, samples.points, sub, cfg)])
+        for name, (join, pieces, *fragment) in MESH_VARIANTS.items():
+            shares = fragment[0] if fragment else (cfg.piece_fragment,) * len(feats)
+            row[name] = _best([score_levels(mesh_face_labels(pl, samples.face_id, cents, comps, w, dataclasses.replace(
+                cfg, merge_pieces=not pieces, piece_fragment=share)), obj.labels, w)
+                for pl, share in zip(_clustered(feats, join, samples.points, sub, cfg), shares)])
         row["connected components"] = _best([score_levels(connected_component_labels(shape), obj.labels, w)])
     else:
         inputs = normalize_shape(shape)[0].vertices
