@@ -72,14 +72,30 @@ def load_category(bench, category: str) -> tuple[tuple[str, ...], list]:
     return names, objs
 
 
+def train_on_labelled(labelled: list, n_parts: int, student_cfg):
+    """(d): the student network trained on the ground truth of [(id, shape, face labels)] (every sampled point)."""
+    from crossdistill.methods.partdistill.distill import shape_points
+    from crossdistill.methods.partdistill.student_training import train_student
+
+    points, targets = [], []
+    for name, shape, face_lab in labelled:
+        _, samples, pts = shape_points(shape, student_cfg.n_points, student_cfg.k, student_cfg.seed, name)
+        lab = face_lab[samples.face_id]
+        tgt = np.zeros((len(lab), n_parts), np.float32)
+        tgt[lab >= 0, lab[lab >= 0]] = 1.0
+        points.append(pts)
+        targets.append(tgt)
+    return train_student(points, targets, n_parts, student_cfg, progress=False)
+
+
 def run_category(bench, category: str, n_labelled: int, args) -> dict:
     import torch
 
     from crossdistill.eval.metrics.parts import partnete_miou
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.geometry.sampling import sample_surface
-    from crossdistill.methods.partdistill.distill import DistillConfig, PartDistill, lift_knowledge, shape_points
-    from crossdistill.methods.partdistill.student_training import StudentConfig, predict_probs, train_student
+    from crossdistill.methods.partdistill.distill import DistillConfig, PartDistill, lift_knowledge
+    from crossdistill.methods.partdistill.student_training import StudentConfig, predict_probs
     from crossdistill.teachers.fewshot import FewShotConfig, FewShotTextTeacher
 
     torch.manual_seed(0)
@@ -107,15 +123,7 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
 
     # (d): the same network on the labelled objects' ground truth
     t = time.perf_counter()
-    sup_points, sup_targets = [], []
-    for name, shape, face_lab in labelled:
-        _, samples, pts = shape_points(shape, student_cfg.n_points, student_cfg.k, student_cfg.seed, name)
-        lab = face_lab[samples.face_id]
-        tgt = np.zeros((len(lab), P), np.float32)
-        tgt[lab >= 0, lab[lab >= 0]] = 1.0
-        sup_points.append(pts)
-        sup_targets.append(tgt)
-    supervised = train_student(sup_points, sup_targets, P, student_cfg, progress=False)
+    supervised = train_on_labelled(labelled, P, student_cfg)
     timings["supervised_train_s"] = time.perf_counter() - t
 
     forward_k = [s.knowledge.subset(s.knowledge.scores >= config.min_score) for s in items]

@@ -28,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -52,10 +51,10 @@ def run_category(bench, category: str, variants: list[str], n_labelled: int) -> 
     from crossdistill.eval.metrics.parts import partnete_miou
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.geometry.sampling import sample_surface
-    from crossdistill.methods.partdistill.distill import DistillConfig, PartDistill, lift_knowledge, shape_points
+    from crossdistill.methods.partdistill.distill import DistillConfig, PartDistill, lift_knowledge
     from crossdistill.methods.partdistill.student_training import StudentConfig, predict_probs, train_student
     from crossdistill.teachers.fewshot import FewShotConfig, FewShotTextTeacher
-    from partdistill import _faces_from_points, load_category
+    from partdistill import _faces_from_points, load_category, train_on_labelled
 
     names, objs = load_category(bench, category)
     P = len(names)
@@ -87,15 +86,7 @@ def run_category(bench, category: str, variants: list[str], n_labelled: int) -> 
         student = train_student([s.points for s in items], [k.point_targets(P) for k in fwd_k], P, cfg, progress=False)
         train_s = time.perf_counter() - t
         forward = score([predict_probs(student, s.points).argmax(1) for s in items], items)
-        sup_points, sup_targets = [], []
-        for oid, shape, face_lab in labelled:
-            _, samples, pts = shape_points(shape, cfg.n_points, cfg.k, cfg.seed, oid)
-            lab = face_lab[samples.face_id]
-            tgt = np.zeros((len(lab), P), np.float32)
-            tgt[lab >= 0, lab[lab >= 0]] = 1.0
-            sup_points.append(pts)
-            sup_targets.append(tgt)
-        supervised = train_student(sup_points, sup_targets, P, cfg, progress=False)
+        supervised = train_on_labelled(labelled, P, cfg)
         sup = score([predict_probs(supervised, s.points).argmax(1) for s in items], items)
         rows.append({"category": category, "variant": name, "changes": VARIANTS[name], "lift": lift,
                      "forward": forward, "supervised": sup, "forward_train_s": train_s})
