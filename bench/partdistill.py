@@ -107,12 +107,13 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
     t = time.perf_counter()
     teacher = FewShotTextTeacher.fit([normalize_shape(o[1])[0] for o in labelled], [o[2] for o in labelled], names,
                                      FewShotConfig(output=args.teacher_output, candidate_min=args.candidate_min,
-                                                   inputs=args.teacher_inputs),
+                                                   inputs=args.teacher_inputs, size=args.image_size),
                                      progress=False)
     timings["teacher_train_s"] = time.perf_counter() - t
 
     student_cfg = StudentConfig(iterations=args.iterations)
-    config = DistillConfig(student=student_cfg, backward_rounds=args.backward_rounds, backward_rule=args.backward_rule)
+    config = DistillConfig(student=student_cfg, backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
+                           image_size=args.image_size)
     pd = PartDistill(teacher, names, config, progress=False)
     t = time.perf_counter()
     items = pd.prepare_all([(o[0], o[1]) for o in rest])
@@ -203,7 +204,7 @@ def write_report(rows, args, wall: float) -> None:
     from crossdistill.teachers.fewshot import FewShotConfig
 
     mean = {m: float(np.mean([r["scores"][m]["miou"] for r in rows])) for m in METHODS}
-    cfg = DistillConfig()
+    cfg = DistillConfig(image_size=args.image_size)
     load = os.getloadavg()[0]
     lines = [
         "# PartDistill: few-shot semantic part segmentation by bi-directional distillation"
@@ -217,7 +218,7 @@ def write_report(rows, args, wall: float) -> None:
         f"(`links[].label`). Per category the first {args.labelled} objects (sorted ids) train the few-shot 2D "
         "teacher; the others are the unlabelled set the student is distilled on and where all four are scored "
         "(semantic mIoU, PartNetE convention, 10,000 area-uniform points per object).", "",
-        f"Settings: teacher `FewShotConfig(output={args.teacher_output!r}, candidate_min={args.candidate_min}, inputs={args.teacher_inputs!r})` ({FewShotConfig().iterations} steps, "
+        f"Settings: teacher `FewShotConfig(output={args.teacher_output!r}, candidate_min={args.candidate_min}, inputs={args.teacher_inputs!r}, size={args.image_size})` ({FewShotConfig().iterations} steps, "
         f"{'box-level: each predicted region becomes its tight box' if args.teacher_output == 'box' else 'pixel-level masks'}); PartDistill {cfg.views} views of "
         f"{cfg.image_size} px, forward predictions with confidence >= {cfg.min_score}, pool >= {cfg.pool_min_score}, "
         f"backward keeps agreement >= {cfg.keep_agreement} (rule `{args.backward_rule}`), {args.backward_rounds} "
@@ -289,6 +290,8 @@ def main() -> None:
                     help="few-shot teacher also returns non-argmax regions at least this probable (0: off)")
     ap.add_argument("--teacher-inputs", choices=["world", "image"], default="world",
                     help="few-shot teacher sees world xyz + normal (3D-aware) or only view-local image channels")
+    ap.add_argument("--image-size", type=int, default=128,
+                    help="render size of the teacher's training views and of PartDistill's views (pixels)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--stem", default=None, help="output name under docs/results (default from the settings)")
     args = ap.parse_args()
@@ -300,6 +303,8 @@ def main() -> None:
         STEM += "_candidates"
     if args.teacher_inputs != "world":
         STEM += f"_{args.teacher_inputs}_teacher"
+    if args.image_size != 128:
+        STEM += f"_{args.image_size}px"
     STEM = args.stem or STEM
     root = DATA / "partnet_mobility_dev"
     if not root.is_dir():
