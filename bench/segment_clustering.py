@@ -9,7 +9,9 @@ were probed on.
 * ``join``: clusters whose mean grouping features lie closer than the push margin of
   Eq. 5 are joined (:func:`crossdistill.methods.sampart3d.cluster.merge_close_clusters`);
 * ``pieces`` (mesh track): a part stays inside one connected mesh piece
-  (:func:`crossdistill.methods.sampart3d.vote.split_at_pieces`).
+  (:func:`crossdistill.methods.sampart3d.vote.split_at_pieces`), and parts below a share
+  of their piece fold into it (``piece_fragment``; a smaller share, ``dominant_fragment``,
+  in a piece that is most of the object, ``dominant_piece``).
 
 Per object the grouping field is trained once (default settings) and its features at
 the paper's five scales are clustered with each variant; scores are best-of-scales
@@ -17,6 +19,7 @@ class-agnostic mIoU x100, as in ``docs/results/segment.md``. Connected component
 and normal region growing (points, best of 5 angles) are the geometry references.
 
     python bench/segment_clustering.py      # writes docs/results/segment_clustering.md/.json
+    python bench/segment_clustering.py --per-category 4   # 23 held-out objects (Suitcase has 3)
 """
 
 from __future__ import annotations
@@ -35,17 +38,25 @@ DATA = REPO / ".." / "shared" / "data"
 OUT = REPO / "docs" / "results" / "segment_clustering"
 
 DEFAULT_JOIN = (None, None, 1.0, 1.0, 1.0)  # the default: join at scales >= 1.0
+PLAIN = {"dominant_piece": None}  # one fragment share for every piece (the default before 2026-11-24)
 MESH_VARIANTS = {  # name -> (join share of the margin: None, a number or one per scale; keep parts inside pieces;
-    #                  optional per-scale piece_fragment share, default SegmentConfig().piece_fragment everywhere)
-    "HDBSCAN + vote (paper)": (None, False),
-    "+ join 1.0 m": (1.0, False),
-    "+ pieces": (None, True),
-    "+ join 0.5 m + pieces": (0.5, True),
-    "+ join 1.0 m + pieces": (1.0, True),
-    "+ join 1.0 m at scales >= 1.0 + pieces": (DEFAULT_JOIN, True),
-    "+ join 0 / 0.5 / 1.0 / 1.0 / 1.5 m by scale + pieces": ((None, 0.5, 1.0, 1.0, 1.5), True),
-    "default, fragments kept at scales 0 and 0.5": (DEFAULT_JOIN, True, (0.0, 0.0, 0.2, 0.2, 0.2)),
-    "default, fragments kept at scale 0": (DEFAULT_JOIN, True, (0.0, 0.2, 0.2, 0.2, 0.2)),
+    #                  SegmentConfig overrides, plus "fragments": one piece_fragment share per scale)
+    "HDBSCAN + vote (paper)": (None, False, {}),
+    "+ join 1.0 m": (1.0, False, {}),
+    "+ pieces": (None, True, PLAIN),
+    "+ join 0.5 m + pieces": (0.5, True, PLAIN),
+    "+ join 1.0 m + pieces": (1.0, True, PLAIN),
+    "+ join 1.0 m at scales >= 1.0 + pieces": (DEFAULT_JOIN, True, PLAIN),
+    "+ join 0 / 0.5 / 1.0 / 1.0 / 1.5 m by scale + pieces": ((None, 0.5, 1.0, 1.0, 1.5), True, PLAIN),
+    "join at >= 1.0 + pieces, fragments kept at scales 0 and 0.5": (
+        DEFAULT_JOIN, True, {**PLAIN, "fragments": (0.0, 0.0, 0.2, 0.2, 0.2)}),
+    "join at >= 1.0 + pieces, fragments kept at scale 0": (
+        DEFAULT_JOIN, True, {**PLAIN, "fragments": (0.0, 0.2, 0.2, 0.2, 0.2)}),
+    "default: join at >= 1.0 + pieces, fragment 0.1 in pieces >= 0.8 of the area": (DEFAULT_JOIN, True, {}),
+    "... fragment 0.05 in pieces >= 0.8": (DEFAULT_JOIN, True, {"dominant_fragment": 0.05}),
+    "... fragment 0.1 in pieces >= 0.9": (DEFAULT_JOIN, True, {"dominant_piece": 0.9}),
+    "... fragment 0.1 in pieces >= 0.5": (DEFAULT_JOIN, True, {"dominant_piece": 0.5}),
+    "... fragment 0.05 in pieces >= 0.5": (DEFAULT_JOIN, True, {"dominant_piece": 0.5, "dominant_fragment": 0.05}),
 }
 POINT_VARIANTS = {  # name -> (join share as for meshes; normal regions: None | ("vote" | "split", angle))
     "HDBSCAN (paper)": (None, None),
@@ -94,10 +105,12 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
         unit, _ = normalize_shape(shape)
         comps = face_components(unit.vertices, unit.faces)
         cents, w = unit.triangles.mean(1), shape.face_areas
-        for name, (join, pieces, *fragment) in MESH_VARIANTS.items():
-            shares = fragment[0] if fragment else (cfg.piece_fragment,) * len(feats)
+        for name, (join, pieces, overrides) in MESH_VARIANTS.items():
+            overrides = dict(overrides)
+            shares = overrides.pop("fragments", (cfg.piece_fragment,) * len(feats))
+            vcfg = dataclasses.replace(cfg, merge_pieces=not pieces, **overrides)
             row[name] = _best([score_levels(mesh_face_labels(pl, samples.face_id, cents, comps, w, dataclasses.replace(
-                cfg, merge_pieces=not pieces, piece_fragment=share)), obj.labels, w)
+                vcfg, piece_fragment=share)), obj.labels, w)
                 for pl, share in zip(_clustered(feats, join, samples.points, sub, cfg), shares)])
         row["connected components"] = _best([score_levels(connected_component_labels(shape), obj.labels, w)])
     else:

@@ -135,6 +135,23 @@ def test_split_at_pieces_keeps_parts_inside_pieces_and_folds_slivers():
         assert len(np.unique(comp_r[out == p])) == 1
 
 
+def test_split_at_pieces_keeps_smaller_parts_of_a_dominant_piece():
+    # piece 0: faces 0-19, area 20 of 23.53 (0.85 of the object: a welded body) with a
+    # 3-face door (0.15 of the piece); piece 1: faces 20-23, area 3.53, with a sliver of
+    # 0.53 (also 0.15 of its piece)
+    comp = np.r_[np.zeros(20, int), np.ones(4, int)]
+    lab = np.r_[np.zeros(17, int), np.full(3, 1), np.zeros(3, int), 2]
+    areas = np.r_[np.ones(23), 0.53]
+    plain = split_at_pieces(lab, comp, areas, fragment=0.2)
+    assert plain[17] == plain[0] and plain[23] == plain[20]  # both 15% fragments fold
+    out = split_at_pieces(lab, comp, areas, fragment=0.2, dominant=0.8, dominant_fragment=0.1)
+    assert out[17] != out[0] and out[17] == out[19]  # the dominant piece keeps its door
+    assert out[23] == out[20]  # the small piece still folds its sliver
+    # with a dominant share above the body's 0.85, the plain rule applies everywhere
+    below = split_at_pieces(lab, comp, areas, fragment=0.2, dominant=0.9, dominant_fragment=0.1)
+    assert np.array_equal(below, plain)
+
+
 def test_clusters_closer_than_the_push_margin_are_joined():
     # three tight feature groups: A and B are 0.3 apart (never pushed apart by a margin-1 loss),
     # C is sqrt(2) from both

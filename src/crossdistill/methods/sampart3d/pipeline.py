@@ -58,6 +58,11 @@ class SegmentConfig:
             pieces, which scored higher with the offline masks (see segment_notes.md).
         piece_fragment: with ``merge_pieces`` off, a part covering less than this share
             of its piece folds into the piece's main part.
+        dominant_piece, dominant_fragment: a piece holding at least ``dominant_piece`` of
+            the object's area (a welded body, or the whole object as one piece) folds only
+            parts below ``dominant_fragment`` of it; its parts come from the field alone.
+            Held-out ablation (``segment_clustering.md``): 84.6 / 73.4 against 82.0 / 71.3
+            with 0.2 everywhere, 23 objects. None disables.
         join_from_scale: the join of clusters closer than the push margin
             (``cluster.merge_margin``) applies at scales at least this (in ``scale_unit``);
             finer scales keep HDBSCAN's clusters. None (default): 1.0 on meshes, 0.0 (every
@@ -81,6 +86,8 @@ class SegmentConfig:
     face_spill: float = 0.5
     merge_pieces: bool = False
     piece_fragment: float = 0.2
+    dominant_piece: float | None = 0.8
+    dominant_fragment: float = 0.1
     join_from_scale: float | None = None
 
     def cluster_settings(self, scale: float, is_mesh: bool) -> ClusterConfig:
@@ -221,7 +228,8 @@ def mesh_face_labels(point_labels: np.ndarray, point_face: np.ndarray, centroids
     """
     labels = vote_faces(point_labels, point_face, len(centroids), centroids, components, areas, config.face_spill)
     if not config.merge_pieces:
-        labels = split_at_pieces(labels, components, areas, config.piece_fragment)
+        labels = split_at_pieces(labels, components, areas, config.piece_fragment, config.dominant_piece,
+                                 config.dominant_fragment)
     return labels
 
 
