@@ -101,6 +101,13 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
     sub = farthest_point_sampling(samples.points, min(cfg.cluster.max_points, len(samples.points)), seed=cfg.seed)
     shape = obj.shape
     row: dict = {"name": obj.name, "category": cat}
+    clustered: dict = {}  # join setting -> point labels per scale (variants share HDBSCAN runs)
+
+    def labels_per_scale(join) -> list[np.ndarray]:
+        if join not in clustered:
+            clustered[join] = list(_clustered(feats, join, samples.points, sub, cfg))
+        return clustered[join]
+
     if shape.is_mesh:
         unit, _ = normalize_shape(shape)
         comps = face_components(unit.vertices, unit.faces)
@@ -111,7 +118,7 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
             vcfg = dataclasses.replace(cfg, merge_pieces=not pieces, **overrides)
             row[name] = _best([score_levels(mesh_face_labels(pl, samples.face_id, cents, comps, w, dataclasses.replace(
                 vcfg, piece_fragment=share)), obj.labels, w)
-                for pl, share in zip(_clustered(feats, join, samples.points, sub, cfg), shares)])
+                for pl, share in zip(labels_per_scale(join), shares)])
         row["connected components"] = _best([score_levels(connected_component_labels(shape), obj.labels, w)])
     else:
         inputs = normalize_shape(shape)[0].vertices
@@ -121,7 +128,7 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
             if reg is not None and reg[1] not in regions:
                 regions[reg[1]] = region_growing(shape.vertices, nrm, reg[1])
             per_scale = []
-            for pl in _clustered(feats, join, samples.points, sub, cfg):
+            for pl in labels_per_scale(join):
                 il = propagate_to_inputs(pl, samples.points, inputs)
                 if reg is not None and reg[0] == "vote":
                     win, _ = majority_per_group(regions[reg[1]], il, int(regions[reg[1]].max()) + 1)
