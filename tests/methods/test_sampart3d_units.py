@@ -180,3 +180,50 @@ def test_join_applies_from_the_configured_scale_up():
         assert [fine.cluster_settings(s, is_mesh).merge_margin for s in cfg.scales] == [None, 1.0, 1.0, 1.0, 1.0]
     # everything else is left as configured
     assert cfg.cluster_settings(0.0, is_mesh=True).max_points == cfg.cluster.max_points
+
+
+def _two_planes(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Points on two perpendicular squares meeting along an edge (an L), with their normals."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.random((n, 2)), rng.random((n, 2))
+    floor = np.c_[a[:, 0], a[:, 1], np.zeros(n)]
+    wall = np.c_[b[:, 0], np.zeros(n), b[:, 1] + 0.02]
+    normals = np.r_[np.tile([0.0, 0.0, 1.0], (n, 1)), np.tile([0.0, 1.0, 0.0], (n, 1))]
+    return np.r_[floor, wall], normals
+
+
+def test_region_growing_separates_surfaces_that_meet_at_a_crease():
+    from crossdistill.geometry.topology import region_growing
+
+    pts, nrm = _two_planes()
+    lab = region_growing(pts, nrm, 10.0)
+    assert len(np.unique(lab)) == 2
+    assert len(np.unique(lab[:400])) == 1 and len(np.unique(lab[400:])) == 1
+    # a threshold above the crease angle joins them; flipped normals change nothing
+    assert len(np.unique(region_growing(pts, nrm, 100.0))) == 1
+    assert np.array_equal(region_growing(pts, -nrm, 10.0), lab)
+    # fewer points than neighbours: each point still gets a region
+    assert region_growing(pts[:3], nrm[:3], 10.0).shape == (3,)
+
+
+def test_point_cloud_labels_give_each_smooth_region_its_majority_part():
+    from crossdistill.methods.sampart3d.pipeline import point_cloud_labels
+    from crossdistill.types import Shape
+
+    pts, nrm = _two_planes()
+    cloud = Shape(vertices=pts, vertex_normals=nrm)
+    rng = np.random.default_rng(1)
+    sample = rng.choice(len(pts), 300, replace=False)
+    truth = (np.arange(len(pts)) >= 400).astype(np.int32)
+    noisy = truth[sample].copy()
+    flip = rng.random(300) < 0.15  # 15% of the sampled labels wrong
+    noisy[flip] = 1 - noisy[flip]
+    plain = point_cloud_labels(noisy[None], pts[sample], cloud, None)[0]
+    assert (plain != truth).sum() > 30  # the noise reaches the input points
+    voted = point_cloud_labels(noisy[None], pts[sample], cloud, 10.0)[0]
+    assert np.array_equal(voted == voted[0], truth == truth[0])  # one part per plane, both planes
+    assert len(np.unique(voted)) == 2
+    # without normals they are estimated (bent near the crease, so a few edge points differ)
+    est = point_cloud_labels(noisy[None], pts[sample], Shape(vertices=pts), 10.0)[0]
+    assert ((est == est[0]) == (truth == truth[0])).mean() > 0.95
+    assert ((est == est[0]) == (truth == truth[0])).mean() > ((plain == plain[0]) == (truth == truth[0])).mean()

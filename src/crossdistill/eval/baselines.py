@@ -5,7 +5,8 @@
   becomes the set of visible sampled points it covers and joins the 3D segment it
   overlaps most (overlap ratio above ``merge_ratio``) or starts a new one.
 * :func:`connected_component_labels` -- mesh pieces (vertices welded by position).
-* :func:`region_growing` -- point-cloud region growing over a kNN graph on normals.
+* :func:`~crossdistill.geometry.topology.region_growing` -- point-cloud region growing
+  over a kNN graph on normals (re-exported here as a baseline).
 * :func:`kmeans_xyz_normal` -- k-means on (xyz, w * normal).
 """
 
@@ -14,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from sklearn.cluster import KMeans
 
-from crossdistill.geometry.topology import face_components
+from crossdistill.geometry.topology import face_components, region_growing
 from crossdistill.labels import relabel_by_size
 from crossdistill.types import Correspondence, Shape
+
+__all__ = ["lift_masks", "connected_component_labels", "region_growing", "kmeans_xyz_normal"]
 
 
 def connected_component_labels(shape: Shape) -> np.ndarray:
@@ -86,26 +87,6 @@ def lift_masks(mask_sets: Sequence, correspondence: Correspondence, n_points: in
         labels[labels < 0] = labels[known[nn]]
     labels[labels < 0] = 0
     return relabel_by_size(labels)
-
-
-def region_growing(points: np.ndarray, normals: np.ndarray, angle_deg: float, k: int = 12) -> np.ndarray:
-    """Connected regions of the kNN graph whose edges join points with similar normals.
-
-    Args:
-        points: (N, 3); normals: (N, 3) unit; angle_deg: largest normal angle of an edge.
-
-    Returns:
-        (N,) int64 labels 0..K-1 (largest first).
-    """
-    n = len(points)
-    _, nn = cKDTree(points).query(points, k=k + 1, workers=-1)
-    a = np.repeat(np.arange(n), k)
-    b = nn[:, 1:].reshape(-1)
-    cos = np.abs((normals[a] * normals[b]).sum(1))
-    keep = cos >= np.cos(np.deg2rad(angle_deg))
-    graph = sp.csr_matrix((np.ones(int(keep.sum()), np.int8), (a[keep], b[keep])), shape=(n, n))
-    _, lab = connected_components(graph, directed=False)
-    return relabel_by_size(lab)
 
 
 def kmeans_xyz_normal(points: np.ndarray, normals: np.ndarray, k: int, normal_weight: float = 0.3,

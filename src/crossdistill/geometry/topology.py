@@ -1,10 +1,12 @@
-"""Mesh connectivity: connected pieces of a triangle soup, with vertices welded by position."""
+"""Connectivity: connected pieces of a triangle soup (vertices welded by position), and
+smooth regions of a point cloud (region growing on normals over a kNN graph)."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from crossdistill.labels import relabel_by_size
 
@@ -52,3 +54,26 @@ def face_components(vertices: np.ndarray, faces: np.ndarray, weld: bool = True) 
     graph = sp.bmat([[None, inc], [inc.T, None]], format="csr")
     _, lab = connected_components(graph, directed=False)
     return relabel_by_size(lab[:n_f])
+
+
+def region_growing(points: np.ndarray, normals: np.ndarray, angle_deg: float, k: int = 12) -> np.ndarray:
+    """Connected regions of the kNN graph whose edges join points with similar normals.
+
+    Args:
+        points: (N, 3); normals: (N, 3) unit; angle_deg: largest normal angle of an edge.
+
+    Returns:
+        (N,) int64 labels 0..K-1 (largest first).
+    """
+    n = len(points)
+    k = min(k, n - 1)
+    if k < 1:
+        return np.zeros(n, dtype=np.int64)
+    _, nn = cKDTree(points).query(points, k=k + 1, workers=-1)
+    a = np.repeat(np.arange(n), k)
+    b = nn[:, 1:].reshape(-1)
+    cos = np.abs((normals[a] * normals[b]).sum(1))
+    keep = cos >= np.cos(np.deg2rad(angle_deg))
+    graph = sp.csr_matrix((np.ones(int(keep.sum()), np.int8), (a[keep], b[keep])), shape=(n, n))
+    _, lab = connected_components(graph, directed=False)
+    return relabel_by_size(lab)
