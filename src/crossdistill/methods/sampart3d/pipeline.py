@@ -22,6 +22,7 @@ import torch
 from crossdistill.geometry.normalize import normalize_shape
 from crossdistill.geometry.sampling import estimate_normals, farthest_point_sampling, sample_surface
 from crossdistill.geometry.topology import face_components, region_growing
+from crossdistill.labels import relabel_by_size
 from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
 from crossdistill.methods.sampart3d.supervision import build_supervision
 from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, piece_codes, train_grouping_field
@@ -29,7 +30,6 @@ from crossdistill.methods.sampart3d.vote import majority_per_group, split_at_pie
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
 from crossdistill.teachers.offline_masks import RenderMaskTeacher
-from crossdistill.labels import relabel_by_size
 from crossdistill.types import RenderResult, Shape, UnitBoxTransform
 
 PAPER_SCALES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
