@@ -59,6 +59,16 @@ def _faces_from_points(point_labels, samples, unit):
     return vote_faces(point_labels, samples.face_id, unit.n_faces, unit.vertices[unit.faces].mean(1), spill=0.0)
 
 
+def scored_faces(point_labels, item, face_labels) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Face labels of one distilled shape from its sampled points' labels, and the (ground truth,
+    prediction) pair on 10,000 area-uniform evaluation points (seed 123) that the mIoU is scored on."""
+    from crossdistill.geometry.sampling import sample_surface
+
+    faces = _faces_from_points(point_labels, item.samples, item.shape)
+    ev = sample_surface(item.shape, 10000, seed=123)
+    return faces, (face_labels[ev.face_id], faces[ev.face_id])
+
+
 def load_category(bench, category: str) -> tuple[tuple[str, ...], list]:
     """Part names (link-level semantics) and [(id, shape, face labels)] of one category, sorted by id."""
     from crossdistill.methods.partdistill.data import link_face_labels, link_part_names
@@ -93,7 +103,6 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
 
     from crossdistill.eval.metrics.parts import partnete_miou
     from crossdistill.geometry.normalize import normalize_shape
-    from crossdistill.geometry.sampling import sample_surface
     from crossdistill.methods.partdistill.distill import DistillConfig, PartDistill, lift_knowledge
     from crossdistill.methods.partdistill.student_training import StudentConfig, predict_probs
     from crossdistill.teachers.fewshot import FewShotConfig, FewShotTextTeacher
@@ -131,19 +140,16 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
     pairs = {m: [] for m in METHODS}
     face_preds = {m: [] for m in METHODS}
     for item, k_fwd, (name, shape, face_lab) in zip(items, forward_k, rest):
-        unit = item.shape
         point_preds = {
             "lift": lift_knowledge(k_fwd, item.samples.points, P),
             "forward": predict_probs(result.forward_student, item.points).argmax(1),
             "forward+backward": predict_probs(result.student, item.points).argmax(1),
             "supervised": predict_probs(supervised, item.points).argmax(1),
         }
-        ev = sample_surface(unit, 10000, seed=123)
-        gt = face_lab[ev.face_id]
         for m, pl in point_preds.items():
-            faces = _faces_from_points(pl, item.samples, unit)
+            faces, pair = scored_faces(pl, item, face_lab)
             face_preds[m].append(faces)
-            pairs[m].append((gt, faces[ev.face_id]))
+            pairs[m].append(pair)
     scores = {}
     for m in METHODS:
         res = partnete_miou(pairs[m], P)

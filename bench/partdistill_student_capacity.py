@@ -50,11 +50,10 @@ def run_category(bench, category: str, variants: list[str], n_labelled: int) -> 
 
     from crossdistill.eval.metrics.parts import partnete_miou
     from crossdistill.geometry.normalize import normalize_shape
-    from crossdistill.geometry.sampling import sample_surface
     from crossdistill.methods.partdistill.distill import DistillConfig, PartDistill, lift_knowledge
     from crossdistill.methods.partdistill.student_training import StudentConfig, predict_probs, train_student
     from crossdistill.teachers.fewshot import FewShotConfig, FewShotTextTeacher
-    from partdistill import _faces_from_points, load_category, train_on_labelled
+    from partdistill import load_category, scored_faces, train_on_labelled
 
     names, objs = load_category(bench, category)
     P = len(names)
@@ -64,11 +63,7 @@ def run_category(bench, category: str, variants: list[str], n_labelled: int) -> 
                                      FewShotConfig(), progress=False)
 
     def score(point_labels, items) -> float:
-        pairs = []
-        for pl, item, (_, _, face_lab) in zip(point_labels, items, rest):
-            faces = _faces_from_points(pl, item.samples, item.shape)
-            ev = sample_surface(item.shape, 10000, seed=123)
-            pairs.append((face_lab[ev.face_id], faces[ev.face_id]))
+        pairs = [scored_faces(pl, item, face_lab)[1] for pl, item, (_, _, face_lab) in zip(point_labels, items, rest)]
         return 100 * partnete_miou(pairs, P).miou
 
     prepared: dict[tuple[int, int], list] = {}
