@@ -11,7 +11,8 @@ were probed on.
 * ``pieces`` (mesh track): a part stays inside one connected mesh piece
   (:func:`crossdistill.methods.sampart3d.vote.split_at_pieces`), and parts below a share
   of their piece fold into it (``piece_fragment``; a smaller share, ``dominant_fragment``,
-  in a piece that is most of the object, ``dominant_piece``).
+  in a piece that is most of the object, ``dominant_piece``, unless a 2D mask confirms
+  the part: ``fragment_support``, :mod:`crossdistill.methods.sampart3d.support`).
 
 Per object the grouping field is trained once (default settings) and its features at
 the paper's five scales are clustered with each variant; scores are best-of-scales
@@ -39,6 +40,7 @@ OUT = REPO / "docs" / "results" / "segment_clustering"
 
 DEFAULT_JOIN = (None, None, 1.0, 1.0, 1.0)  # the default: join at scales >= 1.0
 PLAIN = {"dominant_piece": None}  # one fragment share for every piece (the default before 2026-11-24)
+NO_SUPPORT = {"fragment_support": None}  # fragments folded whatever the 2D masks say (the default before 2026-11-24 07:00)
 MESH_VARIANTS = {  # name -> (join share of the margin: None, a number or one per scale; keep parts inside pieces;
     #                  SegmentConfig overrides, plus "fragments": one piece_fragment share per scale)
     "HDBSCAN + vote (paper)": (None, False, {}),
@@ -52,11 +54,14 @@ MESH_VARIANTS = {  # name -> (join share of the margin: None, a number or one pe
         DEFAULT_JOIN, True, {**PLAIN, "fragments": (0.0, 0.0, 0.2, 0.2, 0.2)}),
     "join at >= 1.0 + pieces, fragments kept at scale 0": (
         DEFAULT_JOIN, True, {**PLAIN, "fragments": (0.0, 0.2, 0.2, 0.2, 0.2)}),
-    "default: join at >= 1.0 + pieces, fragment 0.1 in pieces >= 0.8 of the area": (DEFAULT_JOIN, True, {}),
-    "... fragment 0.05 in pieces >= 0.8": (DEFAULT_JOIN, True, {"dominant_fragment": 0.05}),
-    "... fragment 0.1 in pieces >= 0.9": (DEFAULT_JOIN, True, {"dominant_piece": 0.9}),
-    "... fragment 0.1 in pieces >= 0.5": (DEFAULT_JOIN, True, {"dominant_piece": 0.5}),
-    "... fragment 0.05 in pieces >= 0.5": (DEFAULT_JOIN, True, {"dominant_piece": 0.5, "dominant_fragment": 0.05}),
+    "join at >= 1.0 + pieces, fragment 0.1 in pieces >= 0.8 of the area": (DEFAULT_JOIN, True, NO_SUPPORT),
+    "... fragment 0.05 in pieces >= 0.8": (DEFAULT_JOIN, True, {**NO_SUPPORT, "dominant_fragment": 0.05}),
+    "... fragment 0.1 in pieces >= 0.9": (DEFAULT_JOIN, True, {**NO_SUPPORT, "dominant_piece": 0.9}),
+    "... fragment 0.1 in pieces >= 0.5": (DEFAULT_JOIN, True, {**NO_SUPPORT, "dominant_piece": 0.5}),
+    "... fragment 0.05 in pieces >= 0.5": (DEFAULT_JOIN, True, {**NO_SUPPORT, "dominant_piece": 0.5,
+                                                                 "dominant_fragment": 0.05}),
+    "default: ... fragment 0.1 in pieces >= 0.8, unless a 2D mask confirms it (IoU >= 0.3)": (DEFAULT_JOIN, True, {}),
+    "... unless a 2D mask confirms it at IoU >= 0.5": (DEFAULT_JOIN, True, {"fragment_support": 0.5}),
 }
 POINT_VARIANTS = {  # name -> (join share as for meshes; normal regions: None | ("vote" | "split", angle))
     "HDBSCAN (paper)": (None, None),
@@ -112,12 +117,13 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
         unit, _ = normalize_shape(shape)
         comps = face_components(unit.vertices, unit.faces)
         cents, w = unit.triangles.mean(1), shape.face_areas
+        evidence = _mask_evidence(unit, comps, samples.points, cfg)
         for name, (join, pieces, overrides) in MESH_VARIANTS.items():
             overrides = dict(overrides)
             shares = overrides.pop("fragments", (cfg.piece_fragment,) * len(feats))
             vcfg = dataclasses.replace(cfg, merge_pieces=not pieces, **overrides)
             row[name] = _best([score_levels(mesh_face_labels(pl, samples.face_id, cents, comps, w, dataclasses.replace(
-                vcfg, piece_fragment=share)), obj.labels, w)
+                vcfg, piece_fragment=share), evidence), obj.labels, w)
                 for pl, share in zip(labels_per_scale(join), shares)])
         row["connected components"] = _best([score_levels(connected_component_labels(shape), obj.labels, w)])
     else:
@@ -140,6 +146,24 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
         row["region growing"] = _best([score_levels(region_growing(shape.vertices, nrm, a), obj.labels, None)
                                        for a in REGION_GROW_ANGLES])
     return row
+
+
+def _mask_evidence(unit, comps: np.ndarray, points: np.ndarray, cfg):
+    """The 2D masks of the object as 3D point sets (re-rendered: same seed, same views and masks as training)."""
+    from crossdistill.geometry.sampling import sample_surface
+    from crossdistill.methods.sampart3d.supervision import build_supervision
+    from crossdistill.methods.sampart3d.support import MaskPointSets
+    from crossdistill.render import render_shape
+    from crossdistill.render.cameras import sampart3d_rig
+    from crossdistill.teachers.offline_masks import RenderMaskTeacher
+
+    samples = sample_surface(unit, cfg.n_points, seed=cfg.seed)
+    if not np.array_equal(samples.points, points):
+        raise RuntimeError("cached points differ from today's sampling: rerun with --fresh")
+    rendered = render_shape(unit, sampart3d_rig(cfg.n_views, cfg.image_size, seed=cfg.seed), samples, progress=False)
+    masks = RenderMaskTeacher(face_groups={"piece": comps}).masks(rendered.views)
+    return MaskPointSets.from_supervision(build_supervision(masks, rendered.correspondence, samples.points),
+                                          len(samples.points))
 
 
 def _clustered(feats: list, join, points: np.ndarray, sub: np.ndarray, cfg):

@@ -10,7 +10,8 @@
 4. Piece boundaries (ours, :func:`split_at_pieces`): a part never spans two connected
    pieces; each piece keeps the parts the field splits it into (fragments below a share
    of the piece's area fold into the piece's main part; a smaller share inside a piece
-   that is most of the object, such as a welded body). With the offline mask teacher the
+   that is most of the object, such as a welded body, where fragments a 2D mask confirms
+   are kept whatever their size). With the offline mask teacher the
    field's joins of whole pieces are wrong more often than right on PartNet-Mobility, while
    its splits of welded pieces help (``docs/results/segment_clustering.md``).
 """
@@ -106,7 +107,7 @@ def vote_faces(point_labels: np.ndarray, point_face: np.ndarray, n_faces: int, f
 
 def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas: np.ndarray | None = None,
                     fragment: float = 0.2, dominant: float | None = None,
-                    dominant_fragment: float | None = None) -> np.ndarray:
+                    dominant_fragment: float | None = None, protected: np.ndarray | None = None) -> np.ndarray:
     """Make every part lie inside one connected piece.
 
     A part is a (piece, label) pair; inside a piece, a label covering less than ``fragment``
@@ -114,13 +115,17 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
     border do not become parts of their own. A *dominant* piece, one holding at least
     ``dominant`` of the object's area (a welded body, or the whole object when it is one
     piece), uses the smaller share ``dominant_fragment``: there the field's splits are the
-    only source of parts, and a 0.2 share folds its doors and lids away.
+    only source of parts, and a 0.2 share folds its doors and lids away. Inside a dominant
+    piece, ``protected`` faces never fold (their part is confirmed by other evidence, such
+    as a 2D mask: see :mod:`.support`).
 
     Args:
         face_labels: (F,) int >= 0 labels; components: (F,) piece id per face.
         face_areas: (F,) weights (default equal); fragment: smallest kept share of a piece.
         dominant: share of the total area from which a piece counts as dominant (None: no
             piece does); dominant_fragment: smallest kept share inside a dominant piece.
+        protected: optional (F,) bool, faces of a dominant piece that keep their label
+            whatever its share (None: none).
 
     Returns:
         (F,) int32 labels 0..K-1, ordered by decreasing area.
@@ -135,9 +140,13 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
     pair_area = _pair_area(comp, lab, w)
     piece_area = np.bincount(comp, weights=w)[comp]
     share = np.full(len(lab), float(fragment))
+    fold = np.ones(len(lab), dtype=bool)
     if dominant is not None and dominant_fragment is not None:
-        share[piece_area >= dominant * w.sum()] = dominant_fragment
-    lab = np.where(pair_area < share * piece_area, win[comp], lab)
+        in_dominant = piece_area >= dominant * w.sum()
+        share[in_dominant] = dominant_fragment
+        if protected is not None:
+            fold &= ~(in_dominant & np.asarray(protected, dtype=bool))
+    lab = np.where(fold & (pair_area < share * piece_area), win[comp], lab)
     parts = np.unique(comp * n_lab + lab, return_inverse=True)[1]
     return relabel_by_size(parts, weights=w).astype(np.int32)
 
