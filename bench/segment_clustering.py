@@ -9,7 +9,8 @@ were probed on.
 * ``join``: clusters whose mean grouping features lie closer than the push margin of
   Eq. 5 are joined (:func:`crossdistill.methods.sampart3d.cluster.merge_close_clusters`);
 * ``pieces`` (mesh track): a part stays inside one connected mesh piece
-  (:func:`crossdistill.methods.sampart3d.vote.split_at_pieces`), and parts below a share
+  (:func:`crossdistill.methods.sampart3d.vote.split_at_pieces`; by default not at the
+  coarsest scale, 2.0, where parts may span pieces as published: ``merge_pieces_from``), and parts below a share
   of their piece fold into it (``piece_fragment``; a smaller share, ``dominant_fragment``,
   in a piece that is most of the object, ``dominant_piece``, unless a 2D mask confirms
   the part: ``fragment_support``, :mod:`crossdistill.methods.sampart3d.support`).
@@ -39,8 +40,9 @@ DATA = REPO / ".." / "shared" / "data"
 OUT = REPO / "docs" / "results" / "segment_clustering"
 
 DEFAULT_JOIN = (None, None, 1.0, 1.0, 1.0)  # the default: join at scales >= 1.0
-PLAIN = {"dominant_piece": None}  # one fragment share for every piece (the default before 2026-11-24)
-NO_SUPPORT = {"fragment_support": None}  # fragments folded whatever the 2D masks say (the default before 2026-11-24 07:00)
+KEEP_PIECES = {"merge_pieces_from": None}  # parts inside pieces at every scale (the default before 2026-11-24 08:10)
+PLAIN = {**KEEP_PIECES, "dominant_piece": None}  # one fragment share for every piece (the default before 2026-11-24)
+NO_SUPPORT = {**KEEP_PIECES, "fragment_support": None}  # fragments folded whatever the 2D masks say (before 07:00)
 MESH_VARIANTS = {  # name -> (join share of the margin: None, a number or one per scale; keep parts inside pieces;
     #                  SegmentConfig overrides, plus "fragments": one piece_fragment share per scale)
     "HDBSCAN + vote (paper)": (None, False, {}),
@@ -60,8 +62,10 @@ MESH_VARIANTS = {  # name -> (join share of the margin: None, a number or one pe
     "... fragment 0.1 in pieces >= 0.5": (DEFAULT_JOIN, True, {**NO_SUPPORT, "dominant_piece": 0.5}),
     "... fragment 0.05 in pieces >= 0.5": (DEFAULT_JOIN, True, {**NO_SUPPORT, "dominant_piece": 0.5,
                                                                  "dominant_fragment": 0.05}),
-    "default: ... fragment 0.1 in pieces >= 0.8, unless a 2D mask confirms it (IoU >= 0.3)": (DEFAULT_JOIN, True, {}),
-    "... unless a 2D mask confirms it at IoU >= 0.5": (DEFAULT_JOIN, True, {"fragment_support": 0.5}),
+    "... fragment 0.1 in pieces >= 0.8, unless a 2D mask confirms it (IoU >= 0.3)": (DEFAULT_JOIN, True, KEEP_PIECES),
+    "... unless a 2D mask confirms it at IoU >= 0.5": (DEFAULT_JOIN, True, {**KEEP_PIECES, "fragment_support": 0.5}),
+    "default: ... confirmed at IoU >= 0.3, parts may span pieces at scale 2.0": (DEFAULT_JOIN, True, {}),
+    "... parts may span pieces at scales >= 1.5": (DEFAULT_JOIN, True, {"merge_pieces_from": 1.5}),
 }
 POINT_VARIANTS = {  # name -> (join share as for meshes; normal regions: None | ("vote" | "split", angle))
     "HDBSCAN (paper)": (None, None),
@@ -123,8 +127,8 @@ def run_object(track: str, cat: str, oid: str, cache: Path) -> dict:
             shares = overrides.pop("fragments", (cfg.piece_fragment,) * len(feats))
             vcfg = dataclasses.replace(cfg, merge_pieces=not pieces, **overrides)
             row[name] = _best([score_levels(mesh_face_labels(pl, samples.face_id, cents, comps, w, dataclasses.replace(
-                vcfg, piece_fragment=share), evidence), obj.labels, w)
-                for pl, share in zip(labels_per_scale(join), shares)])
+                vcfg.at_scale(s), piece_fragment=share), evidence), obj.labels, w)
+                for s, pl, share in zip(cfg.scales, labels_per_scale(join), shares)])
         row["connected components"] = _best([score_levels(connected_component_labels(shape), obj.labels, w)])
     else:
         inputs = normalize_shape(shape)[0].vertices

@@ -182,6 +182,16 @@ def test_join_applies_from_the_configured_scale_up():
     assert cfg.cluster_settings(0.0, is_mesh=True).max_points == cfg.cluster.max_points
 
 
+def test_parts_may_span_pieces_only_from_the_configured_scale_up():
+    from crossdistill.methods.sampart3d.pipeline import SegmentConfig
+
+    cfg = SegmentConfig()
+    assert [cfg.at_scale(s).merge_pieces for s in cfg.scales] == [False, False, False, False, True]
+    assert [SegmentConfig(merge_pieces_from=None).at_scale(s).merge_pieces for s in cfg.scales] == [False] * 5
+    assert [SegmentConfig(merge_pieces=True).at_scale(s).merge_pieces for s in cfg.scales] == [True] * 5
+    assert cfg.at_scale(2.0).piece_fragment == cfg.piece_fragment  # nothing else changes
+
+
 def _two_planes(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Points on two perpendicular squares meeting along an edge (an L), with their normals."""
     rng = np.random.default_rng(seed)

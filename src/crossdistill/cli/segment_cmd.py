@@ -32,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "auto = sam when its weights are found, else offline (default)")
     p.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
     p.add_argument("--merge-pieces", action="store_true",
-                   help="meshes: let one part span several connected pieces when the grouping field joins them "
-                        "(default: parts stay inside pieces, which scored higher with the offline masks)")
+                   help="meshes: let one part span several connected pieces when the grouping field joins them, "
+                        "at every scale (default: only at scale 2.0, the coarsest; finer scales keep parts inside "
+                        "pieces, which scored higher with the offline masks)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_segment)
 

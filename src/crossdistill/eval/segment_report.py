@@ -158,10 +158,11 @@ def write_segment_report(results: list[dict], out: Path, command: str, threads: 
           "Mask teacher: the offline render-based teacher (no SAM weights on this machine); no pretrained "
           "backbone (stage 1 is a later issue): the grouping field sees a Fourier encoding of xyz + normal + colour. "
           "Stage 3 at default settings: HDBSCAN, clusters closer than the push margin joined (on meshes at "
-          "scales >= 1.0, on point clouds at every scale); on meshes parts kept inside connected pieces "
-          "(`SegmentConfig.merge_pieces=False`), parts below 20% of a piece folded into it (10% in a piece "
-          "holding >= 80% of the object, unless a 2D mask confirms the part); on point clouds one part per "
-          "smooth 10° normal region (`SegmentConfig.point_region_deg`). Ablation on held-out objects in `segment_clustering.md`.",
+          "scales >= 1.0, on point clouds at every scale); on meshes parts kept inside connected pieces below "
+          "scale 2.0 (`SegmentConfig.merge_pieces_from`), parts below 20% of a piece folded into it (10% in a "
+          "piece holding >= 80% of the object, unless a 2D mask confirms the part); on point clouds one part per "
+          "smooth 10° normal region (`SegmentConfig.point_region_deg`). Ablation on held-out objects in "
+          "`segment_clustering.md`.",
           "", "## Targets", ""] + _targets(summary)
     for track, t in summary.items():
         md += ["", f"## {track} track ({t['n_objects']} objects)", "", "| method | link | leaf |", "|---|---|---|"]
