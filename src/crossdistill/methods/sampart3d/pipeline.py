@@ -6,7 +6,8 @@
           --mask teacher--> multi-granularity 2D masks --scale sigma per mask-->
           train the scale-conditioned grouping field --at each scale: features -->
           HDBSCAN (subsample + propagate) --join clusters closer than the push margin-->
-          point labels --per-face vote (meshes: parts kept inside connected pieces)--> face labels
+          point labels --per-face vote (meshes: parts kept inside connected pieces below scale 2.0,
+                        small parts of a welded body kept where a 2D mask confirms them)--> face labels
                        --(point clouds) input points, one part per smooth normal region--> point labels
 """
 
