@@ -10,8 +10,8 @@ were probed on.
   Eq. 5 are joined (:func:`crossdistill.methods.sampart3d.cluster.merge_close_clusters`);
 * ``pieces`` (mesh track): a part stays inside one connected mesh piece
   (:func:`crossdistill.methods.sampart3d.vote.split_at_pieces`; by default not at the
-  coarsest scale, 2.0, where parts may span pieces as published: ``merge_pieces_from``), and parts below a share
-  of their piece fold into it (``piece_fragment``; a smaller share, ``dominant_fragment``,
+  coarsest scale, 2.0, where parts may span pieces as published: ``merge_pieces_from``),
+  and parts below a share of their piece fold into it (``piece_fragment``; a smaller share, ``dominant_fragment``,
   in a piece that is most of the object, ``dominant_piece``, unless a 2D mask confirms
   the part: ``fragment_support``, :mod:`crossdistill.methods.sampart3d.support`).
 

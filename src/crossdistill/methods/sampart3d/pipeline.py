@@ -28,7 +28,7 @@ from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
 from crossdistill.methods.sampart3d.supervision import build_supervision
 from crossdistill.methods.sampart3d.support import MaskPointSets
 from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, piece_codes, train_grouping_field
-from crossdistill.methods.sampart3d.vote import majority_per_group, split_at_pieces, vote_faces
+from crossdistill.methods.sampart3d.vote import majority_per_group, piece_parts, split_at_pieces, vote_faces
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
 from crossdistill.teachers.offline_masks import RenderMaskTeacher
@@ -261,7 +261,7 @@ def mesh_face_labels(point_labels: np.ndarray, point_face: np.ndarray, centroids
     if not config.merge_pieces:
         protected = None
         if evidence is not None and config.fragment_support is not None:
-            part = np.unique(components.astype(np.int64) * (int(labels.max()) + 1) + labels, return_inverse=True)[1]
+            part = piece_parts(labels, components)
             support = evidence.support(part[point_face], int(part.max()) + 1)
             protected = support[part] >= config.fragment_support
         labels = split_at_pieces(labels, components, areas, config.piece_fragment, config.dominant_piece,

@@ -135,7 +135,6 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
     w = np.ones(len(lab)) if face_areas is None else np.asarray(face_areas, dtype=np.float64)
     if len(lab) == 0:
         return lab.astype(np.int32)
-    n_lab = int(lab.max()) + 1
     win, _ = majority_per_group(comp, lab, int(comp.max()) + 1, w)
     pair_area = _pair_area(comp, lab, w)
     piece_area = np.bincount(comp, weights=w)[comp]
@@ -147,12 +146,20 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
         if protected is not None:
             fold &= ~(in_dominant & np.asarray(protected, dtype=bool))
     lab = np.where(fold & (pair_area < share * piece_area), win[comp], lab)
-    parts = np.unique(comp * n_lab + lab, return_inverse=True)[1]
-    return relabel_by_size(parts, weights=w).astype(np.int32)
+    return relabel_by_size(piece_parts(lab, comp), weights=w).astype(np.int32)
+
+
+def piece_parts(labels: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """(F,) int64 id of every element's (piece, label) pair, 0..K-1: a label cut at piece borders.
+
+    Args:
+        labels: (F,) int >= 0; components: (F,) int >= 0 piece id.
+    """
+    key = np.asarray(components, dtype=np.int64) * (int(np.max(labels)) + 1) + np.asarray(labels, dtype=np.int64)
+    return np.unique(key, return_inverse=True)[1].reshape(-1)
 
 
 def _pair_area(groups: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(M,) total weight of each element's (group, label) pair; groups, labels: (M,) int >= 0."""
-    key = groups.astype(np.int64) * (int(labels.max()) + 1) + labels
-    _, inv = np.unique(key, return_inverse=True)
-    return np.bincount(inv.reshape(-1), weights=weights)[inv.reshape(-1)]
+    inv = piece_parts(labels, groups)
+    return np.bincount(inv, weights=weights)[inv]
