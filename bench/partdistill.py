@@ -120,7 +120,8 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
                                      progress=False)
     timings["teacher_train_s"] = time.perf_counter() - t
 
-    student_cfg = StudentConfig(iterations=args.iterations)
+    student_cfg = StudentConfig(iterations=args.iterations,
+                                class_weights=None if args.class_weights == "none" else args.class_weights)
     config = DistillConfig(student=student_cfg, backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
                            image_size=args.image_size)
     pd = PartDistill(teacher, names, config, progress=False)
@@ -227,7 +228,7 @@ def write_report(rows, args, wall: float) -> None:
         f"Settings: teacher `FewShotConfig(output={args.teacher_output!r}, candidate_min={args.candidate_min}, inputs={args.teacher_inputs!r}, size={args.image_size})` ({FewShotConfig().iterations} steps, "
         f"{'box-level: each predicted region becomes its tight box' if args.teacher_output == 'box' else 'pixel-level masks'}); PartDistill {cfg.views} views of "
         f"{cfg.image_size} px, forward predictions with confidence >= {cfg.min_score}, pool >= {cfg.pool_min_score}, "
-        f"backward keeps agreement >= {cfg.keep_agreement} (rule `{args.backward_rule}`), {args.backward_rounds} "
+        f"backward keeps agreement >= {cfg.keep_agreement} (rule `{args.backward_rule}`), class weights `{args.class_weights}`, {args.backward_rounds} "
         "backward round(s); student "
         f"{cfg.student.n_points} points/shape, width {cfg.student.width}, {cfg.student.n_blocks} blocks, "
         f"{args.iterations} steps of {cfg.student.batch_size} shapes per training run (the same for (d)).", "",
@@ -289,7 +290,10 @@ def main() -> None:
     ap.add_argument("--labelled", type=int, default=8)
     ap.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     ap.add_argument("--backward-rounds", type=int, default=1)
-    ap.add_argument("--backward-rule", choices=["absolute", "class_relative"], default=DistillConfig().backward_rule)
+    ap.add_argument("--backward-rule", choices=["absolute", "class_relative", "reweight"],
+                    default=DistillConfig().backward_rule)
+    ap.add_argument("--class-weights", choices=["none", "released"], default="none",
+                    help="student loss class weights (released: the released PartDistill code's; also for (d))")
     ap.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
                     help="pixel-level masks (default) or box-level predictions of the few-shot teacher")
     ap.add_argument("--candidate-min", type=float, default=0.0,
@@ -305,6 +309,8 @@ def main() -> None:
     STEM = "partdistill" if args.teacher_output == "mask" else "partdistill_box"
     if args.backward_rule != DistillConfig().backward_rule:
         STEM += f"_{args.backward_rule}"
+    if args.class_weights != "none":
+        STEM += f"_{args.class_weights}_weights"
     if args.candidate_min > 0:
         STEM += "_candidates"
     if args.teacher_inputs != "world":

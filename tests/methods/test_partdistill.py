@@ -183,3 +183,59 @@ def test_class_relative_rule_keeps_a_right_small_part_the_absolute_rule_drops():
     assert score_rel.max() <= 1.0
     with pytest.raises(InputError, match="backward_rule"):
         DistillConfig(backward_rule="vote")
+
+
+def test_reweight_rule_keeps_used_predictions_weighted_and_admits_supported_pool_ones():
+    from crossdistill.methods.partdistill.distill import select_by_agreement
+
+    # shares of each prediction's points the student labels with its part
+    agreement = np.array([0.9, 0.3, 0.0, 0.6, 0.2])
+    used = np.array([True, True, True, False, False])  # the last two were below the forward threshold
+    keep, score = select_by_agreement(agreement, np.array([0, 1, 1, 0, 1]), 2, 0.5, "reweight", used=used)
+    np.testing.assert_array_equal(keep, [True, True, False, True, False])
+    np.testing.assert_allclose(score, agreement, rtol=1e-6)
+
+
+def test_reweight_backward_down_weights_the_planted_wrong_prediction(distilled):
+    from dataclasses import replace
+
+    pd, items, result = distilled
+    pd_rw = PartDistill(pd.teacher, pd.part_names, replace(pd.config, backward_rule="reweight"), progress=False)
+    refined, stats = pd_rw.rescore(result.forward_student, items)
+    one_hot = np.eye(2, dtype=np.float32)
+    shares = [it.knowledge.agreement(one_hot[predict_probs(result.forward_student, it.points).argmax(1)])
+              for it in items]
+    # every oracle prediction is 0.9 confident, so all were used: each is kept unless the student gives
+    # none of its points its part, with that share as its new weight
+    assert stats["kept"] == sum(int((sh > 0).sum()) for sh in shares) and stats["added_from_pool"] == 0
+    np.testing.assert_allclose(refined[0].scores, shares[0][shares[0] > 0], rtol=1e-6)
+    k0 = items[0].knowledge
+    planted = np.flatnonzero((k0.views == 0) & (k0.labels == 0))
+    wrong = planted[np.argmax([np.mean(items[0].samples.points[k0.members(j), 1] > 0.0) for j in planted])]
+    correct = np.setdiff1d(np.arange(len(k0)), [wrong])
+    assert shares[0][wrong] < 0.2 and np.all(shares[0][correct] > 0.8)
+
+
+def test_released_class_weights_match_the_hand_computed_formula():
+    from crossdistill.methods.partdistill.student_training import released_class_weights
+
+    t1 = np.zeros((6, 3), np.float32)
+    t1[:5, 0] = 0.9  # class 0: 5 pairs (+1 below) = 6
+    t1[5, 1] = 0.7   # class 1: 1 pair (+1 below) = 2
+    t2 = np.zeros((2, 3), np.float32)
+    t2[0, 0] = 1.0
+    t2[1, 1] = 0.4
+    w = released_class_weights([t1, t2], 3)
+    n = 8.0
+    # class 0: 1 + log4(8 / (3*6)) < 1 -> 1; class 1: 1 + log4(8 / 6); class 2 has no pair -> the cap, 4
+    np.testing.assert_allclose(w, [1.0, 1 + np.log(n / 6.0) / np.log(4.0), 4.0], rtol=1e-6)
+    np.testing.assert_array_equal(released_class_weights([np.zeros((3, 2))], 2), [1.0, 1.0])
+    # the weights multiply each class's term, not the normaliser
+    logits = torch.randn(8, 3)
+    tgt = torch.from_numpy(np.concatenate([t1, t2]))
+    cw = torch.from_numpy(w)
+    logp = torch.log_softmax(logits, -1)
+    expected = -(cw * tgt * logp).sum() / tgt.sum()
+    assert torch.allclose(masked_soft_ce(logits, tgt, cw), expected)
+    with pytest.raises(ValueError, match="class_weights"):
+        StudentConfig(class_weights="balanced")

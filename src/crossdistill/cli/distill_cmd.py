@@ -32,9 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     q.add_argument("--teacher-iterations", type=int, default=500, help="few-shot teacher training steps")
     q.add_argument("--backward-rounds", type=int, default=1)
-    q.add_argument("--backward-rule", choices=["absolute", "class_relative"], default="absolute",
-                   help="backward distillation keeps predictions whose student agreement is >= 0.5 (absolute) or "
-                        ">= 0.5 x their class's 90th-percentile agreement (class_relative)")
+    q.add_argument("--backward-rule", choices=["absolute", "class_relative", "reweight"], default="absolute",
+                   help="backward distillation keeps predictions whose student agreement is >= 0.5 (absolute), "
+                        ">= 0.5 x their class's 90th-percentile agreement (class_relative), or keeps them all "
+                        "weighted by the share of their points the student gives their part (reweight, as the "
+                        "released PartDistill code)")
+    q.add_argument("--class-weights", choices=["none", "released"], default="none",
+                   help="student loss: every part weighs 1 (none) or rare parts weigh up to 4x (released: the "
+                        "released PartDistill code's smoothed inverse-frequency weights)")
     q.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
                    help="few-shot teacher: pixel-level masks (default) or box-level predictions (GLIP-like)")
     q.add_argument("--teacher-candidates", type=float, default=0.0, metavar="P",
@@ -103,7 +108,9 @@ def run_partdistill(args: argparse.Namespace) -> int:
     progress = not args.quiet
     teacher = cached(_teacher(args, part_names, device, progress), args.cache)
     config = DistillConfig(views=args.views, backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
-                           student=StudentConfig(iterations=args.iterations, seed=args.seed))
+                           student=StudentConfig(iterations=args.iterations, seed=args.seed,
+                                                 class_weights=None if args.class_weights == "none" else
+                                                 args.class_weights))
     pd = PartDistill(teacher, part_names, config, device=device, progress=progress)
     items, failures = [], {}
     for path in files:

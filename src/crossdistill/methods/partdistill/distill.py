@@ -45,11 +45,12 @@ __all__ = ["DistillConfig", "DistillShape", "DistillResult", "PartDistill", "par
            "shape_points", "select_by_agreement", "BACKWARD_RULES"]
 
 
-BACKWARD_RULES = ("absolute", "class_relative")
+BACKWARD_RULES = ("absolute", "class_relative", "reweight")
 
 
 def select_by_agreement(agreement: np.ndarray, labels: np.ndarray, n_parts: int, keep: float,
-                        rule: str = "absolute", reference_quantile: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+                        rule: str = "absolute", reference_quantile: float = 0.9,
+                        used: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Backward distillation's choice of 2D predictions from the student's agreement with them.
 
     Args:
@@ -63,6 +64,14 @@ def select_by_agreement(agreement: np.ndarray, labels: np.ndarray, n_parts: int,
             new score = min(1, agreement / reference). Small parts get low agreement even
             when right (the student is less sure of them everywhere); this compares each
             prediction with its own class (class-adaptive thresholds, as in FlexMatch).
+            ``"reweight"`` (the released PartDistill code): every prediction forward
+            distillation used (``used``) is kept with its agreement as its new weight,
+            dropped only at agreement 0; a pooled prediction below the forward threshold
+            enters when its agreement is at least ``keep``. The caller passes as agreement
+            the share of the prediction's points where the student's most probable part
+            is its label (the IoU weight of the released code).
+        used: (K,) bool, the predictions forward distillation trained on (``"reweight"``
+            only; default: all).
 
     Returns:
         keep (K,) bool, scores (K,) float32 of every prediction.
@@ -71,6 +80,9 @@ def select_by_agreement(agreement: np.ndarray, labels: np.ndarray, n_parts: int,
     labels = np.asarray(labels, np.int64)
     if rule == "absolute":
         return agreement >= keep, agreement.astype(np.float32)
+    if rule == "reweight":
+        used = np.ones(len(agreement), bool) if used is None else np.asarray(used, bool)
+        return np.where(used, agreement > 0, agreement >= keep), agreement.astype(np.float32)
     if rule != "class_relative":
         raise ValueError(f"unknown backward rule {rule!r}")
     ref = np.ones(n_parts)
@@ -94,9 +106,10 @@ class DistillConfig:
             mean probability of its label on its points (its agreement) is at least this
             (``backward_rule="absolute"``), or at least this times its class's reference
             agreement (``"class_relative"``, see :func:`select_by_agreement`).
-        backward_rule: "absolute" (default) or "class_relative" (better on Bucket and Safe in
+        backward_rule: "absolute" (default), "class_relative" (better on Bucket and Safe in
             ``partdistill_backward_rules.md``, worse on Toaster and on the 5-category mean in
-            ``partdistill_class_relative.md``).
+            ``partdistill_class_relative.md``) or "reweight" (the released code's soft rule:
+            see :func:`select_by_agreement`).
         student: the student's settings (points per shape, network, steps).
     """
 
@@ -228,10 +241,15 @@ class PartDistill:
     def rescore(self, student: PointStudent, items: Sequence[DistillShape]) -> tuple[list[Knowledge], dict]:
         """Backward distillation: the student's agreement with every pooled 2D prediction."""
         refined, dropped, added, kept = [], 0, 0, 0
-        agree = [s.knowledge.agreement(predict_probs(student, s.points, self.device)) for s in items]
+        P = len(self.part_names)
+        probs = [predict_probs(student, s.points, self.device) for s in items]
+        if self.config.backward_rule == "reweight":  # share of points the student labels with the part
+            probs = [np.eye(P, dtype=np.float32)[p.argmax(1)] for p in probs]
+        agree = [s.knowledge.agreement(p) for s, p in zip(items, probs)]
         keep_all, score_all = select_by_agreement(
-            np.concatenate(agree), np.concatenate([s.knowledge.labels for s in items]), len(self.part_names),
-            self.config.keep_agreement, self.config.backward_rule)
+            np.concatenate(agree), np.concatenate([s.knowledge.labels for s in items]), P,
+            self.config.keep_agreement, self.config.backward_rule,
+            used=np.concatenate([s.knowledge.scores >= self.config.min_score for s in items]))
         bounds = np.cumsum([0] + [len(a) for a in agree])
         for i, s in enumerate(items):
             keep, score = keep_all[bounds[i]:bounds[i + 1]], score_all[bounds[i]:bounds[i + 1]]

@@ -9,6 +9,12 @@ ground truth for the supervised baseline). The loss of a batch is
 
 so points without 2D knowledge (a zero row) contribute nothing (mask-aware), and a
 point covered by several predictions learns their confidence-weighted mixture.
+
+With ``StudentConfig.class_weights="released"`` each class's term is multiplied by the
+weight of the released PartDistill code (``util.get_class_weight``, option 1): with
+``n_c`` the number of (point, prediction) pairs of class c and ``n`` their total,
+``w_c = clip(1 + log_4(n / (P * n_c)), 1, 4)``, so parts rarer than average weigh up to 4x
+and no class weighs less than 1 (:func:`released_class_weights`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from tqdm.auto import tqdm
 
 from crossdistill.students.point_student import PointStudent, knn_graph
 
-__all__ = ["StudentConfig", "ShapePoints", "train_student", "predict_probs", "masked_soft_ce"]
+__all__ = ["StudentConfig", "ShapePoints", "train_student", "predict_probs", "masked_soft_ce",
+           "released_class_weights"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,9 @@ class StudentConfig:
         lr, weight_decay: AdamW (cosine decay to 0).
         scale_jitter: random per-axis scaling in [1 - s, 1 + s] of the coordinates (augmentation).
         seed: seeds weights, batches and augmentation.
+        class_weights: None (every class weighs 1) or "released" (the released PartDistill
+            code's smoothed inverse-frequency weights, from the training targets; see the
+            module docstring).
     """
 
     n_points: int = 2048
@@ -51,6 +61,11 @@ class StudentConfig:
     weight_decay: float = 1e-4
     scale_jitter: float = 0.1
     seed: int = 0
+    class_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.class_weights not in (None, "released"):
+            raise ValueError(f"class_weights must be None or 'released', got {self.class_weights!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,20 +90,45 @@ class ShapePoints:
         return cls(np.asarray(feats, np.float32), knn_graph(feats[:, :3], k), name)
 
 
-def masked_soft_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def masked_soft_ce(logits: torch.Tensor, targets: torch.Tensor,
+                   class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Confidence-weighted cross-entropy; rows of ``targets`` that are all zero give no loss.
 
     Args:
         logits: (..., P) float.
         targets: (..., P) non-negative weights.
+        class_weights: optional (P,) multiplier of each class's term (not of the normaliser).
 
     Returns:
-        scalar: ``sum(T * -log_softmax(logits)) / sum(T)`` (0 when ``T`` is all zero,
+        scalar: ``sum(w_c * T * -log_softmax(logits)) / sum(T)`` (0 when ``T`` is all zero,
         with a gradient of zero).
     """
     total = targets.sum()
-    nll = -(targets * F.log_softmax(logits, -1)).sum()
+    weighted = targets if class_weights is None else targets * class_weights
+    nll = -(weighted * F.log_softmax(logits, -1)).sum()
     return nll / total.clamp(min=1e-12)
+
+
+def released_class_weights(targets: Sequence[np.ndarray], n_classes: int) -> np.ndarray:
+    """(P,) float32 class weights of the released PartDistill code (``get_class_weight``, option 1).
+
+    Args:
+        targets: arrays (N, P) of non-negative target weights; a pair (point, class) counts
+            once where its weight is positive.
+        n_classes: P.
+
+    Returns:
+        ``clip(1 + log_4(n / (P * n_c)), 1, 4)`` per class, n_c its positive pairs, n their
+        total; 4 (the cap) for a class with no pair, 1 for all when there is no pair at all.
+    """
+    counts = np.zeros(n_classes)
+    for t in targets:
+        counts += (np.asarray(t) > 0).sum(axis=0)
+    if counts.sum() == 0:
+        return np.ones(n_classes, np.float32)
+    with np.errstate(divide="ignore"):
+        w = 1.0 + np.log(counts.sum() / (n_classes * counts)) / np.log(4.0)
+    return np.clip(np.nan_to_num(w, posinf=4.0), 1.0, 4.0).astype(np.float32)
 
 
 def train_student(shapes: Sequence[ShapePoints], targets: Sequence[np.ndarray], n_classes: int,
@@ -119,6 +159,9 @@ def train_student(shapes: Sequence[ShapePoints], targets: Sequence[np.ndarray], 
     knn = torch.from_numpy(np.stack([s.knn for s in shapes]))
     tgt = torch.from_numpy(np.stack([np.asarray(t, np.float32) for t in targets]))
     pool = torch.as_tensor(has)
+    weights = None
+    if config.class_weights == "released":
+        weights = torch.from_numpy(released_class_weights(targets, n_classes)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(config.iterations, 1))
     model.train()
@@ -128,7 +171,7 @@ def train_student(shapes: Sequence[ShapePoints], targets: Sequence[np.ndarray], 
         if config.scale_jitter > 0:
             s = 1.0 + config.scale_jitter * (2 * torch.rand(len(b), 1, 3, generator=gen) - 1)
             x[..., :3] = x[..., :3] * s
-        loss = masked_soft_ce(model(x.to(device), knn[b].to(device)), tgt[b].to(device))
+        loss = masked_soft_ce(model(x.to(device), knn[b].to(device)), tgt[b].to(device), weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
