@@ -56,7 +56,6 @@ class MaskPointSets:
         return cls(_binary((m_rows, m_cols), (supervision.n_masks, n_points)),
                    _binary((v_rows, v_cols), (len(supervision.views), n_points)), view_of)
 
-
     def support(self, point_part: np.ndarray, n_parts: int, min_visible: float = 0.3) -> np.ndarray:
         """(n_parts,) float64 support in [0, 1] of every part (0 for a part without points).
 
