@@ -6,6 +6,7 @@ Output layout of one object (stable; documented in the README)::
       segment.json                    settings, seed, teacher, timings, per-scale part counts
       hierarchy.json                  which part at each scale lies in which coarser part
       contact_sheet.png               the parts at every scale from a few views
+      field.pt                        the trained grouping field (:mod:`crossdistill.methods.sampart3d.interactive`)
       scale_<s>/labels.npy            int32, one label per input face (meshes) or point (clouds)
       scale_<s>/labels.json           {"element": "face"|"point", "n_parts", "labels": [...]}
       scale_<s>/parts_colored.glb     the input mesh, faces coloured by part (meshes)

@@ -8,6 +8,7 @@ import numpy as np
 
 from crossdistill.export.parts import scale_dirname, write_scale_outputs
 from crossdistill.io_utils import save_image, write_json
+from crossdistill.methods.sampart3d.interactive import FIELD_FILE, bundle_from_segmentation, save_field_bundle
 from crossdistill.methods.sampart3d.pipeline import Segmentation, part_hierarchy
 from crossdistill.types import Shape
 
@@ -44,6 +45,7 @@ def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings:
     sheet_views_rr = render_shape(unit, orbit_rig((25.0,), sheet_views, sheet_size), None, progress=False)
     titles = [f"scale {s:g}: {int(l.max()) + 1} parts" for s, l in zip(seg.scales, per_scale)]
     save_image(out_dir / "contact_sheet.png", contact_sheet(sheet_views_rr.views, per_scale, titles))
+    save_field_bundle(out_dir / FIELD_FILE, bundle_from_segmentation(seg))
     write_json(out_dir / MARKER, {
         "settings_hash": digest,
         "settings": settings,

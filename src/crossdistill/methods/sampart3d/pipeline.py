@@ -234,6 +234,8 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "n_views": len(cams),
         "image_size": config.image_size,
         "n_masks": sup.n_masks,
+        "scale_unit": config.scale_unit,
+        "margin": config.train.margin,
         "merge_pieces": [config.at_scale(s).merge_pieces for s in scales] if unit.is_mesh else None,
         "join_margins": [config.cluster_settings(s, unit.is_mesh).merge_margin for s in scales],
         "final_loss": float(trained.losses[-10:].mean()) if len(trained.losses) else float("nan"),

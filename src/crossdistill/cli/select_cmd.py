@@ -1,0 +1,115 @@
+"""`crossdistill select`: the part under a click at any scale, from a segmented object's saved field."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from crossdistill.errors import InputError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("select", help="interactive segmentation: the part under a click at a chosen scale",
+                       description="Click-plus-scale segmentation (SAMPart3D): query the grouping field that "
+                                   "`crossdistill segment` saved for OBJECT_DIR (its field.pt) with a click on "
+                                   "the surface and one or more scales; no retraining.")
+    p.add_argument("object_dir", help="one object's folder written by `crossdistill segment`")
+    click = p.add_mutually_exclusive_group(required=True)
+    click.add_argument("--point", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                       help="click position on the surface, in the input's units")
+    click.add_argument("--face", type=int, help="clicked face index (meshes), in the input's face order")
+    p.add_argument("--scale", type=float, nargs="+", default=None,
+                   help="query scale(s), in the unit the object was segmented with (default: its segment scales)")
+    p.add_argument("--radius", type=float, default=None,
+                   help="feature-distance radius of the selection (default: half the push margin)")
+    p.add_argument("--anywhere", action="store_true",
+                   help="also select points with similar features that are not connected to the click")
+    p.add_argument("-o", "--output", default=None,
+                   help="output folder (default: OBJECT_DIR/selections/<click>)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
+    p.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    p.set_defaults(func=run_select)
+
+
+def _load_input(object_dir: Path, meta: dict):
+    """The shape the object was segmented from (re-read from ``segment.json``'s input path)."""
+    from crossdistill.geometry.demo import demo_shape
+    from crossdistill.geometry.io import load_shape
+
+    src = meta.get("input")
+    if src == "demo":
+        return demo_shape()
+    if not src or not Path(src).is_file():
+        raise InputError(f"the input of {object_dir} ({src}) is no longer there; selection needs its faces/points")
+    return load_shape(src)
+
+
+def _click_name(args: argparse.Namespace) -> str:
+    if args.face is not None:
+        return f"face_{args.face}"
+    return "point_" + "_".join(f"{v:.4g}" for v in args.point)
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from crossdistill.cli.segment_cmd import _device
+    from crossdistill.export.parts import scale_dirname, write_colored_mesh, write_colored_points, write_part_nodes
+    from crossdistill.io_utils import save_image, save_npy, write_json
+    from crossdistill.methods.sampart3d.interactive import InteractiveSegmenter
+    from crossdistill.methods.sampart3d.outputs import MARKER
+
+    obj = Path(args.object_dir)
+    marker = obj / MARKER
+    if not marker.is_file():
+        raise InputError(f"{obj} is not a finished `crossdistill segment` object folder (no {MARKER})")
+    try:
+        meta = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise InputError(f"cannot read {marker}") from None
+    shape = _load_input(obj, meta)
+    seg = InteractiveSegmenter.from_dir(obj, shape, device=_device(args.device))
+    scales = args.scale if args.scale is not None else meta.get("scales") or [1.0]
+    point = None if args.point is None else np.asarray(args.point, dtype=np.float64)
+    out = Path(args.output) if args.output else obj / "selections" / _click_name(args)
+    rows, titles = [], []
+    for s in scales:
+        sel = seg.select(float(s), point=point, face=args.face, radius=args.radius, connected=not args.anywhere)
+        lab = sel.element_mask.astype(np.int32)
+        folder = out / scale_dirname(s)
+        save_npy(folder / "selection.npy", sel.element_mask)
+        if shape.is_mesh:
+            share = float(shape.face_areas[sel.element_mask].sum() / max(shape.face_areas.sum(), 1e-300))
+            write_colored_mesh(folder / "selection_colored.glb", shape, lab)
+            write_part_nodes(folder / "selection.glb", shape, lab, ["rest", "selection"])
+        else:
+            share = float(sel.element_mask.mean())
+            write_colored_points(folder / "selection_colored.ply", shape.vertices, lab)
+        write_json(folder / "selection.json", {
+            "scale": sel.scale, "element": "face" if shape.is_mesh else "point",
+            "click": {"point": None if point is None else point.tolist(), "face": args.face},
+            "snap_distance": sel.snap_distance, "radius": sel.radius, "connected": not args.anywhere,
+            "n_selected": int(sel.element_mask.sum()), "share": round(share, 6),
+            "n_sampled_points_selected": int(sel.point_mask.sum()),
+        })
+        rows.append(lab)
+        titles.append(f"scale {s:g}: {100 * share:.1f}% selected")
+        if not args.quiet:
+            print(f"scale {s:g}: {int(sel.element_mask.sum())} {'faces' if shape.is_mesh else 'points'} "
+                  f"({100 * share:.1f}%) -> {folder}", file=sys.stderr)
+    save_image(out / "selection.png", _sheet(shape, rows, titles))
+    return 0
+
+
+def _sheet(shape, rows: list[np.ndarray], titles: list[str]):
+    """Contact sheet of the selection at every scale (selected part in colour 1, the rest in colour 0)."""
+    from crossdistill.geometry.normalize import normalize_shape
+    from crossdistill.render import render_shape
+    from crossdistill.render.cameras import orbit_rig
+    from crossdistill.viz.contact_sheet import contact_sheet
+
+    unit, _ = normalize_shape(shape)
+    rr = render_shape(unit, orbit_rig((25.0,), 4, 256), None, progress=False)
+    return contact_sheet(rr.views, rows, titles)
