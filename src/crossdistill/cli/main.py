@@ -19,6 +19,8 @@ from crossdistill.errors import InputError, MissingDependencyError
 _COMMAND_MODULES = (
     "crossdistill.cli.render_cmd",
     "crossdistill.cli.segment_cmd",
+    "crossdistill.cli.select_cmd",
+    "crossdistill.cli.pretrain_cmd",
     "crossdistill.cli.eval_cmd",
     "crossdistill.cli.teachers_cmd",
     "crossdistill.cli.distill_cmd",

@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="2D mask teacher: sam (needs local SAM weights), offline (render-based, no weights), "
                         "auto = sam when its weights are found, else offline (default)")
     p.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
+    p.add_argument("--backbone", default=None,
+                   help="pretrained point backbone (stage 1, from `crossdistill pretrain`) feeding the grouping "
+                        "field's F_B branch; default: none (a positional encoding of xyz)")
     p.add_argument("--merge-pieces", action="store_true",
                    help="meshes: let one part span several connected pieces when the grouping field joins them, "
                         "at every scale (default: only at scale 2.0, the coarsest; finer scales keep parts inside "
@@ -52,6 +55,15 @@ def _mask_teacher(args: argparse.Namespace):
                   file=sys.stderr)
         return None
     return load_teacher("sam", args.sam_weights, device=args.device)
+
+
+def _backbone(args: argparse.Namespace):
+    """None, or the pretrained point backbone of ``--backbone``."""
+    if args.backbone is None:
+        return None
+    from crossdistill.methods.sampart3d.pretrain import PointBackbone
+
+    return PointBackbone.load(args.backbone, device=_device(args.device))
 
 
 def _config(args: argparse.Namespace):
@@ -104,14 +116,16 @@ def run_segment(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     teacher = _mask_teacher(args)
-    settings = dataclasses.asdict(cfg) | {"mask_teacher": getattr(teacher, "teacher_id", "offline-render-masks-v1")}
+    backbone = _backbone(args)
+    settings = dataclasses.asdict(cfg) | {"mask_teacher": getattr(teacher, "teacher_id", "offline-render-masks-v1"),
+                                          "backbone": None if backbone is None else backbone.fingerprint}
     digest = settings_hash(settings)
     out = Path(args.output)
     progress = not args.quiet
 
     def job(path: Path | None, item_dir: Path) -> None:
         shape = demo_shape() if path is None else load_shape(path)
-        seg = segment_shape(shape, cfg, mask_teacher=teacher, progress=progress)
+        seg = segment_shape(shape, cfg, mask_teacher=teacher, backbone=backbone, progress=progress)
         write_segmentation(seg, shape, item_dir, settings, digest)
         if progress:
             counts = ", ".join(f"{s:g}:{int(seg.labels(i).max()) + 1}" for i, s in enumerate(seg.scales))
