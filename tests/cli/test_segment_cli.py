@@ -10,27 +10,13 @@ import trimesh
 from crossdistill.cli.main import main
 from crossdistill.eval.metrics import class_agnostic_miou
 
-FAST = ["--points", "3000", "--views", "10", "--size", "96", "--iterations", "60", "--quiet"]
-
-
-def _three_primitives() -> tuple[trimesh.Trimesh, np.ndarray]:
-    """A box, a sphere and a cylinder, well apart; (mesh, (F,) primitive id)."""
-    parts = [trimesh.creation.box(extents=(1, 1, 1)),
-             trimesh.creation.icosphere(subdivisions=2, radius=0.6),
-             trimesh.creation.cylinder(radius=0.4, height=1.2, sections=24)]
-    for p, x in zip(parts, (-2.0, 0.0, 2.0)):
-        p.apply_translation((x, 0, 0))
-    gt = np.concatenate([np.full(len(p.faces), k) for k, p in enumerate(parts)])
-    return trimesh.util.concatenate(parts), gt
-
-
-def test_segment_recovers_separated_primitives_at_a_coarse_scale(tmp_path):
-    mesh, gt = _three_primitives()
+def test_segment_recovers_separated_primitives_at_a_coarse_scale(tmp_path, three_primitives, fast_segment_args):
+    mesh, gt = three_primitives
     src = tmp_path / "prims.ply"
     mesh.export(src)
     before = src.read_bytes()
     out = tmp_path / "out"
-    assert main(["segment", str(src), "-o", str(out), *FAST]) == 0
+    assert main(["segment", str(src), "-o", str(out), *fast_segment_args]) == 0
     assert src.read_bytes() == before
     obj = out / "prims"
     scores = []
@@ -49,14 +35,14 @@ def test_segment_recovers_separated_primitives_at_a_coarse_scale(tmp_path):
     assert len(scene.geometry) == int(np.load(obj / "scale_2.0" / "labels.npy").max()) + 1
 
 
-def test_batch_isolates_failures_and_resumes(tmp_path, capsys):
+def test_batch_isolates_failures_and_resumes(tmp_path, capsys, fast_segment_args):
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
     trimesh.creation.box().export(folder / "a.ply")
     trimesh.creation.icosphere(subdivisions=1).export(folder / "sub" / "b.stl")
     (folder / "broken.glb").write_bytes(b"garbage")
     out = tmp_path / "out"
-    assert main(["segment", str(folder), "-o", str(out), *FAST]) == 1  # one failed
+    assert main(["segment", str(folder), "-o", str(out), *fast_segment_args]) == 1  # one failed
     assert (out / "a" / "segment.json").is_file() and (out / "sub" / "b" / "segment.json").is_file()
     failures = json.loads((out / "failures.json").read_text())
     assert list(failures) == ["broken"]
@@ -65,7 +51,7 @@ def test_batch_isolates_failures_and_resumes(tmp_path, capsys):
     stamp = (out / "a" / "segment.json").stat().st_mtime_ns
     (out / "sub" / "b" / "segment.json").unlink()
     (folder / "broken.glb").unlink()
-    assert main(["segment", str(folder), "-o", str(out), *FAST]) == 0
+    assert main(["segment", str(folder), "-o", str(out), *fast_segment_args]) == 0
     err = capsys.readouterr().err
     assert "1 done, 1 already done, 0 failed" in err
     assert (out / "a" / "segment.json").stat().st_mtime_ns == stamp
@@ -73,10 +59,10 @@ def test_batch_isolates_failures_and_resumes(tmp_path, capsys):
     assert not (out / "failures.json").exists()
 
 
-def test_segment_bad_input_exit_2(tmp_path, capsys):
+def test_segment_bad_input_exit_2(tmp_path, capsys, fast_segment_args):
     bad = tmp_path / "x.obj"
     bad.write_text("v 0 0 0\nv 0 0 0\nv 0 0 0\nf 1 2 3\n")  # one degenerate face
-    assert main(["segment", str(bad), "-o", str(tmp_path / "o"), *FAST]) == 2
+    assert main(["segment", str(bad), "-o", str(tmp_path / "o"), *fast_segment_args]) == 2
     assert main(["segment", str(tmp_path / "missing.glb"), "-o", str(tmp_path / "o")]) == 2
     assert main(["segment", "--demo", "-o", str(tmp_path / "o"), "--views", "2"]) == 2
     err = capsys.readouterr().err
@@ -85,7 +71,7 @@ def test_segment_bad_input_exit_2(tmp_path, capsys):
     assert not (tmp_path / "o" / "x").exists()
 
 
-def test_parts_stay_inside_mesh_pieces_unless_merging_is_asked(tmp_path):
+def test_parts_stay_inside_mesh_pieces_unless_merging_is_asked(tmp_path, fast_segment_args):
     # two touching boxes modelled as separate pieces (a lid on a body)
     body = trimesh.creation.box(extents=(1, 1, 1))
     lid = trimesh.creation.box(extents=(0.8, 0.8, 0.2))  # corners off the body (no welding)
@@ -95,7 +81,7 @@ def test_parts_stay_inside_mesh_pieces_unless_merging_is_asked(tmp_path):
     src = tmp_path / "lidded.ply"
     mesh.export(src)
     out = tmp_path / "out"
-    assert main(["segment", str(src), "-o", str(out), *FAST]) == 0
+    assert main(["segment", str(src), "-o", str(out), *fast_segment_args]) == 0
     for d in sorted((out / "lidded").glob("scale_*")):
         if float(d.name[len("scale_"):]) >= 2.0:
             continue  # the coarsest scale groups across pieces as published (merge_pieces_from)
@@ -105,5 +91,5 @@ def test_parts_stay_inside_mesh_pieces_unless_merging_is_asked(tmp_path):
     settings = json.loads((out / "lidded" / "segment.json").read_text())["settings"]
     assert settings["merge_pieces"] is False and settings["merge_pieces_from"] == 2.0
     merged = tmp_path / "merged"
-    assert main(["segment", str(src), "-o", str(merged), *FAST, "--merge-pieces"]) == 0
+    assert main(["segment", str(src), "-o", str(merged), *fast_segment_args, "--merge-pieces"]) == 0
     assert json.loads((merged / "lidded" / "segment.json").read_text())["settings"]["merge_pieces"] is True

@@ -12,28 +12,14 @@ from crossdistill.cli.main import main
 from crossdistill.geometry.io import load_shape
 from crossdistill.methods.sampart3d.interactive import FIELD_FILE, InteractiveSegmenter, load_field_bundle
 
-FAST = ["--points", "3000", "--views", "10", "--size", "96", "--iterations", "60", "--quiet"]
-
-
-def _three_primitives() -> tuple[trimesh.Trimesh, np.ndarray]:
-    """A box, a sphere and a cylinder, well apart; (mesh, (F,) primitive id)."""
-    parts = [trimesh.creation.box(extents=(1, 1, 1)),
-             trimesh.creation.icosphere(subdivisions=2, radius=0.6),
-             trimesh.creation.cylinder(radius=0.4, height=1.2, sections=24)]
-    for p, x in zip(parts, (-2.0, 0.0, 2.0)):
-        p.apply_translation((x, 0, 0))
-    gt = np.concatenate([np.full(len(p.faces), k) for k, p in enumerate(parts)])
-    return trimesh.util.concatenate(parts), gt
-
-
 @pytest.fixture(scope="module")
-def segmented(tmp_path_factory):
+def segmented(tmp_path_factory, three_primitives_module, fast_segment_args):
     """A segmented three-primitive mesh: (object dir, mesh, gt, input path)."""
     root = tmp_path_factory.mktemp("select")
-    mesh, gt = _three_primitives()
+    mesh, gt = three_primitives_module
     src = root / "prims.ply"
     mesh.export(src)
-    assert main(["segment", str(src), "-o", str(root / "out"), *FAST]) == 0
+    assert main(["segment", str(src), "-o", str(root / "out"), *fast_segment_args]) == 0
     return root / "out" / "prims", mesh, gt, src
 
 
@@ -122,13 +108,13 @@ def test_select_bad_input_exit_2(segmented, tmp_path, capsys):
     assert "cannot read grouping field" in capsys.readouterr().err
 
 
-def test_select_on_a_point_cloud(tmp_path):
-    mesh, gt = _three_primitives()
+def test_select_on_a_point_cloud(tmp_path, three_primitives, fast_segment_args):
+    mesh, gt = three_primitives
     pts, fid = trimesh.sample.sample_surface(mesh, 4000, seed=0)
     cloud = trimesh.PointCloud(pts)
     src = tmp_path / "cloud.ply"
     cloud.export(src)
-    assert main(["segment", str(src), "-o", str(tmp_path / "out"), *FAST]) == 0
+    assert main(["segment", str(src), "-o", str(tmp_path / "out"), *fast_segment_args]) == 0
     obj = tmp_path / "out" / "cloud"
     seg = InteractiveSegmenter.from_dir(obj, load_shape(src))
     sel = seg.select(1.5, point=pts[np.flatnonzero(gt[fid] == 2)[0]])
