@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-
-from crossdistill.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,19 +32,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_select)
 
 
-def _load_input(object_dir: Path, meta: dict):
-    """The shape the object was segmented from (re-read from ``segment.json``'s input path)."""
-    from crossdistill.geometry.demo import demo_shape
-    from crossdistill.geometry.io import load_shape
-
-    src = meta.get("input")
-    if src == "demo":
-        return demo_shape()
-    if not src or not Path(src).is_file():
-        raise InputError(f"the input of {object_dir} ({src}) is no longer there; selection needs its faces/points")
-    return load_shape(src)
-
-
 def _click_name(args: argparse.Namespace) -> str:
     if args.face is not None:
         return f"face_{args.face}"
@@ -59,17 +43,10 @@ def run_select(args: argparse.Namespace) -> int:
     from crossdistill.export.parts import scale_dirname, write_colored_mesh, write_colored_points, write_part_nodes
     from crossdistill.io_utils import save_image, save_npy, write_json
     from crossdistill.methods.sampart3d.interactive import InteractiveSegmenter
-    from crossdistill.methods.sampart3d.outputs import MARKER
+    from crossdistill.methods.sampart3d.outputs import read_segment_object
 
     obj = Path(args.object_dir)
-    marker = obj / MARKER
-    if not marker.is_file():
-        raise InputError(f"{obj} is not a finished `crossdistill segment` object folder (no {MARKER})")
-    try:
-        meta = json.loads(marker.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise InputError(f"cannot read {marker}") from None
-    shape = _load_input(obj, meta)
+    meta, shape = read_segment_object(obj, "selection")
     seg = InteractiveSegmenter.from_dir(obj, shape, device=_device(args.device))
     scales = args.scale if args.scale is not None else meta.get("scales") or [1.0]
     point = None if args.point is None else np.asarray(args.point, dtype=np.float64)
@@ -104,12 +81,19 @@ def run_select(args: argparse.Namespace) -> int:
 
 
 def _sheet(shape, rows: list[np.ndarray], titles: list[str]):
-    """Contact sheet of the selection at every scale (selected part in colour 1, the rest in colour 0)."""
-    from crossdistill.geometry.normalize import normalize_shape
-    from crossdistill.render import render_shape
-    from crossdistill.render.cameras import orbit_rig
-    from crossdistill.viz.contact_sheet import contact_sheet
+    """One row per scale: the object from 4 views, the selection highlighted, the rest grey, a title above."""
+    from PIL import Image, ImageDraw
 
-    unit, _ = normalize_shape(shape)
-    rr = render_shape(unit, orbit_rig((25.0,), 4, 256), None, progress=False)
-    return contact_sheet(rr.views, rows, titles)
+    from crossdistill.methods.sampart3d.naming import composite_views, highlight_view, render_highlights
+
+    views = render_highlights(shape, np.zeros(len(rows[0]), np.int64), 4, 256).views
+    strips = [composite_views([highlight_view(views, r.astype(bool), v) for v in range(len(views))],
+                              views.foreground) for r in rows]
+    title_h = 18
+    h, w = strips[0].shape[:2]
+    sheet = Image.new("RGB", (w, (h + title_h) * len(strips)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (strip, title) in enumerate(zip(strips, titles)):
+        draw.text((4, i * (h + title_h) + 3), title, fill=(0, 0, 0))
+        sheet.paste(Image.fromarray(strip), (0, i * (h + title_h) + title_h))
+    return sheet

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
+from crossdistill.errors import InputError
 from crossdistill.export.parts import scale_dirname, write_scale_outputs
 from crossdistill.io_utils import save_image, write_json
 from crossdistill.methods.sampart3d.interactive import FIELD_FILE, bundle_from_segmentation, save_field_bundle
@@ -57,3 +59,39 @@ def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings:
         "timings_s": {k: round(v, 3) for k, v in seg.timings.items()},
         "meta": seg.meta,
     })
+
+
+def read_segment_object(obj: Path, purpose: str) -> tuple[dict, Shape]:
+    """A finished object folder of ``crossdistill segment``: its ``segment.json`` and its input shape.
+
+    Args:
+        obj: the object's folder.
+        purpose: what the caller needs the input for (named in the error when it is gone).
+
+    Returns:
+        (the parsed ``segment.json``, the input re-read from its recorded path; "demo" is the built-in robot).
+
+    Raises:
+        InputError: not a finished object folder, unreadable marker, or the input has moved.
+    """
+    from crossdistill.geometry.demo import demo_shape
+    from crossdistill.geometry.io import load_shape
+
+    obj = Path(obj)
+    if not obj.is_dir():
+        raise InputError(f"object folder not found: {obj}")
+    marker = obj / MARKER
+    if not marker.is_file():
+        raise InputError(f"{obj} is not a finished `crossdistill segment` object folder (no {MARKER})")
+    try:
+        meta = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        raise InputError(f"cannot read {marker}") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{marker} is not a JSON object")
+    src = meta.get("input")
+    if src == "demo":
+        return meta, demo_shape()
+    if not src or not Path(src).is_file():
+        raise InputError(f"the input of {obj} ({src}) is no longer there; {purpose} needs its faces/points")
+    return meta, load_shape(src)
