@@ -28,7 +28,6 @@ trained on; asking for a name it does not know is an :class:`InputError`.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from crossdistill.errors import InputError
-from crossdistill.io_utils import write_bytes
+from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.render.raycast import view_positions
 from crossdistill.teachers.base import PartPredictions
 from crossdistill.teachers.cache import hash_array
@@ -50,6 +49,7 @@ from crossdistill.types import Shape, Views
 __all__ = ["FewShotConfig", "RenderUNet", "FewShotTextTeacher", "view_inputs", "pixel_labels", "masks_to_boxes"]
 
 IN_CHANNELS = {"world": 10, "image": 8}
+_FORMAT = "crossdistill-fewshot-teacher-v1"
 
 
 @dataclass(frozen=True)
@@ -309,28 +309,20 @@ class FewShotTextTeacher:
 
     def save(self, path: str | Path) -> Path:
         """Write weights, part names and config to ``path`` (atomic)."""
-        buf = io.BytesIO()
-        torch.save({"format": "crossdistill-fewshot-teacher-v1", "part_names": list(self.part_names),
-                    "config": asdict(self.config), "state_dict": {k: v.cpu() for k, v in self.model.state_dict().items()}},
-                   buf)
-        return write_bytes(path, buf.getvalue())
+        return save_checkpoint(path, _FORMAT, {"part_names": list(self.part_names), "config": asdict(self.config),
+                                               "state_dict": {k: v.cpu() for k, v in self.model.state_dict().items()}})
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "FewShotTextTeacher":
         """Read a teacher written by :meth:`save`; InputError if it is not one."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: few-shot teacher checkpoint not found")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(blob, dict) or blob.get("format") != "crossdistill-fewshot-teacher-v1":
-                raise ValueError("not a few-shot teacher checkpoint")
+
+        def build(blob: dict) -> "FewShotTextTeacher":
             config = FewShotConfig(**blob["config"])
             model = RenderUNet(len(blob["part_names"]), config.width, IN_CHANNELS[config.inputs])
             model.load_state_dict(blob["state_dict"])
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is a bad input
-            raise InputError(f"{path}: cannot read few-shot teacher ({type(exc).__name__}: {exc})") from None
-        return cls(model, blob["part_names"], config, device)
+            return cls(model, blob["part_names"], config, device)
+
+        return load_checkpoint(path, _FORMAT, "few-shot teacher", build)
 
 
 def masks_to_boxes(masks: np.ndarray) -> np.ndarray:

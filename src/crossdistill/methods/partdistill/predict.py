@@ -11,18 +11,15 @@ label of its nearest subsample point).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.spatial import cKDTree
 
-from crossdistill.errors import InputError
 from crossdistill.geometry.normalize import normalize_shape
 from crossdistill.geometry.sampling import estimate_normals, farthest_point_sampling
-from crossdistill.io_utils import write_bytes
+from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.methods.partdistill.distill import shape_points
 from crossdistill.methods.partdistill.student_training import ShapePoints, StudentConfig, predict_probs
 from crossdistill.methods.sampart3d.vote import vote_faces
@@ -54,27 +51,21 @@ class StudentCheckpoint:
 def save_student(path: str | Path, model: PointStudent, part_names, config: StudentConfig,
                  meta: dict | None = None) -> Path:
     """Write a checkpoint atomically."""
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, "part_names": list(part_names), "config": config.to_dict(), "meta": meta or {},
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, buf)
-    return write_bytes(path, buf.getvalue())
+    return save_checkpoint(path, FORMAT, {"part_names": list(part_names), "config": config.to_dict(),
+                                          "meta": meta or {},
+                                          "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}})
 
 
 def load_student(path: str | Path, device: str = "cpu") -> StudentCheckpoint:
     """Read a checkpoint written by :func:`save_student`; InputError if it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: student checkpoint not found")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise ValueError("not a PartDistill student checkpoint")
+
+    def build(blob: dict) -> StudentCheckpoint:
         config = StudentConfig(**blob["config"])
         model = PointStudent(len(blob["part_names"]), config.width, config.n_blocks)
         model.load_state_dict(blob["state_dict"])
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a bad input
-        raise InputError(f"{path}: cannot read student checkpoint ({type(exc).__name__}: {exc})") from None
-    return StudentCheckpoint(model.to(device).eval(), tuple(blob["part_names"]), config, dict(blob["meta"]))
+        return StudentCheckpoint(model.to(device).eval(), tuple(blob["part_names"]), config, dict(blob["meta"]))
+
+    return load_checkpoint(path, FORMAT, "student checkpoint", build)
 
 
 def label_shape(ckpt: StudentCheckpoint, shape: Shape, device: str = "cpu", seed: int | None = None) -> np.ndarray:

@@ -32,7 +32,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from crossdistill.errors import InputError
-from crossdistill.io_utils import atomic_write
+from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.methods.sampart3d.grouping import GroupingField
 from crossdistill.methods.sampart3d.scale import ScaleQuantiles
 from crossdistill.methods.sampart3d.train import TrainedField
@@ -89,10 +89,9 @@ def _field_dims(module: GroupingField) -> dict[str, int]:
 
 
 def save_field_bundle(path: Path, bundle: FieldBundle) -> None:
-    """Write ``bundle`` to ``path`` atomically (torch format, tensors and plain values only)."""
+    """Write ``bundle`` to ``path`` atomically (a checkpoint of tensors and plain values)."""
     tf = bundle.field
-    doc = {
-        "format": _FORMAT,
+    save_checkpoint(path, _FORMAT, {
         "dims": _field_dims(tf.field),
         "state_dict": {k: v.detach().cpu() for k, v in tf.field.state_dict().items()},
         "backbone_feat": tf.backbone_feat.detach().float().cpu(),
@@ -107,9 +106,7 @@ def save_field_bundle(path: Path, bundle: FieldBundle) -> None:
         "n_elements": int(bundle.n_elements),
         "margin": float(bundle.margin),
         "scale_unit": bundle.scale_unit,
-    }
-    with atomic_write(path) as tmp:
-        torch.save(doc, tmp)
+    })
 
 
 def load_field_bundle(path: Path, device: str = "cpu") -> FieldBundle:
@@ -122,20 +119,18 @@ def load_field_bundle(path: Path, device: str = "cpu") -> FieldBundle:
     if not path.is_file():
         raise InputError(f"no saved grouping field at {path} (segment the object again with this version "
                          f"of crossdistill to write {FIELD_FILE})")
-    try:
-        doc = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise InputError(f"cannot read grouping field {path}: {type(exc).__name__}") from None
-    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-        raise InputError(f"{path} is not a crossdistill grouping-field file")
-    module = GroupingField(**doc["dims"]).to(device)
-    module.load_state_dict(doc["state_dict"])
-    module.eval()
-    trained = TrainedField(module, doc["backbone_feat"].to(device), doc["low_feat"].to(device),
-                           ScaleQuantiles(doc["quantile_knots"].numpy()), np.zeros(0, dtype=np.float32))
-    return FieldBundle(trained, doc["points"].numpy(), doc["point_face"].numpy(), doc["point_source"].numpy(),
-                       UnitBoxTransform(doc["center"].numpy(), float(doc["unit_scale"])), doc["element"],
-                       int(doc["n_elements"]), float(doc["margin"]), doc["scale_unit"])
+
+    def build(doc: dict) -> FieldBundle:
+        module = GroupingField(**doc["dims"]).to(device)
+        module.load_state_dict(doc["state_dict"])
+        module.eval()
+        trained = TrainedField(module, doc["backbone_feat"].to(device), doc["low_feat"].to(device),
+                               ScaleQuantiles(doc["quantile_knots"].numpy()), np.zeros(0, dtype=np.float32))
+        return FieldBundle(trained, doc["points"].numpy(), doc["point_face"].numpy(), doc["point_source"].numpy(),
+                           UnitBoxTransform(doc["center"].numpy(), float(doc["unit_scale"])), doc["element"],
+                           int(doc["n_elements"]), float(doc["margin"]), doc["scale_unit"])
+
+    return load_checkpoint(path, _FORMAT, "grouping field", build, device)
 
 
 @dataclass(frozen=True)

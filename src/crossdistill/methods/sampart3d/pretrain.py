@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from crossdistill.errors import InputError
 from crossdistill.geometry.normalize import normalize_shape
 from crossdistill.geometry.sampling import sample_surface
-from crossdistill.io_utils import atomic_write
+from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
 from crossdistill.students.point_student import PointStudent, knn_graph, point_features
@@ -184,29 +184,23 @@ class PointBackbone:
         return self.net(feats, knn)[0].float().cpu().numpy()
 
     def save(self, path: str | Path) -> None:
-        """Write the backbone atomically (torch format, tensors and plain values only)."""
-        doc = {"format": _FORMAT, "config": asdict(self.config), "teacher_id": self.teacher_id,
-               "channels": self.channels, "state_dict": {k: v.cpu() for k, v in self.net.state_dict().items()},
-               "mean": torch.from_numpy(self.mean), "std": torch.from_numpy(self.std), "meta": self.meta}
-        with atomic_write(path) as tmp:
-            torch.save(doc, tmp)
+        """Write the backbone atomically (a checkpoint of tensors and plain values)."""
+        save_checkpoint(path, _FORMAT, {
+            "config": asdict(self.config), "teacher_id": self.teacher_id, "channels": self.channels,
+            "state_dict": {k: v.cpu() for k, v in self.net.state_dict().items()},
+            "mean": torch.from_numpy(self.mean), "std": torch.from_numpy(self.std), "meta": self.meta})
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "PointBackbone":
         """Read a backbone written by :meth:`save`; InputError for a missing or foreign file."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"backbone checkpoint not found: {path}")
-        try:
-            doc = torch.load(path, map_location=device, weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's input problem
-            raise InputError(f"cannot read backbone checkpoint {path}: {type(exc).__name__}") from None
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-            raise InputError(f"{path} is not a crossdistill point-backbone checkpoint (crossdistill pretrain)")
-        config = PretrainConfig(**doc["config"])
-        net = PointStudent(int(doc["channels"]), width=config.width, n_blocks=config.n_blocks).to(device)
-        net.load_state_dict(doc["state_dict"])
-        return cls(net, config, doc["teacher_id"], doc["mean"].numpy(), doc["std"].numpy(), doc["meta"])
+
+        def build(doc: dict) -> "PointBackbone":
+            config = PretrainConfig(**doc["config"])
+            net = PointStudent(int(doc["channels"]), width=config.width, n_blocks=config.n_blocks).to(device)
+            net.load_state_dict(doc["state_dict"])
+            return cls(net, config, doc["teacher_id"], doc["mean"].numpy(), doc["std"].numpy(), doc["meta"])
+
+        return load_checkpoint(path, _FORMAT, "point-backbone checkpoint (crossdistill pretrain)", build, device)
 
 
 @dataclass
