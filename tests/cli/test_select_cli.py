@@ -121,3 +121,15 @@ def test_select_on_a_point_cloud(tmp_path, three_primitives, fast_segment_args):
     assert sel.element_mask.shape == (len(pts),)
     assert _iou(sel.element_mask, gt[fid] == 2) > 0.9
     assert main(["select", str(obj), "--face", "0"]) == 2  # face clicks need a mesh
+
+
+def test_segment_without_the_field_then_select_says_why(tmp_path, three_primitives, fast_segment_args, capsys):
+    mesh, _ = three_primitives
+    src = tmp_path / "prims.ply"
+    mesh.export(src)
+    assert main(["segment", str(src), "-o", str(tmp_path / "out"), *fast_segment_args, "--no-field"]) == 0
+    obj = tmp_path / "out" / "prims"
+    assert (obj / "segment.json").is_file() and not (obj / FIELD_FILE).exists()
+    capsys.readouterr()
+    assert main(["select", str(obj), "--face", "0"]) == 2
+    assert "no saved grouping field" in capsys.readouterr().err

@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="meshes: let one part span several connected pieces when the grouping field joins them, "
                         "at every scale (default: only at scale 2.0, the coarsest; finer scales keep parts inside "
                         "pieces, which scored higher with the offline masks)")
+    p.add_argument("--no-field", dest="save_field", action="store_false",
+                   help="do not keep the trained grouping field (field.pt, about 5 MB per object); "
+                        "`crossdistill select` needs it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_segment)
 
@@ -126,7 +129,7 @@ def run_segment(args: argparse.Namespace) -> int:
     def job(path: Path | None, item_dir: Path) -> None:
         shape = demo_shape() if path is None else load_shape(path)
         seg = segment_shape(shape, cfg, mask_teacher=teacher, backbone=backbone, progress=progress)
-        write_segmentation(seg, shape, item_dir, settings, digest)
+        write_segmentation(seg, shape, item_dir, settings, digest, save_field=args.save_field)
         if progress:
             counts = ", ".join(f"{s:g}:{int(seg.labels(i).max()) + 1}" for i, s in enumerate(seg.scales))
             total = sum(seg.timings.values())

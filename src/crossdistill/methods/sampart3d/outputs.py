@@ -18,7 +18,7 @@ MARKER = "segment.json"
 
 
 def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings: dict, digest: str,
-                       sheet_views: int = 4, sheet_size: int = 256) -> None:
+                       sheet_views: int = 4, sheet_size: int = 256, save_field: bool = True) -> None:
     """Write every output of one object; ``segment.json`` (the completion marker) goes last.
 
     Args:
@@ -27,6 +27,7 @@ def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings:
         out_dir: the object's folder.
         settings: the run settings (recorded).
         digest: settings hash (recorded; batch resume compares it).
+        save_field: also write the trained grouping field (``field.pt``, for interactive selection).
     """
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.render import render_shape
@@ -47,7 +48,8 @@ def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings:
     sheet_views_rr = render_shape(unit, orbit_rig((25.0,), sheet_views, sheet_size), None, progress=False)
     titles = [f"scale {s:g}: {int(l.max()) + 1} parts" for s, l in zip(seg.scales, per_scale)]
     save_image(out_dir / "contact_sheet.png", contact_sheet(sheet_views_rr.views, per_scale, titles))
-    save_field_bundle(out_dir / FIELD_FILE, bundle_from_segmentation(seg))
+    if save_field:
+        save_field_bundle(out_dir / FIELD_FILE, bundle_from_segmentation(seg))
     write_json(out_dir / MARKER, {
         "settings_hash": digest,
         "settings": settings,
