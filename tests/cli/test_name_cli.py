@@ -224,3 +224,31 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, case):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_folder_of_objects_is_named_resumably_with_failures_isolated(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = make_object(tmp_path / "a")
+    second = make_object(tmp_path / "b", point_cloud=True)
+    root = tmp_path / "all"
+    root.mkdir()
+    first.rename(root / "boxes")
+    second.rename(root / "cloud")
+    broken = root / "nested" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "segment.json").write_text("{not json")
+    assert main(["name", str(root), "--offline", "--quiet"]) == 1  # one object failed, the others are named
+    assert set(json.loads((root / "failures.json").read_text())) == {"nested/broken"}
+    marks = [root / "boxes" / "scale_1.0" / "names.json", root / "cloud" / "scale_1.0" / "names.json"]
+    stamps = [m.stat().st_mtime_ns for m in marks]
+    assert all(json.loads(m.read_text())["names"]["0"] == "body" for m in marks)
+    # re-run without the broken object: finished objects are skipped, not redone
+    (broken / "segment.json").unlink()
+    capsys.readouterr()
+    assert main(["name", str(root), "--offline", "--quiet"]) == 0
+    assert "0 done, 2 already done, 0 failed" in capsys.readouterr().err
+    assert [m.stat().st_mtime_ns for m in marks] == stamps and not (root / "failures.json").exists()
+    # other settings (another scale) are a different job
+    assert main(["name", str(root), "--offline", "--quiet", "--scale", "2"]) == 0
+    assert (root / "boxes" / "scale_2.0" / "names.json").is_file()

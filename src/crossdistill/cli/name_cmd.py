@@ -16,6 +16,7 @@ namer (:mod:`crossdistill.methods.sampart3d.naming`). Writes into the scale fold
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -35,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "multimodal LLM behind an OpenAI-compatible endpoint names it. Without an "
                                    "API key and an endpoint (or with --offline) parts get descriptive names from "
                                    "geometry only (\"body\", \"top part\", ...).")
-    p.add_argument("object_dir", help="one object's folder written by `crossdistill segment`")
+    p.add_argument("object_dir", help="one object's folder written by `crossdistill segment`, or an output folder "
+                                      "of it (every object under it is named; finished ones are skipped)")
     p.add_argument("--scale", type=float, default=None,
                    help="which scale's parts to name (default: the middle segment scale, 1.0 with the default "
                         "scales 0 0.5 1 1.5 2)")
@@ -110,21 +112,60 @@ def make_namer(args: argparse.Namespace):
 
 
 def run_name(args: argparse.Namespace) -> int:
-    from crossdistill.export.parts import scale_dirname, write_labels, write_part_nodes
-    from crossdistill.io_utils import save_image, write_json
-    from crossdistill.methods.sampart3d.naming import render_highlights
-    from crossdistill.methods.sampart3d.outputs import read_segment_object
+    from crossdistill.engine.batch import run_batch, settings_hash
+    from crossdistill.methods.sampart3d.outputs import MARKER
 
     if not 1 <= args.views <= 12:
         raise InputError(f"--views must be between 1 and 12 (got {args.views})")
     if args.size < 32:
         raise InputError(f"--size must be at least 32 (got {args.size})")
     category = (args.category or "").strip() or None
-    obj = Path(args.object_dir)
+    root = Path(args.object_dir)
+    namer, endpoint = make_namer(args)
+    digest = settings_hash({"namer": namer.namer_id, "category": category, "views": args.views, "size": args.size,
+                            "scale": args.scale})
+
+    def job(obj: Path, _item_dir: Path) -> None:
+        name_object(obj, args, namer, endpoint, category, digest)
+
+    if (root / MARKER).is_file() or not root.is_dir():  # one object: its errors are the command's (exit 2)
+        job(root, root)
+        return 0
+    objects = sorted(p.parent for p in root.rglob(MARKER))
+    if not objects:
+        raise InputError(f"no `crossdistill segment` object folders (with {MARKER}) under {root}")
+    items = [(str(o.relative_to(root)), o) for o in objects]
+    report = run_batch(items, root, _names_marker(args.scale), digest, job, progress=not args.quiet, desc="name")
+    print(f"name: {len(report.done)} done, {len(report.skipped)} already done, {len(report.failed)} failed"
+          + (f" (see {root / 'failures.json'})" if report.failed else ""), file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _names_marker(requested: float | None):
+    """Item folder -> its ``names.json`` at the scale naming would use (a missing path when undecidable)."""
+    from crossdistill.export.parts import scale_dirname
+    from crossdistill.methods.sampart3d.outputs import MARKER
+
+    def marker(obj: Path) -> Path:
+        try:
+            scales = json.loads((obj / MARKER).read_text()).get("scales") or []
+            return obj / scale_dirname(choose_scale(obj, list(scales), requested)) / NAMES_FILE
+        except (OSError, ValueError, AttributeError, InputError):
+            return obj / NAMES_FILE  # never written there: the object is (re)done and reports its error
+    return marker
+
+
+def name_object(obj: Path, args: argparse.Namespace, namer, endpoint: str | None, category: str | None,
+                digest: str) -> None:
+    """Name the parts of one segmented object; ``names.json`` (with ``digest``) is written last."""
+    from crossdistill.export.parts import scale_dirname, write_labels, write_part_nodes
+    from crossdistill.io_utils import save_image, write_json
+    from crossdistill.methods.sampart3d.naming import render_highlights
+    from crossdistill.methods.sampart3d.outputs import read_segment_object
+
     meta, shape = read_segment_object(obj, "naming")
     scale = choose_scale(obj, list(meta.get("scales") or []), args.scale)
     folder = obj / scale_dirname(scale)
-    namer, endpoint = make_namer(args)
     labels = _load_labels(folder, shape.n_faces if shape.is_mesh else shape.n_vertices)
     progress = not args.quiet
 
@@ -137,6 +178,7 @@ def run_name(args: argparse.Namespace) -> int:
         write_part_nodes(folder / "parts_named.glb", shape, labels, names)
     write_labels(folder, labels, "face" if shape.is_mesh else "point", names)
     write_json(folder / NAMES_FILE, {
+        "settings_hash": digest,
         "namer": namer.namer_id,
         "offline": bool(namer.offline),
         "model": getattr(namer, "model", None),
@@ -150,7 +192,6 @@ def run_name(args: argparse.Namespace) -> int:
         "named_offline": [int(k) for k in getattr(namer, "named_offline", [])],
     })
     for k in present:
-        print(f"{int(k)}\t{names[int(k)]}")
+        print(f"{obj}\t{int(k)}\t{names[int(k)]}" if obj != Path(args.object_dir) else f"{int(k)}\t{names[int(k)]}")
     if progress:
         print(f"{folder}: {len(present)} parts named ({namer.namer_id}) -> {folder / NAMES_FILE}", file=sys.stderr)
-    return 0

@@ -44,14 +44,16 @@ class BatchReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def run_batch(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: str, digest: str,
-              job: Callable[[Path, Path], None], progress: bool = True, desc: str = "objects") -> BatchReport:
+def run_batch(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: str | Callable[[Path], Path],
+              digest: str, job: Callable[[Path, Path], None], progress: bool = True,
+              desc: str = "objects") -> BatchReport:
     """Run ``job(input_path, item_out_dir)`` for every item not already finished.
 
     Args:
         items: (name, input path) pairs; ``name`` is the item's output sub-folder.
         out_root: output root.
-        marker_name: file in the item folder whose presence (with ``digest``) marks completion.
+        marker_name: file in the item folder whose presence (with ``digest``) marks completion, or a
+            function of the item folder giving the marker's path (when it depends on the item).
         digest: settings hash of this run.
         job: does one item and writes its marker last.
     """
@@ -59,7 +61,8 @@ def run_batch(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: st
     bar = tqdm(items, desc=desc, disable=not progress or len(items) < 2, unit="obj")
     for name, path in bar:
         item_dir = out_root / name
-        if is_done(item_dir / marker_name, digest):
+        marker = marker_name(item_dir) if callable(marker_name) else item_dir / marker_name
+        if is_done(marker, digest):
             report.skipped.append(name)
             continue
         try:
