@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from crossdistill.errors import InputError
 from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
+from crossdistill.errors import InputError
 from crossdistill.render.raycast import view_positions
 from crossdistill.teachers.base import PartPredictions
 from crossdistill.teachers.cache import hash_array

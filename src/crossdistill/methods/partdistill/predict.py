@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.geometry.normalize import normalize_shape
 from crossdistill.geometry.sampling import estimate_normals, farthest_point_sampling
-from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.methods.partdistill.distill import shape_points
 from crossdistill.methods.partdistill.student_training import ShapePoints, StudentConfig, predict_probs
 from crossdistill.methods.sampart3d.vote import vote_faces

@@ -31,8 +31,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from crossdistill.errors import InputError
 from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
+from crossdistill.errors import InputError
 from crossdistill.methods.sampart3d.grouping import GroupingField
 from crossdistill.methods.sampart3d.scale import ScaleQuantiles
 from crossdistill.methods.sampart3d.train import TrainedField
@@ -159,9 +159,10 @@ class InteractiveSegmenter:
 
     Args:
         bundle: a loaded :class:`FieldBundle`.
-        faces: (F, 3) int faces of the input mesh (meshes only; for the per-face vote).
         vertices: (V, 3) input vertices (meshes) or (M, 3) input points (point clouds),
             in input units.
+        faces: (F, 3) int faces of the input mesh (meshes only; for the per-face vote).
+        k: neighbours per sampled point in the graph that keeps a selection connected.
 
     Example:
         >>> seg = InteractiveSegmenter.from_dir("out/chair", shape)  # doctest: +SKIP
@@ -183,7 +184,6 @@ class InteractiveSegmenter:
             raise InputError(f"the point cloud does not match the saved field ({n} points expected, "
                              f"got {len(vertices)}): was the input changed?")
         self._unit_inputs = bundle.transform.apply(vertices) if bundle.element == "point" else None
-        self._faces = faces
         self._tree = cKDTree(bundle.points)
         kk = min(k + 1, len(bundle.points))
         _, nn = self._tree.query(bundle.points, k=kk)

@@ -32,12 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
+from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.errors import InputError
 from crossdistill.geometry.normalize import normalize_shape
-from crossdistill.geometry.sampling import sample_surface
-from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
+from crossdistill.geometry.sampling import farthest_point_sampling, sample_surface
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
 from crossdistill.students.point_student import PointStudent, knn_graph, point_features
@@ -175,12 +176,30 @@ class PointBackbone:
     def channels(self) -> int:
         return int(self.net.n_classes)
 
-    @torch.no_grad()
     def __call__(self, points: np.ndarray, normals: np.ndarray, colors: np.ndarray | None) -> np.ndarray:
-        """(N, C) float32 features of N points given in the unit box."""
+        """(N, C) float32 features of N points given in the unit box.
+
+        The network's neighbourhoods are k nearest points, so their size depends on the
+        point density. To see shapes at the density it was trained at, a cloud of more than
+        ``config.n_points`` points is run on a farthest-point subset of that many, and every
+        point takes the inverse-distance mean of its 3 nearest subset points' features.
+        """
+        pts = np.asarray(points, dtype=np.float32)
+        if len(pts) <= self.config.n_points:
+            return self._forward(pts, normals, colors)
+        sub = farthest_point_sampling(pts, self.config.n_points, seed=0)
+        feats = self._forward(pts[sub], np.asarray(normals)[sub], None if colors is None else np.asarray(colors)[sub])
+        dist, nn = cKDTree(pts[sub]).query(pts, k=3)
+        w = 1.0 / np.maximum(dist, 1e-8)
+        w /= w.sum(axis=1, keepdims=True)
+        return (feats[nn] * w[..., None].astype(np.float32)).sum(axis=1)
+
+    @torch.no_grad()
+    def _forward(self, points: np.ndarray, normals: np.ndarray, colors: np.ndarray | None) -> np.ndarray:
+        """(N, C) network outputs for N points (one shape)."""
         device = next(self.net.parameters()).device
         feats = torch.from_numpy(point_features(points, normals, colors))[None].to(device)
-        knn = torch.from_numpy(knn_graph(np.asarray(points, dtype=np.float32), self.config.k))[None].to(device)
+        knn = torch.from_numpy(knn_graph(points, self.config.k))[None].to(device)
         return self.net(feats, knn)[0].float().cpu().numpy()
 
     def save(self, path: str | Path) -> None:
