@@ -82,7 +82,7 @@ class ShapeTargets:
         name: where the shape came from.
         inputs: (N, 9) float32 xyz (unit box), normal, colour.
         knn: (N, 2k) int64 neighbour indices.
-        target: (N, C) float32 mean teacher feature of each point over the views that see it.
+        target: (N, C) float16 (or float32) mean teacher feature of each point over the views that see it.
         seen: (N,) bool, seen by at least one view.
     """
 
@@ -132,7 +132,9 @@ def prepare_shape(shape: Shape, teacher, config: PretrainConfig, seed: int = 0) 
     rendered = render_shape(unit, cams, samples, progress=False)
     target, seen = point_targets(teacher.features(rendered.views), rendered.correspondence)
     inputs = point_features(samples.points, samples.normals, samples.colors)
-    return ShapeTargets(str(shape.source), inputs, knn_graph(samples.points, config.k), target, seen)
+    # float16 targets halve the memory of large collections (DINOv2: C = 384 per point)
+    return ShapeTargets(str(shape.source), inputs, knn_graph(samples.points, config.k), target.astype(np.float16),
+                        seen)
 
 
 class PointBackbone:
@@ -246,11 +248,14 @@ def pretrain_backbone(data: Iterable[ShapeTargets], teacher_id: str, config: Pre
     if not shapes:
         raise InputError("no usable training shapes for pretraining")
     C = shapes[0].target.shape[1]
-    seen_targets = np.concatenate([s.target[s.seen] for s in shapes])
-    if len(seen_targets) == 0:
+    count = sum(int(s.seen.sum()) for s in shapes)
+    if count == 0:
         raise InputError("no view saw any sampled point of the training shapes")
-    mean = seen_targets.mean(0)
-    std = np.maximum(seen_targets.std(0), 1e-4)
+    # per-channel mean / std over every seen point, accumulated shape by shape (no copy of all targets)
+    total = sum(s.target[s.seen].astype(np.float64).sum(0) for s in shapes)
+    total_sq = sum((s.target[s.seen].astype(np.float64) ** 2).sum(0) for s in shapes)
+    mean = (total / count).astype(np.float32)
+    std = np.maximum(np.sqrt(np.maximum(total_sq / count - (total / count) ** 2, 0.0)), 1e-4).astype(np.float32)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     dev = torch.device(config.device)
@@ -259,17 +264,22 @@ def pretrain_backbone(data: Iterable[ShapeTargets], teacher_id: str, config: Pre
     warm = max(1, config.steps // 10)  # linear warm-up over 10% of the steps, then cosine decay
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda t: min(1.0, (t + 1) / warm) * 0.5 * (1.0 + np.cos(np.pi * min(t, config.steps) / config.steps)))
-    inputs = torch.from_numpy(np.stack([s.inputs for s in shapes]))
-    knn = torch.from_numpy(np.stack([s.knn for s in shapes]))
-    target = torch.from_numpy((np.stack([s.target for s in shapes]) - mean) / std)
-    seen = torch.from_numpy(np.stack([s.seen for s in shapes]))
+
+    def batch(idx: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """Inputs, kNN, standardised targets and seen mask of the shapes ``idx``, on the device."""
+        picked = [shapes[i] for i in idx]
+        target = (np.stack([s.target for s in picked]).astype(np.float32) - mean) / std
+        seen = np.stack([s.seen for s in picked])
+        target[~seen] = 0.0  # unseen points carry no target (and no loss)
+        return tuple(torch.from_numpy(a).to(dev) for a in (np.stack([s.inputs for s in picked]),
+                                                             np.stack([s.knn for s in picked]), target, seen))
+
     losses = np.zeros(config.steps, dtype=np.float32)
     net.train()
     for step in tqdm(range(config.steps), desc="pretrain backbone", disable=not progress, leave=False):
-        idx = torch.from_numpy(rng.choice(len(shapes), size=min(config.batch, len(shapes)), replace=False))
-        pred = net(inputs[idx].to(dev), knn[idx].to(dev))
-        m = seen[idx].to(dev)
-        loss = ((pred - target[idx].to(dev)) ** 2).mean(-1)[m].mean()
+        inputs, knn, target, seen = batch(rng.choice(len(shapes), size=min(config.batch, len(shapes)), replace=False))
+        pred = net(inputs, knn)
+        loss = ((pred - target) ** 2).mean(-1)[seen].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
