@@ -20,8 +20,9 @@ from PIL import Image
 
 from crossdistill.errors import InputError
 from crossdistill.geometry.demo import demo_part_labels, demo_shape
-from crossdistill.methods.sampart3d.naming import (HIGHLIGHT_RGB, MLLMNamer, OfflineNamer, PartNamer, dedupe_names,
-                                                   parse_name, part_prompt, render_highlights)
+from crossdistill.methods.sampart3d.naming import (MLLMNamer, OfflineNamer, PartNamer, dedupe_names, parse_name,
+                                                   part_prompt)
+from crossdistill.viz.highlight import HIGHLIGHT_RGB, render_highlights
 from crossdistill.teachers.mllm import ChatClient
 from crossdistill.types import Shape
 

@@ -16,7 +16,6 @@ namer (:mod:`crossdistill.methods.sampart3d.naming`). Writes into the scale fold
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -144,13 +143,13 @@ def run_name(args: argparse.Namespace) -> int:
 def _names_marker(requested: float | None):
     """Item folder -> its ``names.json`` at the scale naming would use (a missing path when undecidable)."""
     from crossdistill.export.parts import scale_dirname
-    from crossdistill.methods.sampart3d.outputs import MARKER
+    from crossdistill.methods.sampart3d.outputs import read_segment_meta
 
     def marker(obj: Path) -> Path:
         try:
-            scales = json.loads((obj / MARKER).read_text()).get("scales") or []
+            scales = read_segment_meta(obj).get("scales") or []
             return obj / scale_dirname(choose_scale(obj, list(scales), requested)) / NAMES_FILE
-        except (OSError, ValueError, AttributeError, InputError):
+        except (InputError, ValueError, TypeError):
             return obj / NAMES_FILE  # never written there: the object is (re)done and reports its error
     return marker
 
@@ -160,7 +159,7 @@ def name_object(obj: Path, args: argparse.Namespace, namer, endpoint: str | None
     """Name the parts of one segmented object; ``names.json`` (with ``digest``) is written last."""
     from crossdistill.export.parts import scale_dirname, write_labels, write_part_nodes
     from crossdistill.io_utils import save_image, write_json
-    from crossdistill.methods.sampart3d.naming import render_highlights
+    from crossdistill.viz.highlight import render_highlights
     from crossdistill.methods.sampart3d.outputs import read_segment_object
 
     meta, shape = read_segment_object(obj, "naming")

@@ -84,11 +84,10 @@ def _sheet(shape, rows: list[np.ndarray], titles: list[str]):
     """One row per scale: the object from 4 views, the selection highlighted, the rest grey, a title above."""
     from PIL import Image, ImageDraw
 
-    from crossdistill.methods.sampart3d.naming import composite_views, highlight_view, render_highlights
+    from crossdistill.viz.highlight import highlight_strip, orbit_views
 
-    views = render_highlights(shape, np.zeros(len(rows[0]), np.int64), 4, 256).views
-    strips = [composite_views([highlight_view(views, r.astype(bool), v) for v in range(len(views))],
-                              views.foreground) for r in rows]
+    views = orbit_views(shape, 4, 256)
+    strips = [highlight_strip(views, r.astype(bool)) for r in rows]
     title_h = 18
     h, w = strips[0].shape[:2]
     sheet = Image.new("RGB", (w, (h + title_h) * len(strips)), "white")

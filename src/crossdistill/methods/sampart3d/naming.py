@@ -4,10 +4,9 @@ SAMPart3D names each segmented part by rendering the object with that part highl
 from several views and asking a multimodal LLM (GPT-4o in the paper) what the part is
 called. This module has the three pieces:
 
-* :func:`render_highlights`: the object rendered once from V orbit views (unit box,
-  :func:`~crossdistill.render.cameras.orbit_rig`), then for every part k one tight
-  composite image (the V views side by side) with part k in a strong colour and the
-  rest grey, shaded with the renderer's headlight (:func:`~crossdistill.render.shading.shade`).
+* :func:`~crossdistill.viz.highlight.render_highlights`: the object
+  rendered once from V orbit views, then for every part k one tight composite image (the V
+  views side by side) with part k in a strong colour and the rest grey.
 * :class:`MLLMNamer`: sends each composite to an OpenAI-compatible chat endpoint
   (:class:`~crossdistill.teachers.mllm.ChatClient`) with :func:`part_prompt` and reads
   the answer with :func:`parse_name`.
@@ -36,25 +35,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from crossdistill.teachers.mllm import ChatClient
-from crossdistill.types import Shape, Views
+from crossdistill.types import Shape
+from crossdistill.viz.highlight import HIGHLIGHT_COLOR_NAME, Highlights, render_highlights
 
-__all__ = [
-    "PartNamer", "OfflineNamer", "MLLMNamer", "Highlights",
-    "render_highlights", "highlight_view", "composite_views",
-    "part_prompt", "parse_name", "dedupe_names", "element_geometry",
-    "HIGHLIGHT_RGB", "REST_RGB", "HIGHLIGHT_COLOR_NAME",
-]
+__all__ = ["PartNamer", "OfflineNamer", "MLLMNamer", "part_prompt", "parse_name", "dedupe_names", "element_geometry"]
 
-#: colour of the highlighted part (a strong orange-red) and of the rest of the object (grey)
-HIGHLIGHT_RGB = np.array([255, 60, 0], dtype=np.float32)
-HIGHLIGHT_COLOR_NAME = "orange-red"
-REST_RGB = np.array([175, 175, 175], dtype=np.float32)
 #: a part above this share of the object's surface (or points) is its "body"
 BODY_SHARE = 0.5
 #: a part below this share is "small"
@@ -198,116 +188,6 @@ class OfflineNamer:
 
 
 # --------------------------------------------------------------------------- highlighted renders
-
-
-@dataclass(frozen=True)
-class Highlights:
-    """Per-part highlighted renders of one shape.
-
-    Attributes:
-        views: the V rendered views (unit box; ``face_id`` indexes faces or points).
-        images: K composites, each (h, V * w + (V - 1) * gap, 3) uint8: the V views side by
-            side, cropped to the object, part k highlighted.
-        visible_px: (K,) int64 highlighted pixels of part k over all views (0: hidden).
-    """
-
-    views: Views
-    images: list[np.ndarray]
-    visible_px: np.ndarray
-
-    @property
-    def n_views(self) -> int:
-        return len(self.views)
-
-
-def highlight_view(views: Views, element_mask: np.ndarray, view: int) -> np.ndarray:
-    """One view with the masked elements in :data:`HIGHLIGHT_RGB` and the rest in :data:`REST_RGB`.
-
-    Args:
-        views: rendered buffers (``face_id`` indexes ``element_mask``).
-        element_mask: (F,) or (N,) bool, True on the highlighted faces / points.
-        view: view index.
-
-    Returns:
-        (H, W, 3) uint8 image, headlight-shaded, white background.
-    """
-    from crossdistill.render.raycast import pixel_directions_cam
-    from crossdistill.render.shading import shade
-
-    cams = views.cameras
-    H, W = cams.height, cams.width
-    fid = views.face_id[view].reshape(-1)
-    fg = np.flatnonzero(fid >= 0)
-    out = np.full((H * W, 3), 255, dtype=np.uint8)
-    if len(fg):
-        on = np.asarray(element_mask, dtype=bool)[fid[fg]]
-        base = np.where(on[:, None], HIGHLIGHT_RGB, REST_RGB).astype(np.float32)
-        R = cams.world_to_cam[view, :3, :3].astype(np.float32)
-        dirs = np.take(pixel_directions_cam(cams.K[view], W, H), fg, axis=0) @ R
-        _, out[fg] = shade(views.normal[view].reshape(-1, 3)[fg], base, dirs)
-    return out.reshape(H, W, 3)
-
-
-def composite_views(images: Sequence[np.ndarray], foreground: np.ndarray, margin: int = 6,
-                    gap: int = 4) -> np.ndarray:
-    """The views side by side, all cropped to the object's box over every view.
-
-    Args:
-        images: V (H, W, 3) uint8 views.
-        foreground: (V, H, W) bool pixels that see the object.
-        margin: pixels kept around the object.
-        gap: white pixels between views.
-
-    Returns:
-        (h, V * w + (V - 1) * gap, 3) uint8.
-    """
-    V, H, W = foreground.shape
-    ys, xs = np.nonzero(foreground.any(axis=0))
-    if len(ys):
-        y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, H)
-        x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, W)
-    else:
-        y0, y1, x0, x1 = 0, H, 0, W
-    h, w = y1 - y0, x1 - x0
-    out = np.full((h, V * w + (V - 1) * gap, 3), 255, dtype=np.uint8)
-    for v, im in enumerate(images):
-        out[:, v * (w + gap): v * (w + gap) + w] = im[y0:y1, x0:x1]
-    return out
-
-
-def render_highlights(shape: Shape, labels: np.ndarray, n_views: int = 4, size: int = 256,
-                      elevation_deg: float = 25.0, n_samples: int = 2000, progress: bool = False) -> Highlights:
-    """Render ``shape`` once from an orbit of ``n_views`` views and highlight every part in turn.
-
-    Args:
-        shape: the shape as loaded (moved into the unit box here; the input is not modified).
-        labels: (M,) int labels per face (meshes) or point (clouds).
-        n_views: views on one ring around +y (azimuth 0 looks from +z, the front).
-        size: image side in pixels.
-        elevation_deg: ring elevation above the horizon.
-        n_samples: surface samples of the renderer's correspondence (unused here; kept small).
-        progress: show a progress bar over parts.
-
-    Returns:
-        :class:`Highlights` with K = ``labels.max() + 1`` composites.
-    """
-    from crossdistill.geometry.normalize import normalize_shape
-    from crossdistill.render import render_shape
-    from crossdistill.render.cameras import orbit_rig
-
-    lab = np.asarray(labels, dtype=np.int64)
-    unit, _ = normalize_shape(shape)
-    views = render_shape(unit, orbit_rig((elevation_deg,), n_views, size), None, progress=False,
-                         n_samples=n_samples).views
-    K = _n_parts(lab)
-    fg = views.foreground
-    pix_label = np.where(fg, lab[np.maximum(views.face_id, 0)], -1)  # (V, H, W) label seen at each pixel
-    visible = np.bincount(pix_label[pix_label >= 0].ravel(), minlength=K).astype(np.int64)[:K]
-    images = []
-    for k in _bar(range(K), progress, "highlight"):
-        mask = lab == k
-        images.append(composite_views([highlight_view(views, mask, v) for v in range(len(views))], fg))
-    return Highlights(views=views, images=images, visible_px=visible)
 
 
 def _bar(it, progress: bool, desc: str):

@@ -63,22 +63,12 @@ def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings:
     })
 
 
-def read_segment_object(obj: Path, purpose: str) -> tuple[dict, Shape]:
-    """A finished object folder of ``crossdistill segment``: its ``segment.json`` and its input shape.
-
-    Args:
-        obj: the object's folder.
-        purpose: what the caller needs the input for (named in the error when it is gone).
-
-    Returns:
-        (the parsed ``segment.json``, the input re-read from its recorded path; "demo" is the built-in robot).
+def read_segment_meta(obj: Path) -> dict:
+    """The parsed ``segment.json`` of a finished ``crossdistill segment`` object folder.
 
     Raises:
-        InputError: not a finished object folder, unreadable marker, or the input has moved.
+        InputError: no such folder, no marker (unfinished), or an unreadable marker.
     """
-    from crossdistill.geometry.demo import demo_shape
-    from crossdistill.geometry.io import load_shape
-
     obj = Path(obj)
     if not obj.is_dir():
         raise InputError(f"object folder not found: {obj}")
@@ -91,6 +81,26 @@ def read_segment_object(obj: Path, purpose: str) -> tuple[dict, Shape]:
         raise InputError(f"cannot read {marker}") from None
     if not isinstance(meta, dict):
         raise InputError(f"{marker} is not a JSON object")
+    return meta
+
+
+def read_segment_object(obj: Path, purpose: str) -> tuple[dict, Shape]:
+    """A finished object folder of ``crossdistill segment``: its ``segment.json`` and its input shape.
+
+    Args:
+        obj: the object's folder.
+        purpose: what the caller needs the input for (named in the error when it is gone).
+
+    Returns:
+        (the parsed ``segment.json``, the input re-read from its recorded path; "demo" is the built-in robot).
+
+    Raises:
+        InputError: see :func:`read_segment_meta`, or the input has moved.
+    """
+    from crossdistill.geometry.demo import demo_shape
+    from crossdistill.geometry.io import load_shape
+
+    meta = read_segment_meta(obj)
     src = meta.get("input")
     if src == "demo":
         return meta, demo_shape()
