@@ -133,3 +133,10 @@ def test_segment_without_the_field_then_select_says_why(tmp_path, three_primitiv
     capsys.readouterr()
     assert main(["select", str(obj), "--face", "0"]) == 2
     assert "no saved grouping field" in capsys.readouterr().err
+
+
+def test_a_bad_scale_anywhere_in_the_list_writes_nothing(segmented, tmp_path):
+    obj = segmented[0]
+    out = tmp_path / "sel"
+    assert main(["select", str(obj), "--face", "0", "--scale", "1", "-1", "-o", str(out), "--quiet"]) == 2
+    assert not out.exists()

@@ -51,9 +51,11 @@ def run_select(args: argparse.Namespace) -> int:
     scales = args.scale if args.scale is not None else meta.get("scales") or [1.0]
     point = None if args.point is None else np.asarray(args.point, dtype=np.float64)
     out = Path(args.output) if args.output else obj / "selections" / _click_name(args)
+    # every query first: a bad scale or click fails before anything is written
+    selections = [seg.select(float(s), point=point, face=args.face, radius=args.radius, connected=not args.anywhere)
+                  for s in scales]
     rows, titles = [], []
-    for s in scales:
-        sel = seg.select(float(s), point=point, face=args.face, radius=args.radius, connected=not args.anywhere)
+    for s, sel in zip(scales, selections):
         lab = sel.element_mask.astype(np.int32)
         folder = out / scale_dirname(s)
         save_npy(folder / "selection.npy", sel.element_mask)
