@@ -1,0 +1,146 @@
+"""The query-based part decoder of PartDistillation (a small Mask2Former decoder over one object).
+
+PartDistillation re-purposes Mask2Former as a class-agnostic *part* segmenter: learned part
+queries attend to the object's pixel features and each returns a mask, a part-ness score
+and a query feature (the part's embedding, later clustered per object class). This module
+is that decoder at CPU size, over the frozen teacher features of one :class:`InstanceCrop`:
+
+* pixel embeddings ``E`` (B, D, S, S): a 1x1 then a 3x3 convolution of the teacher features;
+* a 2D sine positional code added to the attention keys;
+* ``Q`` queries, each offset by the object token (the mean pixel embedding over the
+  object), so the queries are object-aware;
+* ``L`` layers of masked cross-attention (a query sees only object cells inside its own
+  mask of the previous layer, as Mask2Former; all object cells when that mask is empty),
+  self-attention and a feed-forward block, each residual with LayerNorm;
+* per layer: part-ness logit ``Linear(D, 1)`` and mask logits ``<MLP(q), E>`` per cell,
+  -inf outside the object: parts never leave their object.
+
+Output of :meth:`PartDecoder.forward`: a list over layers of dicts with ``scores`` (B, Q)
+logits, ``masks`` (B, Q, S, S) logits and ``queries`` (B, Q, D) hidden states; the last
+is the prediction, the others feed the auxiliary losses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+__all__ = ["DecoderConfig", "PartDecoder", "sine_position"]
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Size of the part decoder.
+
+    Attributes:
+        in_channels: C, channels of the teacher features.
+        dim: D, embedding width.
+        queries: Q, part queries (at most Q parts per object).
+        layers: L, decoder layers.
+        heads: attention heads.
+        grid: S, the crop grid the decoder runs on.
+    """
+
+    in_channels: int
+    dim: int = 64
+    queries: int = 12
+    layers: int = 3
+    heads: int = 4
+    grid: int = 48
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sine_position(dim: int, size: int) -> torch.Tensor:
+    """(dim, size, size) 2D sine/cosine code of the cell centres (half the channels per axis).
+
+    Example:
+        >>> sine_position(8, 4).shape
+        torch.Size([8, 4, 4])
+    """
+    half = dim // 2
+    n_freq = max(1, half // 2)
+    freq = torch.exp(torch.arange(n_freq, dtype=torch.float32) * (-math.log(100.0) / max(n_freq - 1, 1)))
+    t = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 * math.pi
+    ang = t[:, None] * freq[None] * size / 4  # (size, n_freq)
+    code = torch.cat([ang.sin(), ang.cos()], 1)[:, :half]  # (size, half)
+    pos = torch.zeros(dim, size, size)
+    pos[:half] = code.T[:, None, :].expand(half, size, size)          # x varies along width
+    pos[half:2 * half] = code.T[:, :, None].expand(half, size, size)  # y varies along height
+    return pos
+
+
+class _Layer(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.cross = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.self_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(3))
+
+    def forward(self, q: torch.Tensor, qpos: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                attn_mask: torch.Tensor) -> torch.Tensor:
+        q = self.norms[0](q + self.cross(q + qpos, keys, values, attn_mask=attn_mask, need_weights=False)[0])
+        q = self.norms[1](q + self.self_attn(q + qpos, q + qpos, q, need_weights=False)[0])
+        return self.norms[2](q + self.ffn(q))
+
+
+class PartDecoder(nn.Module):
+    """Class-agnostic part decoder over one object's teacher features (see the module docstring).
+
+    Example:
+        >>> dec = PartDecoder(DecoderConfig(in_channels=16, dim=32, queries=4, layers=2, grid=8))
+        >>> out = dec(torch.randn(2, 16, 8, 8), torch.ones(2, 8, 8, dtype=torch.bool))
+        >>> out[-1]["masks"].shape, out[-1]["scores"].shape, out[-1]["queries"].shape
+        (torch.Size([2, 4, 8, 8]), torch.Size([2, 4]), torch.Size([2, 4, 32]))
+    """
+
+    def __init__(self, config: DecoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        D = config.dim
+        self.pixel = nn.Sequential(nn.Conv2d(config.in_channels, D, 1), nn.GroupNorm(8 if D % 8 == 0 else 1, D),
+                                   nn.GELU(), nn.Conv2d(D, D, 3, padding=1))
+        self.register_buffer("pos", sine_position(D, config.grid), persistent=False)
+        self.query_content = nn.Embedding(config.queries, D)
+        self.query_pos = nn.Embedding(config.queries, D)
+        self.object_proj = nn.Linear(D, D)
+        self.layers = nn.ModuleList(_Layer(D, config.heads) for _ in range(config.layers))
+        self.out_norm = nn.LayerNorm(D)
+        self.score_head = nn.Linear(D, 1)
+        self.mask_head = nn.Sequential(nn.Linear(D, D), nn.GELU(), nn.Linear(D, D))
+
+    def _predict(self, q: torch.Tensor, emb: torch.Tensor, obj: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.out_norm(q)
+        masks = torch.einsum("bqd,bdn->bqn", self.mask_head(h), emb) / math.sqrt(emb.shape[1])
+        masks = masks.masked_fill(~obj[:, None, :], float("-inf"))
+        return {"scores": self.score_head(h)[..., 0], "masks": masks, "queries": h}
+
+    def forward(self, features: torch.Tensor, object_mask: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """features (B, C, S, S), object_mask (B, S, S) bool -> per-layer outputs (see module docstring)."""
+        B, _, S, _ = features.shape
+        if S != self.config.grid or features.shape[3] != S:
+            raise ValueError(f"features must be on the {self.config.grid}x{self.config.grid} grid, got {S}")
+        emb = self.pixel(features).flatten(2)  # (B, D, N)
+        obj = object_mask.flatten(1)  # (B, N)
+        keys_v = emb.transpose(1, 2)  # (B, N, D)
+        keys = keys_v + self.pos.flatten(1).T[None]
+        w = obj.float()
+        obj_token = (keys_v * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp_min(1.0)  # (B, D)
+        q = self.query_content.weight[None].expand(B, -1, -1) + self.object_proj(obj_token)[:, None]
+        qpos = self.query_pos.weight[None].expand(B, -1, -1)
+        outputs = [self._predict(q, emb, obj)]
+        heads = self.config.heads
+        for layer in self.layers:
+            allowed = (outputs[-1]["masks"] > 0).detach()  # (B, Q, N), only object cells can be > 0
+            empty = ~allowed.any(-1, keepdim=True)
+            allowed = torch.where(empty, obj[:, None, :].expand_as(allowed), allowed)
+            allowed = allowed | ~obj.any(-1)[:, None, None]  # an empty object attends everywhere (no NaN)
+            attn_mask = (~allowed).repeat_interleave(heads, 0)  # (B * heads, Q, N): True = blocked
+            q = layer(q, qpos, keys, keys_v, attn_mask)
+            outputs.append(self._predict(q, emb, obj))
+        return [{**o, "masks": o["masks"].view(B, -1, S, S)} for o in outputs]
