@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from crossdistill.teachers.base import InstanceSet
 
-__all__ = ["InstanceCrop", "crop_instances", "paste_logits", "box_of"]
+__all__ = ["InstanceCrop", "crop_instances", "paste_logits", "paste_partition", "box_of"]
 
 
 @dataclass(frozen=True)
@@ -122,4 +122,22 @@ def paste_logits(logits: np.ndarray, box: np.ndarray, image_size: tuple[int, int
                                              align_corners=False)[0].numpy()
     if object_mask is not None:
         out[:, ~object_mask] = -np.inf
+    return out
+
+
+def paste_partition(labels: np.ndarray, box: np.ndarray, image_size: tuple[int, int],
+                    object_mask: np.ndarray) -> np.ndarray:
+    """(S, S) grid partition (-1 outside) -> (H, W) int64 image partition on ``object_mask`` (-1 elsewhere).
+
+    Each label's indicator is resized bilinearly and every object pixel takes the label
+    with the largest value, so boundaries are as smooth as those of pasted logits.
+    """
+    H, W = image_size
+    ids = np.unique(labels[labels >= 0])
+    out = np.full((H, W), -1, np.int64)
+    if not len(ids):
+        return out
+    onehot = (labels[None] == ids[:, None, None]).astype(np.float32)
+    pasted = paste_logits(onehot, box, image_size, object_mask)
+    out[object_mask] = ids[pasted[:, object_mask].argmax(0)]
     return out

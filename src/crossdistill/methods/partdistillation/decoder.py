@@ -5,7 +5,8 @@ queries attend to the object's pixel features and each returns a mask, a part-ne
 and a query feature (the part's embedding, later clustered per object class). This module
 is that decoder at CPU size, over the frozen teacher features of one :class:`InstanceCrop`:
 
-* pixel embeddings ``E`` (B, D, S, S): a 1x1 then a 3x3 convolution of the teacher features;
+* pixel embeddings ``E`` (B, D, S, S): two 1x1 convolutions of the teacher features (per cell:
+  the teacher already gives each cell its context);
 * a 2D sine positional code added to the attention keys;
 * ``Q`` queries, each offset by the object token (the mean pixel embedding over the
   object), so the queries are object-aware;
@@ -104,7 +105,7 @@ class PartDecoder(nn.Module):
         self.config = config
         D = config.dim
         self.pixel = nn.Sequential(nn.Conv2d(config.in_channels, D, 1), nn.GroupNorm(8 if D % 8 == 0 else 1, D),
-                                   nn.GELU(), nn.Conv2d(D, D, 3, padding=1))
+                                   nn.GELU(), nn.Conv2d(D, D, 1))
         self.register_buffer("pos", sine_position(D, config.grid), persistent=False)
         self.query_content = nn.Embedding(config.queries, D)
         self.query_pos = nn.Embedding(config.queries, D)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from crossdistill.methods.partdistillation.crops import InstanceCrop
 from crossdistill.methods.partdistillation.decoder import PartDecoder
 
-__all__ = ["TrainConfig", "match_parts", "set_loss", "train_decoder", "stack_crops"]
+__all__ = ["TrainConfig", "match_parts", "pad_targets", "set_loss", "train_decoder", "stack_crops"]
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,21 @@ def stack_crops(crops: Sequence[InstanceCrop], dtype: torch.dtype = torch.float3
     return feats, masks
 
 
-def _pair_costs(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Q, T) mean BCE and dice costs of Q mask logits against T targets, over n cells (both (., n))."""
-    t = targets.float()
-    n = max(logits.shape[1], 1)
-    pos = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none")
-    neg = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
-    bce = (pos @ t.T + neg @ (1 - t).T) / n
-    p = logits.sigmoid()
-    dice = 1 - (2 * p @ t.T + 1) / (p.sum(1)[:, None] + t.sum(1)[None] + 1)
+def _pair_costs(logits: torch.Tensor, targets: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, Q, T) mean BCE and dice costs of mask logits (B, Q, N) against targets (B, T, N).
+
+    Only the cells where ``cells`` (B, N) is True count (the object's); the BCE is the mean
+    over them.
+    """
+    w = cells.float()[:, None, :]  # (B, 1, N)
+    lg = torch.where(cells[:, None, :], logits, torch.zeros_like(logits))
+    t = targets.float() * w
+    n = w.sum(-1, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
+    pos = F.binary_cross_entropy_with_logits(lg, torch.ones_like(lg), reduction="none") * w
+    neg = F.binary_cross_entropy_with_logits(lg, torch.zeros_like(lg), reduction="none") * w
+    bce = (pos @ t.transpose(1, 2) + neg @ (w - t).transpose(1, 2)) / n
+    p = lg.sigmoid() * w
+    dice = 1 - (2 * p @ t.transpose(1, 2) + 1) / (p.sum(-1)[..., None] + t.sum(-1)[:, None, :] + 1)
     return bce, dice
 
 
@@ -94,12 +100,29 @@ def match_parts(scores: torch.Tensor, logits: torch.Tensor, targets: torch.Tenso
     """
     if len(targets) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cells = torch.ones(1, logits.shape[1], dtype=torch.bool, device=logits.device)
     with torch.no_grad():
-        bce, dice = _pair_costs(logits.float(), targets)
-        cost = -config.score_weight * scores.float().sigmoid()[:, None] + config.mask_weight * bce \
-            + config.dice_weight * dice
+        bce, dice = _pair_costs(logits.float()[None], targets[None], cells)
+        cost = _cost(scores.float()[None], bce, dice, config)[0]
     qi, ti = linear_sum_assignment(cost.cpu().numpy())
     return qi.astype(np.int64), ti.astype(np.int64)
+
+
+def _cost(scores: torch.Tensor, bce: torch.Tensor, dice: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """(B, Q, T) matching cost from (B, Q) part-ness logits and (B, Q, T) mask costs."""
+    return -config.score_weight * scores.sigmoid()[..., None] + config.mask_weight * bce + config.dice_weight * dice
+
+
+def pad_targets(targets: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """B tensors (T_b, S, S) bool -> ((B, T, S*S) bool zero-padded, (B,) int64 counts)."""
+    counts = torch.tensor([len(t) for t in targets], dtype=torch.int64)
+    T = max(1, int(counts.max()) if len(counts) else 1)
+    n = targets[0].shape[-1] * targets[0].shape[-2]
+    out = torch.zeros(len(targets), T, n, dtype=torch.bool, device=targets[0].device)
+    for b, t in enumerate(targets):
+        if len(t):
+            out[b, : len(t)] = t.flatten(1)
+    return out, counts
 
 
 def set_loss(outputs: list[dict[str, torch.Tensor]], object_masks: torch.Tensor, targets: Sequence[torch.Tensor],
@@ -111,27 +134,46 @@ def set_loss(outputs: list[dict[str, torch.Tensor]], object_masks: torch.Tensor,
         object_masks: (B, S, S) bool.
         targets: B tensors (T_b, S, S) bool, each inside its object.
     """
-    total = outputs[0]["scores"].new_zeros(())
     B = len(targets)
+    tgt, counts = pad_targets(targets)  # (B, T, N)
+    cells = object_masks.flatten(1)  # (B, N)
+    w = cells.float()
+    n = w.sum(1).clamp_min(1.0)  # (B,)
+    total = outputs[0]["scores"].new_zeros(())
     for out in outputs:
+        scores = out["scores"]  # (B, Q)
+        logits = torch.where(cells[:, None, :], out["masks"].flatten(2), torch.zeros((), device=scores.device))
+        with torch.no_grad():
+            bce, dice = _pair_costs(logits.detach(), tgt, cells)
+            cost = _cost(scores.detach(), bce, dice, config).cpu().numpy()
+        bi, qi, ti = [], [], []
         for b in range(B):
-            obj = object_masks[b].flatten()
-            logits = out["masks"][b].flatten(1)[:, obj]  # (Q, n)
-            tgt = targets[b].flatten(1)[:, obj]  # (T, n)
-            scores = out["scores"][b]
-            qi, ti = match_parts(scores, logits, tgt, config)
-            label = torch.zeros_like(scores)
-            weight = torch.full_like(scores, config.no_part_weight)
-            label[qi], weight[qi] = 1.0, 1.0
-            loss = config.score_weight * F.binary_cross_entropy_with_logits(scores, label, weight=weight,
-                                                                            reduction="sum") / weight.sum()
-            if len(qi):
-                lg, t = logits[qi], tgt[ti].float()
-                bce = F.binary_cross_entropy_with_logits(lg, t, reduction="none").mean(1)
-                p = lg.sigmoid()
-                dice = 1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
-                loss = loss + (config.mask_weight * bce + config.dice_weight * dice).mean()
-            total = total + loss / B
+            q, t = linear_sum_assignment(cost[b, :, : int(counts[b])])
+            bi += [b] * len(q)
+            qi += list(q)
+            ti += list(t)
+        label = torch.zeros_like(scores)
+        weight = torch.full_like(scores, config.no_part_weight)
+        if bi:
+            label[bi, qi] = 1.0
+            weight[bi, qi] = 1.0
+        per_crop = F.binary_cross_entropy_with_logits(scores, label, weight=weight, reduction="none").sum(1) \
+            / weight.sum(1)
+        loss = config.score_weight * per_crop.mean()
+        if bi:
+            b_idx = torch.tensor(bi, device=scores.device)
+            lg = logits[b_idx, torch.tensor(qi, device=scores.device)]  # (M, N)
+            t = tgt[b_idx, torch.tensor(ti, device=scores.device)].float()  # (M, N)
+            cw = w[b_idx]
+            bce_m = (F.binary_cross_entropy_with_logits(lg, t, reduction="none") * cw).sum(1) / n[b_idx]
+            p = lg.sigmoid() * cw
+            dice_m = 1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
+            # each crop's matched parts average, then crops average (as the per-crop formulation)
+            per_pair = config.mask_weight * bce_m + config.dice_weight * dice_m
+            per_crop_mask = torch.zeros(B, device=scores.device).index_add(0, b_idx, per_pair)
+            matched = torch.bincount(b_idx, minlength=B).clamp_min(1).float()
+            loss = loss + (per_crop_mask / matched).mean()
+        total = total + loss
     return total
 
 
@@ -163,7 +205,7 @@ def train_decoder(decoder: PartDecoder, crops: Sequence[InstanceCrop], targets: 
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     decoder.eval()
     return losses
