@@ -9,27 +9,12 @@ import numpy as np
 
 from partdistillation import AR_KS, METHODS, TITLES
 
+from crossdistill.viz.palette import overlay_labels
+
 
 def _mean(rows: list[dict], key: str) -> float:
     vals = [r[key] for r in rows if key in r and np.isfinite(r[key])]
     return 100.0 * float(np.mean(vals)) if vals else float("nan")
-
-
-def _palette(n: int) -> np.ndarray:
-    rng = np.random.default_rng(3)
-    return rng.integers(40, 230, (max(n, 1), 3)).astype(np.uint8)
-
-
-def _colour(labels: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-    out = np.full((*labels.shape, 3), 255, np.uint8)
-    ids = np.unique(labels[labels >= 0])
-    pal = _palette(len(ids))
-    for i, l in enumerate(ids):
-        out[labels == l] = pal[i]
-    grey = rgb.mean(-1, keepdims=True)
-    fg = labels >= 0
-    out[fg] = (0.75 * out[fg] + 0.25 * grey[fg]).astype(np.uint8)
-    return out
 
 
 def _picture(examples, path: Path) -> None:
@@ -39,8 +24,8 @@ def _picture(examples, path: Path) -> None:
         return
     tiles = []
     for img, res in examples:
-        tiles.append(np.concatenate([img["rgb"], _colour(img["link"], img["rgb"]), _colour(img["leaf"], img["rgb"]),
-                                     _colour(res.parts, img["rgb"]), _colour(res.part_classes, img["rgb"])], 1))
+        tiles.append(np.concatenate([img["rgb"], overlay_labels(img["rgb"], img["link"]), overlay_labels(img["rgb"], img["leaf"]),
+                                     overlay_labels(img["rgb"], res.parts), overlay_labels(img["rgb"], res.part_classes)], 1))
     sheet = np.concatenate(tiles, 0)
     Image.fromarray(sheet).save(path, optimize=True)
 

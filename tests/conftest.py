@@ -33,3 +33,35 @@ def shared_data() -> Path:
 def device() -> str:
     """Torch device under test: CPU unless CROSSDISTILL_TEST_DEVICE says otherwise."""
     return os.environ.get("CROSSDISTILL_TEST_DEVICE", "cpu")
+
+
+def toy_part_image(kind: str, seed: int, size: int = 96):
+    """A flat-coloured object on white with known parts: ((H, W, 3) uint8 image, (H, W) int part map, -1 bg).
+
+    ``kind`` "mug": body + handle; "lamp": shade + pole + base. Position, size and colours
+    are jittered by ``seed``; every part has its own colour family, so any image model can
+    tell the parts apart.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size, 3), 255, np.uint8)
+    parts = np.full((size, size), -1, np.int64)
+    s = size / 96.0
+    ox, oy = (rng.integers(-8, 9, 2) * s).astype(int)
+
+    def rect(x0, y0, x1, y1, label, colour):
+        sl = (slice(int(y0 * s) + oy, int(y1 * s) + oy), slice(int(x0 * s) + ox, int(x1 * s) + ox))
+        img[sl] = np.clip(np.asarray(colour) + rng.integers(-15, 16, 3), 0, 255)
+        parts[sl] = label
+
+    if kind == "mug":
+        rect(28, 28, 58, 72, 0, (200, 40, 40))
+        rect(58, 38, 70, 62, 1, (40, 40, 200))
+    elif kind == "lamp":
+        rect(30, 16, 66, 36, 0, (230, 200, 30))
+        rect(45, 36, 51, 68, 1, (60, 160, 60))
+        rect(32, 68, 64, 80, 2, (120, 60, 160))
+    else:
+        raise ValueError(kind)
+    return img, parts

@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "crossdistill.cli.teachers_cmd",
     "crossdistill.cli.distill_cmd",
     "crossdistill.cli.predict_cmd",
+    "crossdistill.cli.discover_cmd",
 )
 
 

@@ -63,3 +63,17 @@ def depth_to_rgb(depth: np.ndarray) -> np.ndarray:
         v = 1.0 - (d[fg] - lo) / max(hi - lo, 1e-9)
         out[fg] = (40 + 215 * v)[:, None].astype(np.uint8)
     return out
+
+
+def overlay_labels(rgb: np.ndarray, labels: np.ndarray, alpha: float = 0.7) -> np.ndarray:
+    """(H, W, 3) uint8: label colours over the image's grey level where labels >= 0, white elsewhere.
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        labels: (H, W) int, negative = background.
+        alpha: weight of the label colour (the rest is the pixel's grey level, which keeps shading).
+    """
+    colours = colorize_labels(labels).astype(np.float32)
+    grey = np.asarray(rgb, np.float32).mean(-1, keepdims=True)
+    out = np.where((np.asarray(labels) >= 0)[..., None], alpha * colours + (1 - alpha) * grey, 255.0)
+    return out.astype(np.uint8)

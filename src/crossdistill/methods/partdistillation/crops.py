@@ -24,7 +24,8 @@ class InstanceCrop:
     """One object instance of one image on the decoder grid.
 
     Attributes:
-        features: (C, S, S) float32 teacher features sampled over the box.
+        features: (C, S, S) float32 teacher features sampled over the box, averaged over the
+            object's pixels only (bilinear, normalised by the object's share of each feature cell).
         mask: (S, S) bool object mask on the grid.
         box: (4,) int64 x0, y0, x1, y1 in image pixels (end exclusive).
         image_size: (H, W) of the image.
@@ -93,9 +94,14 @@ def crop_instances(instance_sets: list[InstanceSet], image_size: tuple[int, int]
                 continue
             box = box_of(m)
             g = _sample_grid(box, image_size, grid)
-            f = F.grid_sample(feats, g, mode="bilinear", align_corners=False)[0].numpy()
-            mk = F.grid_sample(torch.as_tensor(m, dtype=torch.float32)[None, None], g, mode="bilinear",
-                               align_corners=False)[0, 0].numpy() >= 0.5
+            mt = torch.as_tensor(m, dtype=torch.float32)[None, None]
+            # the instance's share of every feature cell: features are averaged over the object only,
+            # so cells on the silhouette do not mix in the background's features
+            share = F.adaptive_avg_pool2d(mt, feats.shape[-2:])
+            num = F.grid_sample(feats * share, g, mode="bilinear", align_corners=False)[0]
+            den = F.grid_sample(share, g, mode="bilinear", align_corners=False)[0]
+            f = (num / den.clamp_min(1e-6)).numpy()
+            mk = F.grid_sample(mt, g, mode="bilinear", align_corners=False)[0, 0].numpy() >= 0.5
             if classes is not None:
                 name = classes[i]
             else:
