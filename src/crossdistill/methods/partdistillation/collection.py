@@ -83,7 +83,8 @@ def load_entries(items: Sequence[tuple[str, Path, str]], teacher, grid: int, max
             crops = crop_instances([inst], rgb.shape[:2], grid, classes=[cls] if cls else None,
                                    class_names=class_names)
         except (InputError, ValueError, OSError) as exc:
-            failures[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            failures[name] = first if isinstance(exc, InputError) else f"{type(exc).__name__}: {first}"
             print(f"error: {name}: {failures[name]}", file=sys.stderr)
             continue
         entries.append(ImageEntry(name, path, rgb, inst, crops))
