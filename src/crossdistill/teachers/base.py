@@ -10,7 +10,11 @@ FeatureTeacher    ``features(views)``                         :class:`FeatureMap
 MaskTeacher       ``masks(views)``                            ``list[MaskSet]``
 TextTeacher       ``predict(views, part_names)``              ``list[PartPredictions]``
 InstanceTeacher   ``instances(views)``                        ``list[InstanceSet]``
+SemanticTeacher   ``segment(images)``                         ``list[SemanticMap]``
 ================  ==========================================  =================================
+
+``SemanticTeacher`` reads plain camera images (LiDAR-camera rigs, not renders) and also
+exposes its pixel classifier, which the LiDAR students share (FSKD / UDAKD).
 
 Every teacher also has ``teacher_id: str`` (backend + model name + the settings that change
 its output; the disk cache keys on it) and ``is_offline_default: bool`` (True for the
@@ -40,6 +44,8 @@ __all__ = [
     "MaskTeacher",
     "TextTeacher",
     "InstanceTeacher",
+    "SemanticMap",
+    "SemanticTeacher",
     "LEVEL_WHOLE",
     "LEVEL_PART",
     "LEVEL_SUBPART",
@@ -228,6 +234,29 @@ class InstanceSet:
         return cls(arrays["masks"].astype(bool), arrays["scores"], arrays["classes"], arrays["features"])
 
 
+@dataclass(frozen=True)
+class SemanticMap:
+    """Semantic segmentation of one image, with the features its classifier reads.
+
+    Attributes:
+        features: (C, h, w) float32 per-pixel features (the classifier's input), covering the image.
+        logits: (K, h, w) float32 class logits, ``classifier(features)``.
+        image_size: (H, W) of the image; ``h, w`` may be lower (pixel (x, y) of the image
+            reads the maps at ``(x * w / W, y * h / H)``).
+    """
+
+    features: np.ndarray
+    logits: np.ndarray
+    image_size: tuple[int, int]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"features": self.features, "logits": self.logits, "image_size": np.asarray(self.image_size)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], views: Views | None = None) -> "SemanticMap":
+        return cls(arrays["features"], arrays["logits"], tuple(int(s) for s in arrays["image_size"]))
+
+
 # --------------------------------------------------------------------------- protocols
 
 
@@ -269,3 +298,20 @@ class InstanceTeacher(Protocol):
     is_offline_default: bool
 
     def instances(self, views: Views) -> list[InstanceSet]: ...
+
+
+@runtime_checkable
+class SemanticTeacher(Protocol):
+    """Per-pixel classes of camera images and the linear classifier behind them.
+
+    ``class_names``: the K classes; ``classifier()``: ((K, C) weight, (K,) bias) numpy
+    arrays with ``logits = weight @ features + bias`` per pixel.
+    """
+
+    teacher_id: str
+    is_offline_default: bool
+    class_names: tuple[str, ...]
+
+    def segment(self, images: Sequence[np.ndarray]) -> list[SemanticMap]: ...
+
+    def classifier(self) -> tuple[np.ndarray, np.ndarray]: ...

@@ -122,6 +122,10 @@ class RenderUNet(nn.Module):
         self.head = nn.Conv2d(w, n_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_channels, H, W) -> (B, width, H, W): the input of the 1x1 classifier ``head``."""
         skips = []
         for enc in self.enc:
             x = enc(x)
@@ -131,7 +135,7 @@ class RenderUNet(nn.Module):
         for dec, skip in zip(self.dec, reversed(skips)):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = dec(torch.cat([x, skip], 1))
-        return self.head(x)
+        return x
 
 
 def view_inputs(views: Views, inputs: str = "world") -> np.ndarray:

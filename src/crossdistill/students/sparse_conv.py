@@ -1,0 +1,158 @@
+"""Sparse voxel convolution in plain torch (no spconv / MinkowskiEngine build needed).
+
+A LiDAR scan occupies a tiny share of its bounding grid, so the student convolves only
+the occupied voxels. Here:
+
+* :func:`voxelize`: points -> unique integer voxel coordinates (B, x, y, z), mean point
+  features per voxel, and each point's voxel;
+* :class:`VoxelLevel`: the coordinates of one resolution with their 3x3x3 neighbour table
+  (``(N, 27)`` row index of each neighbour, -1 when empty), built once with a sort and
+  ``searchsorted`` over packed int64 keys, shared by every convolution at that level;
+* :class:`SubMConv3d`: a submanifold convolution (outputs only at occupied voxels, as
+  spconv's ``SubMConv3d``): gather the 27 neighbours' features and multiply by the
+  (27 * C_in, C_out) weight, in chunks to bound memory;
+* :meth:`VoxelLevel.coarser`: the next level (coordinates // 2) with each voxel's parent,
+  so features go down by a scatter-mean (:func:`pool`) and back up by indexing
+  (:func:`unpool`).
+
+Everything is device-agnostic and deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+__all__ = ["voxelize", "VoxelLevel", "SubMConv3d", "pool", "unpool", "OFFSETS"]
+
+#: the 27 offsets of a 3x3x3 kernel, centre at index 13
+OFFSETS = torch.tensor([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)],
+                       dtype=torch.int64)
+_BITS = 20  # per spatial axis: coordinates up to 2^20 voxels after the shift
+
+
+def _pack(coords: torch.Tensor) -> torch.Tensor:
+    """(N, 4) int64 (batch, x, y, z) with x, y, z in [0, 2^20) -> (N,) int64 keys."""
+    b, x, y, z = coords.unbind(1)
+    return (((b << _BITS) | x) << _BITS | y) << _BITS | z
+
+
+def voxelize(points: torch.Tensor, batch: torch.Tensor, voxel_size: float
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Voxel coordinates of a batch of point clouds.
+
+    Args:
+        points: (P, 3) float positions.
+        batch: (P,) int64 cloud index of each point (at most 8 bits' worth, < 256 clouds).
+        voxel_size: edge length.
+
+    Returns:
+        coords: (N, 4) int64 unique (batch, x, y, z), sorted by packed key.
+        point_voxel: (P,) int64 row of ``coords`` holding each point.
+
+    Example:
+        >>> c, pv = voxelize(torch.tensor([[0.1, 0, 0], [0.2, 0, 0], [1.5, 0, 0]]), torch.zeros(3, dtype=torch.long), 1.0)
+        >>> c.tolist(), pv.tolist()
+        ([[0, 0, 0, 0], [0, 1, 0, 0]], [0, 0, 1])
+    """
+    if len(points) == 0:
+        raise ValueError("no points to voxelize")
+    grid = torch.floor(points[:, :3] / voxel_size).to(torch.int64)
+    grid = grid - grid.min(0).values  # non-negative per axis
+    if int(grid.max()) >= 1 << _BITS:
+        raise ValueError(f"the scene spans more than 2^{_BITS} voxels along an axis; use a larger voxel size")
+    coords = torch.cat([batch.to(torch.int64)[:, None], grid], 1)
+    keys = _pack(coords)
+    uniq, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    first = torch.full((len(uniq),), len(keys), dtype=torch.int64, device=keys.device)
+    first.scatter_reduce_(0, inverse, torch.arange(len(keys), device=keys.device), reduce="amin")
+    return coords[first], inverse
+
+
+@dataclass
+class VoxelLevel:
+    """Occupied voxels of one resolution and their neighbour table.
+
+    Attributes:
+        coords: (N, 4) int64 (batch, x, y, z), sorted by packed key.
+        neighbours: (N, 27) int64 row of each 3x3x3 neighbour (order :data:`OFFSETS`), -1 if empty.
+    """
+
+    coords: torch.Tensor
+    neighbours: torch.Tensor
+
+    @classmethod
+    def build(cls, coords: torch.Tensor) -> "VoxelLevel":
+        keys = _pack(coords)
+        order = torch.argsort(keys)
+        coords, keys = coords[order], keys[order]
+        off = OFFSETS.to(coords.device)
+        nb = coords[:, None, 1:] + off[None]  # (N, 27, 3)
+        valid = (nb >= 0).all(-1) & (nb < (1 << _BITS)).all(-1)
+        full = torch.cat([coords[:, None, :1].expand(-1, 27, 1), nb.clamp(0, (1 << _BITS) - 1)], -1)
+        q = _pack(full.reshape(-1, 4))
+        pos = torch.searchsorted(keys, q).clamp_max(len(keys) - 1)
+        found = (keys[pos] == q) & valid.reshape(-1)
+        return cls(coords, torch.where(found, pos, torch.full_like(pos, -1)).reshape(-1, 27))
+
+    def __len__(self) -> int:
+        return int(len(self.coords))
+
+    def coarser(self) -> tuple["VoxelLevel", torch.Tensor]:
+        """(the level at twice the voxel size, (N,) int64 parent row of each voxel)."""
+        parent_coords = torch.cat([self.coords[:, :1], self.coords[:, 1:] // 2], 1)
+        keys = _pack(parent_coords)
+        uniq, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+        first = torch.full((len(uniq),), len(keys), dtype=torch.int64, device=keys.device)
+        first.scatter_reduce_(0, inverse, torch.arange(len(keys), device=keys.device), reduce="amin")
+        return VoxelLevel.build(parent_coords[first]), inverse
+
+
+def pool(features: torch.Tensor, parent: torch.Tensor, n_parents: int) -> torch.Tensor:
+    """(N, C) child features -> (n_parents, C) mean per parent."""
+    out = features.new_zeros(n_parents, features.shape[1])
+    out.index_add_(0, parent, features)
+    count = torch.bincount(parent, minlength=n_parents).clamp_min(1).to(features.dtype)
+    return out / count[:, None]
+
+
+def unpool(features: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
+    """(M, C) parent features -> (N, C) each child's parent's."""
+    return features[parent]
+
+
+class SubMConv3d(nn.Module):
+    """Submanifold 3x3x3 convolution on a :class:`VoxelLevel` (see the module docstring).
+
+    Example:
+        >>> lvl = VoxelLevel.build(torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0]]))
+        >>> conv = SubMConv3d(2, 3)
+        >>> conv(torch.ones(2, 2), lvl).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, c_in: int, c_out: int, bias: bool = True, chunk: int = 65536) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(27 * c_in, c_out))
+        nn.init.kaiming_uniform_(self.weight.view(27, c_in, c_out).permute(2, 0, 1).reshape(c_out, -1), a=5 ** 0.5)
+        self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
+        self.c_in, self.chunk = c_in, chunk
+
+    def forward(self, features: torch.Tensor, level: VoxelLevel) -> torch.Tensor:
+        """(N, C_in) -> (N, C_out) at the same voxels."""
+        padded = torch.cat([features, features.new_zeros(1, self.c_in)])  # row N = empty neighbour
+        nb = torch.where(level.neighbours >= 0, level.neighbours, torch.full_like(level.neighbours, len(features)))
+        outs = []
+        for s in range(0, len(features), self.chunk):
+            gathered = padded[nb[s:s + self.chunk]].reshape(-1, 27 * self.c_in)
+            outs.append(gathered @ self.weight)
+        out = torch.cat(outs) if outs else features.new_zeros(0, self.weight.shape[1])
+        return out + self.bias if self.bias is not None else out
+
+
+def as_tensor_points(points: np.ndarray, device: str = "cpu") -> torch.Tensor:
+    """(N, F) float32 tensor of a numpy point array."""
+    return torch.as_tensor(np.ascontiguousarray(points, np.float32), device=device)
