@@ -94,7 +94,7 @@ def _clip(box: np.ndarray, W: int, H: int) -> tuple[int, int, int, int]:
 
 def _inputs(image: np.ndarray, scale: float) -> torch.Tensor:
     """(1, 4, h, w) network input of an (H, W, 3) uint8 image at ``scale``."""
-    x = torch.as_tensor(np.ascontiguousarray(image), dtype=torch.float32).permute(2, 0, 1)[None] / 255.0 - 0.5
+    x = torch.as_tensor(np.array(image, np.float32)).permute(2, 0, 1)[None] / 255.0 - 0.5
     if scale != 1.0:
         x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True)
     h, w = x.shape[-2:]
