@@ -65,3 +65,9 @@ def toy_part_image(kind: str, seed: int, size: int = 96):
     else:
         raise ValueError(kind)
     return img, parts
+
+
+@pytest.fixture(scope="session")
+def toy_image():
+    """:func:`toy_part_image`, for tests (test modules cannot import conftest under plain `pytest`)."""
+    return toy_part_image

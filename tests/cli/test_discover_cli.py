@@ -9,18 +9,17 @@ import pytest
 from PIL import Image
 
 from crossdistill.cli.main import main
-from tests.conftest import toy_part_image
 
 FAST = ["--steps", "15", "--grid", "16", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
+def image_folder(tmp_path_factory, toy_image):
     root = tmp_path_factory.mktemp("imgs")
     for kind in ("mug", "lamp"):
         (root / kind).mkdir()
         for s in range(3):
-            img, _ = toy_part_image(kind, s, 64)
+            img, _ = toy_image(kind, s, 64)
             Image.fromarray(img).save(root / kind / f"{kind}{s}.png")
     return root
 
@@ -32,7 +31,7 @@ def trained(image_folder, tmp_path_factory):
     return out
 
 
-def test_discover_writes_parts_per_image(image_folder, trained):
+def test_discover_writes_parts_per_image(image_folder, trained, toy_image):
     meta = json.loads((trained / "discover.json").read_text())
     assert meta["offline_teacher"] is True and meta["n_images"] == 6 and meta["n_instances"] == 6
     assert (trained / "model.pt").is_file() and (trained / "ranking.json").is_file()
@@ -42,7 +41,7 @@ def test_discover_writes_parts_per_image(image_folder, trained):
         d = trained / "images" / kind / f"{kind}0"
         parts = np.load(d / "parts.npy")
         classes = np.load(d / "part_classes.npy")
-        img, gt = toy_part_image(kind, 0, 64)
+        img, gt = toy_image(kind, 0, 64)
         assert parts.shape == classes.shape == (64, 64) and parts.dtype == np.int32
         fg = gt >= 0
         assert (parts[~fg] == -1).mean() > 0.98 and (parts[fg] >= 0).mean() > 0.98
@@ -52,7 +51,7 @@ def test_discover_writes_parts_per_image(image_folder, trained):
         assert Image.open(d / "overlay.png").size == (3 * 64, 64)
 
 
-def test_discover_resumes_and_reuses_a_model(image_folder, trained, tmp_path, capsys):
+def test_discover_resumes_and_reuses_a_model(image_folder, trained, tmp_path, capsys, toy_image):
     before = (trained / "images" / "mug" / "mug0" / "parts.json").stat().st_mtime_ns
     assert main(["discover", str(image_folder), "-o", str(trained), "--model", str(trained / "model.pt"), *FAST]) == 0
     assert "0 images labelled, 6 already done" in capsys.readouterr().err
@@ -60,7 +59,7 @@ def test_discover_resumes_and_reuses_a_model(image_folder, trained, tmp_path, ca
     # a new image labelled with the trained model, no training
     one = tmp_path / "new" / "mug"
     one.mkdir(parents=True)
-    Image.fromarray(toy_part_image("mug", 7, 64)[0]).save(one / "a.png")
+    Image.fromarray(toy_image("mug", 7, 64)[0]).save(one / "a.png")
     out = tmp_path / "labelled"
     assert main(["discover", str(tmp_path / "new"), "-o", str(out), "--model", str(trained / "model.pt"), *FAST]) == 0
     assert not (out / "model.pt").exists()

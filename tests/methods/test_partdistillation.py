@@ -15,12 +15,11 @@ from crossdistill.methods.partdistillation.ranking import PartRanking, RankingCo
 from crossdistill.methods.partdistillation.training import TrainConfig, set_loss
 from crossdistill.render.images import views_from_images
 from crossdistill.teachers.offline_instances import RenderInstanceTeacher
-from tests.conftest import toy_part_image
 
 GRID = 24
 
 
-def _toy_collection(n_per_kind: int = 6, size: int = 96, seed0: int = 0):
+def _toy_collection(toy_part_image, n_per_kind: int = 6, size: int = 96, seed0: int = 0):
     """Images, GT part maps, object classes, instance sets and crops of mugs and lamps."""
     teacher = RenderInstanceTeacher()
     images, gts, classes, insts, crops = [], [], [], [], []
@@ -39,8 +38,8 @@ def _toy_collection(n_per_kind: int = 6, size: int = 96, seed0: int = 0):
 
 
 @pytest.fixture(scope="module")
-def toy():
-    return _toy_collection()
+def toy(toy_image):
+    return _toy_collection(toy_image)
 
 
 FAST = PartDistillationConfig(grid=GRID, dim=32, queries=6, layers=2, heads=4,
@@ -203,13 +202,13 @@ def test_ranking_puts_recurring_parts_first():
     assert np.array_equal(back.assign("mug", np.stack([handle, body])), labels)
 
 
-def test_the_pipeline_runs_on_mask2former_features():
+def test_the_pipeline_runs_on_mask2former_features(toy_image):
     pytest.importorskip("transformers")
     from crossdistill.teachers.mask2former import Mask2FormerInstanceTeacher
     from crossdistill.teachers.testing import tiny_mask2former
 
     teacher = Mask2FormerInstanceTeacher(tiny_mask2former(), score_threshold=0.0, max_instances=2)
-    img, _ = toy_part_image("mug", 0, 64)
+    img, _ = toy_image("mug", 0, 64)
     inst = teacher.instances(views_from_images([img]))[0]
     assert len(inst) >= 1
     crops = crop_instances([inst], (64, 64), 16, class_names={0: "zero"}, min_pixels=1)

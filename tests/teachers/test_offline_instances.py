@@ -11,7 +11,6 @@ from crossdistill.teachers.base import InstanceTeacher
 from crossdistill.teachers.cache import cached
 from crossdistill.teachers.offline_instances import N_CHANNELS, RenderInstanceTeacher
 from crossdistill.teachers.registry import load_teacher
-from tests.conftest import toy_part_image
 
 
 def _two_objects() -> np.ndarray:
@@ -42,9 +41,9 @@ def test_instances_are_the_foreground_components_with_image_features():
     assert red[0] > red[2] and blue[2] > blue[0]
 
 
-def test_through_the_registry_and_the_cache(tmp_path):
+def test_through_the_registry_and_the_cache(tmp_path, toy_image):
     teacher = cached(load_teacher("offline_instances"), tmp_path)
-    views = views_from_images([toy_part_image("mug", 0, 64)[0]])
+    views = views_from_images([toy_image("mug", 0, 64)[0]])
     a = teacher.instances(views)
     b = teacher.instances(views)
     assert np.array_equal(a[0].masks, b[0].masks) and np.allclose(a[0].features, b[0].features)

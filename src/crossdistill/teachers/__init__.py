@@ -18,6 +18,8 @@ from crossdistill.teachers.base import (
     MaskSet,
     MaskTeacher,
     PartPredictions,
+    SemanticMap,
+    SemanticTeacher,
     TextTeacher,
 )
 from crossdistill.teachers.cache import TeacherCache, cached, default_cache_dir, hash_array, views_key
@@ -28,16 +30,17 @@ from crossdistill.teachers.mask2former import Mask2FormerInstanceTeacher
 from crossdistill.teachers.owlv2 import Owlv2TextTeacher
 from crossdistill.teachers.registry import BACKENDS, BackendInfo, TeacherStatus, load_teacher, teacher_status
 from crossdistill.teachers.sam import AutoMaskSettings, SamMaskTeacher
+from crossdistill.teachers.segformer import SegformerSemanticTeacher
 from crossdistill.teachers.upsample import BilinearUpsampler, JointBilateralUpsampler
 
 __all__ = [
-    "FeatureTeacher", "MaskTeacher", "TextTeacher", "InstanceTeacher",
-    "FeatureMaps", "MaskSet", "PartPredictions", "InstanceSet",
+    "FeatureTeacher", "MaskTeacher", "TextTeacher", "InstanceTeacher", "SemanticTeacher",
+    "FeatureMaps", "MaskSet", "PartPredictions", "InstanceSet", "SemanticMap",
     "LEVEL_WHOLE", "LEVEL_PART", "LEVEL_SUBPART",
     "TeacherCache", "cached", "default_cache_dir", "hash_array", "views_key",
     "WeightsNotFoundError", "models_dir", "local_model_dir",
     "BACKENDS", "BackendInfo", "TeacherStatus", "load_teacher", "teacher_status",
     "BilinearUpsampler", "JointBilateralUpsampler",
     "Dinov2FeatureTeacher", "SamMaskTeacher", "AutoMaskSettings", "ClipSegTextTeacher",
-    "Owlv2TextTeacher", "GroundingDinoTextTeacher", "Mask2FormerInstanceTeacher",
+    "Owlv2TextTeacher", "GroundingDinoTextTeacher", "Mask2FormerInstanceTeacher", "SegformerSemanticTeacher",
 ]

@@ -36,7 +36,7 @@ class BackendInfo:
 
     Attributes:
         name: short name used on the command line ("dinov2", "sam", ...).
-        kind: protocol it implements: "feature", "mask", "text", "instance".
+        kind: protocol it implements: "feature", "mask", "text", "instance", "semantic".
         hub_id: Hugging Face model id of the default weights, None for weight-free backends.
         target: "module:Class" implementing it (imported only when loaded).
         needs: what must be installed / present, in words.
@@ -81,6 +81,9 @@ BACKENDS: tuple[BackendInfo, ...] = (
                 _T + "mask2former:Mask2FormerInstanceTeacher",
                 "transformers + Mask2Former weights (~190 MB)", "teachers",
                 "Mask2Former instances, classes and pixel-decoder features"),
+    BackendInfo("segformer", "semantic", "nvidia/segformer-b0-finetuned-cityscapes-1024-1024",
+                _T + "segformer:SegformerSemanticTeacher", "transformers + SegFormer weights (~15 MB b0)", "teachers",
+                "SegFormer driving-scene classes and decode-head features (LiDAR distillation)"),
     BackendInfo("offline_masks", "mask", None, _T + "offline_masks:RenderMaskTeacher",
                 "nothing (render buffers only)", "",
                 "offline default: masks at 3 granularities from depth, creases, colour and mesh pieces"),
@@ -90,6 +93,9 @@ BACKENDS: tuple[BackendInfo, ...] = (
     BackendInfo("offline_instances", "instance", None, _T + "offline_instances:RenderInstanceTeacher",
                 "nothing (image only)", "",
                 "offline default: foreground components as instances, image-only pixel features"),
+    BackendInfo("box2d", "semantic", None, _T + "box2d:BoxSupervisedTeacher",
+                "a checkpoint trained on images with 2D boxes (distill lidar)", "",
+                "offline default: small 2D segmenter trained on 2D-box-labelled camera images", trained=True),
     BackendInfo("fewshot", "text", None, _T + "fewshot:FewShotTextTeacher",
                 "a checkpoint trained on a few labelled shapes (distill partdistill --few-shot)", "",
                 "offline default: small 2D U-Net trained on renders of a few labelled shapes", trained=True),

@@ -30,6 +30,7 @@ __all__ = [
     "tiny_owlv2",
     "tiny_grounding_dino",
     "tiny_mask2former",
+    "tiny_segformer",
 ]
 
 PART_NAMES = ("wheel", "seat", "leg")
@@ -213,3 +214,15 @@ def tiny_mask2former():
         encoder_feedforward_dim=64, dim_feedforward=64, num_queries=10, common_stride=4, use_timm_backbone=False,
     )
     return Mask2FormerForUniversalSegmentation(cfg).eval()
+
+
+def tiny_segformer():
+    """SegformerForSemanticSegmentation: 2 stages (8, 16 channels), decoder 16, 5 labels."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    _seed()
+    cfg = SegformerConfig(num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
+                          patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2],
+                          decoder_hidden_size=16, num_labels=5,
+                          id2label={0: "road", 1: "car", 2: "person", 3: "rider", 4: "sky"})
+    return SegformerForSemanticSegmentation(cfg).eval()

@@ -44,7 +44,8 @@ def sample_map(smap: SemanticMap, flat_pixels: np.ndarray, width: int) -> tuple[
     y = (flat_pixels // width + 0.5) / H * 2 - 1
     grid = torch.as_tensor(np.stack([x, y], -1), dtype=torch.float32)[None, None]  # (1, 1, P, 2)
     both = torch.as_tensor(np.concatenate([smap.features, smap.logits]), dtype=torch.float32)[None]
-    vals = F.grid_sample(both, grid, mode="bilinear", align_corners=False)[0, :, 0].T.numpy()  # (P, C + K)
+    vals = F.grid_sample(both, grid, mode="bilinear", padding_mode="border",  # edge pixels: no zero padding
+                         align_corners=False)[0, :, 0].T.numpy()  # (P, C + K)
     C = smap.features.shape[0]
     return vals[:, :C], vals[:, C:]
 

@@ -1,0 +1,78 @@
+"""Sparse voxel convolution, U-Net and the self-calibrated domain-adaptation module."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from crossdistill.students.sparse_conv import SubMConv3d, VoxelLevel, pool, unpool, voxelize
+from crossdistill.students.sparse_unet import (DomainAdaptationModule, SelfCalibratedConv3d, SparseUNet,
+                                               VoxelPyramid)
+
+
+def _random_level(seed: int = 0, shape=(6, 7, 5), p=0.35) -> VoxelLevel:
+    g = torch.Generator().manual_seed(seed)
+    idx = (torch.rand(shape, generator=g) < p).nonzero()
+    return VoxelLevel.build(torch.cat([torch.zeros(len(idx), 1, dtype=torch.long), idx], 1))
+
+
+def test_submanifold_conv_equals_dense_conv_at_occupied_voxels():
+    lvl = _random_level()
+    feats = torch.randn(len(lvl), 4, generator=torch.Generator().manual_seed(1))
+    conv = SubMConv3d(4, 3, chunk=7)  # several chunks
+    out = conv(feats, lvl)
+    grid = torch.zeros(1, 4, 6, 7, 5)
+    x, y, z = lvl.coords[:, 1], lvl.coords[:, 2], lvl.coords[:, 3]
+    grid[0, :, x, y, z] = feats.T
+    weight = conv.weight.view(3, 3, 3, 4, 3).permute(4, 3, 0, 1, 2)
+    ref = F.conv3d(grid, weight, conv.bias, padding=1)[0][:, x, y, z].T
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_voxelize_and_parent_maps():
+    pts = torch.tensor([[0.1, 0.1, 0.1], [0.2, 0.3, 0.1], [1.4, 0.1, 0.1], [3.9, 0.0, 0.0]])
+    coords, pv = voxelize(pts, torch.zeros(4, dtype=torch.long), 1.0)
+    assert coords[:, 1].tolist() == [0, 1, 3] and pv.tolist() == [0, 0, 1, 2]
+    lvl = VoxelLevel.build(coords)
+    assert lvl.neighbours[0, 13] == 0 and lvl.neighbours[0, 22] == 1  # centre, and +x neighbour
+    assert (lvl.neighbours[2] == -1).sum() == 26  # the voxel at x=3 is alone
+    coarse, parent = lvl.coarser()
+    assert len(coarse) == 2 and parent.tolist() == [0, 0, 1]
+    f = torch.tensor([[1.0], [3.0], [5.0]])
+    assert pool(f, parent, 2).flatten().tolist() == [2.0, 5.0]
+    assert unpool(pool(f, parent, 2), parent).flatten().tolist() == [2.0, 2.0, 5.0]
+
+
+def test_two_clouds_in_a_batch_do_not_touch():
+    pts = torch.tensor([[0.0, 0, 0], [0.0, 0, 0]])
+    coords, _ = voxelize(pts, torch.tensor([0, 1]), 1.0)
+    lvl = VoxelLevel.build(coords)
+    assert len(lvl) == 2 and (lvl.neighbours[:, 13] == torch.arange(2)).all()
+    assert (lvl.neighbours >= 0).sum() == 2  # only themselves
+
+
+def test_unet_and_da_module_shapes_and_gradients():
+    g = torch.Generator().manual_seed(0)
+    coords, _ = voxelize(torch.rand(400, 3, generator=g) * 4, torch.zeros(400, dtype=torch.long), 0.25)
+    pyr = VoxelPyramid.build(coords, 3)
+    net, da = SparseUNet(4, (8, 16, 32)), DomainAdaptationModule(8)
+    x = torch.randn(len(coords), 4, generator=g)
+    out = da(net(x, pyr), pyr)
+    assert out.shape == (len(coords), 8)
+    out.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in [*net.parameters(), *da.parameters()])
+
+
+def test_self_calibration_widens_the_receptive_field():
+    # a line of voxels along x: a plain 3x3x3 conv at voxel 0 sees voxels 0..1 only; the calibrated
+    # half also sees the coarse level's neighbours, i.e. voxels 0..3
+    coords = torch.tensor([[0, i, 0, 0] for i in range(8)])
+    pyr = VoxelPyramid.build(coords, 2)
+    torch.manual_seed(0)
+    sc = SelfCalibratedConv3d(4)
+    x = torch.randn(8, 4)
+    x2 = x.clone()
+    x2[3] += 5.0  # three voxels away from voxel 0
+    y, y2 = sc(x, pyr), sc(x2, pyr)
+    assert not torch.allclose(y[0, :2], y2[0, :2])  # calibrated half reacts
+    assert torch.allclose(y[0, 2:], y2[0, 2:])  # the plain half cannot see that far
