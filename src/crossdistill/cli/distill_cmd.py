@@ -1,4 +1,4 @@
-"""`crossdistill distill partdistill`: train a semantic part student for one category."""
+"""`crossdistill distill partdistill`: train a semantic part student for one category (`distill lidar`: lidar_cmd)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ TEXT_TEACHERS = ("fewshot", "clipseg", "owlv2", "grounding_dino")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("distill", help="distil a 2D teacher into a 3D student (PartDistill)",
+    p = sub.add_parser("distill", help="distil a 2D teacher into a 3D student (PartDistill, UDAKD / FSKD)",
                        description="Distil 2D knowledge into a 3D student.")
     methods = p.add_subparsers(dest="method", metavar="METHOD")
     q = methods.add_parser(
@@ -54,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--cache", help="teacher cache folder (default $CROSSDISTILL_CACHE or ~/.cache/crossdistill)")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=run_partdistill)
+    from crossdistill.cli.lidar_cmd import add_lidar_parser
+
+    add_lidar_parser(methods)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
 

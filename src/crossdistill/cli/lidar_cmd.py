@@ -1,0 +1,146 @@
+"""`crossdistill distill lidar`: LiDAR semantic segmentation distilled from a 2D teacher (UDAKD / FSKD)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from crossdistill.errors import InputError
+
+MARKER = "distill.json"
+
+
+def add_lidar_parser(methods: argparse._SubParsersAction) -> None:
+    q = methods.add_parser(
+        "lidar", help="LiDAR semantic segmentation from a 2D teacher through calibrated cameras (UDAKD / FSKD)",
+        description="Distil a 2D semantic teacher into a sparse-voxel LiDAR student, with no 3D label: each point "
+                    "seen by a camera takes the teacher's features and class scores at its pixel; the student "
+                    "(U-Net + self-calibrated domain-adaptation module + the teacher's own classifier, shared) "
+                    "learns them by InfoNCE feature alignment (udakd) or features + soft-label KL (fskd), and "
+                    "then labels every point, seen or not. Writes OUT/student.pt, per frame "
+                    "OUT/frames/<id>/{labels.npy,labels.json,bev.png} and OUT/distill.json (last), with zero-shot "
+                    "IoU where the frames have point labels (points in 3D boxes).")
+    src = q.add_mutually_exclusive_group(required=True)
+    src.add_argument("--kitti", help="KITTI object-layout folder (training/{velodyne,image_2,calib,label_2})")
+    src.add_argument("--nuscenes", help="folder with an mmdetection3d nuScenes sample.json, scans and images")
+    q.add_argument("-o", "--output", required=True)
+    q.add_argument("--mode", choices=["udakd", "fskd"], default="fskd")
+    q.add_argument("--teacher", choices=["auto", "box2d", "segformer"], default="auto",
+                   help="segformer (local weights), box2d (offline: trained here on the frames' 2D boxes, or loaded "
+                        "with --teacher-weights), auto = segformer when its weights are found, else box2d")
+    q.add_argument("--teacher-weights", help="local SegFormer folder, or a saved box2d teacher (teacher.pt)")
+    q.add_argument("--teacher-frames", nargs="*", default=None,
+                   help="box2d: the frames whose 2D boxes it trains on (default: every frame with 2D boxes)")
+    q.add_argument("--teacher-iterations", type=int, default=300)
+    q.add_argument("--student", help="a student.pt from an earlier run: label the frames, no training")
+    q.add_argument("--iterations", type=int, default=300, help="student steps (default 300)")
+    q.add_argument("--voxel-size", type=float, default=0.2)
+    q.add_argument("--no-da", dest="use_da", action="store_false", help="without the domain-adaptation module")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=run_lidar)
+
+
+def _frames(args: argparse.Namespace):
+    from crossdistill.methods.lidar_kd.frames import kitti_frames, nuscenes_frames
+
+    path = Path(args.kitti or args.nuscenes)
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    return kitti_frames(path) if args.kitti else nuscenes_frames(path)
+
+
+def _teacher(args: argparse.Namespace, frames, out: Path, progress: bool):
+    from crossdistill.teachers.box2d import BoxSupervisedTeacher, BoxTeacherConfig, box_pixel_labels
+    from crossdistill.teachers.registry import backend, find_weights, load_teacher
+
+    weights_dir = args.teacher_weights is not None and Path(args.teacher_weights).is_dir()
+    if args.teacher == "segformer" or (args.teacher == "auto" and (weights_dir or (
+            args.teacher_weights is None and find_weights(backend("segformer").hub_id)))):
+        return load_teacher("segformer", args.teacher_weights, device=args.device)
+    if args.teacher_weights:
+        return BoxSupervisedTeacher.load(args.teacher_weights, args.device)
+    chosen = [f for f in frames if args.teacher_frames is None or f.name in args.teacher_frames]
+    imgs, labs = [], []
+    for f in chosen:
+        for c in f.images:
+            if len(c.boxes):
+                imgs.append(c.image)
+                labs.append(box_pixel_labels(c.image.shape[:2], c.boxes, c.box_labels, c.box_ignore))
+    if not imgs:
+        raise InputError("the box2d teacher needs frames with 2D boxes (--teacher-frames), or --teacher-weights")
+    if progress:
+        print(f"2D teacher: box2d, trained on the 2D boxes of {len(imgs)} images (no SegFormer weights found)",
+              file=sys.stderr)
+    teacher = BoxSupervisedTeacher.fit(imgs, labs, frames[0].class_names,
+                                       BoxTeacherConfig(iterations=args.teacher_iterations, seed=args.seed),
+                                       args.device, progress)
+    teacher.save(out / "teacher.pt")
+    return teacher
+
+
+def run_lidar(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from crossdistill.cli.segment_cmd import _device
+    from crossdistill.io_utils import save_image, save_npy, write_json
+    from crossdistill.methods.lidar_kd.distill import (DistillConfig, distill_lidar, load_student, predict_points,
+                                                       save_student)
+    from crossdistill.methods.lidar_kd.evaluate import map_classes, zero_shot_iou
+    from crossdistill.methods.lidar_kd.student import StudentConfig
+    from crossdistill.methods.lidar_kd.targets import point_targets
+    from crossdistill.viz.bev import bev_image
+
+    args.device = _device(args.device)
+    if args.iterations < 1 or args.voxel_size <= 0 or args.teacher_iterations < 1:
+        raise InputError("need --iterations >= 1, --teacher-iterations >= 1 and --voxel-size > 0")
+    progress = not args.quiet
+    out = Path(args.output)
+    frames = _frames(args)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    if args.student:
+        student, class_names, config = load_student(args.student, args.device)
+        teacher_id = "(from the student checkpoint)"
+        losses: list[float] = []
+    else:
+        teacher = _teacher(args, frames, out, progress)
+        timings["teacher_s"] = time.perf_counter() - t
+        class_names, teacher_id = tuple(teacher.class_names), teacher.teacher_id
+        t = time.perf_counter()
+        targets = [point_targets(f, teacher.segment([c.image for c in f.images])) for f in frames]
+        timings["targets_s"] = time.perf_counter() - t
+        config = DistillConfig(mode=args.mode, iterations=args.iterations, seed=args.seed,
+                               student=StudentConfig(voxel_size=args.voxel_size, use_da=args.use_da))
+        t = time.perf_counter()
+        student, losses = distill_lidar(frames, targets, teacher.classifier(), config, args.device, progress)
+        timings["train_s"] = time.perf_counter() - t
+        save_student(out / "student.pt", student, class_names, config, teacher_id)
+    t = time.perf_counter()
+    evaluation = {}
+    for f in frames:
+        probs = predict_points(student, f, args.device)
+        labels = probs.argmax(1).astype(np.int32)
+        d = out / "frames" / f.name
+        save_npy(d / "labels.npy", labels)
+        save_image(d / "bev.png", bev_image(f.points, labels))
+        write_json(d / "labels.json", {"element": "point", "class_names": list(class_names),
+                                       "counts": {class_names[k]: int((labels == k).sum())
+                                                  for k in np.unique(labels)}})
+        if f.labels is not None:
+            mapped = map_classes(class_names, f.class_names)[labels]
+            iou, miou = zero_shot_iou(mapped, f.labels, len(f.class_names))
+            evaluation[f.name] = {"miou": miou, "iou": {f.class_names[c]: float(iou[c]) for c in range(len(iou))
+                                                        if np.isfinite(iou[c])}}
+    timings["predict_s"] = time.perf_counter() - t
+    write_json(out / MARKER, {"mode": config.mode, "config": config.to_dict(), "teacher": teacher_id,
+                              "class_names": list(class_names), "frames": [f.name for f in frames],
+                              "zero_shot": evaluation, "final_loss": losses[-1] if losses else None,
+                              "seed": args.seed, "device": args.device, "timings": timings})
+    if progress:
+        for name, e in evaluation.items():
+            print(f"{name}: zero-shot mIoU {100 * e['miou']:.1f}", file=sys.stderr)
+    return 0
