@@ -49,6 +49,8 @@ def main() -> None:  # noqa: C901 - a benchmark reads top to bottom
     ap.add_argument("--teacher-iterations", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--uniform-pairs", action="store_true", help="draw training points uniformly (not class-balanced)")
+    ap.add_argument("--stem", default="lidar_kd")
     args = ap.parse_args()
 
     import torch
@@ -97,7 +99,7 @@ def main() -> None:  # noqa: C901 - a benchmark reads top to bottom
     losses = {}
     for m in METHODS[1:]:
         cfg = DistillConfig(mode="udakd" if m == "udakd" else "fskd", iterations=args.iterations, seed=args.seed,
-                            student=StudentConfig(use_da=m != "fskd_no_da"))
+                            student=StudentConfig(use_da=m != "fskd_no_da"), balanced=not args.uniform_pairs)
         t = time.perf_counter()
         student, loss = distill_lidar(frames, targets, teacher.classifier(), cfg, progress=False)
         timings[f"{m}_train_s"] = time.perf_counter() - t
@@ -113,15 +115,15 @@ def main() -> None:  # noqa: C901 - a benchmark reads top to bottom
               "test_frames": [f.name for f in test], "class_names": list(names), "results": results,
               "losses_first_last": losses, "timings_s": {"teacher": teacher_s, "targets": targets_s, **timings,
                                                          "wall": wall},
-              "iterations": args.iterations,
+              "iterations": args.iterations, "balanced_pairs": not args.uniform_pairs,
               "points": {f.name: int(len(f.points)) for f in frames},
               "seen_points": {f.name: int(tg.seen.sum()) for f, tg in zip(frames, targets)},
               "gt_points": {f.name: {names[c]: int((f.labels == c).sum()) for c in range(C) if (f.labels == c).any()}
                             for f in test}}
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "lidar_kd.json").write_text(json.dumps(report, indent=1))
-    write_md(report, OUT / "lidar_kd.md")
-    print(f"wrote {OUT / 'lidar_kd.md'} in {wall:.0f} s")
+    (OUT / f"{args.stem}.json").write_text(json.dumps(report, indent=1))
+    write_md(report, OUT / f"{args.stem}.md")
+    print(f"wrote {OUT / (args.stem + '.md')} in {wall:.0f} s")
 
 
 def write_md(r: dict, path: Path) -> None:
@@ -132,7 +134,8 @@ def write_md(r: dict, path: Path) -> None:
              f"Command: `{r['command']}`  ", f"Machine: {r['machine']}  ", f"Date: {r['date']}", "",
              f"2D teacher: `{r['teacher']}`, the offline box-supervised segmenter trained on the 2D boxes of frames "
              f"{', '.join(r['teacher_frames'])} (no SegFormer weights on this machine). Students: distilled from the "
-             f"teacher on all four frames (scans + images, no label), {r['iterations']} steps each. Scored zero-shot "
+             f"teacher on all four frames (scans + images, no label), {r['iterations']} steps each, training points "
+             f"drawn {'class-balanced by the teacher' if r['balanced_pairs'] else 'uniformly'}. Scored zero-shot "
              f"(read out through the teacher's classifier) on frames {', '.join(r['test_frames'])}, whose labels "
              "the teacher never saw, against points-in-3D-box labels. Ground-truth points per class: "
              + "; ".join(f"{f}: " + ", ".join(f"{k} {v}" for k, v in r["gt_points"][f].items())

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.errors import InputError
 from crossdistill.teachers.base import SemanticMap
-from crossdistill.teachers.fewshot import RenderUNet
+from crossdistill.teachers.fewshot import RenderUNet, inverse_sqrt_class_weights, segmentation_step
 
 __all__ = ["BoxTeacherConfig", "BoxSupervisedTeacher", "box_pixel_labels", "FORMAT"]
 
@@ -176,9 +176,7 @@ def _train(model: RenderUNet, xs: list[torch.Tensor], ys: list[torch.Tensor], n_
            config: BoxTeacherConfig, device: str, progress: bool) -> None:
     """Class-balanced (inverse square-root frequency) cross-entropy on random crops."""
     gen = torch.Generator().manual_seed(config.seed)
-    counts = sum(torch.bincount(y[y >= 0], minlength=n_classes) for y in ys).float()
-    weight = torch.where(counts > 0, counts.clamp(min=1).rsqrt(), torch.zeros_like(counts))
-    weight = (weight / weight[counts > 0].mean()).to(device)
+    weight = inverse_sqrt_class_weights(sum(torch.bincount(y[y >= 0], minlength=n_classes) for y in ys)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(config.iterations, 1))
     model.train()
@@ -196,12 +194,5 @@ def _train(model: RenderUNet, xs: list[torch.Tensor], ys: list[torch.Tensor], n_
         if len(shapes) > 1:  # images of different sizes: crop all to the smallest
             h, w = min(s[0] for s in shapes), min(s[1] for s in shapes)
             xb, yb = [t[:, :h, :w] for t in xb], [t[:h, :w] for t in yb]
-        xb, yb = torch.stack(xb).to(device), torch.stack(yb).to(device)
-        if not bool((yb >= 0).any()):
-            continue
-        loss = F.cross_entropy(model(xb), yb, weight=weight, ignore_index=-1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        segmentation_step(model, opt, sched, torch.stack(xb).to(device), torch.stack(yb).to(device), weight)
     model.eval()

@@ -338,13 +338,29 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
+def inverse_sqrt_class_weights(counts: torch.Tensor) -> torch.Tensor:
+    """(K,) cross-entropy class weights 1 / sqrt(count), mean 1 over present classes, 0 for absent ones."""
+    counts = counts.float()
+    weight = torch.where(counts > 0, counts.clamp(min=1).rsqrt(), torch.zeros_like(counts))
+    return weight / weight[counts > 0].mean()
+
+
+def segmentation_step(model: nn.Module, opt, sched, xb: torch.Tensor, yb: torch.Tensor, weight: torch.Tensor) -> None:
+    """One weighted cross-entropy step on labelled pixels (-1 ignored) of a batch; skipped if none is labelled."""
+    if not bool((yb >= 0).any()):
+        return
+    loss = F.cross_entropy(model(xb), yb, weight=weight, ignore_index=-1)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+
+
 def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: FewShotConfig, device: str,
            progress: bool) -> None:
     """Cross-entropy on labelled pixels of random crops; class-balanced by inverse sqrt frequency."""
     gen = torch.Generator().manual_seed(config.seed)
-    counts = torch.bincount(y[y >= 0], minlength=model.head.out_channels).float()
-    weight = torch.where(counts > 0, counts.clamp(min=1).rsqrt(), torch.zeros_like(counts))
-    weight = (weight / weight[counts > 0].mean()).to(device)
+    weight = inverse_sqrt_class_weights(torch.bincount(y[y >= 0], minlength=model.head.out_channels)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.iterations)
     n, _, H, W = x.shape
@@ -358,11 +374,5 @@ def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: FewShotC
         ox = torch.randint(W - c + 1, (config.batch_size,), generator=gen)
         xb = torch.stack([x[i, :, a : a + c, b : b + c] for i, a, b in zip(img, oy, ox)]).to(device)
         yb = torch.stack([y[i, a : a + c, b : b + c] for i, a, b in zip(img, oy, ox)]).to(device)
-        if not bool((yb >= 0).any()):
-            continue
-        loss = F.cross_entropy(model(xb), yb, weight=weight, ignore_index=-1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        segmentation_step(model, opt, sched, xb, yb, weight)
     model.eval()

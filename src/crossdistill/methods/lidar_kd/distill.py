@@ -50,6 +50,9 @@ class DistillConfig:
         student: architecture.
         iterations: optimiser steps (one scan per step, cycling).
         pairs: seen points drawn per step (the InfoNCE batch; its other points are the negatives).
+        balanced: draw them with weight 1 / (count of the teacher's class) instead of uniformly, so
+            rare classes (a car is a few hundred of 20,000 seen points) are in every batch, and the
+            InfoNCE negatives are not nearly all background points of near-identical teacher features.
         lr: AdamW learning rate (cosine decay).
         tau: InfoNCE temperature.
         temperature: KL temperature T.
@@ -65,6 +68,7 @@ class DistillConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     iterations: int = 300
     pairs: int = 2048
+    balanced: bool = True
     lr: float = 2e-3
     tau: float = 0.07
     temperature: float = 2.0
@@ -148,14 +152,18 @@ def distill_lidar(frames: Sequence[LidarFrame], targets: Sequence[PointTargets],
             continue
         kept = np.nonzero(keep)[0]
         scan = prepare_scan(frame.point_features()[kept], frame.points[kept], config.student, device)
+        weight = None
+        if config.balanced:
+            cls = tgt.logits[kept][seen].argmax(1)
+            weight = torch.as_tensor(1.0 / np.bincount(cls)[cls], dtype=torch.float64)
         scans.append((scan, torch.as_tensor(seen, device=device),
                       torch.as_tensor(tgt.features[kept][seen], device=device),
-                      torch.as_tensor(tgt.logits[kept][seen], device=device)))
+                      torch.as_tensor(tgt.logits[kept][seen], device=device), weight))
     if not scans:
         raise InputError("no point of any frame is seen by a camera: nothing to distil")
     student = LidarStudent(config.student, *classifier).to(device)
     if config.mode == "udakd":
-        norms = torch.cat([f2.norm(dim=1) for _, _, f2, _ in scans])
+        norms = torch.cat([f2.norm(dim=1) for _, _, f2, _, _ in scans])
         student.readout_norm.fill_(float(norms.mean()))
     opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(config.iterations, 1), eta_min=0.1 * config.lr)
@@ -163,8 +171,11 @@ def distill_lidar(frames: Sequence[LidarFrame], targets: Sequence[PointTargets],
     student.train()
     bar = tqdm(range(config.iterations), desc=f"{config.mode} student", disable=not progress, leave=False)
     for it in bar:
-        scan, seen, f2, z2 = scans[it % len(scans)]
-        pick = torch.randperm(len(seen), generator=gen)[: config.pairs].to(device)
+        scan, seen, f2, z2, weight = scans[it % len(scans)]
+        if weight is None or len(seen) <= config.pairs:
+            pick = torch.randperm(len(seen), generator=gen)[: config.pairs].to(device)
+        else:
+            pick = torch.multinomial(weight, config.pairs, replacement=False, generator=gen).to(device)
         f3, z3 = student(scan)
         loss = _loss(config, f3[seen[pick]], z3[seen[pick]], f2[pick], z2[pick])
         opt.zero_grad(set_to_none=True)
