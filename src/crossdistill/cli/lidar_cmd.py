@@ -33,7 +33,10 @@ def add_lidar_parser(methods: argparse._SubParsersAction) -> None:
     q.add_argument("--teacher-weights", help="local SegFormer folder, or a saved box2d teacher (teacher.pt)")
     q.add_argument("--teacher-frames", nargs="*", default=None,
                    help="box2d: the frames whose 2D boxes it trains on (default: every frame with 2D boxes)")
-    q.add_argument("--teacher-iterations", type=int, default=300)
+    q.add_argument("--teacher-extra", nargs="*", default=[],
+                   help="box2d: more KITTI / nuScenes folders whose 2D boxes it also trains on (classes mapped by "
+                        "name: a nuScenes bus is a KITTI truck); their scans are not distilled")
+    q.add_argument("--teacher-iterations", type=int, default=1000)
     q.add_argument("--student", help="a student.pt from an earlier run: label the frames, no training")
     q.add_argument("--iterations", type=int, default=300, help="student steps (default 300)")
     q.add_argument("--voxel-size", type=float, default=0.2)
@@ -54,7 +57,8 @@ def _frames(args: argparse.Namespace):
 
 
 def _teacher(args: argparse.Namespace, frames, out: Path, progress: bool):
-    from crossdistill.teachers.box2d import BoxSupervisedTeacher, BoxTeacherConfig, box_pixel_labels
+    from crossdistill.methods.lidar_kd.frames import box_training_data, load_frames
+    from crossdistill.teachers.box2d import BoxSupervisedTeacher, BoxTeacherConfig
     from crossdistill.teachers.registry import backend, find_weights, load_teacher
 
     weights_dir = args.teacher_weights is not None and Path(args.teacher_weights).is_dir()
@@ -64,12 +68,9 @@ def _teacher(args: argparse.Namespace, frames, out: Path, progress: bool):
     if args.teacher_weights:
         return BoxSupervisedTeacher.load(args.teacher_weights, args.device)
     chosen = [f for f in frames if args.teacher_frames is None or f.name in args.teacher_frames]
-    imgs, labs = [], []
-    for f in chosen:
-        for c in f.images:
-            if len(c.boxes):
-                imgs.append(c.image)
-                labs.append(box_pixel_labels(c.image.shape[:2], c.boxes, c.box_labels, c.box_ignore))
+    for extra in args.teacher_extra:
+        chosen += load_frames(extra)
+    imgs, labs = box_training_data(chosen, frames[0].class_names)
     if not imgs:
         raise InputError("the box2d teacher needs frames with 2D boxes (--teacher-frames), or --teacher-weights")
     if progress:

@@ -43,13 +43,15 @@ class BoxTeacherConfig:
     Attributes:
         width: U-Net base width (features have this many channels).
         scale: image scale the net runs at.
-        iterations, batch_size, crop, lr: training (crops of ``crop`` x 2 * ``crop`` pixels).
+        iterations, batch_size, crop, lr: training (crops of ``crop`` x 2 * ``crop`` pixels). At 300
+            steps it still labels every pixel background on the shared KITTI + nuScenes images; at
+            1000 it finds the cars of its training images (95-99% of their box pixels).
         seed: initialisation and crops.
     """
 
     width: int = 16
     scale: float = 0.5
-    iterations: int = 300
+    iterations: int = 1000
     batch_size: int = 4
     crop: int = 96
     lr: float = 3e-3

@@ -22,7 +22,8 @@ from crossdistill.errors import InputError
 from crossdistill.eval.benchmarks.boxes import KITTI_CLASSES
 from crossdistill.render.lidar import CameraCalib, kitti_camera, nuscenes_cameras
 
-__all__ = ["CameraImage", "LidarFrame", "kitti_frames", "nuscenes_frames", "box_corners"]
+__all__ = ["CameraImage", "LidarFrame", "kitti_frames", "nuscenes_frames", "load_frames", "box_corners",
+           "box_training_data"]
 
 
 @dataclass(frozen=True)
@@ -153,3 +154,35 @@ def nuscenes_frames(root: str | Path) -> list[LidarFrame]:
                                       np.zeros(int((lab > 0).sum()), bool)))
         out.append(LidarFrame(rec.id, d["points"], 255.0, tuple(images), d["labels"], names, "nuscenes"))
     return out
+
+
+def load_frames(path: str | Path) -> list[LidarFrame]:
+    """Frames of a KITTI object folder (``training/`` inside) or a nuScenes ``sample.json`` folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if (path / "sample.json").is_file():
+        return nuscenes_frames(path)
+    return kitti_frames(path)
+
+
+def box_training_data(frames: list[LidarFrame], class_names: tuple[str, ...]
+                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(images, (H, W) int64 label maps) of every camera image with 2D boxes, labels in ``class_names``.
+
+    Box classes are mapped by name from each frame's own label space
+    (:func:`crossdistill.methods.lidar_kd.evaluate.map_classes`: a nuScenes "bus" becomes a KITTI
+    "truck"); boxes of classes the target space lacks count as background, ignore regions stay ignored.
+    """
+    from crossdistill.methods.lidar_kd.evaluate import map_classes
+    from crossdistill.teachers.box2d import box_pixel_labels
+
+    images, labels = [], []
+    for f in frames:
+        to_target = map_classes(f.class_names, class_names)
+        for c in f.images:
+            if not len(c.boxes):
+                continue
+            images.append(c.image)
+            labels.append(box_pixel_labels(c.image.shape[:2], c.boxes, to_target[c.box_labels], c.box_ignore))
+    return images, labels
