@@ -95,12 +95,15 @@ def main() -> None:  # noqa: C901 - a benchmark reads top to bottom
                 "agree_teacher": float((pred_k[tgt.seen] == tgt.logits[tgt.seen].argmax(1)).mean())}
 
     results = {m: {} for m in METHODS}
+    panels = {}  # last test frame's evaluation labels per method, for the picture
     timings = {}
     test_targets = targets[len(frames) - len(test):]
     for f, tg in zip(test, test_targets):
         lifted = np.zeros(len(f.points), np.int64)
         lifted[tg.seen] = tg.logits[tg.seen].argmax(1)
         results["lift"][f.name] = score(lifted, f, tg)
+        panels["ground truth"] = f.labels
+        panels["lift"] = np.where(tg.seen, to_eval[lifted], -1)
         results["lift"][f.name]["all_iou"] = [float("nan")] * C  # the teacher has no answer off-camera
         results["lift"][f.name]["all_miou"] = float("nan")
     losses = {}
@@ -112,7 +115,9 @@ def main() -> None:  # noqa: C901 - a benchmark reads top to bottom
         timings[f"{m}_train_s"] = time.perf_counter() - t
         losses[m] = [loss[0], loss[-1]]
         for f, tg in zip(test, test_targets):
-            results[m][f.name] = score(predict_points(student, f).argmax(1), f, tg)
+            pred_k = predict_points(student, f).argmax(1)
+            results[m][f.name] = score(pred_k, f, tg)
+            panels[m] = to_eval[pred_k]
     wall = time.perf_counter() - t_all
     report = {"command": "python bench/lidar_kd.py " + " ".join(sys.argv[1:]),
               "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -131,7 +136,18 @@ def main() -> None:  # noqa: C901 - a benchmark reads top to bottom
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.stem}.json").write_text(json.dumps(report, indent=1))
     write_md(report, OUT / f"{args.stem}.md")
+    _picture(test[-1], panels, OUT / f"{args.stem}.png")
     print(f"wrote {OUT / (args.stem + '.md')} in {wall:.0f} s")
+
+
+def _picture(frame, panels: dict, path: Path) -> None:
+    """Top views of one test frame: ground truth, then each method (grey: background, dark: not seen)."""
+    from PIL import Image
+
+    from crossdistill.viz.bev import bev_image
+
+    tiles = [bev_image(frame.points, lab, extent=30.0, size=360) for lab in panels.values()]
+    Image.fromarray(np.concatenate(tiles, 1)).save(path, optimize=True)
 
 
 def write_md(r: dict, path: Path) -> None:
@@ -174,7 +190,10 @@ def write_md(r: dict, path: Path) -> None:
               "frames; student training " + ", ".join(f"{m} {t[m + '_train_s']:.0f} s" for m in METHODS[1:])
               + f" ({r['iterations']} steps, one scan per step); whole run {t['wall']:.0f} s.",
               "Loss first -> last step: " + ", ".join(f"{m} {a:.2f} -> {b:.2f}"
-                                                     for m, (a, b) in r["losses_first_last"].items()) + ".", ""]
+                                                     for m, (a, b) in r["losses_first_last"].items()) + ".", "",
+              f"Picture (`{path.stem}.png`): top view of frame {r['test_frames'][-1]} (30 m each way, forward up): "
+              "ground truth, (a) lifted (dark grey: points the camera does not see), (b), (c), (d); light grey "
+              "is background, colours the classes.", ""]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -151,3 +151,18 @@ def test_real_frames_load_with_cameras_and_boxes(shared_data):
     assert len(nf.images) == 6 and nf.intensity_scale == 255.0
     front = next(c for c in nf.images if c.camera.name == "CAM_FRONT")
     assert len(front.boxes) > 0 and (front.boxes[:, 2] <= front.camera.width).all()
+
+
+@pytest.mark.gpu
+def test_the_student_gives_the_same_answer_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    frames = [_frame(0)]
+    cfg = DistillConfig(mode="fskd", student=FAST, iterations=3, pairs=256)
+    student, _ = distill_lidar(frames, [_teacher_targets(frames[0])], CLASSIFIER, cfg, progress=False)
+    cpu = predict_points(student, frames[0], "cpu")
+    gpu = predict_points(student, frames[0], "cuda")
+    assert np.allclose(cpu, gpu, atol=1e-4)
+    cuda_student, _ = distill_lidar(frames, [_teacher_targets(frames[0])], CLASSIFIER, cfg, device="cuda",
+                                    progress=False)
+    assert np.isfinite(predict_points(cuda_student, frames[0], "cuda")).all()

@@ -218,3 +218,16 @@ def test_the_pipeline_runs_on_mask2former_features(toy_image):
     model, _ = PartDistillation.fit(crops, cfg, teacher.teacher_id, progress=False)
     res = model.predict_image(crops, inst.masks)
     assert res.parts.shape == (64, 64)
+
+
+@pytest.mark.gpu
+def test_fit_and_decode_on_cuda(toy):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    crops = toy[4][:4]
+    cfg = PartDistillationConfig(**{**FAST.__dict__, "train": TrainConfig(steps=3, batch_size=4)})
+    model, _ = PartDistillation.fit(crops, cfg, device="cuda", progress=False)
+    on_gpu = model.decode(crops, device="cuda")
+    on_cpu = model.decode(crops, device="cpu")
+    for a, b in zip(on_gpu, on_cpu):
+        assert np.allclose(a.scores, b.scores, atol=1e-4)
