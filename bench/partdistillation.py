@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as _dt
-import json
 import os
 import platform
 import sys
@@ -151,6 +150,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stem", default=STEM)
+    ap.add_argument("--ks", type=int, nargs="+", default=[4],
+                    help="cluster counts of the decoder's training proposals (rows (a), (b) stay K=4)")
     args = ap.parse_args()
 
     import torch
@@ -160,7 +161,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     from crossdistill.eval.metrics.instances import average_recall
     from crossdistill.methods.partdistillation.crops import crop_instances, paste_partition
     from crossdistill.methods.partdistillation.pipeline import PartDistillation, PartDistillationConfig
-    from crossdistill.methods.partdistillation.proposals import kmeans_partition, part_proposals, partition_masks
+    from crossdistill.methods.partdistillation.proposals import ProposalConfig, kmeans_partition, partition_masks
     from crossdistill.methods.partdistillation.ranking import PartRanking, class_part_features
     from crossdistill.methods.partdistillation.training import TrainConfig
     from crossdistill.methods.partdistillation.crops import paste_logits
@@ -185,7 +186,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
         del img["views"]
     teacher_s = time.perf_counter() - t
     train_crops = [c for img in split["train"] for c in img["crops"]]
-    config = PartDistillationConfig(grid=args.grid, train=TrainConfig(steps=args.steps, seed=args.seed), seed=args.seed)
+    config = PartDistillationConfig(grid=args.grid, proposals=ProposalConfig(ks=tuple(args.ks)),
+                                    train=TrainConfig(steps=args.steps, seed=args.seed), seed=args.seed)
 
     def image_partitions(img, decoded):
         """Pasted partitions of one image's crops -> (H, W) int labels (instances offset)."""
@@ -210,7 +212,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
         for img in split[which]:
             if not img["crops"]:
                 continue
-            labs_b = [kmeans_partition(c, 4, config.proposals, args.seed) for c in img["crops"]]
+            labs_b = [kmeans_partition(c, 4, config.proposals, args.seed) for c in img["crops"]]  # (b): K = 4
             pred_b = image_partitions(img, labs_b)
             crop = img["crops"][0]
             means = np.stack([crop.features[:, m].mean(1) for m in partition_masks(labs_b[0])])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from crossdistill.render.lidar import CameraCalib, kitti_camera, point_pixels
 

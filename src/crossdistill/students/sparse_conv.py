@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -151,8 +150,3 @@ class SubMConv3d(nn.Module):
             outs.append(gathered @ self.weight)
         out = torch.cat(outs) if outs else features.new_zeros(0, self.weight.shape[1])
         return out + self.bias if self.bias is not None else out
-
-
-def as_tensor_points(points: np.ndarray, device: str = "cpu") -> torch.Tensor:
-    """(N, F) float32 tensor of a numpy point array."""
-    return torch.as_tensor(np.ascontiguousarray(points, np.float32), device=device)

@@ -74,12 +74,6 @@ class LidarFrame:
         inten = np.clip(p[:, 3] / self.intensity_scale, 0.0, 1.0) if p.shape[1] > 3 else np.zeros(len(p))
         return np.stack([p[:, 0] / 50.0, p[:, 1] / 50.0, p[:, 2] / 3.0, inten], 1).astype(np.float32)
 
-    def within(self, max_range: float) -> "LidarFrame":
-        """The frame with only the points within ``max_range`` metres (horizontally) of the sensor."""
-        keep = np.hypot(self.points[:, 0], self.points[:, 1]) <= max_range
-        return LidarFrame(self.name, self.points[keep], self.intensity_scale, self.images,
-                          None if self.labels is None else self.labels[keep], self.class_names, self.source)
-
 
 def kitti_frames(root: str | Path, ids: list[str] | None = None) -> list[LidarFrame]:
     """Frames of a KITTI object-layout folder (``training/{velodyne,image_2,calib,label_2}``).
