@@ -46,7 +46,9 @@ def write_report(report: dict, examples, names: dict, out: Path, stem: str) -> N
         f"The method learns on the training half without labels; every figure below is on the test half.",
         f"Teacher: `{report['teacher']}` (the offline instance teacher: no Mask2Former weights on this machine; "
         "instances are the rendered silhouettes, pixel features only what one image shows: colour, camera-frame "
-        "normal, relative depth, and their smoothed copies). Object classes: the category names.", "",
+        "normal, relative depth, and their smoothed copies). Object classes: the category names.",
+        f"The decoder (c, d) trains on the k-means partitions of K = "
+        f"{', '.join(str(k) for k in report['config']['proposals']['ks'])} (rows (a) and (b) are K = 4).", "",
         "## Class-agnostic parts (x100, mean over test images)", "",
         "NMI / ARI over the object's pixels with a known part; mIoU: each ground-truth part's best IoU with a "
         "predicted part, averaged per image; AR@k: average recall of the leaf parts by the k best-ranked masks, "
