@@ -10,6 +10,9 @@ run resumes.
     python bench/segment.py --limit 3       # smoke run
     python bench/segment.py --seed 1        # another seed (points, views, training, clustering):
                                             # writes docs/results/segment_seed1.md, caches apart
+    python bench/segment.py --mask-teacher sam [--sam-weights DIR] [--device cuda]
+                                            # SAM masks for ours and lifting (local weights needed):
+                                            # writes docs/results/segment_sam.md, caches apart
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ def main() -> int:
     ap.add_argument("--fresh", action="store_true", help="ignore cached per-object results")
     ap.add_argument("--reverse", action="store_true",
                     help="process objects last to first (a second process can share the cache from the other end)")
+    ap.add_argument("--mask-teacher", default="offline", choices=["offline", "sam"],
+                    help="2D mask teacher for ours and lifting: offline (default) or sam (local weights needed; "
+                         "results go to segment_sam[...])")
+    ap.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
+    ap.add_argument("--device", default="cpu", help="torch device of the grouping field and SAM")
     args = ap.parse_args()
 
     from crossdistill.eval.segment_report import select_objects, write_segment_report
@@ -51,7 +59,17 @@ def main() -> int:
     objects = select_objects(data, None if args.all else args.per_category)
     if args.limit:
         objects = objects[: args.limit]
-    suffix = f"_seed{args.seed}" if args.seed else ""
+    suffix = ("_sam" if args.mask_teacher == "sam" else "") + (f"_seed{args.seed}" if args.seed else "")
+    if args.mask_teacher == "sam":
+        from crossdistill.teachers.registry import load_mask_teacher
+
+        from crossdistill.errors import InputError
+
+        try:
+            load_mask_teacher("sam", args.sam_weights)  # fail here, once, when the weights are missing
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     cache = Path(args.cache or REPO / "bench" / "_cache" / f"segment{suffix}")
     args.out = args.out or str(REPO / "docs" / "results" / f"segment{suffix}")
     results = []
@@ -62,7 +80,8 @@ def main() -> int:
                 results.append(json.loads(f.read_text()))
                 continue
             with ProcessPoolExecutor(max_workers=1) as pool:  # fresh process: honest peak memory
-                res = pool.submit(_run_one, str(data), track, cat, oid, args.threads, args.seed).result()
+                res = pool.submit(_run_one, str(data), track, cat, oid, args.threads, args.seed,
+                                  args.mask_teacher, args.sam_weights, args.device).result()
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text(json.dumps(res))
             results.append(res)
@@ -76,16 +95,19 @@ def main() -> int:
     return 0
 
 
-def _run_one(data: str, track: str, cat: str, oid: str, threads: int, seed: int = 0) -> dict:
+def _run_one(data: str, track: str, cat: str, oid: str, threads: int, seed: int = 0,
+             mask_teacher: str = "offline", sam_weights: str | None = None, device: str = "cpu") -> dict:
     import torch
 
     torch.set_num_threads(threads)
     from crossdistill.eval.segment_protocol import evaluate_object
     from crossdistill.eval.segment_report import load_labelled
     from crossdistill.methods.sampart3d.pipeline import SegmentConfig
+    from crossdistill.teachers.registry import load_mask_teacher
 
     obj = load_labelled(Path(data), track, cat, oid)
-    return evaluate_object(obj, SegmentConfig(seed=seed))
+    teacher = load_mask_teacher(mask_teacher, sam_weights, device=device)
+    return evaluate_object(obj, SegmentConfig(seed=seed, device=device), mask_teacher=teacher)
 
 
 if __name__ == "__main__":

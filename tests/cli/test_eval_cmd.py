@@ -158,7 +158,8 @@ def test_eval_method_segment_uses_the_bench_protocol(fake_data, tmp_path, monkey
 
     seen = []
 
-    def fake_evaluate(obj, config, progress=False):
+    def fake_evaluate(obj, config, progress=False, mask_teacher=None):
+        assert mask_teacher is None  # --mask-teacher offline: the pipeline's offline default
         seen.append(obj.name)
         assert obj.shape.n_faces == 12 and set(obj.labels) == {"link", "leaf"}
         s = {"link": 0.5, "leaf": 0.25}
@@ -170,7 +171,7 @@ def test_eval_method_segment_uses_the_bench_protocol(fake_data, tmp_path, monkey
     root, _ = fake_data
     out = tmp_path / "report"
     assert main(["eval", "--benchmark", "partnet_mobility_dev", "--method", "segment", "--data", str(root),
-                 "--per-category", "1", "-o", str(out), "--quiet"]) == 0
+                 "--per-category", "1", "-o", str(out), "--quiet", "--mask-teacher", "offline"]) == 0
     assert seen == ["Box/1", "Laptop/3"]
     res = json.loads((out / "eval.json").read_text())
     assert res["summary"]["mesh"]["methods"]["ours"] == pytest.approx({"link": 0.5, "leaf": 0.25})

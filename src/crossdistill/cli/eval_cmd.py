@@ -19,6 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from crossdistill.cli.segment_cmd import mask_teacher_from_args, add_mask_teacher_arguments
 from crossdistill.errors import InputError
 
 #: benchmark -> track of the flagship protocol (``load_labelled``'s names).
@@ -43,6 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N objects")
     p.add_argument("--per-category", type=int, default=4, metavar="K",
                    help="--method segment: first K objects per category, as bench/segment.py (0 = all; default 4)")
+    add_mask_teacher_arguments(p)
+    p.add_argument("--device", default="cpu", help="--method segment: torch device, cpu (default) or cuda")
     p.add_argument("--quiet", action="store_true", help="no per-object progress lines")
     p.set_defaults(func=run_eval)
 
@@ -108,9 +111,11 @@ def _run_segment(args: argparse.Namespace, bench, out: Path) -> int:
         objects = objects[: args.limit]
     if not objects:
         raise InputError(f"no objects under {data / 'partnet_mobility_dev'}")
+    teacher = mask_teacher_from_args(args)
     results = []
     for cat, oid in objects:
-        res = evaluate_object(load_labelled(data, track, cat, oid), SegmentConfig())
+        res = evaluate_object(load_labelled(data, track, cat, oid), SegmentConfig(device=args.device),
+                              mask_teacher=teacher)
         results.append(res)
         if not args.quiet:
             best = res["ours"]["best"]

@@ -27,10 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=int, default=None, help="grouping-field training steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device for training: cpu (default) or cuda")
-    p.add_argument("--mask-teacher", default="auto", choices=["auto", "offline", "sam"],
-                   help="2D mask teacher: sam (needs local SAM weights), offline (render-based, no weights), "
-                        "auto = sam when its weights are found, else offline (default)")
-    p.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
+    add_mask_teacher_arguments(p)
     p.add_argument("--backbone", default=None,
                    help="pretrained point backbone (stage 1, from `crossdistill pretrain`) feeding the grouping "
                         "field's F_B branch; default: none (a positional encoding of xyz)")
@@ -45,19 +42,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_segment)
 
 
-def _mask_teacher(args: argparse.Namespace):
-    """None (the pipeline's offline default) or a SAM teacher loaded from local weights."""
-    if args.mask_teacher == "offline":
-        return None
-    from crossdistill.teachers.registry import backend, find_weights, load_teacher
+def add_mask_teacher_arguments(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    """--mask-teacher and --sam-weights, shared by `segment` and `eval --method segment`."""
+    p.add_argument("--mask-teacher", default=default, choices=["auto", "offline", "sam"],
+                   help="2D mask teacher: sam (needs local SAM weights), offline (render-based, no weights), "
+                        f"auto = sam when its weights are found, else offline (default: {default})")
+    p.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
 
-    hub = backend("sam").hub_id
-    if args.mask_teacher == "auto" and args.sam_weights is None and find_weights(hub) is None:
-        if not args.quiet:
-                print("mask teacher: offline render-based masks (no SAM weights found; see `crossdistill teachers`)",
-                  file=sys.stderr)
-        return None
-    return load_teacher("sam", args.sam_weights, device=args.device)
+
+def mask_teacher_from_args(args: argparse.Namespace):
+    """None (the pipeline's offline default) or a SAM teacher loaded from local weights."""
+    from crossdistill.teachers.registry import load_mask_teacher
+
+    teacher = load_mask_teacher(args.mask_teacher, args.sam_weights, device=args.device)
+    if teacher is None and args.mask_teacher == "auto" and not getattr(args, "quiet", False):
+        print("mask teacher: offline render-based masks (no SAM weights found; see `crossdistill teachers`)",
+              file=sys.stderr)
+    return teacher
 
 
 def _backbone(args: argparse.Namespace):
@@ -118,7 +119,7 @@ def run_segment(args: argparse.Namespace) -> int:
     from crossdistill.methods.sampart3d.pipeline import segment_shape
 
     cfg = _config(args)
-    teacher = _mask_teacher(args)
+    teacher = mask_teacher_from_args(args)
     backbone = _backbone(args)
     settings = dataclasses.asdict(cfg) | {"mask_teacher": getattr(teacher, "teacher_id", "offline-render-masks-v1"),
                                           "backbone": None if backbone is None else backbone.fingerprint}

@@ -59,14 +59,17 @@ def score_levels(pred: np.ndarray, labels: dict[str, np.ndarray], weights: np.nd
     return {lvl: class_agnostic_miou(gt, pred, weights=weights) for lvl, gt in labels.items()}
 
 
-def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = False) -> dict:
+def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = False, mask_teacher=None) -> dict:
     """Run the flagship and the baselines on one object and score everything.
+
+    ``mask_teacher`` (a MaskTeacher, default: the offline render-based one) makes the 2D
+    masks that both our method and the lifting baseline consume.
 
     Returns:
         a JSON-able dict: scores[method][level] per scale / best, timings, peak memory, part counts.
     """
     t0 = time.perf_counter()
-    seg = segment_shape(obj.shape, config, progress=progress)
+    seg = segment_shape(obj.shape, config, mask_teacher=mask_teacher, progress=progress)
     wall = time.perf_counter() - t0
     shape = obj.shape
     weights = shape.face_areas if shape.is_mesh else None

@@ -144,6 +144,15 @@ def _machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
+def _teacher_sentence(results: list[dict]) -> str:
+    """Which 2D mask teacher made the masks, read from the per-object ``meta``."""
+    ids = sorted({str(r.get("meta", {}).get("mask_teacher", "unknown")) for r in results})
+    offline = [bool(r.get("meta", {}).get("mask_teacher_offline", False)) for r in results]
+    if offline and all(offline):
+        return "Mask teacher: the offline render-based teacher (no SAM weights used)."
+    return f"Mask teacher: {', '.join(f'`{i}`' for i in ids)}."
+
+
 def write_segment_report(results: list[dict], out: Path, command: str, threads: int) -> dict:
     """Write ``out``.md, ``out``.json and ``out``_*.png; return the summary."""
     summary = summarize(results)
@@ -155,8 +164,8 @@ def write_segment_report(results: list[dict], out: Path, command: str, threads: 
           "per point, the 15k-point PLY (no faces). `link` = articulated parts (coarse), `leaf` = PartNet leaves "
           "(fine). Best-of-scales is the best of the paper's five scales (0, 0.5, 1, 1.5, 2) per object; every "
           "baseline gets the same per-object oracle choice over its own settings, and the same 2D masks.", "",
-          "Mask teacher: the offline render-based teacher (no SAM weights on this machine); no pretrained "
-          "backbone (stage 1 is a later issue): the grouping field sees a Fourier encoding of xyz + normal + colour. "
+          _teacher_sentence(results) + " No pretrained "
+          "backbone: the grouping field sees a Fourier encoding of xyz + normal + colour. "
           "Stage 3 at default settings: HDBSCAN, clusters closer than the push margin joined (on meshes at "
           "scales >= 1.0, on point clouds at every scale); on meshes parts kept inside connected pieces below "
           "scale 2.0 (`SegmentConfig.merge_pieces_from`), parts below 20% of a piece folded into it (10% in a "

@@ -127,6 +127,28 @@ def load_teacher(name: str, source: str | os.PathLike | None = None, **kwargs: A
     return cls.from_pretrained(source or info.hub_id, **kwargs)
 
 
+
+MASK_TEACHER_CHOICES = ("auto", "offline", "sam")
+
+
+def load_mask_teacher(choice: str = "auto", weights: str | os.PathLike | None = None,
+                      device: str = "cpu") -> Any | None:
+    """The flagship's 2D mask teacher: None for the offline render-based default, else SAM.
+
+    Args:
+        choice: ``offline``; ``sam`` (local weights required, InputError otherwise); ``auto``
+            = SAM when ``weights`` is given or its weights are found locally, else offline.
+        weights: a local SAM model folder (default: the registry's hub id, looked up locally).
+        device: where SAM runs.
+    """
+    if choice not in MASK_TEACHER_CHOICES:
+        raise InputError(f"unknown mask teacher {choice!r}; choose from {', '.join(MASK_TEACHER_CHOICES)}")
+    if choice == "offline":
+        return None
+    if choice == "auto" and weights is None and find_weights(backend("sam").hub_id) is None:
+        return None
+    return load_teacher("sam", weights, device=device)
+
 def _hf_cache_snapshot(hub_id: str) -> Path | None:
     """Snapshot directory of ``hub_id`` in the Hugging Face cache holding config + weights, or None."""
     try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from crossdistill.errors import InputError
 from crossdistill.geometry.normalize import normalize_shape
 from crossdistill.geometry.sampling import estimate_normals, farthest_point_sampling, sample_surface
 from crossdistill.geometry.topology import face_components, region_growing
@@ -197,6 +198,10 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     mask_sets = teacher.masks(rendered.views)
     timer.lap("masks")
     sup = build_supervision(mask_sets, rendered.correspondence, samples.points)
+    if not sup.views:
+        tid = getattr(teacher, "teacher_id", type(teacher).__name__)
+        raise InputError(f"the 2D mask teacher {tid} gave no usable mask on any of the {len(cams)} views of this "
+                         "object: nothing to learn from (try --mask-teacher offline)")
     feats_bb = backbone(samples.points, samples.normals, samples.colors) if backbone is not None else None
     codes = piece_codes(components[samples.face_id], seed=config.seed) if config.piece_codes and unit.is_mesh else None
     trained = train_grouping_field(sup, samples.points, samples.normals, samples.colors, config.train,

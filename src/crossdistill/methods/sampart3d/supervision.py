@@ -65,7 +65,7 @@ def level_maps(mask_set, n_levels: int) -> np.ndarray:
     lvl = np.asarray(mask_set.level, dtype=np.int64)
     H, W = masks.shape[1:]
     out = np.full((n_levels, H, W), -1, dtype=np.int32)
-    area = masks.reshape(len(masks), -1).sum(1)
+    area = masks.reshape(len(masks), H * W).sum(1)  # (M,); M may be 0 (a view with no mask)
     for l in range(n_levels):
         idx = np.flatnonzero(lvl == l)
         for rank, k in enumerate(idx[np.argsort(-area[idx], kind="stable")]):
