@@ -43,10 +43,12 @@ def main() -> int:
     ap.add_argument("--fresh", action="store_true", help="ignore cached per-object results")
     ap.add_argument("--reverse", action="store_true",
                     help="process objects last to first (a second process can share the cache from the other end)")
-    ap.add_argument("--mask-teacher", default="offline", choices=["offline", "sam"],
-                    help="2D mask teacher for ours and lifting: offline (default) or sam (local weights needed; "
-                         "results go to segment_sam[...])")
-    ap.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
+    ap.add_argument("--mask-teacher", default="offline", choices=["offline", "sam", "learned"],
+                    help="2D mask teacher for ours and lifting: offline (default), sam (local weights needed; "
+                         "results go to segment_sam[...]) or learned (--sam-weights names the trained teacher "
+                         "file, see bench/segment_learned_masks.py; results go to segment_learned[...])")
+    ap.add_argument("--sam-weights", default=None,
+                    help="local SAM model folder (default: facebook/sam-vit-base), or the learned teacher's file")
     ap.add_argument("--device", default="cpu", help="torch device of the grouping field and SAM")
     args = ap.parse_args()
 
@@ -59,16 +61,21 @@ def main() -> int:
     objects = select_objects(data, None if args.all else args.per_category)
     if args.limit:
         objects = objects[: args.limit]
-    suffix = ("_sam" if args.mask_teacher == "sam" else "") + (f"_seed{args.seed}" if args.seed else "")
-    if args.mask_teacher == "sam":
-        from crossdistill.teachers.registry import load_mask_teacher
+    suffix = ("" if args.mask_teacher == "offline" else f"_{args.mask_teacher}") + (
+        f"_seed{args.seed}" if args.seed else "")
+    if args.mask_teacher != "offline":
+        # fail here, once, when the weights are missing; without importing torch in this process
+        # (a parent that has loaded a model can deadlock the forked per-object workers)
+        from crossdistill.teachers.registry import backend, find_weights
 
-        from crossdistill.errors import InputError
-
-        try:
-            load_mask_teacher("sam", args.sam_weights)  # fail here, once, when the weights are missing
-        except InputError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        if args.mask_teacher == "learned":
+            found = args.sam_weights is not None and Path(args.sam_weights).is_file()
+        else:
+            found = (Path(args.sam_weights).is_dir() if args.sam_weights
+                     else find_weights(backend("sam").hub_id) is not None)
+        if not found:
+            what = "the learned teacher's file" if args.mask_teacher == "learned" else "SAM weights"
+            print(f"error: --mask-teacher {args.mask_teacher}: {what} not found (--sam-weights)", file=sys.stderr)
             return 2
     cache = Path(args.cache or REPO / "bench" / "_cache" / f"segment{suffix}")
     args.out = args.out or str(REPO / "docs" / "results" / f"segment{suffix}")

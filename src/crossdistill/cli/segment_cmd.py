@@ -44,17 +44,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_mask_teacher_arguments(p: argparse.ArgumentParser, default: str = "auto") -> None:
     """--mask-teacher and --sam-weights, shared by `segment` and `eval --method segment`."""
-    p.add_argument("--mask-teacher", default=default, choices=["auto", "offline", "sam"],
+    p.add_argument("--mask-teacher", default=default, choices=["auto", "offline", "sam", "learned"],
                    help="2D mask teacher: sam (needs local SAM weights), offline (render-based, no weights), "
+                        "learned (a teacher trained on labelled shapes, --mask-model), "
                         f"auto = sam when its weights are found, else offline (default: {default})")
     p.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
+    p.add_argument("--mask-model", default=None,
+                   help="--mask-teacher learned: the trained teacher file (LearnedMaskTeacher.save)")
 
 
 def mask_teacher_from_args(args: argparse.Namespace):
     """None (the pipeline's offline default) or a SAM teacher loaded from local weights."""
     from crossdistill.teachers.registry import load_mask_teacher
 
-    teacher = load_mask_teacher(args.mask_teacher, args.sam_weights, device=args.device)
+    weights = args.mask_model if args.mask_teacher == "learned" else args.sam_weights
+    teacher = load_mask_teacher(args.mask_teacher, weights, device=args.device)
     if teacher is None and args.mask_teacher == "auto" and not getattr(args, "quiet", False):
         print("mask teacher: offline render-based masks (no SAM weights found; see `crossdistill teachers`)",
               file=sys.stderr)

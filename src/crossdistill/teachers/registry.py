@@ -128,23 +128,32 @@ def load_teacher(name: str, source: str | os.PathLike | None = None, **kwargs: A
 
 
 
-MASK_TEACHER_CHOICES = ("auto", "offline", "sam")
+MASK_TEACHER_CHOICES = ("auto", "offline", "sam", "learned")
 
 
 def load_mask_teacher(choice: str = "auto", weights: str | os.PathLike | None = None,
                       device: str = "cpu") -> Any | None:
-    """The flagship's 2D mask teacher: None for the offline render-based default, else SAM.
+    """The flagship's 2D mask teacher: None for the offline render-based default, else SAM or a learned one.
 
     Args:
         choice: ``offline``; ``sam`` (local weights required, InputError otherwise); ``auto``
-            = SAM when ``weights`` is given or its weights are found locally, else offline.
-        weights: a local SAM model folder (default: the registry's hub id, looked up locally).
-        device: where SAM runs.
+            = SAM when ``weights`` is given or its weights are found locally, else offline;
+            ``learned``: a :class:`~crossdistill.teachers.learned_masks.LearnedMaskTeacher`
+            file trained on labelled shapes (``weights`` is that file).
+        weights: a local SAM model folder (default: the registry's hub id, looked up locally),
+            or the learned teacher's file.
+        device: where the teacher runs.
     """
     if choice not in MASK_TEACHER_CHOICES:
         raise InputError(f"unknown mask teacher {choice!r}; choose from {', '.join(MASK_TEACHER_CHOICES)}")
     if choice == "offline":
         return None
+    if choice == "learned":
+        if weights is None:
+            raise InputError("the learned mask teacher needs its trained file (--mask-model FILE)")
+        from crossdistill.teachers.learned_masks import LearnedMaskTeacher
+
+        return LearnedMaskTeacher.load(weights, device=device)
     if choice == "auto" and weights is None and find_weights(backend("sam").hub_id) is None:
         return None
     return load_teacher("sam", weights, device=device)
