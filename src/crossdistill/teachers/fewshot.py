@@ -356,6 +356,25 @@ def segmentation_step(model: nn.Module, opt, sched, xb: torch.Tensor, yb: torch.
     sched.step()
 
 
+def random_crops(x: torch.Tensor, y: torch.Tensor, views: torch.Tensor, crop: int, n: int,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random ``crop`` x ``crop`` windows of views drawn from ``views``.
+
+    Args:
+        x: (V, C, H, W) inputs; y: (V, ..., H, W) labels; views: (K,) indices to draw from.
+
+    Returns:
+        (n, C, crop, crop) inputs and (n, ..., crop, crop) labels, on x's and y's device.
+    """
+    H, W = x.shape[-2:]
+    img = views[torch.randint(len(views), (n,), generator=gen)]
+    oy = torch.randint(H - crop + 1, (n,), generator=gen)
+    ox = torch.randint(W - crop + 1, (n,), generator=gen)
+    xb = torch.stack([x[i, :, a : a + crop, b : b + crop] for i, a, b in zip(img, oy, ox)])
+    yb = torch.stack([y[i, ..., a : a + crop, b : b + crop] for i, a, b in zip(img, oy, ox)])
+    return xb, yb
+
+
 def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: FewShotConfig, device: str,
            progress: bool) -> None:
     """Cross-entropy on labelled pixels of random crops; class-balanced by inverse sqrt frequency."""
@@ -369,10 +388,6 @@ def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: FewShotC
     has = (y >= 0).flatten(1).any(1).nonzero().flatten()
     model.train()
     for _ in tqdm(range(config.iterations), desc="train few-shot teacher", disable=not progress):
-        img = has[torch.randint(len(has), (config.batch_size,), generator=gen)]
-        oy = torch.randint(H - c + 1, (config.batch_size,), generator=gen)
-        ox = torch.randint(W - c + 1, (config.batch_size,), generator=gen)
-        xb = torch.stack([x[i, :, a : a + c, b : b + c] for i, a, b in zip(img, oy, ox)]).to(device)
-        yb = torch.stack([y[i, a : a + c, b : b + c] for i, a, b in zip(img, oy, ox)]).to(device)
-        segmentation_step(model, opt, sched, xb, yb, weight)
+        xb, yb = random_crops(x, y, has, c, config.batch_size, gen)
+        segmentation_step(model, opt, sched, xb.to(device), yb.to(device), weight)
     model.eval()

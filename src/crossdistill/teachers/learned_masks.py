@@ -37,7 +37,7 @@ from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.errors import InputError
 from crossdistill.teachers.base import MaskSet
 from crossdistill.teachers.cache import hash_array
-from crossdistill.teachers.fewshot import IN_CHANNELS, RenderUNet, pixel_labels, view_inputs
+from crossdistill.teachers.fewshot import IN_CHANNELS, RenderUNet, pixel_labels, random_crops, view_inputs
 from crossdistill.types import Shape, Views
 
 __all__ = ["LearnedMaskConfig", "LearnedMaskTeacher", "discriminative_loss", "greedy_clusters"]
@@ -320,11 +320,8 @@ def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: LearnedM
         raise InputError("no training view sees a labelled face or point")
     model.train()
     for _ in tqdm(range(config.iterations), desc="train mask teacher", disable=not progress):
-        img = has[torch.randint(len(has), (config.batch_size,), generator=gen)]
-        oy = torch.randint(H - c + 1, (config.batch_size,), generator=gen)
-        ox = torch.randint(W - c + 1, (config.batch_size,), generator=gen)
-        xb = torch.stack([x[i, :, a : a + c, b : b + c] for i, a, b in zip(img, oy, ox)]).to(device)
-        yb = torch.stack([y[i, :, a : a + c, b : b + c] for i, a, b in zip(img, oy, ox)]).to(device)
+        xb, yb = random_crops(x, y, has, c, config.batch_size, gen)
+        xb, yb = xb.to(device), yb.to(device)
         emb = model(xb).reshape(len(xb), L, D, -1)
         lab = yb.reshape(len(xb), L, -1)
         loss = sum(discriminative_loss(emb[b, li], lab[b, li], config.delta_var, config.delta_dist)
