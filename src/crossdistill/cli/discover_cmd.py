@@ -91,21 +91,22 @@ def run_discover(args: argparse.Namespace) -> int:
     import torch
 
     from crossdistill.cli.segment_cmd import _device
-    from crossdistill.engine.batch import is_done, settings_hash
+    from crossdistill.engine.batch import settings_hash
+    from crossdistill.engine.outputs import check_output_dir
     from crossdistill.io_utils import write_json
-    from crossdistill.methods.partdistillation.collection import MARKER, find_images, load_entries, write_image_parts
+    from crossdistill.methods.partdistillation.collection import MARKER, find_images, load_entries
     from crossdistill.methods.partdistillation.pipeline import PartDistillation
     from crossdistill.teachers.cache import hash_array
 
     device = _device(args.device)
-    out = Path(args.output)
+    out = check_output_dir(args.output)
     if args.demo:
         root = _demo_images(out)
     elif args.input is None:
         raise InputError("give an image or a folder of images, or --demo")
     else:
         root = Path(args.input)
-    items = find_images(root)
+    items = find_images(root, exclude=(out,))
     config = _config(args)
     torch.manual_seed(args.seed)
     teacher, class_names = _teacher(args)
@@ -141,20 +142,12 @@ def run_discover(args: argparse.Namespace) -> int:
             "offline_teacher": bool(getattr(teacher, "is_offline_default", False)), "vocabulary": list(model.vocabulary)}
 
     t = time.perf_counter()
-    done = skipped = 0
-    from tqdm.auto import tqdm
-
-    for entry in tqdm(entries, desc="parts", disable=not progress or len(entries) < 2, unit="img"):
-        item_dir = out / "images" / entry.name
-        if is_done(item_dir / MARKER, digest):
-            skipped += 1
-            continue
-        parts = model.predict_image(entry.crops, entry.instances.masks, device=device)
-        write_image_parts(item_dir, entry, parts, model.vocabulary, meta)
-        done += 1
+    done, skipped = label_images(entries, model, out, MARKER, digest, meta, device, failures, progress)
     timings["predict_s"] = time.perf_counter() - t
     if failures:
         write_json(out / "failures.json", failures)
+    elif (out / "failures.json").exists():
+        (out / "failures.json").unlink()
     write_json(out / TRAIN_MARKER, {**meta, "input": str(root), "config": model.config.to_dict(),
                                     "model": str(args.model or out / "model.pt"), "seed": args.seed,
                                     "device": device, "n_images": len(entries), "n_instances": len(crops),
@@ -162,3 +155,36 @@ def run_discover(args: argparse.Namespace) -> int:
     print(f"discover: {done} images labelled, {skipped} already done, {len(failures)} failed; "
           f"{len(model.vocabulary)} part classes -> {out}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def label_images(entries, model, out: Path, marker: str, digest: str, meta: dict, device: str,
+                 failures: dict[str, str], progress: bool) -> tuple[int, int]:
+    """Label every image not already done for its content and these settings; (done, skipped).
+
+    Each image's folder is claimed for this run (stale files of another run removed) and a
+    failure is isolated: recorded in ``failures`` and the folder removed.
+    """
+    from tqdm.auto import tqdm
+
+    from crossdistill.engine.outputs import claim_item, discard_item, file_sha256, mark_output_root, seal_item
+    from crossdistill.methods.partdistillation.collection import write_image_parts
+
+    done = skipped = 0
+    for entry in tqdm(entries, desc="parts", disable=not progress or len(entries) < 2, unit="img"):
+        item_dir = out / "images" / entry.name
+        try:
+            sha = file_sha256(entry.path)
+            if claim_item(item_dir, item_dir / marker, digest, sha, entry.path):
+                skipped += 1
+                continue
+            mark_output_root(out)
+            parts = model.predict_image(entry.crops, entry.instances.masks, device=device)
+            write_image_parts(item_dir, entry, parts, model.vocabulary, meta)
+            seal_item(item_dir / marker, sha)
+            done += 1
+        except (InputError, ValueError, OSError, RuntimeError, MemoryError) as exc:
+            discard_item(item_dir, out)
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            failures[entry.name] = first if isinstance(exc, InputError) else f"{type(exc).__name__}: {first}"
+            print(f"error: {entry.name}: {failures[entry.name]}", file=sys.stderr)
+    return done, skipped

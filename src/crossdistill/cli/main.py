@@ -87,7 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return run(args.func, args)
+    if not args.debug:
+        return run(args.func, args)
+    before = os.environ.get("CROSSDISTILL_DEBUG")
+    os.environ["CROSSDISTILL_DEBUG"] = "1"  # library code that isolates failures per item re-raises them
+    try:
+        return run(args.func, args)
+    finally:
+        if before is None:
+            os.environ.pop("CROSSDISTILL_DEBUG", None)
+        else:
+            os.environ["CROSSDISTILL_DEBUG"] = before
 
 
 if __name__ == "__main__":  # pragma: no cover

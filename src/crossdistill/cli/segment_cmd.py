@@ -103,16 +103,14 @@ def _device(name: str) -> str:
     return name
 
 
-def find_inputs(root: Path) -> list[tuple[str, Path]]:
-    """(output name, path) of every supported file under ``root`` (or ``root`` itself)."""
-    if root.is_file():
-        return [(root.stem, root)]
-    if not root.exists():
-        raise InputError(f"input not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-    if not files:
-        raise InputError(f"no mesh or point-cloud files ({', '.join(SUFFIXES)}) under {root}")
-    return [(str(p.relative_to(root).with_suffix("")), p) for p in files]
+def find_inputs(root: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
+    """(output name, path) of every supported file under ``root`` (or ``root`` itself).
+
+    Names are unique per input and output trees are skipped (:mod:`crossdistill.engine.inputs`).
+    """
+    from crossdistill.engine.inputs import find_input_files
+
+    return find_input_files(root, SUFFIXES, "mesh or point-cloud files", exclude)
 
 
 def run_segment(args: argparse.Namespace) -> int:

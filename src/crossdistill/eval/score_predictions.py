@@ -115,13 +115,41 @@ def _scale_order(key: str) -> tuple[float, str]:
         return math.inf, key
 
 
+def _listed_scales(base: Path) -> set[str] | None:
+    """Scale keys a ``crossdistill segment`` object folder was written with, from its ``segment.json``.
+
+    ``None`` when the folder has no ``segment.json`` (predictions written by other tools: every
+    ``scale_*`` folder counts); an empty set when the folder is an unfinished crossdistill item
+    (its stamp without a ``segment.json``) or the marker cannot be read: nothing in it counts.
+    """
+    import json
+
+    from crossdistill.engine.inputs import ITEM_STAMP
+
+    marker = base / "segment.json"
+    if not marker.is_file():
+        return set() if (base / ITEM_STAMP).exists() else None
+    try:
+        scales = json.loads(marker.read_text()).get("scales")
+        return {f"{float(s):g}" for s in scales}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return set()
+
+
 def find_prediction(pred_root: Path, record: Record) -> tuple[str, dict[str, Path]] | None:
     """Where the prediction of ``record`` lies: ``("scales", {scale: labels.npy})``,
-    ``("flat", {"": <id>.npy})`` or ``None`` (missing). The scale layout wins."""
+    ``("flat", {"": <id>.npy})`` or ``None`` (missing). The scale layout wins.
+
+    In a ``crossdistill segment`` object folder only the scales its ``segment.json`` lists
+    count (a ``scale_*`` folder of another run is never scored); an unfinished one counts as missing.
+    """
     base = object_dir(pred_root, record)
     if base.is_dir():
+        listed = _listed_scales(base)
         scales = {_scale_key(d.name): d / "labels.npy" for d in base.glob("scale_*")
                   if d.is_dir() and (d / "labels.npy").is_file()}
+        if listed is not None:
+            scales = {k: v for k, v in scales.items() if k in listed}
         if scales:
             return "scales", dict(sorted(scales.items(), key=lambda kv: _scale_order(kv[0])))
     flat = base.with_name(base.name + ".npy")

@@ -47,6 +47,9 @@ def read_rgb(path: str | Path, max_side: int | None = None) -> tuple[np.ndarray,
             rgba = np.asarray(im.convert("RGBA"))
     except FileNotFoundError:
         raise InputError(f"{p}: no such file") from None
+    except Image.DecompressionBombError:  # PIL refuses headers claiming > 2 x MAX_IMAGE_PIXELS
+        raise InputError(f"{p}: image header claims far more pixels than can be decoded safely "
+                         "(max 100 Mpx; a decompression bomb?)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{p}: not a readable image ({type(exc).__name__})") from None
     alpha = rgba[..., 3] > 127 if has_alpha else None

@@ -54,19 +54,21 @@ class ImageEntry:
     crops: list[InstanceCrop]
 
 
-def find_images(root: Path) -> list[tuple[str, Path, str]]:
-    """(output name, path, object class) of every image under ``root`` (or ``root`` itself)."""
+def find_images(root: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[str, Path, str]]:
+    """(output name, path, object class) of every image under ``root`` (or ``root`` itself).
+
+    Output names are unique per image (``x.png`` and ``x.jpg`` keep their suffix) and output
+    trees (and ``exclude``) are skipped: :mod:`crossdistill.engine.inputs`.
+    """
+    from crossdistill.engine.inputs import find_input_files
+
+    found = find_input_files(root, IMAGE_SUFFIXES, "images", exclude)
     if root.is_file():
-        return [(root.stem, root, "")]
-    if not root.exists():
-        raise InputError(f"input not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
+        return [(name, p, "") for name, p in found]
     out = []
-    for p in files:
+    for name, p in found:
         rel = p.relative_to(root)
-        out.append((str(rel.with_suffix("")), p, rel.parent.as_posix() if rel.parent != Path(".") else ""))
+        out.append((name, p, rel.parent.as_posix() if rel.parent != Path(".") else ""))
     return out
 
 
@@ -82,7 +84,7 @@ def load_entries(items: Sequence[tuple[str, Path, str]], teacher, grid: int, max
             inst = teacher.instances(views)[0]
             crops = crop_instances([inst], rgb.shape[:2], grid, classes=[cls] if cls else None,
                                    class_names=class_names)
-        except (InputError, ValueError, OSError) as exc:
+        except (InputError, ValueError, OSError, RuntimeError, MemoryError) as exc:  # one bad image fails alone
             first = str(exc).splitlines()[0] if str(exc) else ""
             failures[name] = first if isinstance(exc, InputError) else f"{type(exc).__name__}: {first}"
             print(f"error: {name}: {failures[name]}", file=sys.stderr)
