@@ -216,7 +216,7 @@ def _sam_teacher(grid: int):
         from crossdistill.teachers import SamMaskTeacher
 
         # random weights predict random IoUs: keep every mask so NMS sees all candidates
-        return SamMaskTeacher.from_model(model, points_per_side=grid, pred_iou_thresh=-1.0, stability_thresh=-1.0)
+        return SamMaskTeacher.from_model(model, points_per_side=grid, pred_iou_thresh=-1.0, stability_score_thresh=-1.0)
 
     return make
 

@@ -20,7 +20,7 @@ from crossdistill.teachers import registry  # noqa: E402
 from crossdistill.teachers.sam import SamMaskTeacher  # noqa: E402
 
 # thresholds off and the grid on the object, so that a random SAM still returns masks
-LOOSE = dict(points_per_side=4, points_per_batch=16, pred_iou_thresh=-1.0, stability_thresh=-1.0,
+LOOSE = dict(points_per_side=4, points_per_batch=16, pred_iou_thresh=-1.0, stability_score_thresh=-1.0,
              crop_to_foreground=True)
 _BASE = SegmentConfig(n_points=3000, n_views=8, image_size=96)
 SMALL = replace(_BASE, train=replace(_BASE.train, iterations=40))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -159,37 +161,58 @@ def test_clusters_closer_than_the_push_margin_are_joined():
     pts = np.concatenate([rng.normal(c, 0.05, size=(300, 3)) for c in (0.0, 1.0, 2.0)])
     centres = np.array([[0.0, 0, 0, 0], [0.3, 0, 0, 0], [0.0, 1.0, 1.0, 0]])
     feats = np.concatenate([centres[k] + rng.normal(0, 0.005, (300, 4)) for k in range(3)])
-    kept = cluster_points(feats, pts, ClusterConfig(max_points=600, merge_margin=None))
+    kept = cluster_points(feats, pts, ClusterConfig(max_points=600), join=None)
     assert len(np.unique(kept)) == 3
-    joined = cluster_points(feats, pts, ClusterConfig(max_points=600, merge_margin=1.0), margin=1.0)
+    joined = cluster_points(feats, pts, ClusterConfig(max_points=600), margin=1.0, join=1.0)
     assert len(np.unique(joined)) == 2
     assert len(np.unique(joined[:600])) == 1 and joined[600] != joined[0]
     # the threshold scales with the margin the field was trained with
-    assert len(np.unique(cluster_points(feats, pts, ClusterConfig(max_points=600), margin=0.2))) == 3
+    assert len(np.unique(cluster_points(feats, pts, ClusterConfig(max_points=600), margin=0.2, join=1.0))) == 3
     assert merge_close_clusters(feats, kept, 0.5)[0] == merge_close_clusters(feats, kept, 0.5)[350]
 
 
 def test_join_applies_from_the_configured_scale_up():
-    from crossdistill.methods.sampart3d.pipeline import SegmentConfig
+    from crossdistill.methods.sampart3d.pipeline import PAPER_SCALES
+    from crossdistill.methods.sampart3d.rules import PAPER_RULES, RENDER_CUE_RULES
 
-    cfg = SegmentConfig()
-    assert [cfg.cluster_settings(s, is_mesh=True).merge_margin for s in cfg.scales] == [None, None, 1.0, 1.0, 1.0]
-    assert [cfg.cluster_settings(s, is_mesh=False).merge_margin for s in cfg.scales] == [1.0] * 5
-    fine = SegmentConfig(join_from_scale=0.5)
+    rules = RENDER_CUE_RULES
+    assert [rules.join_at(s, is_mesh=True) for s in PAPER_SCALES] == [None, None, 1.0, 1.0, 1.0]
+    assert [rules.join_at(s, is_mesh=False) for s in PAPER_SCALES] == [1.0] * 5
+    fine = dataclasses.replace(rules, join_from_scale=0.5)
     for is_mesh in (True, False):
-        assert [fine.cluster_settings(s, is_mesh).merge_margin for s in cfg.scales] == [None, 1.0, 1.0, 1.0, 1.0]
-    # everything else is left as configured
-    assert cfg.cluster_settings(0.0, is_mesh=True).max_points == cfg.cluster.max_points
+        assert [fine.join_at(s, is_mesh) for s in PAPER_SCALES] == [None, 1.0, 1.0, 1.0, 1.0]
+    assert [PAPER_RULES.join_at(s, True) for s in PAPER_SCALES] == [None] * 5
 
 
 def test_parts_may_span_pieces_only_from_the_configured_scale_up():
-    from crossdistill.methods.sampart3d.pipeline import SegmentConfig
+    from crossdistill.methods.sampart3d.pipeline import PAPER_SCALES
+    from crossdistill.methods.sampart3d.rules import PAPER_RULES, RENDER_CUE_RULES
+
+    rules = RENDER_CUE_RULES
+    assert [rules.keep_in_pieces(s) for s in PAPER_SCALES] == [True, True, True, True, False]
+    always = dataclasses.replace(rules, pieces_until=None)
+    assert [always.keep_in_pieces(s) for s in PAPER_SCALES] == [True] * 5
+    assert [rules.merged_pieces().keep_in_pieces(s) for s in PAPER_SCALES] == [False] * 5
+    assert [PAPER_RULES.keep_in_pieces(s) for s in PAPER_SCALES] == [False] * 5
+    assert rules.merged_pieces().piece_fragment == rules.piece_fragment  # nothing else changes
+
+
+def test_rules_follow_the_teacher_and_presets():
+    from crossdistill.methods.sampart3d.pipeline import SegmentConfig, preset
+    from crossdistill.methods.sampart3d.rules import PAPER_RULES, RENDER_CUE_RULES, SAM_RULES
+    from crossdistill.teachers.offline_masks import RenderMaskTeacher
 
     cfg = SegmentConfig()
-    assert [cfg.at_scale(s).merge_pieces for s in cfg.scales] == [False, False, False, False, True]
-    assert [SegmentConfig(merge_pieces_from=None).at_scale(s).merge_pieces for s in cfg.scales] == [False] * 5
-    assert [SegmentConfig(merge_pieces=True).at_scale(s).merge_pieces for s in cfg.scales] == [True] * 5
-    assert cfg.at_scale(2.0).piece_fragment == cfg.piece_fragment  # nothing else changes
+    assert cfg.rules_for(None) == RENDER_CUE_RULES
+    assert cfg.rules_for(RenderMaskTeacher()) == RENDER_CUE_RULES
+    assert cfg.rules_for(object()) == SAM_RULES  # an unknown (real) model is SAM-like
+    paper = preset("paper")
+    assert paper.rules_for(RenderMaskTeacher()) == PAPER_RULES and PAPER_RULES.names == []
+    assert paper.scale_unit == "sigma" and paper.train.pair_sampling == "released"
+    assert (paper.train.images_per_iter, paper.train.pixels_per_image, paper.train.width) == (90, 256, 384)
+    assert preset("fast") == SegmentConfig()
+    with pytest.raises(ValueError):
+        preset("slow")
 
 
 def _two_planes(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

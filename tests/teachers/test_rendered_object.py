@@ -28,7 +28,7 @@ def rendered_views(shared_data):
 def test_sam_and_dinov2_on_rendered_object(rendered_views, tiny_sam, tiny_dinov2, tmp_path, device):
     views = rendered_views
     assert views.foreground.any(axis=(1, 2)).all()
-    sam = cached(SamMaskTeacher.from_model(tiny_sam, points_per_side=6, pred_iou_thresh=-1.0, stability_thresh=-1.0,
+    sam = cached(SamMaskTeacher.from_model(tiny_sam, points_per_side=6, pred_iou_thresh=-1.0, stability_score_thresh=-1.0,
                                            crop_to_foreground=True, device=device), TeacherCache(tmp_path))
     sets, again = check_cache_hit(lambda: sam.masks(views), tiny_sam.mask_decoder)
     for v, ms in enumerate(sets):

@@ -1,9 +1,10 @@
 """Baselines the flagship is measured against, with the same inputs.
 
 * :func:`lift_masks` -- direct lifting of 2D masks to 3D by voting and merging, the
-  SAM3D-style approach (no learned features): views are visited in order; each mask
-  becomes the set of visible sampled points it covers and joins the 3D segment it
-  overlaps most (overlap ratio above ``merge_ratio``) or starts a new one.
+  SAM3D-style approach (no learned features): at a scale, each view's pixels are grouped
+  by their finest mask reaching it; views are visited in order; each group becomes the
+  set of sampled points it covers and joins the 3D segment it overlaps most (overlap
+  ratio above ``merge_ratio``) or starts a new one.
 * :func:`connected_component_labels` -- mesh pieces (vertices welded by position).
 * :func:`~crossdistill.geometry.topology.region_growing` -- point-cloud region growing
   over a kNN graph on normals (re-exported here as a baseline).
@@ -20,7 +21,7 @@ from sklearn.cluster import KMeans
 
 from crossdistill.geometry.topology import face_components, region_growing
 from crossdistill.labels import relabel_by_size
-from crossdistill.types import Correspondence, Shape
+from crossdistill.types import Shape
 
 __all__ = ["lift_masks", "connected_component_labels", "region_growing", "kmeans_xyz_normal"]
 
@@ -30,38 +31,40 @@ def connected_component_labels(shape: Shape) -> np.ndarray:
     return face_components(shape.vertices, shape.faces, weld=True)
 
 
-def lift_masks(mask_sets: Sequence, correspondence: Correspondence, n_points: int, level: int,
-               merge_ratio: float = 0.5, points: np.ndarray | None = None) -> np.ndarray:
-    """SAM3D-style lifting of one granularity level of 2D masks to the sampled points.
+def lift_masks(supervision, n_points: int, scale: float, merge_ratio: float = 0.5,
+               points: np.ndarray | None = None) -> np.ndarray:
+    """SAM3D-style lifting of the 2D masks, as grouped at one scale, to the sampled points.
+
+    Each view's pixels are grouped by their finest mask whose sigma is at least ``scale``
+    (the grouping the field is trained to reproduce at that scale, without the field);
+    views are visited in order and every group becomes the set of sampled points its pixels
+    map to, which joins the 3D segment it overlaps most or starts a new one.
 
     Args:
-        mask_sets: V mask sets (with ``level_maps`` or dense ``masks`` + ``level``).
-        correspondence: point -> pixel visibility of the same views.
+        supervision: a :class:`~crossdistill.methods.sampart3d.supervision.MaskSupervision`.
         n_points: N.
-        level: granularity level to lift.
-        merge_ratio: a mask joins an existing segment when that segment holds at least
-            this share of the mask's already-labelled points.
+        scale: raw mask scale sigma of the grouping.
+        merge_ratio: a group joins an existing segment when that segment holds at least
+            this share of the group's already-labelled points.
         points: (N, 3) positions to fill never-covered points by nearest neighbour.
 
     Returns:
         (N,) int64 labels 0..K-1.
     """
-    from crossdistill.methods.sampart3d.supervision import level_maps
+    from crossdistill.methods.sampart3d.train import groups_at_scale
 
     labels = np.full(n_points, -1, dtype=np.int64)
     next_label = 0
-    for v, ms in enumerate(mask_sets):
-        lm = level_maps(ms, level + 1)[level].reshape(-1)
-        pix = correspondence.point_to_pix[v]
-        vis = np.flatnonzero(pix >= 0)
-        local = lm[pix[vis]]
-        has = local >= 0
-        vis, local = vis[has], local[has]
-        if len(vis) == 0:
+    for vs in supervision.views:
+        sc = np.where(vs.mask >= 0, supervision.scale[np.maximum(vs.mask, 0)], np.inf)
+        group, valid = groups_at_scale(vs.mask, sc, scale)
+        if not valid.any():
             continue
-        ids, inv = np.unique(local, return_inverse=True)
+        per_point = np.full(n_points, -1, dtype=np.int64)
+        per_point[vs.point[valid]] = group[valid]
+        vis = np.flatnonzero(per_point >= 0)
+        ids, inv = np.unique(per_point[vis], return_inverse=True)
         cur = labels[vis]
-        # overlap of each mask with each existing segment
         lab_known = cur >= 0
         new_lab = np.full(len(ids), -1, dtype=np.int64)
         if lab_known.any():

@@ -85,11 +85,11 @@ def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = 
         "seconds": round(wall, 3),
         "meta": seg.meta,
     }
-    # baseline (a): direct lifting of the same masks
-    samples, corr = seg.render.samples, seg.render.correspondence
+    # baseline (a): direct lifting of the same masks, grouped at each of our scales
+    samples = seg.render.samples
     lifted = []
-    for level in range(3):
-        pl = lift_masks(seg.masks, corr, len(samples), level, points=samples.points)
+    for s in seg.scales:
+        pl = lift_masks(seg.supervision, len(samples), seg.field.raw_scale(s, config.scale_unit), points=samples.points)
         if shape.is_mesh:
             from crossdistill.geometry.normalize import normalize_shape
 

@@ -183,6 +183,8 @@ class LearnedMaskTeacher:
     config: LearnedMaskConfig = LearnedMaskConfig()
     device: str = "cpu"
     is_offline_default: bool = field(default=False, init=False)
+    #: level masks like the offline teacher's; measured with its rules (segment_learned.md)
+    mask_kind: str = field(default="render-cues", init=False)
 
     def __post_init__(self) -> None:
         self.model = self.model.to(self.device).eval()

@@ -120,6 +120,7 @@ class RenderMaskTeacher:
     depth_slack: float = 2.5
     teacher_id: str = field(default="offline-render-masks-v1", init=False)
     is_offline_default: bool = field(default=True, init=False)
+    mask_kind: str = field(default="render-cues", init=False)
 
     def masks(self, views: Views) -> list[LevelMasks]:
         """One :class:`LevelMasks` per view."""

@@ -1,21 +1,18 @@
 """SAM automatic mask generation (``transformers.SamModel``) as a :class:`MaskTeacher`.
 
-For every view (optionally cropped to the rendered object):
+For every view (optionally cropped to the rendered object) and every crop of SAM's crop
+layers (:mod:`.sam_automatic`):
 
 1. the image processor resizes the longer side to the model's input size and pads it to a
-   square; the ViT image encoder runs once per view (views batched);
-2. a regular grid of ``points_per_side`` x ``points_per_side`` point prompts (only points
-   on the object when ``restrict_to_foreground``) is decoded in batches of
-   ``points_per_batch`` prompts, each with SAM's three multimask outputs;
-3. low-resolution logits are mapped back to view pixels in one interpolation; each mask
-   gets SAM's predicted IoU and a stability score (IoU of the masks thresholded at
-   ``mask_threshold +- stability_offset``); masks below ``pred_iou_thresh`` or
-   ``stability_thresh`` are dropped;
-4. the three outputs of each prompt are ranked by area: largest = level 0 (whole),
-   middle = 1 (part), smallest = 2 (subpart), so the level does not depend on the
-   checkpoint's output order;
-5. box NMS (per level by default, so coarse and fine masks survive together) removes
-   duplicates; masks are intersected with the foreground when asked.
+   square; the ViT image encoder runs once per image (images batched);
+2. a regular grid of point prompts (only points on the object when
+   ``restrict_to_foreground``) is decoded in batches of ``points_per_batch`` prompts, each
+   with SAM's three multimask outputs, every one of which is a candidate mask (no levels
+   are forced on them: ``MaskSet.level`` only records which output a mask was);
+3. low-resolution logits are mapped back to image pixels in one interpolation; masks pass
+   SAM's filters (predicted IoU, stability score, not touching an inner crop edge), then
+   box NMS over all masks of the crop, NMS across crops, and the small-region clean-up;
+4. SAMPart3D's own filter (masks covering too much background) and the cut to the object.
 
 Memory: one batch holds ``3 * points_per_batch`` float masks at crop resolution.
 """
@@ -28,46 +25,60 @@ import numpy as np
 import torch
 
 from crossdistill.teachers._hf import HFTeacher, batches
-from crossdistill.teachers._ops import batched_nms, foreground_box, masks_to_boxes, nms, resize_padded, stability_score
+from crossdistill.teachers._ops import foreground_box, masks_to_boxes, resize_padded
+from crossdistill.teachers.sam_automatic import (crop_boxes, filter_outputs, near_crop_edge, point_grid,
+                                                 remove_small_regions, suppress)
 from crossdistill.teachers.base import MaskSet
 from crossdistill.types import Views
 
-__all__ = ["SamMaskTeacher", "AutoMaskSettings"]
+__all__ = ["SamMaskTeacher", "AutoMaskSettings", "SAMPART3D_SAM_SETTINGS"]
 
 
 @dataclass(frozen=True)
 class AutoMaskSettings:
-    """Automatic-mask-generation settings (defaults follow SAM's generator).
+    """Automatic-mask-generation settings; the first twelve are SAM's generator's, with its defaults.
 
     Attributes:
-        points_per_side: the prompt grid is points_per_side x points_per_side per view (or crop).
+        points_per_side: the prompt grid is points_per_side x points_per_side per image (crop layer 0).
         points_per_batch: prompts decoded per mask-decoder call.
         pred_iou_thresh: minimum predicted IoU.
-        stability_thresh: minimum stability score.
-        stability_offset: logit offset of the stability score.
+        stability_score_thresh: minimum stability score.
+        stability_score_offset: logit offset of the stability score.
         mask_threshold: logit threshold of a mask.
-        nms_thresh: box IoU above which the lower-scoring mask is dropped.
-        nms_per_level: run NMS within each granularity level only.
-        min_mask_area: drop masks smaller than this many pixels.
-        restrict_to_foreground: prompts only on object pixels; masks cut to the object.
+        box_nms_thresh: box IoU above which the mask with the lower predicted IoU is dropped
+            (over all masks of a crop, whichever prompt or output they come from).
+        crop_n_layers: extra crop layers (0: the whole image only).
+        crop_nms_thresh: box NMS between masks of different crops.
+        crop_overlap_ratio: overlap of neighbouring crops, as a share of the image's short side
+            (scaled by 2 / crops per side).
+        crop_n_points_downscale_factor: the grid of layer i has points_per_side / factor^i points a side.
+        min_mask_region_area: islands and holes below this many pixels are removed (0: off).
+        restrict_to_foreground: prompt only points on the rendered object (ours: background
+            prompts give background masks, which carry no supervision).
         crop_to_foreground: run SAM on the object's bounding box (+ crop_margin) instead of
-            the whole view: more input pixels on small objects.
+            the whole view: more input pixels on small objects (ours).
         crop_margin: margin of that crop, as a fraction of the box size.
-        max_masks: keep at most this many masks per view (highest scores), None = all.
+        max_background_cover: drop masks covering more than this share of the view's background
+            pixels (SAMPart3D's released code: 0.1); None keeps them. Masks are then cut to the object.
+        max_masks: keep at most this many masks per view (highest predicted IoU), None = all.
     """
 
     points_per_side: int = 32
     points_per_batch: int = 64
     pred_iou_thresh: float = 0.88
-    stability_thresh: float = 0.95
-    stability_offset: float = 1.0
+    stability_score_thresh: float = 0.95
+    stability_score_offset: float = 1.0
     mask_threshold: float = 0.0
-    nms_thresh: float = 0.7
-    nms_per_level: bool = True
-    min_mask_area: int = 0
+    box_nms_thresh: float = 0.7
+    crop_n_layers: int = 0
+    crop_nms_thresh: float = 0.7
+    crop_overlap_ratio: float = 512 / 1500
+    crop_n_points_downscale_factor: int = 1
+    min_mask_region_area: int = 0
     restrict_to_foreground: bool = True
     crop_to_foreground: bool = False
     crop_margin: float = 0.1
+    max_background_cover: float | None = None
     max_masks: int | None = None
 
     def short(self) -> str:
@@ -75,8 +86,14 @@ class AutoMaskSettings:
         return ",".join(f"{k}={v}" for k, v in d.items())
 
 
+#: SAMPart3D's released call of SAM's generator (``pipeline("mask-generation", ...)`` with
+#: these thresholds, masks covering > 10% of the background dropped).
+SAMPART3D_SAM_SETTINGS = AutoMaskSettings(points_per_side=32, pred_iou_thresh=0.9, stability_score_thresh=0.9,
+                                          max_background_cover=0.1)
+
+
 class SamMaskTeacher(HFTeacher):
-    """Multi-granularity masks from SAM's point-grid automatic mask generation.
+    """Class-agnostic masks at every granularity from SAM's point-grid automatic mask generation.
 
     Args:
         model: a ``SamModel``.
@@ -90,8 +107,8 @@ class SamMaskTeacher(HFTeacher):
     Example:
         >>> teacher = SamMaskTeacher.from_pretrained("facebook/sam-vit-base")  # doctest: +SKIP
         >>> sets = teacher.masks(views)                                        # doctest: +SKIP
-        >>> sets[0].masks.shape, sets[0].level[:5]                             # doctest: +SKIP
-        ((M, H, W), array([0, 1, 2, 0, 2], dtype=int8))
+        >>> sets[0].masks.shape, sets[0].scores.shape                          # doctest: +SKIP
+        ((M, H, W), (M,))
     """
 
     backend = "sam"
@@ -124,13 +141,11 @@ class SamMaskTeacher(HFTeacher):
         reshaped = [(int(h), int(w)) for h, w in inputs["reshaped_input_sizes"]]
         return emb, reshaped, tuple(pixel_values.shape[-2:])
 
-    def prompt_grid(self, foreground: np.ndarray) -> np.ndarray:
+    def prompt_grid(self, foreground: np.ndarray, n_per_side: int | None = None) -> np.ndarray:
         """(N, 2) float32 (x, y) pixel prompts on an H x W image (object pixels only if asked)."""
         H, W = foreground.shape
-        n = self.settings.points_per_side
-        xs = (np.arange(n) + 0.5) / n * W
-        ys = (np.arange(n) + 0.5) / n * H
-        pts = np.stack(np.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2).astype(np.float32)
+        n = n_per_side or self.settings.points_per_side
+        pts = point_grid(n) * np.array([W, H], dtype=np.float32)
         if self.settings.restrict_to_foreground:
             on = foreground[pts[:, 1].astype(int), pts[:, 0].astype(int)]
             pts = pts[on]
@@ -139,7 +154,7 @@ class SamMaskTeacher(HFTeacher):
     @torch.no_grad()
     def decode(self, embedding: torch.Tensor, points: np.ndarray, reshaped: tuple[int, int],
                padded: tuple[int, int], out_hw: tuple[int, int]) -> tuple[torch.Tensor, ...]:
-        """Decode point prompts on one image.
+        """Decode point prompts on one image and apply SAM's per-mask filters.
 
         Args:
             embedding: (C, h, w) image embedding.
@@ -149,13 +164,13 @@ class SamMaskTeacher(HFTeacher):
             out_hw: (H, W) image size.
 
         Returns:
-            masks (K, H, W) bool, scores (K,), levels (K,) int8 of the masks that pass the
-            IoU / stability / area filters.
+            masks (K, H, W) bool, predicted IoUs (K,), output index (K,) int8 (which of the
+            prompt's three outputs) of the masks that pass the IoU and stability filters.
         """
         s = self.settings
         H, W = out_hw
         scale = torch.tensor([reshaped[1] / W, reshaped[0] / H], device=self.device)
-        keep_masks, keep_scores, keep_levels = [], [], []
+        keep_masks, keep_scores, keep_outputs = [], [], []
         for sl in batches(len(points), s.points_per_batch):
             pts = torch.as_tensor(points[sl], device=self.device) * scale  # (P, 2) network coords
             out = self.model(
@@ -164,73 +179,98 @@ class SamMaskTeacher(HFTeacher):
                 input_labels=torch.ones((1, len(pts), 1), dtype=torch.long, device=self.device),
                 multimask_output=True,
             )
-            low = out.pred_masks[0]  # (P, 3, L, L)
+            low = out.pred_masks[0]  # (P, K, L, L)
             P, K = low.shape[:2]
             logits = resize_padded(low.reshape(P * K, 1, *low.shape[-2:]), reshaped, padded, out_hw)[:, 0]
             iou = out.iou_scores[0].reshape(P * K).float()
-            stab = stability_score(logits, s.mask_threshold, s.stability_offset)
-            masks = logits > s.mask_threshold  # (P*K, H, W)
-            area = masks.flatten(1).sum(1)
-            # rank the K outputs of each prompt by area: largest -> level 0 (whole)
-            rank = torch.argsort(torch.argsort(area.view(P, K), dim=1, descending=True), dim=1)
-            levels = rank.reshape(-1).clamp_max(2).to(torch.int8)
-            ok = (iou > s.pred_iou_thresh) & (stab > s.stability_thresh) & (area >= max(1, s.min_mask_area))
+            ok, masks, _, _ = filter_outputs(logits, iou, s.pred_iou_thresh, s.stability_score_thresh,
+                                             s.mask_threshold, s.stability_score_offset)
             keep_masks.append(masks[ok])
-            keep_scores.append(iou[ok].clamp(0, 1))
-            keep_levels.append(levels[ok])
+            keep_scores.append(iou[ok])
+            keep_outputs.append(torch.arange(K, device=self.device).repeat(P)[ok].to(torch.int8))
         if not keep_masks:
             return (torch.zeros((0, H, W), dtype=torch.bool, device=self.device),
                     torch.zeros(0, device=self.device), torch.zeros(0, dtype=torch.int8, device=self.device))
-        return torch.cat(keep_masks), torch.cat(keep_scores), torch.cat(keep_levels)
-
-    def suppress(self, masks: torch.Tensor, scores: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-        """Indices kept by box NMS (per level when ``nms_per_level``), by decreasing score."""
-        boxes = masks_to_boxes(masks)
-        if self.settings.nms_per_level:
-            return batched_nms(boxes, scores, levels.long(), self.settings.nms_thresh)
-        return nms(boxes, scores, self.settings.nms_thresh)
+        return torch.cat(keep_masks), torch.cat(keep_scores), torch.cat(keep_outputs)
 
     # ------------------------------------------------------------------ teacher API
     def masks(self, views: Views) -> list[MaskSet]:
-        """One :class:`MaskSet` per view: (M, H, W) bool masks, scores, levels 0/1/2."""
+        """One :class:`MaskSet` per view: (M, H, W) bool masks, predicted IoUs, output index."""
         s = self.settings
         V, H, W = views.rgb.shape[:3]
         fg_all = views.foreground
-        crops: list[tuple[int, int, int, int] | None] = []
+        jobs: list[tuple[int, tuple[int, int, int, int], tuple[int, int, int, int], int]] = []
         for v in range(V):
-            box = foreground_box(fg_all[v], s.crop_margin) if s.crop_to_foreground else (0, 0, W, H)
             if s.restrict_to_foreground and not fg_all[v].any():
-                box = None
-            crops.append(box)
-        results: list[MaskSet] = [MaskSet.empty(H, W) for _ in range(V)]
-        todo = [v for v in range(V) if crops[v] is not None]
-        for sl in batches(len(todo), self.batch_size):
-            ids = todo[sl]
-            images = [views.rgb[v, crops[v][1]:crops[v][3], crops[v][0]:crops[v][2]] for v in ids]
+                continue
+            base = foreground_box(fg_all[v], s.crop_margin) if s.crop_to_foreground else (0, 0, W, H)
+            if base is None:
+                continue
+            bw, bh = base[2] - base[0], base[3] - base[1]
+            boxes, layers = crop_boxes(bh, bw, s.crop_n_layers, s.crop_overlap_ratio)
+            for box, layer in zip(boxes, layers):
+                crop = (base[0] + box[0], base[1] + box[1], base[0] + box[2], base[1] + box[3])
+                jobs.append((v, crop, base, layer))
+        found: dict[int, list] = {v: [] for v in range(V)}
+        for sl in batches(len(jobs), self.batch_size):
+            group = jobs[sl]
+            images = [views.rgb[v, c[1]:c[3], c[0]:c[2]] for v, c, _, _ in group]
             emb, reshaped, padded = self.embed(images)
-            for i, v in enumerate(ids):
-                results[v] = self._one_view(emb[i], reshaped[i], padded, crops[v], fg_all[v], (H, W))
-        return results
+            for i, (v, crop, base, layer) in enumerate(group):
+                found[v].append(self._one_crop(emb[i], reshaped[i], padded, crop, base, layer, fg_all[v], (H, W)))
+        return [self._merge_view(found[v], fg_all[v], (H, W)) for v in range(V)]
 
-    def _one_view(self, emb, reshaped, padded, crop, fg, hw) -> MaskSet:
+    def _one_crop(self, emb, reshaped, padded, crop, base, layer, fg, hw):
+        """Masks of one crop, filtered and suppressed, pasted into the full view."""
         s = self.settings
         x0, y0, x1, y1 = crop
         fg_crop = fg[y0:y1, x0:x1]
-        points = self.prompt_grid(fg_crop)
+        n_side = max(1, s.points_per_side // (s.crop_n_points_downscale_factor ** layer))
+        points = self.prompt_grid(fg_crop, n_side)
         if len(points) == 0:
+            return None
+        masks, scores, outputs = self.decode(emb, points, reshaped, padded, fg_crop.shape)
+        keep = suppress(masks, scores, s.box_nms_thresh)
+        masks, scores, outputs = masks[keep], scores[keep], outputs[keep]
+        if crop != base and len(masks):
+            local_base = (base[0] - x0, base[1] - y0, base[2] - x0, base[3] - y0)
+            inner = ~near_crop_edge(masks_to_boxes(masks), (0, 0, x1 - x0, y1 - y0), local_base)
+            masks, scores, outputs = masks[inner], scores[inner], outputs[inner]
+        full = torch.zeros((len(masks), *hw), dtype=torch.bool, device=masks.device)
+        full[:, y0:y1, x0:x1] = masks
+        area = float((x1 - x0) * (y1 - y0))
+        return full, scores, outputs, torch.full((len(masks),), 1.0 / area, device=masks.device)
+
+    def _merge_view(self, parts: list, fg: np.ndarray, hw: tuple[int, int]) -> MaskSet:
+        """NMS across crops, small-region clean-up, SAMPart3D's background filter, the cut to the object."""
+        s = self.settings
+        parts = [p for p in parts if p is not None and len(p[0])]
+        if not parts:
             return MaskSet.empty(*hw)
-        masks, scores, levels = self.decode(emb, points, reshaped, padded, fg_crop.shape)
-        if s.restrict_to_foreground and len(masks):
-            masks = masks & torch.as_tensor(fg_crop, device=masks.device)
-            nonempty = masks.flatten(1).sum(1) >= max(1, s.min_mask_area)
-            masks, scores, levels = masks[nonempty], scores[nonempty], levels[nonempty]
-        keep = self.suppress(masks, scores, levels)
+        masks = torch.cat([p[0] for p in parts])
+        scores = torch.cat([p[1] for p in parts])
+        outputs = torch.cat([p[2] for p in parts])
+        if len(parts) > 1:
+            keep = suppress(masks, torch.cat([p[3] for p in parts]), s.crop_nms_thresh)
+            masks, scores, outputs = masks[keep], scores[keep], outputs[keep]
+        m = masks.cpu().numpy()
+        if s.min_mask_region_area > 0 and len(m):
+            cleaned = [remove_small_regions(x, s.min_mask_region_area) for x in m]
+            m = np.stack([c[0] for c in cleaned])
+            unchanged = torch.tensor([0.0 if c[1] else 1.0 for c in cleaned])
+            keep = suppress(torch.as_tensor(m), unchanged, s.box_nms_thresh).numpy()
+            m, scores, outputs = m[keep], scores.cpu()[keep], outputs.cpu()[keep]
+        scores, outputs = scores.float().cpu().numpy(), outputs.cpu().numpy()
+        if s.max_background_cover is not None and len(m):
+            bg = ~fg
+            cover = (m & bg).reshape(len(m), -1).sum(1) / max(int(bg.sum()), 1)
+            ok = cover <= s.max_background_cover
+            m, scores, outputs = m[ok], scores[ok], outputs[ok]
+        m = m & fg
+        ok = m.reshape(len(m), -1).any(1)
+        m, scores, outputs = m[ok], scores[ok], outputs[ok]
+        order = np.argsort(-scores, kind="stable")
         if s.max_masks is not None:
-            keep = keep[: s.max_masks]
-        full = np.zeros((len(keep), *hw), dtype=bool)
-        full[:, y0:y1, x0:x1] = masks[keep].cpu().numpy()
-        return MaskSet(
-            masks=full,
-            scores=scores[keep].float().cpu().numpy().astype(np.float32),
-            level=levels[keep].cpu().numpy().astype(np.int8),
-        )
+            order = order[: s.max_masks]
+        return MaskSet(masks=m[order], scores=np.clip(scores[order], 0, 1).astype(np.float32),
+                       level=outputs[order].astype(np.int8))

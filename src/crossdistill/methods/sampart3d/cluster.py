@@ -35,8 +35,6 @@ class ClusterConfig:
         min_samples: HDBSCAN's density parameter (None = min_cluster_size).
         epsilon: ``cluster_selection_epsilon`` in feature units.
         neighbors: spatial neighbours considered when propagating labels.
-        merge_margin: join clusters whose mean features lie closer than this multiple of the
-            training's push margin (None: keep HDBSCAN's clusters as they are).
     """
 
     max_points: int = 3000
@@ -44,11 +42,11 @@ class ClusterConfig:
     min_samples: int | None = 5
     epsilon: float = 0.0
     neighbors: int = 8
-    merge_margin: float | None = 1.0
 
 
 def cluster_points(features: np.ndarray, points: np.ndarray, config: ClusterConfig = ClusterConfig(),
-                   subsample: np.ndarray | None = None, margin: float = 1.0) -> np.ndarray:
+                   subsample: np.ndarray | None = None, margin: float = 1.0,
+                   join: float | None = None) -> np.ndarray:
     """Cluster N points into parts.
 
     Args:
@@ -57,6 +55,8 @@ def cluster_points(features: np.ndarray, points: np.ndarray, config: ClusterConf
         subsample: optional (S,) indices to cluster (defaults to a random subset of
             ``config.max_points``); reuse one subsample across scales for consistent parts.
         margin: the push margin m the features were trained with (Eq. 5).
+        join: join clusters whose mean features lie closer than this multiple of ``margin``
+            (the ``join`` rule of :mod:`.rules`); None keeps HDBSCAN's clusters.
 
     Returns:
         (N,) int64 part labels 0..K-1, ordered by decreasing size.
@@ -75,8 +75,8 @@ def cluster_points(features: np.ndarray, points: np.ndarray, config: ClusterConf
     if (lab_sub < 0).all():
         return np.zeros(n, dtype=np.int64)
     labels = propagate_labels(features, points, sub, lab_sub, config.neighbors)
-    if config.merge_margin is not None:
-        labels = merge_close_clusters(features, labels, config.merge_margin * margin)
+    if join is not None:
+        labels = merge_close_clusters(features, labels, join * margin)
     return relabel_by_size(labels)
 
 

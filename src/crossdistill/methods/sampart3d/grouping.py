@@ -61,6 +61,8 @@ class GroupingField(nn.Module):
         out_dim: output feature size (paper: 384).
         backbone_layers: hidden layers of F_B (paper: 6).
         low_layers: hidden layers of F_P (paper: 4).
+        long_skip: keep F_P, the long skip connection of the low-level inputs (the paper's
+            ablation turns it off: then F(s) = normalize(F_B)).
 
     Shapes:
         forward(backbone_feat (B, backbone_dim), low_feat (B, low_dim), scale (B, 1)) -> (B, out_dim)
@@ -72,15 +74,17 @@ class GroupingField(nn.Module):
     """
 
     def __init__(self, backbone_dim: int, low_dim: int = 9, width: int = 384, out_dim: int = 384,
-                 backbone_layers: int = 6, low_layers: int = 4) -> None:
+                 backbone_layers: int = 6, low_layers: int = 4, long_skip: bool = True) -> None:
         super().__init__()
         self.instance_net = mlp(backbone_dim + 1, width, out_dim, backbone_layers)
-        self.pos_net = mlp(low_dim + 1, width, out_dim, low_layers)
+        self.pos_net = mlp(low_dim + 1, width, out_dim, low_layers) if long_skip else None
+        self.low_dim = low_dim
 
     def forward(self, backbone_feat: torch.Tensor, low_feat: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        a = self.instance_net(torch.cat([backbone_feat, scale], dim=1))
-        b = self.pos_net(torch.cat([low_feat, scale], dim=1))
-        return F.normalize(a, dim=1, eps=1e-5) + F.normalize(b, dim=1, eps=1e-5)
+        a = F.normalize(self.instance_net(torch.cat([backbone_feat, scale], dim=1)), dim=1, eps=1e-5)
+        if self.pos_net is None:
+            return a
+        return a + F.normalize(self.pos_net(torch.cat([low_feat, scale], dim=1)), dim=1, eps=1e-5)
 
 
 def pairwise_grouping_loss(feat: torch.Tensor, mask_id: torch.Tensor, margin: float = 1.0,

@@ -82,10 +82,12 @@ def bundle_from_segmentation(seg) -> FieldBundle:
 def _field_dims(module: GroupingField) -> dict[str, int]:
     """Constructor arguments of a :class:`GroupingField`, read from its layers."""
     inst = [m for m in module.instance_net if isinstance(m, torch.nn.Linear)]
-    pos = [m for m in module.pos_net if isinstance(m, torch.nn.Linear)]
-    return {"backbone_dim": inst[0].in_features - 1, "low_dim": pos[0].in_features - 1,
+    dims = {"backbone_dim": inst[0].in_features - 1, "low_dim": int(module.low_dim),
             "width": inst[0].out_features, "out_dim": inst[-1].out_features,
-            "backbone_layers": len(inst) - 1, "low_layers": len(pos) - 1}
+            "backbone_layers": len(inst) - 1, "long_skip": module.pos_net is not None}
+    if module.pos_net is not None:
+        dims["low_layers"] = len([m for m in module.pos_net if isinstance(m, torch.nn.Linear)]) - 1
+    return dims
 
 
 def save_field_bundle(path: Path, bundle: FieldBundle) -> None:

@@ -26,7 +26,8 @@ from crossdistill.geometry.sampling import estimate_normals, farthest_point_samp
 from crossdistill.geometry.topology import face_components, region_growing
 from crossdistill.labels import relabel_by_size
 from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
-from crossdistill.methods.sampart3d.supervision import build_supervision
+from crossdistill.methods.sampart3d.rules import PAPER_RULES, PartRules, rules_for_teacher
+from crossdistill.methods.sampart3d.supervision import MaskSupervision, build_supervision
 from crossdistill.methods.sampart3d.support import MaskPointSets
 from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, piece_codes, train_grouping_field
 from crossdistill.methods.sampart3d.vote import majority_per_group, piece_parts, split_at_pieces, vote_faces
@@ -39,56 +40,43 @@ PAPER_SCALES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
 
 
 @dataclass(frozen=True)
+class SupervisionConfig:
+    """How the teacher's masks become supervision (:func:`.supervision.build_supervision`).
+
+    Attributes:
+        min_pixels: masks covering fewer supervised pixels are dropped.
+        max_scale: masks with sigma (Eq. 3) at least this are dropped (the released code: 2.0);
+            None keeps every mask.
+        erode: denoise masks with the released code's 3x3 erosion.
+    """
+
+    min_pixels: int = 16
+    max_scale: float | None = None
+    erode: bool = False
+
+
+@dataclass(frozen=True)
 class SegmentConfig:
-    """Settings of :func:`segment_shape` (paper values in brackets).
+    """Settings of :func:`segment_shape`: the method's (paper values in brackets) and the rules beyond it.
+
+    Two presets (:func:`preset`): ``paper`` (SAMPart3D's settings and nothing beyond them,
+    meant for a GPU) and ``fast`` (the CPU budget; the default).
 
     Attributes:
         n_points: surface points [15000].
         n_views: rendered views, 6 axis + the rest random [36].
-        image_size: render resolution (square).
+        image_size: render resolution (square) [512].
         scales: scales to cluster at [0.0, 0.5, 1.0, 1.5, 2.0].
-        scale_unit: "relative" (default): 0..2 spans the object's own mask scales, finest to
-            coarsest; "sigma": the paper's absolute mask scale sigma (Eq. 3), whose 0..2
-            range covers only the finer part of these objects' masks with the offline teacher.
-        piece_codes: meshes: append a random code of each point's connected piece to the
-            grouping field's input (connectivity as a cue; no effect on point clouds).
+        scale_unit: "sigma": the paper's mask scale (Eq. 3, in the unit box); "relative":
+            0..2 spans the object's own mask scales, finest to coarsest (q = scale / 2 in
+            the quantile space of its masks).
         seed: seeds sampling, cameras, training and clustering.
         device: torch device of the grouping field.
         train: grouping-field training settings.
         cluster: clustering settings.
-        face_spill: a label with less than this share of its area inside a mesh piece is
-            spill-over there and takes the piece's majority label (0 disables).
-        merge_pieces: meshes: let a part span several connected pieces when the field
-            groups them (SAMPart3D as published) at every scale. Off by default: parts stay
-            inside pieces, which scored higher with the offline masks (see segment_notes.md).
-        merge_pieces_from: meshes: at scales at least this (in ``scale_unit``), parts may
-            span pieces even with ``merge_pieces`` off: the coarsest scale groups as
-            published. None: never. Held-out ablation (``segment_clustering.md``): 84.5 /
-            74.0 with it at 2.0, 84.4 / 74.0 without.
-        piece_fragment: with ``merge_pieces`` off, a part covering less than this share
-            of its piece folds into the piece's main part.
-        dominant_piece, dominant_fragment: a piece holding at least ``dominant_piece`` of
-            the object's area (a welded body, or the whole object as one piece) folds only
-            parts below ``dominant_fragment`` of it; its parts come from the field alone.
-            Held-out ablation (``segment_clustering.md``): 84.6 / 73.4 against 82.0 / 71.3
-            with 0.2 everywhere, 23 objects. None disables.
-        point_region_deg: point clouds: after labels reach the input points, every smooth
-            region (region growing over a 12-NN graph, edges between normals less than this
-            many degrees apart) takes its majority part, the point cloud's stand-in for mesh
-            pieces. Held-out ablation (``segment_clustering.md``, 23 objects): 52.6 / 39.4
-            against 49.7 / 39.0 without. None disables.
-        fragment_support: inside a dominant piece, a part whose sampled points some 2D mask
-            matches with at least this visible-restricted IoU (:mod:`.support`) is kept
-            whatever its size (a slider, a foot pad, a switch). None disables. Held-out
-            ablation (``segment_clustering.md``): 84.4 / 74.0 against 84.6 / 73.4 without.
-        join_from_scale: the join of clusters closer than the push margin
-            (``cluster.merge_margin``) applies at scales at least this (in ``scale_unit``);
-            finer scales keep HDBSCAN's clusters. None (default): 1.0 on meshes, 0.0 (every
-            scale) on point clouds. On meshes, joining everywhere removed useful splits of
-            welded pieces on some objects and joining nowhere left others in fragments; with
-            the join at the coarser scales only, best-of-scales keeps both. On point clouds,
-            joining at every scale scored slightly higher (held-out ablation,
-            ``docs/results/segment_clustering.md``, and ``segment_notes.md``).
+        supervision: how masks become supervision.
+        rules: stage-3 rules beyond the paper (:mod:`.rules`); None: the defaults of the mask
+            teacher in use (:func:`.rules.rules_for_teacher`).
     """
 
     n_points: int = 15000
@@ -96,32 +84,44 @@ class SegmentConfig:
     image_size: int = 384
     scales: tuple[float, ...] = PAPER_SCALES
     scale_unit: str = "relative"
-    piece_codes: bool = True
     seed: int = 0
     device: str = "cpu"
     train: GroupingTrainConfig = field(default_factory=GroupingTrainConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    face_spill: float = 0.5
-    merge_pieces: bool = False
-    merge_pieces_from: float | None = 2.0
-    piece_fragment: float = 0.2
-    dominant_piece: float | None = 0.8
-    dominant_fragment: float = 0.1
-    point_region_deg: float | None = 10.0
-    fragment_support: float | None = 0.3
-    join_from_scale: float | None = None
+    supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
+    rules: PartRules | None = None
 
-    def cluster_settings(self, scale: float, is_mesh: bool) -> ClusterConfig:
-        """The clustering settings used at one query scale (no join below ``join_from_scale``)."""
-        start = self.join_from_scale if self.join_from_scale is not None else (1.0 if is_mesh else 0.0)
-        if scale < start and self.cluster.merge_margin is not None:
-            return replace(self.cluster, merge_margin=None)
-        return self.cluster
+    def rules_for(self, teacher) -> PartRules:
+        """The rules that apply with this mask teacher."""
+        return self.rules if self.rules is not None else rules_for_teacher(teacher)
 
-    def at_scale(self, scale: float) -> "SegmentConfig":
-        """These settings with ``merge_pieces`` as it applies at one query scale (see ``merge_pieces_from``)."""
-        coarse = self.merge_pieces_from is not None and scale >= self.merge_pieces_from
-        return replace(self, merge_pieces=self.merge_pieces or coarse)
+
+def preset(name: str, **overrides) -> SegmentConfig:
+    """A named preset of :class:`SegmentConfig`, with keyword overrides of its fields.
+
+    * ``fast``: the CPU budget (400 steps of 16 images x 128 pixels, width 128, output 32,
+      384 px renders, HDBSCAN on a 3000-point subsample, relative scales), rules by teacher.
+    * ``paper``: SAMPart3D's settings: 15k points, 36 views of 512 px, 5000 steps of 90 images x
+      256 pixels with the released pair sampling, width and output 384, lr 1e-4, masks of
+      sigma >= 2 dropped and eroded as the released code does, sigma scales 0..2, HDBSCAN on
+      every point (min cluster 30, min samples 30, epsilon 0.1), no rule beyond the paper.
+    """
+    if name == "fast":
+        return replace(SegmentConfig(), **overrides)
+    if name == "paper":
+        cfg = SegmentConfig(
+            n_points=15000, n_views=36, image_size=512, scales=PAPER_SCALES, scale_unit="sigma",
+            train=GroupingTrainConfig(iterations=5000, images_per_iter=90, pixels_per_image=256, lr=1e-4,
+                                      width=384, out_dim=384, pair_sampling="released"),
+            cluster=ClusterConfig(max_points=15000, min_cluster_size=30 / 15000, min_samples=30, epsilon=0.1),
+            supervision=SupervisionConfig(min_pixels=16, max_scale=2.0, erode=True),
+            rules=PAPER_RULES,
+        )
+        return replace(cfg, **overrides)
+    raise ValueError(f"unknown preset {name!r} (paper or fast)")
+
+
+PRESETS: tuple[str, ...] = ("fast", "paper")
 
 
 @dataclass
@@ -137,6 +137,7 @@ class Segmentation:
         transform: unit-box transform of the input (outputs go back to input units with it).
         field: the trained grouping field.
         masks: the 2D mask sets of every view (one per view), as the teacher gave them.
+        supervision: the masks as the field's supervision (pixels, per-pixel masks, sigma).
         timings: seconds per stage.
         meta: settings and provenance (teacher id, offline or not, seed).
     """
@@ -149,6 +150,7 @@ class Segmentation:
     transform: UnitBoxTransform
     field: TrainedField
     masks: list
+    supervision: MaskSupervision
     timings: dict[str, float]
     meta: dict
 
@@ -195,15 +197,18 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     if mask_teacher is None:
         mask_teacher = RenderMaskTeacher(face_groups={"piece": components} if unit.is_mesh else {})
     teacher = mask_teacher
+    rules = config.rules_for(teacher)
     mask_sets = teacher.masks(rendered.views)
     timer.lap("masks")
-    sup = build_supervision(mask_sets, rendered.correspondence, samples.points)
+    sc = config.supervision
+    sup = build_supervision(mask_sets, rendered.correspondence, samples.points, min_pixels=sc.min_pixels,
+                            max_scale=sc.max_scale, erode=sc.erode)
     if not sup.views:
         tid = getattr(teacher, "teacher_id", type(teacher).__name__)
         raise InputError(f"the 2D mask teacher {tid} gave no usable mask on any of the {len(cams)} views of this "
                          "object: nothing to learn from (try --mask-teacher offline)")
     feats_bb = backbone(samples.points, samples.normals, samples.colors) if backbone is not None else None
-    codes = piece_codes(components[samples.face_id], seed=config.seed) if config.piece_codes and unit.is_mesh else None
+    codes = piece_codes(components[samples.face_id], seed=config.seed) if rules.piece_codes and unit.is_mesh else None
     trained = train_grouping_field(sup, samples.points, samples.normals, samples.colors, config.train,
                                    backbone_feat=feats_bb, piece_code=codes, seed=config.seed,
                                    device=config.device, progress=progress)
@@ -211,8 +216,8 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     scales = tuple(sorted(float(s) for s in config.scales))
     sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
     point_labels = np.stack([
-        cluster_points(trained.features(s, config.scale_unit), samples.points,
-                       config.cluster_settings(s, unit.is_mesh), subsample=sub, margin=config.train.margin)
+        cluster_points(trained.features(s, config.scale_unit), samples.points, config.cluster, subsample=sub,
+                       margin=config.train.margin, join=rules.join_at(s, unit.is_mesh))
         for s in scales
     ]).astype(np.int32)
     timer.lap("cluster")
@@ -220,19 +225,20 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     if unit.is_mesh:
         centroids = unit.triangles.mean(axis=1)
         areas = unit.face_areas
-        evidence = MaskPointSets.from_supervision(sup, len(samples)) if config.fragment_support is not None else None
-        face_labels = np.stack([mesh_face_labels(pl, samples.face_id, centroids, components, areas,
-                                                 config.at_scale(s), evidence)
+        evidence = (MaskPointSets.from_supervision(sup, len(samples))
+                    if rules.pieces and rules.fragment_support is not None else None)
+        face_labels = np.stack([mesh_face_labels(pl, samples.face_id, centroids, components, areas, rules, s, evidence)
                                 for s, pl in zip(scales, point_labels)])
         point_labels = face_labels[:, samples.face_id]  # the points carry their face's part
     else:
-        input_labels = point_cloud_labels(point_labels, samples.points, unit, config.point_region_deg)
+        input_labels = point_cloud_labels(point_labels, samples.points, unit, rules.point_region_deg)
         point_labels = input_labels[:, samples.source_index]  # the samples carry their input point's part
     timer.lap("vote")
     meta = {
         "method": "SAMPart3D (stages 2-3)",
         "mask_teacher": getattr(teacher, "teacher_id", type(teacher).__name__),
         "mask_teacher_offline": bool(getattr(teacher, "is_offline_default", False)),
+        "mask_kind": getattr(teacher, "mask_kind", "sam-like"),
         "backbone": "none (Fourier positional encoding)" if backbone is None else getattr(backbone, "name", "given"),
         "seed": config.seed,
         "n_points": len(samples),
@@ -241,38 +247,42 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "n_masks": sup.n_masks,
         "scale_unit": config.scale_unit,
         "margin": config.train.margin,
-        "merge_pieces": [config.at_scale(s).merge_pieces for s in scales] if unit.is_mesh else None,
-        "join_margins": [config.cluster_settings(s, unit.is_mesh).merge_margin for s in scales],
+        "pair_sampling": config.train.pair_sampling,
+        "rules": rules.names,
+        "keep_in_pieces": [rules.keep_in_pieces(s) for s in scales] if unit.is_mesh else None,
+        "join_margins": [rules.join_at(s, unit.is_mesh) for s in scales],
         "final_loss": float(trained.losses[-10:].mean()) if len(trained.losses) else float("nan"),
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
-                        list(mask_sets), timer.times, meta)
+                        list(mask_sets), sup, timer.times, meta)
 
 
 def mesh_face_labels(point_labels: np.ndarray, point_face: np.ndarray, centroids: np.ndarray,
-                     components: np.ndarray, areas: np.ndarray, config: SegmentConfig,
-                     evidence: MaskPointSets | None = None) -> np.ndarray:
-    """Stage 3's last step on a mesh at one scale: per-face vote, then (unless
-    ``config.merge_pieces``) parts kept inside connected pieces.
+                     components: np.ndarray, areas: np.ndarray, rules: PartRules = PAPER_RULES,
+                     scale: float = 0.0, evidence: MaskPointSets | None = None) -> np.ndarray:
+    """Stage 3's last step on a mesh at one scale: per-face vote, then the piece rules that are on.
 
     Args:
         point_labels: (N,) part of every sampled point; point_face: (N,) its face;
         centroids: (F, 3) face centroids; components: (F,) piece id; areas: (F,) face areas.
-        evidence: the 2D masks as 3D point sets; with ``config.fragment_support`` set, the
+        rules: the stage-3 rules (:mod:`.rules`); scale: the query scale (the piece rule
+            applies below ``rules.pieces_until``).
+        evidence: the 2D masks as 3D point sets; with ``rules.fragment_support`` set, the
             parts they confirm are not folded inside a dominant piece (None: no evidence).
 
     Returns:
         (F,) int32 part per face, in the input's face order.
     """
-    labels = vote_faces(point_labels, point_face, len(centroids), centroids, components, areas, config.face_spill)
-    if not config.merge_pieces:
+    spill_groups = components if rules.face_spill > 0 else None
+    labels = vote_faces(point_labels, point_face, len(centroids), centroids, spill_groups, areas, rules.face_spill)
+    if rules.keep_in_pieces(scale):
         protected = None
-        if evidence is not None and config.fragment_support is not None:
+        if evidence is not None and rules.fragment_support is not None:
             part = piece_parts(labels, components)
             support = evidence.support(part[point_face], int(part.max()) + 1)
-            protected = support[part] >= config.fragment_support
-        labels = split_at_pieces(labels, components, areas, config.piece_fragment, config.dominant_piece,
-                                 config.dominant_fragment, protected)
+            protected = support[part] >= rules.fragment_support
+        labels = split_at_pieces(labels, components, areas, rules.piece_fragment, rules.dominant_piece,
+                                 rules.dominant_fragment, protected)
     return labels
 
 

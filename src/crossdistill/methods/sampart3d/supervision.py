@@ -1,10 +1,17 @@
 """From 2D masks of rendered views to the pixel supervision of the grouping field.
 
-Every view keeps the pixels that map to a sampled point (``pix_to_point >= 0``); for
-each granularity level a pixel carries the id of the mask covering it at that level
-(-1 when none; when masks of one level overlap, the smallest wins, as finer SAM
-masks are the more specific ones). Every mask gets its 3D scale sigma from the points
-its pixels map to (Eq. 3, :mod:`.scale`).
+SAMPart3D (and GARField, whose grouping it follows) keeps every 2D mask of every view as a
+group of its own: masks may overlap and nest, and a pixel belongs to every mask that
+contains it. Each view keeps the pixels that map to a sampled point (``pix_to_point >= 0``);
+for every such pixel the supervision lists the masks containing it, ordered by their 3D
+scale sigma (Eq. 3, :mod:`.scale`, from all the points the mask's pixels map to), finest
+first. Which of its masks a pixel is grouped by at a given scale is decided at training
+time (:mod:`.train`).
+
+Teachers give masks either as dense boolean stacks (``MaskSet.masks`` (M, H, W): SAM, the
+emulators) or as one label map per level (``level_maps`` (L, H, W): the offline teacher,
+whose masks within a level are disjoint); both are read the same way here, without
+levels: nothing downstream assumes levels or disjointness.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossdistill.methods.sampart3d.scale import mask_scales_from_labels, sphere_normalizer
+from crossdistill.methods.sampart3d.scale import mask_scales_from_labels
 from crossdistill.types import Correspondence
 
 
@@ -24,7 +31,8 @@ class ViewSupervision:
 
     Attributes:
         point: (P,) int64 sampled point each pixel maps to.
-        mask: (L, P) int32 global mask id per level, -1 where no mask of that level covers the pixel.
+        mask: (K, P) int32 global ids of the masks containing each pixel, ordered by
+            increasing sigma down the K slots, -1 padded (K = most masks on one pixel).
     """
 
     point: np.ndarray
@@ -37,86 +45,151 @@ class MaskSupervision:
 
     Attributes:
         views: one :class:`ViewSupervision` per view that has any mask.
-        scale: (M,) float64 raw scale sigma of every global mask.
-        level: (M,) int8 granularity level of every mask.
-        radius: the unit-sphere normalisation radius used for sigma.
+        scale: (M,) float64 scale sigma of every global mask.
+        area: (M,) int64 supervised pixels of every mask.
+        score: (M,) float32 the teacher's score of every mask (1 where it gives none).
+        view: (M,) int64 index into ``views`` of every mask's view.
+        radius: the length unit sigma was computed in (1.0: the unit box, as the released code).
     """
 
     views: tuple[ViewSupervision, ...]
     scale: np.ndarray
-    level: np.ndarray
+    area: np.ndarray
+    score: np.ndarray
+    view: np.ndarray
     radius: float
 
     @property
     def n_masks(self) -> int:
         return int(len(self.scale))
 
+    @classmethod
+    def empty(cls, radius: float = 1.0) -> "MaskSupervision":
+        return cls((), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64), radius)
 
-def level_maps(mask_set, n_levels: int) -> np.ndarray:
-    """(L, H, W) int32 per-level mask index of a view's masks (-1 = none).
 
-    Uses ``mask_set.level_maps`` when the teacher provides it (the offline teacher
-    does); otherwise builds it from dense masks (M, H, W) with ``level`` (M,), the
-    smallest mask winning where masks of one level overlap.
+def mask_memberships(mask_set, pixels: np.ndarray, erode: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which of a view's masks contain which of the given pixels.
+
+    Args:
+        mask_set: a view's masks: dense ``masks`` (M, H, W) bool (+ optional ``scores`` (M,)),
+            or ``level_maps`` (L, H, W) int32 (one disjoint label map per level).
+        pixels: (P,) flat pixel indices ``y * W + x`` to look up.
+        erode: denoise dense masks first as the released code does (a pixel stays in a mask
+            when at least 5 of its 3x3 neighbourhood are in it).
+
+    Returns:
+        mask (E,) int64 local mask index, pixel (E,) int64 position in ``pixels``, and
+        scores (M_local,) float32, for the E (mask, pixel) memberships.
     """
-    if hasattr(mask_set, "level_maps"):
-        return np.asarray(mask_set.level_maps)[:n_levels]
+    if hasattr(mask_set, "level_maps") and not erode:
+        maps = np.asarray(mask_set.level_maps)
+        flat = maps.reshape(len(maps), -1)[:, pixels]  # (L, P)
+        offsets = np.concatenate([[0], np.cumsum([int(m.max()) + 1 if m.size and m.max() >= 0 else 0
+                                                 for m in maps])])
+        lv, px = np.nonzero(flat >= 0)
+        local = flat[lv, px].astype(np.int64) + offsets[lv]
+        n = int(offsets[-1])
+        scores = np.asarray(getattr(mask_set, "scores", np.ones(n)), dtype=np.float32)
+        if len(scores) != n:
+            scores = np.ones(n, dtype=np.float32)
+        return local, px.astype(np.int64), scores
     masks = np.asarray(mask_set.masks, dtype=bool)
-    lvl = np.asarray(mask_set.level, dtype=np.int64)
-    H, W = masks.shape[1:]
-    out = np.full((n_levels, H, W), -1, dtype=np.int32)
-    area = masks.reshape(len(masks), H * W).sum(1)  # (M,); M may be 0 (a view with no mask)
-    for l in range(n_levels):
-        idx = np.flatnonzero(lvl == l)
-        for rank, k in enumerate(idx[np.argsort(-area[idx], kind="stable")]):
-            out[l][masks[k]] = k
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be (M, H, W), got shape {masks.shape}")
+    if erode and len(masks):
+        masks = erode_masks(masks)
+    flat = masks.reshape(len(masks), -1)[:, pixels]  # (M, P)
+    mk, px = np.nonzero(flat)
+    scores = getattr(mask_set, "scores", None)
+    scores = np.ones(len(masks), np.float32) if scores is None else np.asarray(scores, np.float32)
+    return mk.astype(np.int64), px.astype(np.int64), scores
+
+
+def erode_masks(masks: np.ndarray) -> np.ndarray:
+    """(M, H, W) bool -> (M, H, W) bool: a pixel stays when >= 5 of its 3x3 neighbourhood are in the mask."""
+    from scipy.ndimage import convolve
+
+    out = np.empty_like(masks)
+    kernel = np.ones((3, 3), dtype=np.int16)
+    for i, m in enumerate(masks):
+        out[i] = convolve(m.astype(np.int16), kernel, mode="constant", cval=0) >= 5
     return out
 
 
 def build_supervision(mask_sets: Sequence, correspondence: Correspondence, points: np.ndarray,
-                      n_levels: int = 3, min_pixels: int = 16) -> MaskSupervision:
+                      min_pixels: int = 16, max_scale: float | None = None, erode: bool = False,
+                      radius: float = 1.0) -> MaskSupervision:
     """Assemble :class:`MaskSupervision` from per-view mask sets.
 
     Args:
-        mask_sets: V mask sets (``MaskSet`` with ``masks`` (M_v, H, W) bool and ``level``
-            (M_v,), or any object with ``level_maps`` (L, H, W)).
+        mask_sets: V mask sets (see :func:`mask_memberships`), one per view of ``correspondence``.
         correspondence: pixel <-> point mapping of the same V views.
-        points: (N, 3) sampled points (object coordinates).
-        n_levels: number of granularity levels.
+        points: (N, 3) sampled points (unit box).
         min_pixels: masks covering fewer mapped pixels are dropped.
+        max_scale: masks whose sigma is at least this are dropped (the released code drops
+            sigma >= 2 as too coarse to be useful); None keeps every mask.
+        erode: denoise masks as the released code does (see :func:`erode_masks`).
+        radius: coordinates are divided by it before sigma (1.0: the unit box, the frame the
+            released code computes sigma in).
+
+    Returns:
+        the supervision; masks renumbered 0..M-1 over all views.
     """
-    _, radius = sphere_normalizer(points)
     views: list[ViewSupervision] = []
-    scale_pts: list[np.ndarray] = []
-    scale_lab: list[np.ndarray] = []
-    levels: list[np.ndarray] = []
+    chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # points, global id, score per mask
     next_id = 0
+    per_view: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
     for v, ms in enumerate(mask_sets):
         p2p = correspondence.pix_to_point[v].reshape(-1)
         pix = np.flatnonzero(p2p >= 0)
         if len(pix) == 0:
             continue
-        maps = level_maps(ms, n_levels).reshape(n_levels, -1)[:, pix]  # (L, P)
-        per_level = np.full((n_levels, len(pix)), -1, dtype=np.int32)
-        for l in range(n_levels):
-            local = maps[l]
-            has = local >= 0
-            if not has.any():
-                continue
-            ids, inv, cnt = np.unique(local[has], return_inverse=True, return_counts=True)
-            ok = cnt >= min_pixels
-            remap = np.where(ok, next_id + np.cumsum(ok) - 1, -1)
-            gid = np.full(len(pix), -1, dtype=np.int64)
-            gid[has] = remap[inv]
-            per_level[l] = gid
-            keep = gid >= 0
-            scale_pts.append(points[p2p[pix[keep]]])
-            scale_lab.append(gid[keep])
-            levels.append(np.full(int(ok.sum()), l, dtype=np.int8))
-            next_id += int(ok.sum())
-        if (per_level >= 0).any():
-            views.append(ViewSupervision(point=p2p[pix].astype(np.int64), mask=per_level))
+        mk, px, scores = mask_memberships(ms, pix, erode=erode)
+        if len(mk) == 0:
+            continue
+        ids, inv, cnt = np.unique(mk, return_inverse=True, return_counts=True)
+        ok = cnt >= min_pixels
+        if not ok.any():
+            continue
+        keep = ok[inv]
+        gid = (np.cumsum(ok) - 1)[inv[keep]] + next_id
+        chunks.append((points[p2p[pix[px[keep]]]], gid, scores[ids[ok]]))
+        per_view.append((p2p[pix].astype(np.int64), gid, px[keep], v))
+        next_id += int(ok.sum())
     if next_id == 0:
-        return MaskSupervision((), np.zeros(0), np.zeros(0, np.int8), radius)
-    sc = mask_scales_from_labels(np.concatenate(scale_pts), np.concatenate(scale_lab), next_id, radius=radius)
-    return MaskSupervision(tuple(views), sc, np.concatenate(levels), radius)
+        return MaskSupervision.empty(radius)
+    all_gid = np.concatenate([c[1] for c in chunks])
+    sigma = mask_scales_from_labels(np.concatenate([c[0] for c in chunks]), all_gid, next_id, radius=radius)
+    area = np.bincount(all_gid, minlength=next_id).astype(np.int64)
+    score = np.concatenate([c[2] for c in chunks]).astype(np.float32)
+    keep_mask = np.ones(next_id, dtype=bool) if max_scale is None else sigma < max_scale
+    renum = np.full(next_id, -1, dtype=np.int64)
+    renum[keep_mask] = np.arange(int(keep_mask.sum()))
+    kept_sigma, kept_area = sigma[keep_mask], area[keep_mask]
+    for point, gid, pos, _ in per_view:
+        ok = keep_mask[gid]
+        gid, pos = renum[gid[ok]], pos[ok]
+        if len(gid) == 0:
+            continue
+        # order each pixel's masks by increasing sigma (ties: smaller area first, then id)
+        order = np.lexsort((gid, kept_area[gid], kept_sigma[gid], pos))
+        gid, pos = gid[order], pos[order]
+        first = np.ones(len(pos), dtype=bool)
+        first[1:] = pos[1:] != pos[:-1]
+        start = np.maximum.accumulate(np.where(first, np.arange(len(pos)), 0))
+        slot = np.arange(len(pos)) - start
+        used = np.unique(pos)
+        local = np.full(int(pos.max()) + 1, -1, dtype=np.int64)
+        local[used] = np.arange(len(used))
+        table = np.full((int(slot.max()) + 1, len(used)), -1, dtype=np.int32)
+        table[slot, local[pos]] = gid
+        views.append(ViewSupervision(point=point[used], mask=table))
+    n_kept = int(keep_mask.sum())
+    if n_kept == 0 or not views:
+        return MaskSupervision.empty(radius)
+    view_of = np.zeros(n_kept, dtype=np.int64)
+    for vi, vs in enumerate(views):
+        ids = np.unique(vs.mask[vs.mask >= 0])
+        view_of[ids] = vi
+    return MaskSupervision(tuple(views), sigma[keep_mask], area[keep_mask], score[keep_mask], view_of, radius)

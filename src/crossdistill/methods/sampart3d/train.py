@@ -1,17 +1,25 @@
 """Per-object training of the scale-conditioned grouping field (SAMPart3D stage 2).
 
 Each iteration samples ``images_per_iter`` views and ``pixels_per_image`` supervised
-pixels in each (paper: 90 images x 256 pixels; on a CPU we default to fewer, see
-:class:`GroupingTrainConfig`) and minimises the pairwise loss of
-:func:`.grouping.pairwise_grouping_loss`.
+pixels in each (paper: 90 images x 256 pixels) and minimises the pairwise loss of
+:func:`.grouping.pairwise_grouping_loss` on the pixel pairs of each image. Every pixel
+belongs to all the masks that contain it (:mod:`.supervision`); which one groups it is
+decided by one of two pair samplers (``GroupingTrainConfig.pair_sampling``):
 
-Scale sampling (GARField's scale-conditioned grouping, on which SAMPart3D builds): each
-sampled image gets one scale s (uniform in the quantile space of the object's mask
-scales); a pixel's group at s is the smallest of its masks whose scale sigma is at
-least s. All pixels of the image are fed the same s, so the field cannot tell two
-masks apart by their scale alone -- it has to use where the points are. (Feeding each
-pixel its own mask's scale lets an object with few, differently sized masks be
-"solved" through the scale input, and the field collapses at any fixed query scale.)
+* ``"released"`` -- SAMPart3D's released code (after GARField): per image one random
+  number picks, for every pixel, one of its masks through a cumulative distribution over
+  the pixel's masks (finest first) that favours small masks (weights proportional to the
+  log of each mask's share of the image); the pixel's scale input is drawn between the
+  scale sigma of that mask and of the next finer mask of the pixel (from 0 for its finest
+  mask), so every pixel of an image has its own scale.
+* ``"shared_scale"`` -- one scale s per image (uniform in the quantile space of the
+  object's mask scales); a pixel's group at s is its finest mask whose sigma is at least
+  s, and every pixel of the image is fed the same s. Two pixels are then only ever
+  compared at one scale, so the field cannot separate masks through their scale input
+  alone. Which sampler a preset uses is chosen on measurements
+  (``docs/results/segment_emulated.md``).
+
+The hierarchy term pulls same-group pairs together again at a random larger scale.
 """
 
 from __future__ import annotations
@@ -27,12 +35,17 @@ from crossdistill.methods.sampart3d.scale import ScaleQuantiles
 from crossdistill.methods.sampart3d.supervision import MaskSupervision
 
 
+PAIR_SAMPLERS = ("released", "shared_scale")
+
+
 @dataclass(frozen=True)
 class GroupingTrainConfig:
     """Training settings (paper values in brackets).
 
     Attributes:
         iterations: optimisation steps [5000].
+        pair_sampling: "released" (per-pixel mask and scale, the released code) or
+            "shared_scale" (one scale per image); see the module docstring.
         images_per_iter: views per step [90].
         pixels_per_image: pixels per view [256].
         lr: peak AdamW learning rate [1e-4 with 5000 steps; higher for our short schedule].
@@ -43,6 +56,7 @@ class GroupingTrainConfig:
         margin: push margin m of Eq. 5 [1.0].
         hierarchy: also pull same-mask pairs together at a random larger scale [on].
         fourier_freqs: frequencies of the positional encoding used when no backbone is given.
+        long_skip: keep the F_P branch over low-level inputs [on; off is the paper's ablation].
     """
 
     iterations: int = 400
@@ -56,6 +70,12 @@ class GroupingTrainConfig:
     margin: float = 1.0
     hierarchy: bool = True
     fourier_freqs: int = 6
+    pair_sampling: str = "shared_scale"
+    long_skip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.pair_sampling not in PAIR_SAMPLERS:
+            raise ValueError(f"pair_sampling must be one of {PAIR_SAMPLERS}, got {self.pair_sampling!r}")
 
 
 @dataclass
@@ -88,6 +108,12 @@ class TrainedField:
         if unit == "relative":
             return float(np.clip(scale / 2.0, 0.0, 1.0))
         raise ValueError(f"unknown scale unit {unit!r} (relative or sigma)")
+
+    def raw_scale(self, scale: float, unit: str = "relative") -> float:
+        """The mask scale sigma a user scale stands for (the inverse of :meth:`scale_input`)."""
+        if unit == "sigma":
+            return float(scale)
+        return self.quantiles.inverse(self.scale_input(scale, unit))
 
     @torch.no_grad()
     def features(self, scale: float, unit: str = "relative", chunk: int = 32768) -> np.ndarray:
@@ -142,10 +168,10 @@ def piece_codes(piece: np.ndarray, dim: int = 8, seed: int = 0) -> np.ndarray:
 
 
 def groups_at_scale(masks: np.ndarray, scales: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Group of every pixel at scale ``s``: its smallest mask whose scale is >= s.
+    """Group of every pixel at scale ``s``: its finest mask whose scale is >= s.
 
     Args:
-        masks: (L, P) mask id per level (-1 none); scales: (L, P) that mask's sigma (inf none); s: the scale.
+        masks: (K, P) mask ids per slot (-1 none); scales: (K, P) that mask's sigma (inf none); s: the scale.
 
     Returns:
         group (P,) int32 mask id (-1 where no mask reaches s), valid (P,) bool.
@@ -155,6 +181,35 @@ def groups_at_scale(masks: np.ndarray, scales: np.ndarray, s: float) -> tuple[np
     cols = np.arange(masks.shape[1])
     valid = np.isfinite(cand[lvl, cols])
     return np.where(valid, masks[lvl, cols], -1).astype(np.int32), valid
+
+
+def released_groups(masks: np.ndarray, scales: np.ndarray, log_share: np.ndarray, u_mask: float,
+                    u_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel group and scale as SAMPart3D's released code draws them.
+
+    Args:
+        masks: (K, P) the masks containing each pixel, finest first (-1 padded).
+        scales: (K, P) their sigma (anything where padded).
+        log_share: (K, P) log of each mask's share of the image's mask pixels (0 where padded).
+        u_mask: the image's draw in [0, 1) choosing each pixel's mask through its cumulative
+            distribution (weights log_share / sum(log_share): small masks are likelier).
+        u_scale: the image's draw in [0, 1) placing the scale between the chosen mask's sigma
+            and the sigma of the pixel's next finer mask (0 for its finest mask).
+
+    Returns:
+        group (P,) int32 chosen mask id, scale (P,) float64 raw sigma fed with it.
+    """
+    valid = masks >= 0
+    n = valid.sum(axis=0)
+    total = log_share.sum(axis=0)
+    w = np.divide(log_share, total, out=np.zeros_like(log_share), where=total < 0)
+    cdf = np.where(valid, np.cumsum(w, axis=0), np.inf)
+    idx = np.minimum((u_mask > cdf).sum(axis=0), np.maximum(n - 1, 0))
+    cols = np.arange(masks.shape[1])
+    chosen = masks[idx, cols]
+    hi = scales[idx, cols]
+    lo = np.where(idx > 0, scales[np.maximum(idx - 1, 0), cols], 0.0)
+    return chosen.astype(np.int32), lo + (hi - lo) * u_scale
 
 
 def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, normals: np.ndarray,
@@ -178,45 +233,34 @@ def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, norma
     rng = np.random.default_rng(seed)
     bb, low = point_inputs(points, normals, colors, backbone_feat, config.fourier_freqs, device, piece_code)
     field = GroupingField(bb.shape[1], low.shape[1], config.width, config.out_dim,
-                          config.backbone_layers, config.low_layers).to(device)
+                          config.backbone_layers, config.low_layers, long_skip=config.long_skip).to(device)
     quant = ScaleQuantiles.fit(supervision.scale)
     opt = torch.optim.AdamW(field.parameters(), lr=config.lr, weight_decay=1e-8)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=max(config.iterations, 1),
                                                 pct_start=0.1, div_factor=10.0, final_div_factor=10.0)
-    # per view: scale sigma of each pixel's mask at each level (inf where none)
-    view_scales = [np.where(vs.mask >= 0, supervision.scale[np.maximum(vs.mask, 0)], np.inf).astype(np.float32)
-                   for vs in supervision.views]
-    # per view: the coarsest mask scale of each pixel (-inf where none); a pixel has a group at
-    # scale s iff this is >= s, so only the sampled pixels need the full per-level lookup
-    view_coarsest = [np.where(np.isfinite(vs), vs, -np.inf).max(axis=0) for vs in view_scales]
+    sampler = _ImageSampler(supervision, quant, config, rng)
     losses = np.zeros(config.iterations, dtype=np.float32)
     P = config.pixels_per_image
-    n_img = min(config.images_per_iter, len(supervision.views))
+    n_views = len(supervision.views)
     for it in tqdm(range(config.iterations), desc="grouping field", disable=not progress, leave=False):
-        pts, mids, qs = [], [], []
-        for vi in rng.choice(len(supervision.views), size=n_img, replace=False):
-            q = float(rng.uniform(0.0, 1.0))
-            s_query = quant.inverse(q)
-            cand = np.flatnonzero(view_coarsest[vi] >= s_query)
-            if len(cand) < 2:
-                continue
-            sel = cand[rng.integers(0, len(cand), size=P)]
-            group, _ = groups_at_scale(supervision.views[vi].mask[:, sel], view_scales[vi][:, sel], s_query)
-            pts.append(supervision.views[vi].point[sel])
-            mids.append(group)
-            qs.append(q)
-        if not pts:
+        replace = config.pair_sampling == "released" or config.images_per_iter > n_views
+        picks = rng.choice(n_views, size=config.images_per_iter if replace else min(config.images_per_iter, n_views),
+                           replace=replace)
+        batch = [b for b in (sampler.draw(int(vi)) for vi in picks) if b is not None]
+        if not batch:
             continue
-        pt = torch.as_tensor(np.stack(pts), device=device)  # (I, P)
-        mid = torch.as_tensor(np.stack(mids).astype(np.int64), device=device)
-        s = torch.as_tensor(np.repeat(np.asarray(qs, dtype=np.float32), P), device=device)  # (I*P,)
+        pt = torch.as_tensor(np.stack([b[0] for b in batch]), device=device)  # (I, P)
+        mid = torch.as_tensor(np.stack([b[1] for b in batch]).astype(np.int64), device=device)
+        q_np = np.concatenate([b[2] for b in batch]).astype(np.float32)
+        raw = np.concatenate([b[3] for b in batch])
+        q = torch.as_tensor(q_np, device=device)  # (I*P,)
         flat = pt.reshape(-1)
-        feat = field(bb[flat], low[flat], s[:, None]).reshape(len(pts), P, -1)
+        feat = field(bb[flat], low[flat], q[:, None]).reshape(len(batch), P, -1)
         feat_l = None
         if config.hierarchy:
-            u = torch.rand((), generator=gen).to(device)
-            s_l = s + (1.0 - s) * u
-            feat_l = field(bb[flat], low[flat], s_l[:, None]).reshape(len(pts), P, -1)
+            u = float(torch.rand((), generator=gen))
+            q_l = torch.as_tensor(sampler.larger(q_np, raw, u), device=device)
+            feat_l = field(bb[flat], low[flat], q_l[:, None]).reshape(len(batch), P, -1)
         out = pairwise_grouping_loss(feat, mid, config.margin, feat_l)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
@@ -225,3 +269,54 @@ def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, norma
         losses[it] = float(out["loss"].detach())
     field.eval()
     return TrainedField(field, bb, low, quant, losses)
+
+
+class _ImageSampler:
+    """Draws the pixels of one image for one training step (see the module docstring)."""
+
+    def __init__(self, supervision: MaskSupervision, quant: ScaleQuantiles, config: GroupingTrainConfig,
+                 rng: np.random.Generator) -> None:
+        self.sup, self.quant, self.config, self.rng = supervision, quant, config, rng
+        # per view: sigma of each pixel's masks per slot (inf where none)
+        self.scales = [np.where(vs.mask >= 0, supervision.scale[np.maximum(vs.mask, 0)], np.inf)
+                       for vs in supervision.views]
+        # per view: a pixel's coarsest mask scale (it has a group at s iff this is >= s)
+        self.coarsest = [np.where(np.isfinite(sc), sc, -np.inf).max(axis=0) for sc in self.scales]
+        self.max_raw = float(quant.inverse(1.0))
+        if config.pair_sampling == "released":
+            self.log_share = []
+            for vs in supervision.views:
+                ids, cnt = np.unique(vs.mask[vs.mask >= 0], return_counts=True)
+                share = np.zeros(supervision.n_masks)
+                share[ids] = cnt / cnt.sum()
+                self.log_share.append(np.where(vs.mask >= 0, np.log(np.maximum(share[np.maximum(vs.mask, 0)], 1e-30)),
+                                               0.0))
+
+    def draw(self, vi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """(points (P,), group ids (P,), scale inputs q (P,), raw sigma (P,)) of P pixels of view ``vi``, or None."""
+        P = self.config.pixels_per_image
+        vs = self.sup.views[vi]
+        if self.config.pair_sampling == "released":
+            sel = self.rng.integers(0, vs.mask.shape[1], size=P)
+            u_mask, u_scale = float(self.rng.uniform()), float(self.rng.uniform())
+            group, raw = released_groups(vs.mask[:, sel], self.scales[vi][:, sel], self.log_share[vi][:, sel],
+                                         u_mask, u_scale)
+            return vs.point[sel], group, self.quant(raw), raw
+        q = float(self.rng.uniform(0.0, 1.0))
+        s_query = self.quant.inverse(q)
+        cand = np.flatnonzero(self.coarsest[vi] >= s_query)
+        if len(cand) < 2:
+            return None
+        sel = cand[self.rng.integers(0, len(cand), size=P)]
+        group, _ = groups_at_scale(vs.mask[:, sel], self.scales[vi][:, sel], s_query)
+        return vs.point[sel], group, np.full(P, q, dtype=np.float32), np.full(P, s_query)
+
+    def larger(self, q: np.ndarray, raw: np.ndarray, u: float) -> np.ndarray:
+        """(P,) float32 scale inputs of the hierarchy term: a random larger scale.
+
+        ``released``: raw sigma s + (s_max - s) u (s_max: the largest mask sigma), mapped through
+        the quantiles; ``shared_scale``: q + (1 - q) u in quantile space.
+        """
+        if self.config.pair_sampling == "released":
+            return self.quant(raw + (self.max_raw - raw) * u)
+        return (q + (1.0 - q) * u).astype(np.float32)

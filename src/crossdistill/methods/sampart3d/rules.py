@@ -1,0 +1,106 @@
+"""Steps of ours beyond SAMPart3D, in one place: what each does, and which teachers get it.
+
+SAMPart3D as published trains the grouping field on the points' own inputs, clusters its
+features with HDBSCAN at a scale and votes the point labels onto the faces. Everything
+else stage 3 can do is a named rule here, with its own small settings. Each rule is on
+only for the mask teachers where a category-level cross-validation (settings chosen on
+some categories, reported on the others) showed it helps; the measurements are in
+``docs/results/segment_rules.md`` (SAM-like masks, through the mask emulator) and
+``docs/results/segment_clustering.md`` (the offline render-cue teacher).
+
+Rules (field of :class:`PartRules` -- what it does):
+
+* ``piece_codes`` -- meshes: a random code of each point's connected piece is appended to the
+  field's F_B input (connectivity as a cue).
+* ``face_spill`` -- meshes: a label holding less than this share of its area inside a piece
+  is spill-over there and takes the piece's majority label (0: off).
+* ``pieces`` -- meshes: parts are kept inside connected pieces (split where a part spans
+  pieces) at scales below ``pieces_until``; at and above it parts may span pieces as the
+  field groups them. Inside a piece, parts below ``piece_fragment`` of its area fold into
+  its main part, except in a piece holding at least ``dominant_piece`` of the object, where
+  only parts below ``dominant_fragment`` fold, and not those a 2D mask confirms (visible-
+  restricted IoU at least ``fragment_support``, :mod:`.support`).
+* ``point_region_deg`` -- point clouds: every smooth region (normals within this angle between
+  neighbours) takes its majority part (None: off).
+* ``join_margin`` -- clusters whose mean features lie closer than this multiple of the push
+  margin are joined, at scales at least ``join_from_scale`` (None there: 1.0 on meshes, 0.0
+  on point clouds); None: HDBSCAN's clusters as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class PartRules:
+    """Stage-3 rules beyond the paper (see the module docstring); the defaults are all off."""
+
+    piece_codes: bool = False
+    face_spill: float = 0.0
+    pieces: bool = False
+    pieces_until: float | None = None
+    piece_fragment: float = 0.2
+    dominant_piece: float | None = 0.8
+    dominant_fragment: float = 0.1
+    fragment_support: float | None = 0.3
+    point_region_deg: float | None = None
+    join_margin: float | None = None
+    join_from_scale: float | None = None
+
+    def keep_in_pieces(self, scale: float) -> bool:
+        """Are parts kept inside connected pieces at this query scale?"""
+        return self.pieces and (self.pieces_until is None or scale < self.pieces_until)
+
+    def join_at(self, scale: float, is_mesh: bool) -> float | None:
+        """The join distance (multiple of the push margin) used at this scale, or None."""
+        if self.join_margin is None:
+            return None
+        start = self.join_from_scale if self.join_from_scale is not None else (1.0 if is_mesh else 0.0)
+        return self.join_margin if scale >= start else None
+
+    def merged_pieces(self) -> "PartRules":
+        """These rules with parts allowed to span pieces at every scale (``--merge-pieces``)."""
+        return replace(self, pieces=False)
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the rules that are on."""
+        on = []
+        if self.piece_codes:
+            on.append("piece_codes")
+        if self.face_spill > 0:
+            on.append("face_spill")
+        if self.pieces:
+            on.append("pieces")
+        if self.point_region_deg is not None:
+            on.append("point_regions")
+        if self.join_margin is not None:
+            on.append("join")
+        return on
+
+
+#: SAMPart3D as published: no rule.
+PAPER_RULES = PartRules()
+
+#: The offline render-cue teacher (cuts at depth, creases, colour and mesh pieces): every rule,
+#: chosen on PartNet-Mobility and measured in ``docs/results/segment_clustering.md``.
+RENDER_CUE_RULES = PartRules(piece_codes=True, face_spill=0.5, pieces=True, pieces_until=2.0, piece_fragment=0.2,
+                             dominant_piece=0.8, dominant_fragment=0.1, fragment_support=0.3,
+                             point_region_deg=10.0, join_margin=1.0, join_from_scale=None)
+
+#: SAM-like masks (SAM, and the mask emulator that stands in for it on benchmarks): the rules
+#: that held up under category-level cross-validation in ``docs/results/segment_rules.md``.
+SAM_RULES = PartRules()
+
+#: mask kind of a teacher (``teacher.mask_kind``) -> its rules; a teacher without the attribute
+#: is taken to be SAM-like (a real 2D model).
+RULES_BY_MASK_KIND: dict[str, PartRules] = {"render-cues": RENDER_CUE_RULES, "sam-like": SAM_RULES}
+
+
+def rules_for_teacher(teacher) -> PartRules:
+    """The default rules for a mask teacher (by its ``mask_kind``, default "sam-like"); None
+    stands for the pipeline's default teacher, the offline render-cue one."""
+    if teacher is None:
+        return RENDER_CUE_RULES
+    return RULES_BY_MASK_KIND.get(getattr(teacher, "mask_kind", "sam-like"), SAM_RULES)
