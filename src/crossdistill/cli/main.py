@@ -30,11 +30,20 @@ _COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit code 2), like every other error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Build the full argument parser (every installed sub-command)."""
+    """Build the full argument parser (every installed sub-command), option bounds in the help."""
     import importlib
 
-    parser = argparse.ArgumentParser(
+    from crossdistill.cli.limits import annotate
+
+    parser = _Parser(
         prog="crossdistill",
         description="Distil 2D foundation models into part segmentation where labels are scarce.",
     )
@@ -49,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
+    annotate(parser)
     return parser
 
 
@@ -59,8 +69,14 @@ def _version() -> str:
 
 
 def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Call a sub-command, turning user-facing errors into one line + exit code 2."""
+    """Call a sub-command, turning user-facing errors into one line + exit code 2.
+
+    Option values are checked against :mod:`crossdistill.cli.limits` first.
+    """
+    from crossdistill.cli.limits import check_args
+
     try:
+        check_args(args)
         return int(func(args) or 0)
     except (InputError, MissingDependencyError) as exc:
         if args.debug:
