@@ -69,7 +69,9 @@ def run_eval(args: argparse.Namespace) -> int:
         raise InputError(f"--limit must be >= 1 (got {args.limit})")
     if args.per_category < 0:
         raise InputError(f"--per-category must be >= 0 (got {args.per_category})")
-    out = Path(args.output) if args.output else Path(f"eval_{args.benchmark}")
+    from crossdistill.engine.outputs import check_output_dir
+
+    out = check_output_dir(Path(args.output) if args.output else Path(f"eval_{args.benchmark}"))
     bench = get_benchmark(args.benchmark, args.data)
     if args.method == "segment":
         return _run_segment(args, bench, out)

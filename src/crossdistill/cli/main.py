@@ -71,12 +71,15 @@ def _version() -> str:
 def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Call a sub-command, turning user-facing errors into one line + exit code 2.
 
-    Option values are checked against :mod:`crossdistill.cli.limits` first.
+    Option values are checked against :mod:`crossdistill.cli.limits` first, then the output
+    location ``-o`` (:func:`crossdistill.engine.outputs.check_output_option`): both before any work.
     """
     from crossdistill.cli.limits import check_args
+    from crossdistill.engine.outputs import check_output_option
 
     try:
         check_args(args)
+        check_output_option(getattr(args, "_command_path", None), getattr(args, "output", None))
         return int(func(args) or 0)
     except (InputError, MissingDependencyError) as exc:
         if args.debug:

@@ -50,7 +50,9 @@ def run_select(args: argparse.Namespace) -> int:
     seg = InteractiveSegmenter.from_dir(obj, shape, device=_device(args.device))
     scales = args.scale if args.scale is not None else meta.get("scales") or [1.0]
     point = None if args.point is None else np.asarray(args.point, dtype=np.float64)
-    out = Path(args.output) if args.output else obj / "selections" / _click_name(args)
+    from crossdistill.engine.outputs import check_output_dir
+
+    out = check_output_dir(Path(args.output) if args.output else obj / "selections" / _click_name(args))
     # every query first: a bad scale or click fails before anything is written
     selections = [seg.select(float(s), point=point, face=args.face, radius=args.radius, connected=not args.anywhere)
                   for s in scales]

@@ -26,7 +26,7 @@ from crossdistill.engine.inputs import ITEM_STAMP, OUTPUT_ROOT_MARK
 from crossdistill.errors import InputError
 from crossdistill.io_utils import write_json
 
-__all__ = ["check_output_dir", "check_output_file", "file_sha256", "claim_item", "seal_item", "discard_item", "mark_output_root",
+__all__ = ["check_output_dir", "check_output_file", "check_output_option", "file_sha256", "claim_item", "seal_item", "discard_item", "mark_output_root",
            "is_finished"]
 
 
@@ -67,6 +67,20 @@ def check_output_file(path: str | os.PathLike, flag: str = "-o") -> Path:
         raise InputError(f"{flag} {out}: is a folder, expected a file name")
     check_output_dir(out.parent if str(out.parent) else Path("."), flag)
     return out
+
+
+#: sub-commands whose ``-o`` names a file (every other ``-o`` is an output folder).
+FILE_OUTPUTS = ("pretrain",)
+
+
+def check_output_option(command: str | None, output: str | os.PathLike | None) -> None:
+    """Check a command's ``-o`` before it runs (:func:`check_output_dir` / :func:`check_output_file`)."""
+    if output is None or command is None:
+        return
+    if command in FILE_OUTPUTS:
+        check_output_file(output)
+    else:
+        check_output_dir(output)
 
 
 def file_sha256(path: Path | None) -> str:
