@@ -84,12 +84,12 @@ def test_parts_stay_inside_mesh_pieces_unless_merging_is_asked(tmp_path, fast_se
     assert main(["segment", str(src), "-o", str(out), *fast_segment_args]) == 0
     for d in sorted((out / "lidded").glob("scale_*")):
         if float(d.name[len("scale_"):]) >= 2.0:
-            continue  # the coarsest scale groups across pieces as published (merge_pieces_from)
+            continue  # the coarsest scale groups across pieces as published (rules.pieces_until)
         labels = np.load(d / "labels.npy")
         for p in np.unique(labels):
             assert len(np.unique(piece[labels == p])) == 1, d.name
     settings = json.loads((out / "lidded" / "segment.json").read_text())["settings"]
-    assert settings["merge_pieces"] is False and settings["merge_pieces_from"] == 2.0
+    assert settings["rules"]["pieces"] is True and settings["rules"]["pieces_until"] == 2.0
     merged = tmp_path / "merged"
     assert main(["segment", str(src), "-o", str(merged), *fast_segment_args, "--merge-pieces"]) == 0
-    assert json.loads((merged / "lidded" / "segment.json").read_text())["settings"]["merge_pieces"] is True
+    assert json.loads((merged / "lidded" / "segment.json").read_text())["settings"]["rules"]["pieces"] is False

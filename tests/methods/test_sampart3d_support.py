@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crossdistill.methods.sampart3d.pipeline import SegmentConfig, mesh_face_labels
+from crossdistill.methods.sampart3d.pipeline import mesh_face_labels
+from crossdistill.methods.sampart3d.rules import RENDER_CUE_RULES
 from crossdistill.methods.sampart3d.supervision import MaskSupervision, ViewSupervision
 from crossdistill.methods.sampart3d.support import MaskPointSets
 from crossdistill.methods.sampart3d.vote import split_at_pieces
@@ -16,7 +17,8 @@ def _two_views() -> MaskPointSets:
     (masks C = {6,7,8,9} at level 0, D = {4,5} at level 1)."""
     v0 = ViewSupervision(point=np.arange(6), mask=np.array([[0, 0, 0, 1, 1, 1], [-1] * 6]))
     v1 = ViewSupervision(point=np.arange(4, 10), mask=np.array([[-1, -1, 2, 2, 2, 2], [3, 3, -1, -1, -1, -1]]))
-    sup = MaskSupervision((v0, v1), np.ones(4), np.array([0, 0, 0, 1], np.int8), 1.0)
+    sup = MaskSupervision((v0, v1), np.ones(4), np.array([3, 3, 4, 2]), np.ones(4, np.float32),
+                          np.array([0, 0, 1, 1]), 1.0)
     return MaskPointSets.from_supervision(sup, 10)
 
 
@@ -60,18 +62,19 @@ def test_mesh_face_labels_keeps_a_small_part_only_when_a_mask_confirms_it():
     comp, areas, face = np.zeros(n, int), np.ones(n), np.arange(n)
     labels = np.zeros(n, int)
     labels[36:38] = 1
-    cfg = SegmentConfig()
-    assert cfg.fragment_support is not None
+    rules = RENDER_CUE_RULES
+    assert rules.fragment_support is not None and rules.keep_in_pieces(0.0)
 
     def evidence(mask_points: np.ndarray) -> MaskPointSets:
         mask = np.full((1, n), -1)
         mask[0, mask_points] = 0
-        sup = MaskSupervision((ViewSupervision(point=np.arange(n), mask=mask),), np.ones(1), np.zeros(1, np.int8), 1.0)
+        sup = MaskSupervision((ViewSupervision(point=np.arange(n), mask=mask),), np.ones(1), np.array([len(mask_points)]),
+                              np.ones(1, np.float32), np.zeros(1, np.int64), 1.0)
         return MaskPointSets.from_supervision(sup, n)
 
-    confirmed = mesh_face_labels(labels, face, cents, comp, areas, cfg, evidence(np.arange(35, 39)))
+    confirmed = mesh_face_labels(labels, face, cents, comp, areas, rules, 0.0, evidence(np.arange(35, 39)))
     assert len(np.unique(confirmed)) == 2 and (confirmed[36:38] != confirmed[0]).all()
-    unconfirmed = mesh_face_labels(labels, face, cents, comp, areas, cfg, evidence(np.arange(10, 20)))
+    unconfirmed = mesh_face_labels(labels, face, cents, comp, areas, rules, 0.0, evidence(np.arange(10, 20)))
     assert len(np.unique(unconfirmed)) == 1
-    no_evidence = mesh_face_labels(labels, face, cents, comp, areas, cfg)
+    no_evidence = mesh_face_labels(labels, face, cents, comp, areas, rules, 0.0)
     assert len(np.unique(no_evidence)) == 1

@@ -15,11 +15,13 @@ Two modes:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
 
-from crossdistill.cli.segment_cmd import mask_teacher_from_args, add_mask_teacher_arguments
+from crossdistill.cli.segment_options import (add_mask_teacher_arguments, add_preset_argument,
+                                              mask_teacher_from_args, resolved_preset)
 from crossdistill.errors import InputError
 
 #: benchmark -> track of the flagship protocol (``load_labelled``'s names).
@@ -44,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N objects")
     p.add_argument("--per-category", type=int, default=4, metavar="K",
                    help="--method segment: first K objects per category, as bench/segment.py (0 = all; default 4)")
+    add_preset_argument(p)
     add_mask_teacher_arguments(p)
     p.add_argument("--device", default="cpu", help="--method segment: torch device, cpu (default) or cuda")
     p.add_argument("--quiet", action="store_true", help="no per-object progress lines")
@@ -69,9 +72,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise InputError(f"--limit must be >= 1 (got {args.limit})")
     if args.per_category < 0:
         raise InputError(f"--per-category must be >= 0 (got {args.per_category})")
-    from crossdistill.engine.outputs import check_output_dir
-
-    out = check_output_dir(Path(args.output) if args.output else Path(f"eval_{args.benchmark}"))
+    out = Path(args.output) if args.output else Path(f"eval_{args.benchmark}")
     bench = get_benchmark(args.benchmark, args.data)
     if args.method == "segment":
         return _run_segment(args, bench, out)
@@ -106,7 +107,7 @@ def _run_segment(args: argparse.Namespace, bench, out: Path) -> int:
 
     from crossdistill.eval.segment_protocol import evaluate_object
     from crossdistill.eval.segment_report import load_labelled, select_objects, write_segment_report
-    from crossdistill.methods.sampart3d.pipeline import SegmentConfig
+    from crossdistill.methods.sampart3d.pipeline import preset
 
     objects = select_objects(data, args.per_category or None)
     if args.limit is not None:
@@ -114,10 +115,12 @@ def _run_segment(args: argparse.Namespace, bench, out: Path) -> int:
     if not objects:
         raise InputError(f"no objects under {data / 'partnet_mobility_dev'}")
     teacher = mask_teacher_from_args(args)
+    cfg = preset(resolved_preset(args), device=args.device)
+    if args.scale_unit:
+        cfg = dataclasses.replace(cfg, scale_unit=args.scale_unit)
     results = []
     for cat, oid in objects:
-        res = evaluate_object(load_labelled(data, track, cat, oid), SegmentConfig(device=args.device),
-                              mask_teacher=teacher)
+        res = evaluate_object(load_labelled(data, track, cat, oid), cfg, mask_teacher=teacher)
         results.append(res)
         if not args.quiet:
             best = res["ours"]["best"]

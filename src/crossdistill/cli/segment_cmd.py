@@ -7,7 +7,11 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from crossdistill.cli.segment_options import (add_mask_teacher_arguments, add_preset_argument,
+                                              mask_teacher_from_args, resolved_preset)
 from crossdistill.errors import InputError
+
+__all__ = ["add_parser", "add_mask_teacher_arguments", "mask_teacher_from_args", "config_from_args", "find_inputs"]
 
 SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off", ".pcd", ".npy", ".npz", ".las", ".laz")
 
@@ -20,49 +24,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--demo", action="store_true", help="segment the built-in demo robot instead of INPUT")
     p.add_argument("--scales", type=float, nargs="+", default=None,
-                   help="scales to cluster at (default: the paper's 0 0.5 1 1.5 2)")
-    p.add_argument("--points", type=int, default=15000, help="surface points (default 15000)")
-    p.add_argument("--views", type=int, default=36, help="rendered views: 6 axis + random (default 36)")
-    p.add_argument("--size", type=int, default=384, help="render resolution (default 384)")
-    p.add_argument("--iterations", type=int, default=None, help="grouping-field training steps")
-    p.add_argument("--seed", type=int, default=0)
+                   help="scales to cluster at, in [0, 2] (default: the paper's 0 0.5 1 1.5 2)")
+    p.add_argument("--points", type=int, default=None, help="surface points (default: the preset's, 15000)")
+    p.add_argument("--views", type=int, default=None,
+                   help="rendered views: 6 axis + random (default: the preset's, 36)")
+    p.add_argument("--size", type=int, default=None, help="render resolution (default: the preset's, 384 fast, 512 paper)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="grouping-field training steps (default: the preset's, 400 fast, 5000 paper)")
+    p.add_argument("--seed", type=int, default=0, help="seed of sampling, views, training and clustering (default 0)")
     p.add_argument("--device", default="cpu", help="torch device for training: cpu (default) or cuda")
+    add_preset_argument(p)
     add_mask_teacher_arguments(p)
     p.add_argument("--backbone", default=None,
                    help="pretrained point backbone (stage 1, from `crossdistill pretrain`) feeding the grouping "
                         "field's F_B branch; default: none (a positional encoding of xyz)")
     p.add_argument("--merge-pieces", action="store_true",
                    help="meshes: let one part span several connected pieces when the grouping field joins them, "
-                        "at every scale (default: only at scale 2.0, the coarsest; finer scales keep parts inside "
-                        "pieces, which scored higher with the offline masks)")
+                        "at every scale (with the offline teacher parts stay inside pieces below scale 2.0 by "
+                        "default, which scored higher with its masks; SAM-like teachers never split at pieces)")
     p.add_argument("--no-field", dest="save_field", action="store_false",
                    help="do not keep the trained grouping field (field.pt, about 5 MB per object); "
                         "`crossdistill select` needs it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_segment)
-
-
-def add_mask_teacher_arguments(p: argparse.ArgumentParser, default: str = "auto") -> None:
-    """--mask-teacher and --sam-weights, shared by `segment` and `eval --method segment`."""
-    p.add_argument("--mask-teacher", default=default, choices=["auto", "offline", "sam", "learned"],
-                   help="2D mask teacher: sam (needs local SAM weights), offline (render-based, no weights), "
-                        "learned (a teacher trained on labelled shapes, --mask-model), "
-                        f"auto = sam when its weights are found, else offline (default: {default})")
-    p.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
-    p.add_argument("--mask-model", default=None,
-                   help="--mask-teacher learned: the trained teacher file (LearnedMaskTeacher.save)")
-
-
-def mask_teacher_from_args(args: argparse.Namespace):
-    """None (the pipeline's offline default) or a SAM teacher loaded from local weights."""
-    from crossdistill.teachers.registry import load_mask_teacher
-
-    weights = args.mask_model if args.mask_teacher == "learned" else args.sam_weights
-    teacher = load_mask_teacher(args.mask_teacher, weights, device=args.device)
-    if teacher is None and args.mask_teacher == "auto" and not getattr(args, "quiet", False):
-        print("mask teacher: offline render-based masks (no SAM weights found; see `crossdistill teachers`)",
-              file=sys.stderr)
-    return teacher
 
 
 def _backbone(args: argparse.Namespace):
@@ -74,23 +58,33 @@ def _backbone(args: argparse.Namespace):
     return PointBackbone.load(args.backbone, device=_device(args.device))
 
 
-def _config(args: argparse.Namespace):
-    from crossdistill.methods.sampart3d.pipeline import PAPER_SCALES, SegmentConfig
+def config_from_args(args: argparse.Namespace, teacher=None):
+    """The :class:`SegmentConfig` the flags ask for: the preset, then the flags given, then the rules
+    of ``teacher`` (None: the offline default) with ``--merge-pieces`` applied."""
+    from crossdistill.methods.sampart3d.pipeline import preset
 
-    if args.points < 100:
-        raise InputError(f"--points must be at least 100 (got {args.points})")
-    if args.views < 6 or args.size < 32:
+    name = resolved_preset(args)
+    cfg = preset(name, seed=args.seed, device=_device(args.device))
+    points = args.points if args.points is not None else cfg.n_points
+    views = args.views if args.views is not None else cfg.n_views
+    size = args.size if args.size is not None else cfg.image_size
+    if points < 100:
+        raise InputError(f"--points must be at least 100 (got {points})")
+    if views < 6 or size < 32:
         raise InputError("--views must be >= 6 (the 6 axis views come first) and --size >= 32")
-    scales = tuple(args.scales) if args.scales else PAPER_SCALES
-    if any(s < 0 for s in scales):
-        raise InputError("--scales must be non-negative")
-    cfg = SegmentConfig(n_points=args.points, n_views=args.views, image_size=args.size, scales=scales,
-                        seed=args.seed, device=_device(args.device), merge_pieces=args.merge_pieces)
+    scales = tuple(args.scales) if args.scales else cfg.scales
+    if any(not (0.0 <= s <= 2.0) for s in scales):
+        raise InputError(f"--scales must lie in [0, 2] (got {' '.join(f'{s:g}' for s in scales)})")
+    unit = getattr(args, "scale_unit", None) or cfg.scale_unit
+    cfg = dataclasses.replace(cfg, n_points=points, n_views=views, image_size=size, scales=scales, scale_unit=unit)
     if args.iterations is not None:
         if args.iterations < 1:
             raise InputError("--iterations must be >= 1")
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=args.iterations))
-    return cfg
+    rules = cfg.rules_for(teacher)
+    if getattr(args, "merge_pieces", False):
+        rules = rules.merged_pieces()
+    return dataclasses.replace(cfg, rules=rules)
 
 
 def _device(name: str) -> str:
@@ -120,8 +114,8 @@ def run_segment(args: argparse.Namespace) -> int:
     from crossdistill.methods.sampart3d.outputs import MARKER, write_segmentation
     from crossdistill.methods.sampart3d.pipeline import segment_shape
 
-    cfg = _config(args)
     teacher = mask_teacher_from_args(args)
+    cfg = config_from_args(args, teacher)
     backbone = _backbone(args)
     settings = dataclasses.asdict(cfg) | {"mask_teacher": getattr(teacher, "teacher_id", "offline-render-masks-v1"),
                                           "backbone": None if backbone is None else backbone.fingerprint}

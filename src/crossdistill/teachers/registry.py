@@ -132,7 +132,7 @@ MASK_TEACHER_CHOICES = ("auto", "offline", "sam", "learned")
 
 
 def load_mask_teacher(choice: str = "auto", weights: str | os.PathLike | None = None,
-                      device: str = "cpu") -> Any | None:
+                      device: str = "cpu", sam_settings: Any = None) -> Any | None:
     """The flagship's 2D mask teacher: None for the offline render-based default, else SAM or a learned one.
 
     Args:
@@ -143,6 +143,8 @@ def load_mask_teacher(choice: str = "auto", weights: str | os.PathLike | None = 
         weights: a local SAM model folder (default: the registry's hub id, looked up locally),
             or the learned teacher's file.
         device: where the teacher runs.
+        sam_settings: :class:`~crossdistill.teachers.sam.AutoMaskSettings` of SAM's generator
+            (None: SAM's reference defaults).
     """
     if choice not in MASK_TEACHER_CHOICES:
         raise InputError(f"unknown mask teacher {choice!r}; choose from {', '.join(MASK_TEACHER_CHOICES)}")
@@ -156,7 +158,7 @@ def load_mask_teacher(choice: str = "auto", weights: str | os.PathLike | None = 
         return LearnedMaskTeacher.load(weights, device=device)
     if choice == "auto" and weights is None and find_weights(backend("sam").hub_id) is None:
         return None
-    return load_teacher("sam", weights, device=device)
+    return load_teacher("sam", weights, device=device, settings=sam_settings)
 
 def _hf_cache_snapshot(hub_id: str) -> Path | None:
     """Snapshot directory of ``hub_id`` in the Hugging Face cache holding config + weights, or None."""

@@ -97,6 +97,8 @@ def mask_memberships(mask_set, pixels: np.ndarray, erode: bool = False) -> tuple
     masks = np.asarray(mask_set.masks, dtype=bool)
     if masks.ndim != 3:
         raise ValueError(f"masks must be (M, H, W), got shape {masks.shape}")
+    if len(masks) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     if erode and len(masks):
         masks = erode_masks(masks)
     flat = masks.reshape(len(masks), -1)[:, pixels]  # (M, P)

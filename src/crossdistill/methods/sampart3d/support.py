@@ -42,17 +42,17 @@ class MaskPointSets:
 
     @classmethod
     def from_supervision(cls, supervision: MaskSupervision, n_points: int) -> "MaskPointSets":
-        """Build from the grouping field's pixel supervision (every level of every view)."""
+        """Build from the grouping field's pixel supervision (every mask of every view)."""
         m_rows, m_cols, v_rows, v_cols = [], [], [], []
         view_of = np.zeros(supervision.n_masks, dtype=np.int64)
         for v, vs in enumerate(supervision.views):
             v_rows.append(np.full(len(vs.point), v, dtype=np.int64))
             v_cols.append(vs.point)
-            for level in vs.mask:
-                has = level >= 0
-                m_rows.append(level[has].astype(np.int64))
+            for slot in vs.mask:  # the masks containing each pixel, one slot at a time
+                has = slot >= 0
+                m_rows.append(slot[has].astype(np.int64))
                 m_cols.append(vs.point[has])
-                view_of[level[has]] = v
+                view_of[slot[has]] = v
         return cls(_binary((m_rows, m_cols), (supervision.n_masks, n_points)),
                    _binary((v_rows, v_cols), (len(supervision.views), n_points)), view_of)
 
