@@ -46,6 +46,8 @@ import numpy as np
 
 from crossdistill.errors import InputError, MissingDependencyError, require
 from crossdistill.geometry.colors import GREY, to_uint8_rgb, visual_colors
+from crossdistill.geometry.headers import check_las_header, check_npy_header, check_npz_members
+from crossdistill.geometry.sniff import check_content
 from crossdistill.io_utils import atomic_write
 from crossdistill.types import Shape
 
@@ -193,6 +195,7 @@ def _check_magic(path: Path, magic: bytes, what: str) -> None:
 
 def _load_npy(path: Path) -> Shape:
     _check_magic(path, b"\x93NUMPY", "NumPy .npy")
+    check_npy_header(path)
     arr = np.load(path, allow_pickle=False)
     if arr.ndim != 2 or arr.shape[1] not in (3, 6, 9) or not np.issubdtype(arr.dtype, np.number):
         raise InputError(
@@ -216,6 +219,7 @@ def _load_npy(path: Path) -> Shape:
 
 def _load_npz(path: Path) -> Shape:
     _check_magic(path, b"PK", "NumPy .npz (zip)")
+    check_npz_members(path)
     with np.load(path, allow_pickle=False) as data:
         keys = set(data.files)
         key = "points" if "points" in keys else "xyz" if "xyz" in keys else None
@@ -236,6 +240,7 @@ def _load_pcd(path: Path) -> Shape:
 
 
 def _load_las(path: Path) -> Shape:
+    check_las_header(path)  # before laspy allocates what the header claims
     laspy = require("laspy", "io", "reading LAS/LAZ")
     las = laspy.read(str(path))
     points = np.asarray(las.xyz, dtype=np.float64)
@@ -299,6 +304,10 @@ def load_shape(path: str | os.PathLike) -> Shape:
         )
     if p.stat().st_size == 0:
         raise InputError(f"{p}: file is empty (0 bytes)")
+    try:
+        check_content(p, suffix)  # a PNG renamed .obj is named as such, not left to the parser
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror or type(exc).__name__})") from None
     try:
         shape = loader(p)
     except (InputError, MissingDependencyError):

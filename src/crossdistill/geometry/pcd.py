@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from crossdistill.geometry.headers import check_lzf_sizes
+
 __all__ = ["PcdData", "read_pcd", "lzf_decompress"]
 
 _TYPES = {("F", 4): "f4", ("F", 8): "f8", ("U", 1): "u1", ("U", 2): "u2", ("U", 4): "u4",
@@ -138,6 +140,8 @@ def _columns(header: dict[str, list[str]], body: bytes, n_points: int) -> dict[s
         if len(body) < 8:
             raise ValueError("binary_compressed data is truncated")
         comp_size, raw_size = np.frombuffer(body[:8], dtype="<u4")
+        expected = sum(dt.itemsize * c for dt, c in zip(dtypes, counts)) * n_points
+        check_lzf_sizes(int(comp_size), int(raw_size), len(body) - 8, expected)
         raw = lzf_decompress(body[8:8 + int(comp_size)], int(raw_size))
         cols, start = {}, 0
         for name, dt, c in zip(names, dtypes, counts):  # field-major (structure of arrays)
@@ -170,6 +174,8 @@ def read_pcd(path: str | Path) -> PcdData:
         n_points = int(header["POINTS"][0])
     else:
         n_points = int(header["WIDTH"][0]) * int(header.get("HEIGHT", ["1"])[0])
+    if n_points < 0:
+        raise ValueError(f"negative point count {n_points}")
     cols = _columns(header, raw[offset:], n_points)
     lower = {k.lower(): v for k, v in cols.items()}
     if not {"x", "y", "z"} <= lower.keys():
