@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crossdistill.eval.baselines import connected_component_labels, kmeans_xyz_normal, lift_masks, region_growing
-from crossdistill.eval.metrics import class_agnostic_miou
+from crossdistill.eval.metrics import class_agnostic_miou, rand_index_error
 from crossdistill.methods.sampart3d.pipeline import SegmentConfig, segment_shape
 from crossdistill.methods.sampart3d.vote import vote_faces
 from crossdistill.types import Shape
@@ -45,25 +45,51 @@ class LabelledShape:
         name: unique id (e.g. "Laptop/10211").
         category: object category.
         shape: the loaded mesh or point cloud.
-        labels: level name -> (M,) int ground truth per face (mesh) or point (cloud), -1 = unknown.
+        labels: level name (or human, for ``scoring="humans"``) -> (M,) int ground truth per
+            face (mesh) or point (cloud), -1 = unknown.
+        scoring: "levels" -- one class-agnostic mIoU per label level; "humans" -- the labels are
+            several people's segmentations of the same shape: mean over them of the mIoU
+            (``miou``) and of the Rand index (``ri``; the Princeton benchmark's error is 1 - ri).
     """
 
     name: str
     category: str
     shape: Shape
     labels: dict[str, np.ndarray]
+    scoring: str = "levels"
 
 
-def score_levels(pred: np.ndarray, labels: dict[str, np.ndarray], weights: np.ndarray | None) -> dict[str, float]:
-    """Class-agnostic mIoU of one prediction against every label level."""
+def score_levels(pred: np.ndarray, labels: dict[str, np.ndarray], weights: np.ndarray | None,
+                 scoring: str = "levels") -> dict[str, float]:
+    """Scores of one prediction: class-agnostic mIoU per label level, or (``scoring="humans"``) the
+    mean over the human segmentations of the mIoU and of the Rand index (higher is better for both)."""
+    if scoring == "humans":
+        mious = [class_agnostic_miou(gt, pred, weights=weights) for gt in labels.values()]
+        ris = [1.0 - rand_index_error(gt, pred) for gt in labels.values()]
+        return {"miou": float(np.mean(mious)), "ri": float(np.mean(ris))}
     return {lvl: class_agnostic_miou(gt, pred, weights=weights) for lvl, gt in labels.items()}
 
 
-def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = False, mask_teacher=None) -> dict:
+def score_per_human_count(labels: dict[str, np.ndarray], predict, weights: np.ndarray | None) -> dict[str, float]:
+    """A baseline told each person's segment count: ``predict(k)`` -> labels, scored against that person only."""
+    cache: dict[int, np.ndarray] = {}
+    mious, ris = [], []
+    for gt in labels.values():
+        k = int(len(np.unique(gt[gt >= 0])))
+        if k not in cache:
+            cache[k] = predict(k)
+        mious.append(class_agnostic_miou(gt, cache[k], weights=weights))
+        ris.append(1.0 - rand_index_error(gt, cache[k]))
+    return {"miou": float(np.mean(mious)), "ri": float(np.mean(ris))}
+
+
+def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = False, mask_teacher=None,
+                    geometry_baselines: bool = True) -> dict:
     """Run the flagship and the baselines on one object and score everything.
 
     ``mask_teacher`` (a MaskTeacher, default: the offline render-based one) makes the 2D
-    masks that both our method and the lifting baseline consume.
+    masks that both our method and the lifting baseline consume. ``geometry_baselines``
+    off skips the baselines that do not depend on the masks (for repeated runs).
 
     Returns:
         a JSON-able dict: scores[method][level] per scale / best, timings, peak memory, part counts.
@@ -73,9 +99,14 @@ def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = 
     wall = time.perf_counter() - t0
     shape = obj.shape
     weights = shape.face_areas if shape.is_mesh else None
-    ours = [score_levels(seg.labels(i), obj.labels, weights) for i in range(len(seg.scales))]
+
+    def score(pred: np.ndarray) -> dict[str, float]:
+        return score_levels(pred, obj.labels, weights, obj.scoring)
+
+    ours = [score(seg.labels(i)) for i in range(len(seg.scales))]
     res: dict = {
         "name": obj.name, "category": obj.category, "track": "mesh" if shape.is_mesh else "points",
+        "scoring": obj.scoring,
         "n_elements": int(shape.n_faces if shape.is_mesh else shape.n_vertices),
         "scales": list(seg.scales),
         "ours": {"per_scale": ours, "best": _best(ours)},
@@ -99,20 +130,38 @@ def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = 
             from crossdistill.methods.sampart3d.pipeline import propagate_to_inputs
 
             pred = propagate_to_inputs(pl, samples.points, seg.transform.apply(shape.vertices))
-        lifted.append(score_levels(pred, obj.labels, weights))
+        lifted.append(score(pred))
     res["lift"] = {"per_setting": lifted, "best": _best(lifted)}
-    # baseline (b): geometry only
-    if shape.is_mesh:
-        cc = score_levels(connected_component_labels(shape), obj.labels, weights)
-        res["cc"] = {"per_setting": [cc], "best": cc}
-    else:
-        pts, nrm = shape.vertices, _normals(shape)
-        rg = [score_levels(region_growing(pts, nrm, a), obj.labels, None) for a in REGION_GROW_ANGLES]
-        km = [score_levels(kmeans_xyz_normal(_unit_pts(pts), nrm, k, 0.3), obj.labels, None) for k in KMEANS_KS]
-        res["region_grow"] = {"per_setting": rg, "best": _best(rg)}
-        res["kmeans"] = {"per_setting": km, "best": _best(km)}
+    if geometry_baselines:
+        res.update(geometry_scores(obj))
     res["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     return res
+
+
+def geometry_scores(obj: LabelledShape) -> dict:
+    """The baselines that see only the geometry: mesh pieces (meshes), normal region growing and
+    k-means (point clouds), k-means told each person's segment count and one segment (``humans``)."""
+    shape = obj.shape
+    weights = shape.face_areas if shape.is_mesh else None
+    score = lambda pred: score_levels(pred, obj.labels, weights, obj.scoring)  # noqa: E731
+    out: dict = {}
+    if shape.is_mesh:
+        cc = score(connected_component_labels(shape))
+        out["cc"] = {"per_setting": [cc], "best": cc}
+        pts = shape.triangles.mean(1)
+        nrm = shape.face_normals
+    else:
+        pts, nrm = shape.vertices, _normals(shape)
+        rg = [score(region_growing(pts, nrm, a)) for a in REGION_GROW_ANGLES]
+        out["region_grow"] = {"per_setting": rg, "best": _best(rg)}
+    km = [score(kmeans_xyz_normal(_unit_pts(pts), nrm, k, 0.3)) for k in KMEANS_KS]
+    out["kmeans"] = {"per_setting": km, "best": _best(km)}
+    if obj.scoring == "humans":
+        kc = score_per_human_count(obj.labels, lambda k: kmeans_xyz_normal(_unit_pts(pts), nrm, k, 0.3), weights)
+        out["kmeans_count"] = {"per_setting": [kc], "best": kc}
+        one = score(np.zeros(len(pts), dtype=np.int64))
+        out["one_segment"] = {"per_setting": [one], "best": one}
+    return out
 
 
 def _best(per_setting: Sequence[dict[str, float]]) -> dict[str, float]:

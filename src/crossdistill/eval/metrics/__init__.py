@@ -14,6 +14,7 @@ Families and the convention each follows:
 * instance AP at IoU 0.5 (per object and per category): :func:`instance_ap`,
   :func:`match_instances`, :func:`category_ap`
 * unsupervised 2D parts (PartDistillation): :func:`nmi`, :func:`ari` (:mod:`.clustering`),
+  and the Princeton Segmentation Benchmark's :func:`rand_index_error`,
   :func:`average_recall` (:mod:`.instances`)
 * LiDAR semantic segmentation: :func:`confusion_matrix`, :func:`per_class_iou`,
   :func:`miou`, :class:`ConfusionAccumulator`
@@ -25,7 +26,7 @@ Topic modules: :mod:`.parts` (part mIoU), :mod:`.instances` (AP / AR), :mod:`.cl
 from __future__ import annotations
 
 from crossdistill.eval.metrics._common import COCO_IOU_THRESHOLDS
-from crossdistill.eval.metrics.clustering import ari, nmi
+from crossdistill.eval.metrics.clustering import ari, nmi, rand_index_error
 from crossdistill.eval.metrics.instances import (
     Detections,
     average_precision,
@@ -56,6 +57,6 @@ __all__ = [
     "COCO_IOU_THRESHOLDS", "PartIoUResult", "class_agnostic_part_ious", "class_agnostic_miou",
     "SemanticPartResult", "partnete_miou", "shapenetpart_shape_ious", "ShapeNetPartResult",
     "shapenetpart_miou", "Detections", "match_instances", "average_precision", "instance_ap",
-    "category_ap", "nmi", "ari", "average_recall", "confusion_matrix", "per_class_iou", "miou",
+    "category_ap", "nmi", "ari", "rand_index_error", "average_recall", "confusion_matrix", "per_class_iou", "miou",
     "SegmentationScores", "ConfusionAccumulator",
 ]

@@ -1,4 +1,5 @@
-"""Clustering agreement of unsupervised 2D parts (PartDistillation protocol): NMI, ARI."""
+"""Clustering agreement: NMI, ARI (PartDistillation protocol) and the Rand index error of the
+Princeton Segmentation Benchmark."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy.typing as npt
 from crossdistill.errors import InputError
 from crossdistill.eval.metrics._common import _labels, _same_shape
 
-__all__ = ["nmi", "ari"]
+__all__ = ["nmi", "ari", "rand_index_error"]
 
 
 def _flat_pair(gt: npt.ArrayLike, pred: npt.ArrayLike, ignore: int | None):
@@ -51,3 +52,22 @@ def ari(gt: npt.ArrayLike, pred: npt.ArrayLike, *, ignore: int | None = -1) -> f
 
     g, p = _flat_pair(gt, pred, ignore)
     return float(adjusted_rand_score(g, p))
+
+
+def rand_index_error(gt: npt.ArrayLike, pred: npt.ArrayLike, *, ignore: int | None = -1) -> float:
+    """1 - Rand index over unordered element pairs, unweighted (Chen et al. 2009, the Princeton
+    Segmentation Benchmark's definition): the share of pairs on which the two segmentations
+    disagree (one puts them together, the other apart). 0 = the same segmentation.
+
+    Example:
+        >>> rand_index_error([0, 0, 1, 1], [7, 7, 3, 3])
+        0.0
+        >>> round(rand_index_error([0, 0, 1, 1], [0, 0, 0, 0]), 4)  # 4 of the 6 pairs disagree
+        0.6667
+    """
+    from sklearn.metrics import rand_score
+
+    g, p = _flat_pair(gt, pred, ignore)
+    if len(g) < 2:
+        return 0.0
+    return float(1.0 - rand_score(g, p))
