@@ -117,8 +117,11 @@ def run_discover(args: argparse.Namespace) -> int:
     model = PartDistillation.load(args.model, device) if args.model else None
     if model is not None and model.config.grid != config.grid:
         config = model.config
-    entries, failures = load_entries(items, teacher, config.grid, args.max_side, class_names, progress)
+    entries, failures = load_entries(items, teacher, config.grid, args.max_side, class_names, progress,
+                                     report=len(items) > 1)
     timings["teacher_s"] = time.perf_counter() - t
+    if not entries and len(items) == 1:  # one image: its reason is the error
+        raise InputError(next(iter(failures.values())))
     if not entries:
         raise InputError(f"none of the {len(items)} images could be read")
     crops = [c for e in entries for c in e.crops]

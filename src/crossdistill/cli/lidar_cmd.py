@@ -47,13 +47,29 @@ def add_lidar_parser(methods: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_lidar)
 
 
-def _frames(args: argparse.Namespace):
+def _frames(args: argparse.Namespace) -> tuple[list, dict[str, str]]:
+    """(the usable frames, {frame id: why it was left out}); one line on stderr per bad frame."""
     from crossdistill.methods.lidar_kd.frames import kitti_frames, nuscenes_frames
 
     path = Path(args.kitti or args.nuscenes)
     if not path.exists():
         raise InputError(f"input not found: {path}")
-    return kitti_frames(path) if args.kitti else nuscenes_frames(path)
+    failures: dict[str, str] = {}
+
+    def line(name: str, why: str) -> str:
+        return why if why.startswith("frame ") else f"frame {name}: {why}"
+
+    try:
+        frames = kitti_frames(path, failures=failures) if args.kitti else nuscenes_frames(path, failures=failures)
+    except InputError:
+        if len(failures) == 1:  # the only frame is bad: its reason is the error
+            raise InputError(line(*next(iter(failures.items())))) from None
+        for name, why in failures.items():
+            print(f"error: {line(name, why)}", file=sys.stderr)
+        raise
+    for name, why in failures.items():
+        print(f"error: {line(name, why)}", file=sys.stderr)
+    return frames, failures
 
 
 def _teacher(args: argparse.Namespace, frames, out: Path, progress: bool):
@@ -84,9 +100,28 @@ def _teacher(args: argparse.Namespace, frames, out: Path, progress: bool):
 
 
 def run_lidar(args: argparse.Namespace) -> int:
+    from crossdistill.cli.segment_cmd import _device
+
+    args.device = _device(args.device)
+    if args.iterations < 1 or args.voxel_size <= 0 or args.teacher_iterations < 1:
+        raise InputError("need --iterations >= 1, --teacher-iterations >= 1 and --voxel-size > 0")
+    progress = not args.quiet
+    out = Path(args.output)
+    frames, failures = _frames(args)
+    before = {p for p in (out / "teacher.pt", out / "student.pt") if p.exists()}
+    try:
+        return _distill_and_label(args, frames, failures, out, progress)
+    except BaseException:  # no model file of a run that did not finish
+        for p in (out / "teacher.pt", out / "student.pt"):
+            if p not in before:
+                p.unlink(missing_ok=True)
+        raise
+
+
+def _distill_and_label(args: argparse.Namespace, frames, failures: dict[str, str], out: Path, progress: bool) -> int:
+    """Train (or load) the student, label every frame, write distill.json last; the exit code."""
     import numpy as np
 
-    from crossdistill.cli.segment_cmd import _device
     from crossdistill.io_utils import save_image, save_npy, write_json
     from crossdistill.methods.lidar_kd.distill import (DistillConfig, distill_lidar, load_student, predict_points,
                                                        save_student)
@@ -95,12 +130,6 @@ def run_lidar(args: argparse.Namespace) -> int:
     from crossdistill.methods.lidar_kd.targets import point_targets
     from crossdistill.viz.bev import bev_image
 
-    args.device = _device(args.device)
-    if args.iterations < 1 or args.voxel_size <= 0 or args.teacher_iterations < 1:
-        raise InputError("need --iterations >= 1, --teacher-iterations >= 1 and --voxel-size > 0")
-    progress = not args.quiet
-    out = Path(args.output)
-    frames = _frames(args)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     if args.student:
@@ -140,8 +169,12 @@ def run_lidar(args: argparse.Namespace) -> int:
     write_json(out / MARKER, {"mode": config.mode, "config": config.to_dict(), "teacher": teacher_id,
                               "class_names": list(class_names), "frames": [f.name for f in frames],
                               "zero_shot": evaluation, "final_loss": losses[-1] if losses else None,
+                              "failed": failures,
                               "seed": args.seed, "device": args.device, "timings": timings})
     if progress:
         for name, e in evaluation.items():
             print(f"{name}: zero-shot mIoU {100 * e['miou']:.1f}", file=sys.stderr)
-    return 0
+    if failures:
+        print(f"distill lidar: {len(frames)} frames used, {len(failures)} left out (see {out / MARKER})",
+              file=sys.stderr)
+    return 1 if failures else 0

@@ -63,6 +63,8 @@ __all__ = [
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
 POINT_SUFFIXES = (".ply", ".pcd", ".npy", ".npz", ".las", ".laz")
 SUPPORTED_SUFFIXES = tuple(dict.fromkeys(MESH_SUFFIXES + POINT_SUFFIXES))
+#: Largest absolute coordinate accepted: beyond it 32-bit outputs and squared distances lose or overflow.
+MAX_COORDINATE = 1e15
 
 
 # --------------------------------------------------------------------------- helpers
@@ -321,7 +323,7 @@ def load_shape(path: str | os.PathLike) -> Shape:
 def validate_shape(shape: Shape, path: str | os.PathLike | None = None) -> Shape:
     """Check a shape is usable; return it unchanged or raise a one-line :class:`InputError`.
 
-    Rejects: no vertices, NaN / inf coordinates, a mesh with zero faces, face indices
+    Rejects: no vertices, NaN / inf coordinates, coordinates beyond :data:`MAX_COORDINATE`, a mesh with zero faces, face indices
     out of range, all faces of zero area, all points identical (zero bounding-box
     extent), and colour / normal / node arrays whose length does not match.
     """
@@ -334,6 +336,10 @@ def validate_shape(shape: Shape, path: str | os.PathLike | None = None) -> Shape
     finite = np.isfinite(v).all(axis=1)
     if not finite.all():
         raise InputError(f"{where}{int((~finite).sum())} of {len(v)} vertices have NaN or infinite coordinates")
+    largest = float(np.abs(v).max())
+    if largest > MAX_COORDINATE:
+        raise InputError(f"{where}coordinates reach {largest:.3g}; at most {MAX_COORDINATE:.0e} in absolute value is "
+                         "supported (outputs store 32-bit floats): rescale the file's units")
     if shape.faces is not None:
         f = np.asarray(shape.faces)
         if f.ndim != 2 or f.shape[1] != 3:

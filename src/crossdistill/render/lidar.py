@@ -98,7 +98,10 @@ def kitti_camera(calib: Mapping[str, np.ndarray], width: int, height: int, camer
     except KeyError as exc:
         raise InputError(f"kitti calibration lacks {exc.args[0]}") from None
     K = P[:, :3].astype(np.float64)
-    t = np.linalg.solve(K, P[:, 3])
+    try:
+        t = np.linalg.solve(K, P[:, 3])
+    except np.linalg.LinAlgError:
+        raise InputError(f"kitti calibration: {camera} is singular (all zero or degenerate)") from None
     r0, tr, off = np.eye(4), np.eye(4), np.eye(4)
     r0[:3, :3] = R0
     tr[:3, :4] = Tr

@@ -144,13 +144,26 @@ def read_json(path: Path, bench: Benchmark | type[Benchmark]) -> Any:
 
 
 def read_raw(path: Path, columns: int, bench: Benchmark, dtype=np.float32) -> np.ndarray:
-    """(N, columns) array of ``dtype`` from a raw little-endian binary file (scans, label files)."""
+    """(N, columns) array of ``dtype`` from a raw little-endian binary file (scans, label files).
+
+    The file must hold whole records (a file cut mid-record is refused, not silently shortened)
+    and, for float data, only finite values.
+    """
+    dt = np.dtype(dtype).newbyteorder("<")
     try:
-        raw = np.fromfile(path, dtype=np.dtype(dtype).newbyteorder("<"))
+        size = Path(path).stat().st_size
+        if size % (columns * dt.itemsize):
+            raise bench._bad(path, f"{size} bytes is not a whole number of {columns * dt.itemsize}-byte records "
+                                   "(cut mid-record?)")
+        raw = np.fromfile(path, dtype=dt)
     except OSError as exc:
         raise bench._bad(path, f"cannot read ({type(exc).__name__})") from exc
     if raw.size == 0 or raw.size % columns:
         raise bench._bad(path, f"{raw.size} values is not a positive multiple of {columns}")
+    if dt.kind == "f":
+        bad = ~np.isfinite(raw.reshape(-1, columns)).all(axis=1)
+        if bad.any():
+            raise bench._bad(path, f"{int(bad.sum())} of {len(bad)} records hold NaN or infinite values")
     return raw.reshape(-1, columns).astype(dtype, copy=False)
 
 

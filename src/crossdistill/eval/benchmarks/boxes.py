@@ -144,6 +144,13 @@ def read_kitti_calib(path: str | Path) -> KittiCalib:
     need = [k for k in _CALIB_SHAPES if k != "Tr_imu_to_velo" and k not in calib]
     if need:
         raise InputError(f"kitti: {path}: calibration lacks {need}")
+    for key, mat in calib.items():
+        if not np.isfinite(mat).all():
+            raise InputError(f"kitti: {path}: {key} holds NaN or infinite values")
+    for key in ("P2", "R0_rect"):  # the colour camera the methods use
+        m = calib[key][:, :3]
+        if abs(np.linalg.det(m)) <= 1e-12 * max(float(np.abs(m).max()), 1e-300) ** 3:
+            raise InputError(f"kitti: {path}: {key} is singular (all zero or degenerate): not a camera calibration")
     return calib
 
 

@@ -22,7 +22,7 @@ from crossdistill.errors import InputError
 from crossdistill.eval.benchmarks.boxes import KITTI_CLASSES
 from crossdistill.render.lidar import CameraCalib, kitti_camera, nuscenes_cameras
 
-__all__ = ["CameraImage", "LidarFrame", "kitti_frames", "nuscenes_frames", "load_frames", "box_corners",
+__all__ = ["CameraImage", "LidarFrame", "check_frame", "kitti_frames", "nuscenes_frames", "load_frames", "box_corners",
            "box_training_data"]
 
 
@@ -75,31 +75,80 @@ class LidarFrame:
         return np.stack([p[:, 0] / 50.0, p[:, 1] / 50.0, p[:, 2] / 3.0, inten], 1).astype(np.float32)
 
 
-def kitti_frames(root: str | Path, ids: list[str] | None = None) -> list[LidarFrame]:
+def check_frame(frame: LidarFrame) -> LidarFrame:
+    """Return ``frame`` when usable; else a one-line :class:`InputError` naming the frame and what is wrong.
+
+    Checked: at least one point, finite coordinates and features, and per camera a finite
+    calibration with an invertible intrinsic matrix and an image of the calibrated size.
+    """
+    p = np.asarray(frame.points)
+    if p.ndim != 2 or p.shape[1] < 3 or len(p) == 0:
+        raise InputError(f"frame {frame.name}: scan has no points (shape {p.shape})")
+    bad = ~np.isfinite(p).all(axis=1)
+    if bad.any():
+        raise InputError(f"frame {frame.name}: {int(bad.sum())} of {len(p)} scan points hold NaN or infinite values")
+    for cam in frame.images:
+        K, T = np.asarray(cam.camera.K, np.float64), np.asarray(cam.camera.lidar_to_cam, np.float64)
+        if not (np.isfinite(K).all() and np.isfinite(T).all()):
+            raise InputError(f"frame {frame.name}: camera {cam.camera.name} calibration holds NaN or infinite values")
+        if abs(np.linalg.det(K)) <= 1e-12 * max(float(np.abs(K).max()), 1e-300) ** 3:
+            raise InputError(f"frame {frame.name}: camera {cam.camera.name} intrinsics are singular")
+        if cam.image.shape[:2] != (cam.camera.height, cam.camera.width):
+            raise InputError(f"frame {frame.name}: camera {cam.camera.name} image is {cam.image.shape[1]}x"
+                             f"{cam.image.shape[0]}, calibrated for {cam.camera.width}x{cam.camera.height}")
+    return frame
+
+
+def _isolate(name: str, failures: dict[str, str] | None, build):
+    """``build()``, or (with a ``failures`` dict) ``None`` and the reason recorded under ``name``."""
+    try:
+        return check_frame(build())
+    except (InputError, ValueError, OSError) as exc:
+        if failures is None:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        failures[name] = first if isinstance(exc, InputError) else f"{type(exc).__name__}: {first}"
+        return None
+
+
+def kitti_frames(root: str | Path, ids: list[str] | None = None,
+                 failures: dict[str, str] | None = None) -> list[LidarFrame]:
     """Frames of a KITTI object-layout folder (``training/{velodyne,image_2,calib,label_2}``).
 
     Evaluation labels and 2D boxes use :data:`KITTI_CLASSES` (0 background); the 2D
-    boxes of ``DontCare`` regions are ignore regions.
+    boxes of ``DontCare`` regions are ignore regions. Every frame is checked
+    (:func:`check_frame`); with a ``failures`` dict a bad frame is recorded there (frame id ->
+    reason) and left out, otherwise its error propagates.
     """
-    from crossdistill.eval.benchmarks.boxes import KittiObject, read_kitti_labels
+    from crossdistill.eval.benchmarks.boxes import KittiObject
 
     bench = KittiObject(Path(root))
     out = []
     for rec in bench.records():
         if ids is not None and rec.id not in ids:
             continue
-        d = bench.load(rec, image=True)
-        H, W = d["image"].shape[:2]
-        objs = read_kitti_labels(rec.paths["label"]) if rec.paths["label"].is_file() else []
-        boxes = np.array([o["bbox"] for o in objs], np.float64).reshape(-1, 4)
-        ignore = np.array([o["type"] == "DontCare" for o in objs], bool)
-        labels = np.array([0 if o["type"] == "DontCare" else KITTI_CLASSES.index(o["type"].lower())
-                           for o in objs], np.int64)
-        cam = CameraImage(d["image"], kitti_camera(d["calib"], W, H), boxes, labels, ignore)
-        out.append(LidarFrame(rec.id, d["points"], 1.0, (cam,), d["labels"], KITTI_CLASSES, "kitti"))
+        frame = _isolate(rec.id, failures, lambda: _kitti_frame(bench, rec))
+        if frame is not None:
+            out.append(frame)
     if not out:
-        raise InputError(f"{root}: no KITTI frames" + (f" with ids {ids}" if ids else ""))
+        raise InputError(f"{root}: no KITTI frames" + (f" with ids {ids}" if ids else "")
+                         + (f" that can be used ({len(failures)} bad)" if failures else ""))
     return out
+
+
+def _kitti_frame(bench, rec) -> LidarFrame:
+    """One KITTI record as a frame (reads the scan, calibration, labels and image)."""
+    from crossdistill.eval.benchmarks.boxes import read_kitti_labels
+
+    d = bench.load(rec, image=True)
+    H, W = d["image"].shape[:2]
+    objs = read_kitti_labels(rec.paths["label"]) if rec.paths["label"].is_file() else []
+    boxes = np.array([o["bbox"] for o in objs], np.float64).reshape(-1, 4)
+    ignore = np.array([o["type"] == "DontCare" for o in objs], bool)
+    labels = np.array([0 if o["type"] == "DontCare" else KITTI_CLASSES.index(o["type"].lower())
+                       for o in objs], np.int64)
+    cam = CameraImage(d["image"], kitti_camera(d["calib"], W, H), boxes, labels, ignore)
+    return LidarFrame(rec.id, d["points"], 1.0, (cam,), d["labels"], KITTI_CLASSES, "kitti")
 
 
 def box_corners(centers: np.ndarray, axes: np.ndarray) -> np.ndarray:
@@ -123,31 +172,43 @@ def _projected_boxes(corners: np.ndarray, camera: CameraCalib, min_depth: float 
     return np.array(out, np.float64).reshape(-1, 4), np.array(idx, np.int64)
 
 
-def nuscenes_frames(root: str | Path) -> list[LidarFrame]:
+def nuscenes_frames(root: str | Path, failures: dict[str, str] | None = None) -> list[LidarFrame]:
     """Frames of an mmdetection3d nuScenes ``sample.json`` folder, 6 cameras each.
 
     Labels: 0 background, ``k + 1`` for nuScenes detection class ``k``, -1 for objects
-    outside those classes; 2D boxes are the 3D boxes projected into each camera.
+    outside those classes; 2D boxes are the 3D boxes projected into each camera. Bad frames:
+    as :func:`kitti_frames`.
     """
-    from crossdistill.eval.benchmarks.boxes import NuScenesSample, lidar_boxes_7dof
+    from crossdistill.eval.benchmarks.boxes import NuScenesSample
 
     bench = NuScenesSample(Path(root))
     out = []
     for rec in bench.records():
-        d = bench.load(rec, images=True)
-        names = ("background", *d["class_names"])
-        sizes = {k: v["image"].shape[:2] for k, v in d["cameras"].items()}
-        cams = nuscenes_cameras(d["cameras"], sizes)
-        centers, axes = lidar_boxes_7dof(d["boxes"])
-        corners = box_corners(centers, axes)
-        images = []
-        for cam in cams:
-            boxes, idx = _projected_boxes(corners, cam)
-            lab = d["box_labels"][idx] + 1
-            images.append(CameraImage(d["cameras"][cam.name]["image"], cam, boxes[lab > 0], lab[lab > 0],
-                                      np.zeros(int((lab > 0).sum()), bool)))
-        out.append(LidarFrame(rec.id, d["points"], 255.0, tuple(images), d["labels"], names, "nuscenes"))
+        frame = _isolate(rec.id, failures, lambda: _nuscenes_frame(bench, rec))
+        if frame is not None:
+            out.append(frame)
+    if not out:
+        raise InputError(f"{root}: no nuScenes frames that can be used ({len(failures or {})} bad)")
     return out
+
+
+def _nuscenes_frame(bench, rec) -> LidarFrame:
+    """One nuScenes sample as a frame."""
+    from crossdistill.eval.benchmarks.boxes import lidar_boxes_7dof
+
+    d = bench.load(rec, images=True)
+    names = ("background", *d["class_names"])
+    sizes = {k: v["image"].shape[:2] for k, v in d["cameras"].items()}
+    cams = nuscenes_cameras(d["cameras"], sizes)
+    centers, axes = lidar_boxes_7dof(d["boxes"])
+    corners = box_corners(centers, axes)
+    images = []
+    for cam in cams:
+        boxes, idx = _projected_boxes(corners, cam)
+        lab = d["box_labels"][idx] + 1
+        images.append(CameraImage(d["cameras"][cam.name]["image"], cam, boxes[lab > 0], lab[lab > 0],
+                                  np.zeros(int((lab > 0).sum()), bool)))
+    return LidarFrame(rec.id, d["points"], 255.0, tuple(images), d["labels"], names, "nuscenes")
 
 
 def load_frames(path: str | Path) -> list[LidarFrame]:

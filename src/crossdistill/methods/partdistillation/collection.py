@@ -73,9 +73,10 @@ def find_images(root: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[str, P
 
 
 def load_entries(items: Sequence[tuple[str, Path, str]], teacher, grid: int, max_side: int | None = 512,
-                 class_names: dict[int, str] | None = None, progress: bool = True
+                 class_names: dict[int, str] | None = None, progress: bool = True, report: bool = True
                  ) -> tuple[list[ImageEntry], dict[str, str]]:
-    """Read every image and run the teacher; failures are isolated and returned ({name: reason})."""
+    """Read every image and run the teacher; failures are isolated and returned ({name: reason}),
+    each also printed as one line on stderr when ``report``."""
     entries, failures = [], {}
     for name, path, cls in tqdm(items, desc="teacher", disable=not progress or len(items) < 2, unit="img"):
         try:
@@ -87,7 +88,8 @@ def load_entries(items: Sequence[tuple[str, Path, str]], teacher, grid: int, max
         except (InputError, ValueError, OSError, RuntimeError, MemoryError) as exc:  # one bad image fails alone
             first = str(exc).splitlines()[0] if str(exc) else ""
             failures[name] = first if isinstance(exc, InputError) else f"{type(exc).__name__}: {first}"
-            print(f"error: {name}: {failures[name]}", file=sys.stderr)
+            if report:
+                print(f"error: {name}: {failures[name]}", file=sys.stderr)
             continue
         entries.append(ImageEntry(name, path, rgb, inst, crops))
     return entries, failures
