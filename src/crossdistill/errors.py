@@ -11,6 +11,10 @@ class InputError(ValueError):
     """Bad user input: missing, empty, corrupt, degenerate or wrong-format data."""
 
 
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM); unwinds like Ctrl-C so that every cleanup runs."""
+
+
 class MissingDependencyError(ImportError):
     """An optional dependency is needed for this feature; the message names the extra."""
 

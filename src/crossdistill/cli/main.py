@@ -2,17 +2,20 @@
 
 Errors a user can act on (:class:`~crossdistill.errors.InputError`,
 :class:`~crossdistill.errors.MissingDependencyError`) print one line on stderr and
-exit with code 2; ``--debug`` shows the traceback instead.
+exit with code 2; ``--debug`` shows the traceback instead. Ctrl-C prints "interrupted"
+(exit 130) and SIGTERM "terminated" (exit 143), after the same clean-up of partial files.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from crossdistill.errors import InputError, MissingDependencyError
+from crossdistill.errors import InputError, MissingDependencyError, Terminated
 
 # Sub-command modules register themselves through `add_parser(subparsers)`; each sets
 # `func` on its parser to a callable taking the parsed namespace and returning an exit code.
@@ -86,6 +89,9 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -99,8 +105,31 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
         return 1
 
 
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _on_sigterm() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated`: one line, exit 143, partial files removed (as Ctrl-C)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `crossdistill` console script."""
+    with _on_sigterm():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -27,7 +27,7 @@ from crossdistill.errors import InputError
 from crossdistill.io_utils import write_json
 
 __all__ = ["check_output_dir", "check_output_file", "check_output_option", "file_sha256", "claim_item", "seal_item", "discard_item", "mark_output_root",
-           "is_finished"]
+           "is_finished", "runtime_info"]
 
 
 def check_output_dir(path: str | os.PathLike, flag: str = "-o") -> Path:
@@ -158,12 +158,33 @@ def claim_item(item_dir: Path, marker: Path, digest: str, input_sha256: str, inp
     return False
 
 
+def runtime_info() -> dict:
+    """What besides the settings and the seed decides the exact numbers: torch's thread counts and versions.
+
+    Results are byte-identical for the same input, settings, seed, thread count and build; another
+    thread count may change float reductions and so labels at fine scales (``docs/reliability.md``).
+    """
+    import platform
+    import sys
+
+    info: dict = {"python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info |= {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                 "torch_interop_threads": torch.get_num_interop_threads()}
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        info["numpy"] = numpy.__version__
+    return info
+
+
 def seal_item(marker: Path, input_sha256: str) -> None:
-    """Record the input hash in a completion marker the job just wrote (atomic rewrite)."""
+    """Record the input hash and :func:`runtime_info` in a completion marker the job just wrote (atomic rewrite)."""
     meta = _read_json(marker)
     if meta is None:
         raise RuntimeError(f"{marker}: the job finished without writing its completion marker")
     meta["input_sha256"] = input_sha256
+    meta["runtime"] = runtime_info()
     write_json(marker, meta)
 
 
