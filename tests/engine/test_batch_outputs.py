@@ -62,6 +62,23 @@ def test_unique_names_cover_case_and_folder_clashes(tmp_path):
     assert [again[f] for f in files] == ["Twin.glb", "twin.ply", "a.glb", "a/b", "c/d"]
 
 
+def test_discover_images_with_one_stem_get_one_output_each(tmp_path):
+    from crossdistill.methods.partdistillation.collection import find_images
+
+    for name in ("mug/x.png", "mug/x.jpg", "mug/y.png"):
+        _touch(tmp_path / name)
+    assert [(n, c) for n, _, c in find_images(tmp_path)] == [("mug/x.jpg", "mug"), ("mug/x.png", "mug"),
+                                                             ("mug/y", "mug")]
+
+
+def test_a_removal_cut_short_is_finished_on_the_next_run(tmp_path):
+    src = _touch(tmp_path / "obj.ply")
+    out = tmp_path / "out"
+    (out / ".stale-obj-123-abcd" / "scale_0").mkdir(parents=True)
+    assert _run([("obj", src)], out, FakeJob()) == 0
+    assert not list(out.glob(".stale-*"))
+
+
 def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, capsys):
     root = tmp_path / "in"
     _touch(root / "a.ply")

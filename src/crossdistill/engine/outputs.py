@@ -143,6 +143,8 @@ def claim_item(item_dir: Path, marker: Path, digest: str, input_sha256: str, inp
     Raises:
         InputError: the folder holds files crossdistill did not write (they are left alone).
     """
+    for leftover in item_dir.parent.glob(f".stale-{item_dir.name}-*") if item_dir.parent.is_dir() else ():
+        shutil.rmtree(leftover, ignore_errors=True)  # a removal cut short by a crash
     if is_finished(marker, digest, input_sha256):
         return True
     if item_dir.is_symlink() or (item_dir.exists() and not item_dir.is_dir()):
