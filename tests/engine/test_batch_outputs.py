@@ -95,15 +95,17 @@ def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, capsys
     assert [n for n, _ in find_input_files(root, SUFFIXES + (".txt",), "shapes")] == ["a", "b"]
 
 
-def test_inputs_inside_the_output_folder_are_dropped(tmp_path):
+def test_excluded_output_folder_is_not_scanned_and_outputs_beside_inputs_work(tmp_path, capsys):
     root = tmp_path / "in"
     _touch(root / "a.ply")
-    _touch(root / "out" / "x" / "b.ply")  # no marks yet: found by the scan, dropped by run_inputs
-    items = find_input_files(root, SUFFIXES, "shapes")
-    assert [n for n, _ in items] == ["a", "out/x/b"]
-    job = FakeJob()
-    assert _run(items, root / "out", job) == 0
-    assert job.calls == ["a.ply"]
+    _touch(root / "out" / "x" / "b.ply")  # no marks yet: only `exclude` keeps it out
+    assert [n for n, _ in find_input_files(root, SUFFIXES, "shapes", exclude=(root / "out",))] == ["a"]
+    _touch(root / "c.obj")
+    for _ in range(2):  # -o the input folder itself: item folders beside the inputs, never read back
+        items = find_input_files(root, SUFFIXES + (".txt",), "shapes", exclude=(root,))
+        assert [n for n, _ in items] == ["a", "c", "out/x/b"]
+        assert _run(items, root, FakeJob()) == 0
+    assert "0 done, 3 already done" in capsys.readouterr().err
 
 
 def test_rerun_with_other_settings_leaves_no_stale_scale(tmp_path):

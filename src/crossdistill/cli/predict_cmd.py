@@ -37,7 +37,7 @@ def run_predict(args: argparse.Namespace) -> int:
     weights = hash_array(*[v.cpu().numpy() for v in ckpt.model.state_dict().values()], digest_size=8)
     digest = settings_hash({"checkpoint": weights, "part_names": list(ckpt.part_names)})
     out = Path(args.output)
-    items = find_inputs(Path(args.input))
+    items = find_inputs(Path(args.input), exclude=(out,))
 
     def job(path: Path, item_dir: Path) -> None:
         shape = load_shape(path)

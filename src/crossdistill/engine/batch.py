@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from crossdistill.engine.inputs import OUTPUT_ROOT_MARK, is_within
+from crossdistill.engine.inputs import OUTPUT_ROOT_MARK
 from crossdistill.engine.outputs import (check_output_dir, claim_item, discard_item, file_sha256, is_finished,
                                          mark_output_root, seal_item)
 from crossdistill.errors import InputError
@@ -123,16 +123,6 @@ def run_batch(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: st
     return report
 
 
-def _drop_outputs(items: Sequence[tuple[str, Path | None]], out_root: Path) -> list[tuple[str, Path | None]]:
-    """The items whose input does not lie inside the output folder (a run never reads its own outputs)."""
-    if not out_root.exists():
-        return list(items)
-    kept = [(n, p) for n, p in items if p is None or not is_within(p, out_root)]
-    if items and not kept:
-        raise InputError(f"every input lies inside the output folder {out_root}; choose another -o")
-    return kept
-
-
 def _remove_if_only_mark(out_root: Path) -> None:
     """Remove an output root this run created when nothing but its mark is in it."""
     with contextlib.suppress(OSError):
@@ -145,14 +135,14 @@ def run_inputs(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: s
                job: Callable[[Path, Path], None], progress: bool, desc: str) -> int:
     """A command's run over its inputs; returns its exit code.
 
-    The output folder is checked first (one line, exit 2, before any work); inputs inside it
-    are dropped. One input: its errors are the command's own (they propagate, so bad input
+    The output folder is checked first (one line, exit 2, before any work). Inputs found by
+    :func:`crossdistill.engine.inputs.find_input_files` never include earlier outputs (output
+    trees are marked and skipped), also when ``-o`` lies inside the input folder. One input: its errors are the command's own (they propagate, so bad input
     exits 2, and nothing is left written); skipped when already done for this input content and
     these settings. Several: :func:`run_batch` with claimed item folders, failures isolated and
     summarised on stderr (exit 1 if any failed).
     """
     check_output_dir(out_root)
-    items = _drop_outputs(items, out_root)
     created = not out_root.exists()
     if len(items) == 1:
         name, path = items[0]

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from crossdistill.errors import InputError
 
-__all__ = ["OUTPUT_ROOT_MARK", "ITEM_STAMP", "find_input_files", "unique_names", "is_output_tree", "is_within"]
+__all__ = ["OUTPUT_ROOT_MARK", "ITEM_STAMP", "find_input_files", "unique_names", "is_output_tree"]
 
 #: File in the root of every batch command's output folder.
 OUTPUT_ROOT_MARK = ".crossdistill-output"
@@ -60,15 +60,6 @@ def is_output_tree(directory: Path) -> bool:
     if OUTPUT_ROOT_MARK in names or ITEM_STAMP in names:
         return True
     return any(all(n in names for n in group) for group in _LEGACY_OUTPUT_SIGNS)
-
-
-def is_within(path: Path, folder: Path) -> bool:
-    """True when ``path`` is ``folder`` or lies under it (both resolved)."""
-    try:
-        Path(path).resolve().relative_to(Path(folder).resolve())
-        return True
-    except (ValueError, OSError):
-        return False
 
 
 def _walk(root: Path, suffixes: Sequence[str], exclude: Sequence[Path]) -> list[Path]:
