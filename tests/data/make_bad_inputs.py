@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 #: Which commands read which kind of input.
-SHAPE_COMMANDS = ("info", "segment", "render")
+SHAPE_COMMANDS = ("info", "segment", "render", "predict")
 IMAGE_COMMANDS = ("discover",)
 LIDAR_COMMANDS = ("lidar",)
 SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off", ".pcd", ".npy", ".npz", ".las", ".laz")
@@ -221,7 +221,7 @@ def _case_unreadable(root: Path) -> list[Case]:
 def _case_odd_shapes(root: Path) -> list[Case]:
     import trimesh
 
-    odd = ("info", "segment")
+    odd = ("info", "segment", "predict")
     tri = "v 0 0 0\nv 1 0 0\nv 0 1 0\n"
     _write(root / "one_triangle" / "tri.obj", tri + "f 1 2 3\n")
     _write(root / "non_manifold" / "fin.obj", tri + "v 0 0 1\nv 0 0 -1\nf 1 2 3\nf 1 2 4\nf 1 2 5\n")
@@ -244,7 +244,7 @@ def _case_odd_shapes(root: Path) -> list[Case]:
     _write(root / "gltf_missing_texture" / "textured.gltf", _gltf_with_texture(gltf))
     line = np.stack([np.linspace(0, 1, 200), np.zeros(200), np.zeros(200)], 1)
     np.save(_write(root / "collinear_points" / "line.npy", b""), line)
-    read = ("info", "render")  # segmenting every odd case costs a second each: the likeliest to break do
+    read = ("info", "render", "predict")  # segmenting every odd case costs a second each: the likeliest to break do
     return [Case("one_triangle", "tri.obj", odd, "", kind="odd"),
             Case("non_manifold", "fin.obj", read, "", kind="odd"),
             Case("quads_and_ngons", "poly.obj", read, "", kind="odd"),

@@ -26,6 +26,7 @@ COMMANDS = {
     "info": lambda t, o: ["info", t],
     "segment": lambda t, o: ["segment", t, "-o", o, *TINY_SEGMENT],
     "render": lambda t, o: ["render", t, "-o", o, "--views", "6", "--size", "32", "--points", "200", "--quiet"],
+    "predict": lambda t, o: ["predict", t, "--checkpoint", str(_CHECKPOINT), "-o", o, "--quiet"],
     "discover": lambda t, o: ["discover", t, "-o", o, "--steps", "2", "--quiet"],
     "lidar": lambda t, o: ["distill", "lidar", "--kitti", t, "-o", o, "--iterations", "2", "--teacher-iterations",
                            "2", "--quiet"],
@@ -36,10 +37,22 @@ COMMANDS = {
 _ROOT = Path(tempfile.mkdtemp(prefix="crossdistill_bad_inputs_"))
 atexit.register(shutil.rmtree, _ROOT, True)
 _CASES = {c.name: c for c in corpus.build(_ROOT)}
+_CHECKPOINT = _ROOT / "student.pt"  # an untrained PartDistill student: `predict` reads shapes as every command does
+
+
+def _save_checkpoint() -> None:
+    from crossdistill.methods.partdistill import save_student
+    from crossdistill.methods.partdistill.student_training import StudentConfig
+    from crossdistill.students.point_student import PointStudent
+
+    config = StudentConfig(n_points=256, width=8, n_blocks=1, k=8)
+    save_student(_CHECKPOINT, PointStudent(2, config.width, config.n_blocks), ("a", "b"), config)
 
 
 @pytest.fixture(scope="module")
 def built() -> tuple[Path, dict[str, object]]:
+    if not _CHECKPOINT.exists():
+        _save_checkpoint()
     return _ROOT, _CASES
 
 
@@ -96,6 +109,8 @@ def test_odd_input_is_handled_or_refused_cleanly(built, name, command, tmp_path,
     elif command == "segment":
         marker = next(out.rglob("segment.json"))
         assert (marker.parent / "scale_1.0" / "labels.npy").is_file()
+    elif command == "predict":
+        assert (next(out.rglob("predict.json")).parent / "labels.npy").is_file()
 
 
 def test_corpus_covers_at_least_30_kinds(built):
