@@ -17,7 +17,6 @@ Usage: ``python tests/data/make_bad_inputs.py OUT_DIR`` writes the corpus and li
 from __future__ import annotations
 
 import io
-import pickle
 import struct
 import sys
 import zipfile

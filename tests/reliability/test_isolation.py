@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from crossdistill.cli.main import main
 from crossdistill.io_utils import save_image
