@@ -84,12 +84,14 @@ def score_per_human_count(labels: dict[str, np.ndarray], predict, weights: np.nd
 
 
 def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = False, mask_teacher=None,
-                    geometry_baselines: bool = True) -> dict:
+                    geometry_baselines: bool = True, rule_sets: dict | None = None) -> dict:
     """Run the flagship and the baselines on one object and score everything.
 
     ``mask_teacher`` (a MaskTeacher, default: the offline render-based one) makes the 2D
     masks that both our method and the lifting baseline consume. ``geometry_baselines``
     off skips the baselines that do not depend on the masks (for repeated runs).
+    ``rule_sets`` (name -> :class:`~crossdistill.methods.sampart3d.rules.PartRules`) scores the
+    same trained field under other stage-3 rules too (``res["rules"][name]``).
 
     Returns:
         a JSON-able dict: scores[method][level] per scale / best, timings, peak memory, part counts.
@@ -116,6 +118,14 @@ def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = 
         "seconds": round(wall, 3),
         "meta": seg.meta,
     }
+    if rule_sets:
+        from crossdistill.methods.sampart3d.pipeline import with_rules
+
+        res["rules"] = {}
+        for name, rules in rule_sets.items():
+            alt = with_rules(seg, shape, config, rules)
+            per = [score(alt.labels(i)) for i in range(len(alt.scales))]
+            res["rules"][name] = {"per_scale": per, "best": _best(per)}
     # baseline (a): direct lifting of the same masks, grouped at each of our scales
     samples = seg.render.samples
     lifted = []
@@ -132,10 +142,46 @@ def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = 
             pred = propagate_to_inputs(pl, samples.points, seg.transform.apply(shape.vertices))
         lifted.append(score(pred))
     res["lift"] = {"per_setting": lifted, "best": _best(lifted)}
+    res["visible_ceiling"] = visible_ceiling(obj, seg)
     if geometry_baselines:
         res.update(geometry_scores(obj))
     res["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     return res
+
+
+def visible_ceiling(obj: LabelledShape, seg) -> dict[str, float]:
+    """A diagnostic, not a method: the score of the ground truth itself as far as the views see it.
+
+    Every sampled point some view sees keeps its true label (per level or person), every other
+    point takes the label of the nearest seen point, and the labels go to the elements as ours
+    do. What no view sees no 2D mask can tell; this bounds what lifting any masks can score.
+    """
+    from scipy.spatial import cKDTree
+
+    shape = obj.shape
+    samples = seg.render.samples
+    seen = seg.render.correspondence.visible.any(axis=0)
+    if not seen.any():
+        return {}
+    weights = shape.face_areas if shape.is_mesh else None
+    element = samples.face_id if shape.is_mesh else samples.source_index
+    _, nn = cKDTree(samples.points[seen]).query(samples.points, k=1)
+    out: dict[str, list[float]] = {}
+    for name, gt in obj.labels.items():
+        pl = gt[element][np.flatnonzero(seen)[nn]]
+        pl = np.where(pl >= 0, pl, int(gt.max()) + 1)
+        if shape.is_mesh:
+            from crossdistill.geometry.normalize import normalize_shape
+
+            unit, _ = normalize_shape(shape)
+            pred = vote_faces(pl, samples.face_id, shape.n_faces, unit.triangles.mean(1), None, None, 0.0)
+        else:
+            from crossdistill.methods.sampart3d.pipeline import propagate_to_inputs
+
+            pred = propagate_to_inputs(pl, samples.points, seg.transform.apply(shape.vertices))
+        for key, value in score_levels(pred, {name: gt}, weights, obj.scoring).items():
+            out.setdefault(name if obj.scoring == "levels" else key, []).append(value)
+    return {k: float(np.mean(v)) for k, v in out.items()}
 
 
 def geometry_scores(obj: LabelledShape) -> dict:

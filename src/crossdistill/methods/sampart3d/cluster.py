@@ -69,15 +69,32 @@ def cluster_points(features: np.ndarray, points: np.ndarray, config: ClusterConf
     mcs = max(5, int(round(config.min_cluster_size * len(sub))))
     if len(sub) <= mcs:
         return np.zeros(n, dtype=np.int64)
-    hdb = HDBSCAN(min_cluster_size=mcs, min_samples=config.min_samples,
-                  cluster_selection_epsilon=config.epsilon, allow_single_cluster=False, copy=True)
-    lab_sub = hdb.fit_predict(f_sub)
+    lab_sub = hdbscan_labels(f_sub, mcs, config.min_samples, config.epsilon)
     if (lab_sub < 0).all():
         return np.zeros(n, dtype=np.int64)
     labels = propagate_labels(features, points, sub, lab_sub, config.neighbors)
     if join is not None:
         labels = merge_close_clusters(features, labels, join * margin)
     return relabel_by_size(labels)
+
+
+def hdbscan_labels(features: np.ndarray, min_cluster_size: int, min_samples: int | None,
+                   epsilon: float) -> np.ndarray:
+    """(S,) HDBSCAN labels (-1 = noise) of (S, D) features.
+
+    scikit-learn's HDBSCAN raises a TypeError under NumPy 2 as soon as
+    ``cluster_selection_epsilon`` is above 0 (scikit-learn issue #33219), so a positive
+    epsilon (the released SAMPart3D code uses 0.1) goes through the ``hdbscan`` package,
+    the implementation cuML's, which the released code calls, follows.
+    """
+    if epsilon > 0:
+        import hdbscan
+
+        return hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples,
+                               cluster_selection_epsilon=float(epsilon),
+                               allow_single_cluster=False).fit_predict(features)
+    return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_epsilon=0.0,
+                   allow_single_cluster=False, copy=True).fit_predict(features)
 
 
 def merge_close_clusters(features: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:

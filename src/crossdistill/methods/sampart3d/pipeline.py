@@ -214,25 +214,8 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
                                    device=config.device, progress=progress)
     timer.lap("train")
     scales = tuple(sorted(float(s) for s in config.scales))
-    sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
-    point_labels = np.stack([
-        cluster_points(trained.features(s, config.scale_unit), samples.points, config.cluster, subsample=sub,
-                       margin=config.train.margin, join=rules.join_at(s, unit.is_mesh))
-        for s in scales
-    ]).astype(np.int32)
-    timer.lap("cluster")
-    face_labels = input_labels = None
-    if unit.is_mesh:
-        centroids = unit.triangles.mean(axis=1)
-        areas = unit.face_areas
-        evidence = (MaskPointSets.from_supervision(sup, len(samples))
-                    if rules.pieces and rules.fragment_support is not None else None)
-        face_labels = np.stack([mesh_face_labels(pl, samples.face_id, centroids, components, areas, rules, s, evidence)
-                                for s, pl in zip(scales, point_labels)])
-        point_labels = face_labels[:, samples.face_id]  # the points carry their face's part
-    else:
-        input_labels = point_cloud_labels(point_labels, samples.points, unit, rules.point_region_deg)
-        point_labels = input_labels[:, samples.source_index]  # the samples carry their input point's part
+    point_labels, face_labels, input_labels = parts_from_field(trained, sup, unit, samples, components, scales,
+                                                               config, rules, timer)
     timer.lap("vote")
     meta = {
         "method": "SAMPart3D (stages 2-3)",
@@ -255,6 +238,57 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
                         list(mask_sets), sup, timer.times, meta)
+
+
+def parts_from_field(trained: TrainedField, sup: MaskSupervision, unit: Shape, samples, components: np.ndarray | None,
+                     scales: tuple[float, ...], config: SegmentConfig, rules: PartRules, timer: _Timer | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Stage 3: the trained field's features at every scale -> clusters -> parts of the input's elements.
+
+    Args:
+        trained: the grouping field; sup: its supervision (evidence of the piece rule).
+        unit: the shape in the unit box; samples: its N sampled points; components: (F,) mesh
+            pieces (None for point clouds).
+        scales: the S query scales; config: clustering and scale settings; rules: stage-3 rules.
+
+    Returns:
+        point labels (S, N), face labels (S, F) or None, input point labels (S, M) or None.
+    """
+    sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
+    point_labels = np.stack([
+        cluster_points(trained.features(s, config.scale_unit), samples.points, config.cluster, subsample=sub,
+                       margin=config.train.margin, join=rules.join_at(s, unit.is_mesh))
+        for s in scales
+    ]).astype(np.int32)
+    if timer is not None:
+        timer.lap("cluster")
+    face_labels = input_labels = None
+    if unit.is_mesh:
+        centroids = unit.triangles.mean(axis=1)
+        areas = unit.face_areas
+        evidence = (MaskPointSets.from_supervision(sup, len(samples))
+                    if rules.pieces and rules.fragment_support is not None else None)
+        face_labels = np.stack([mesh_face_labels(pl, samples.face_id, centroids, components, areas, rules, s, evidence)
+                                for s, pl in zip(scales, point_labels)])
+        point_labels = face_labels[:, samples.face_id]  # the points carry their face's part
+    else:
+        input_labels = point_cloud_labels(point_labels, samples.points, unit, rules.point_region_deg)
+        point_labels = input_labels[:, samples.source_index]  # the samples carry their input point's part
+    return point_labels, face_labels, input_labels
+
+
+def with_rules(seg: "Segmentation", shape: Shape, config: SegmentConfig, rules: PartRules) -> "Segmentation":
+    """The same trained field with other stage-3 rules (no retraining): a new :class:`Segmentation`.
+
+    Args:
+        seg: a segmentation of ``shape`` made with ``config``; rules: the rules to apply instead.
+    """
+    unit, _ = normalize_shape(shape)
+    components = face_components(unit.vertices, unit.faces) if unit.is_mesh else None
+    pl, fl, il = parts_from_field(seg.field, seg.supervision, unit, seg.render.samples, components, seg.scales,
+                                  config, rules)
+    meta = dict(seg.meta, rules=rules.names)
+    return replace(seg, point_labels=pl, face_labels=fl, input_point_labels=il, meta=meta)
 
 
 def mesh_face_labels(point_labels: np.ndarray, point_face: np.ndarray, centroids: np.ndarray,
