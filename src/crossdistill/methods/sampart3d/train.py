@@ -176,11 +176,18 @@ def groups_at_scale(masks: np.ndarray, scales: np.ndarray, s: float) -> tuple[np
     Returns:
         group (P,) int32 mask id (-1 where no mask reaches s), valid (P,) bool.
     """
+    s = _reach(s)
     cand = np.where(scales >= s, scales, np.inf)
     lvl = cand.argmin(axis=0)
     cols = np.arange(masks.shape[1])
     valid = np.isfinite(cand[lvl, cols])
     return np.where(valid, masks[lvl, cols], -1).astype(np.int32), valid
+
+
+def _reach(s: float) -> float:
+    """The smallest sigma that counts as reaching scale ``s``: a mask whose sigma equals a
+    quantile knot (read back through float arithmetic) still reaches it."""
+    return s - 1e-9 * max(abs(s), 1.0)
 
 
 def released_groups(masks: np.ndarray, scales: np.ndarray, log_share: np.ndarray, u_mask: float,
@@ -304,7 +311,7 @@ class _ImageSampler:
             return vs.point[sel], group, self.quant(raw), raw
         q = float(self.rng.uniform(0.0, 1.0))
         s_query = self.quant.inverse(q)
-        cand = np.flatnonzero(self.coarsest[vi] >= s_query)
+        cand = np.flatnonzero(self.coarsest[vi] >= _reach(s_query))
         if len(cand) < 2:
             return None
         sel = cand[self.rng.integers(0, len(cand), size=P)]
