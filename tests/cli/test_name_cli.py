@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -100,7 +101,10 @@ def make_object(root: Path, point_cloud: bool = False, scales=(0.0, 1.0, 2.0)) -
 
 
 def glb_node_names(path: Path) -> set[str]:
-    return set(trimesh.load(path).graph.nodes_geometry)
+    """The part names carried by the mesh nodes (``<input node>.part_<k>.<name>``)."""
+    names = trimesh.load(path).graph.nodes_geometry
+    assert all(re.match(r"^.+\.part_\d{3}\..+$", n) for n in names), names
+    return {re.sub(r"^.+?\.part_\d{3}\.", "", n) for n in names}
 
 
 def test_offline_default_without_key_or_endpoint(tmp_path, capsys):

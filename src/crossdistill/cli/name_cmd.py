@@ -6,7 +6,7 @@ OpenAI-compatible endpoint, or, with no endpoint configured, with the offline ge
 namer (:mod:`crossdistill.methods.sampart3d.naming`). Writes into the scale folder::
 
     scale_<s>/names.json            {"namer", "offline", "model", "endpoint", "names": {label: name}, ...}
-    scale_<s>/parts_named.glb       one node per part, named by its name (meshes)
+    scale_<s>/parts_named.glb       parts.glb with the names in the node names (crate.part_003.lid)
     scale_<s>/labels.json           rewritten with "part_names"
     scale_<s>/highlights/part_<k>.png   what the namer was shown for part k (k zero-padded to 3 digits)
 
@@ -174,7 +174,7 @@ def name_object(obj: Path, args: argparse.Namespace, namer, endpoint: str | None
     names = namer.name_parts(shape, labels, category=category, highlights=highlights, progress=progress)
     present = np.unique(labels)
     if shape.is_mesh:
-        write_part_nodes(folder / "parts_named.glb", shape, labels, names)
+        write_part_nodes(folder / "parts_named.glb", shape, labels, names, scale)
     write_labels(folder, labels, "face" if shape.is_mesh else "point", names)
     write_json(folder / NAMES_FILE, {
         "settings_hash": digest,

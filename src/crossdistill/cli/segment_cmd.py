@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-field", dest="save_field", action="store_false",
                    help="do not keep the trained grouping field (field.pt, about 5 MB per object); "
                         "`crossdistill select` needs it")
+    p.add_argument("--export-parts", choices=["glb", "obj", "ply"], default=None,
+                   help="also write one file per part per scale into scale_<s>/parts/ (glb and obj keep UVs, "
+                        "materials and textures; ply keeps normals and colours; point clouds always get ply)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_segment)
 
@@ -119,6 +122,8 @@ def run_segment(args: argparse.Namespace) -> int:
     backbone = _backbone(args)
     settings = dataclasses.asdict(cfg) | {"mask_teacher": getattr(teacher, "teacher_id", "offline-render-masks-v1"),
                                           "backbone": None if backbone is None else backbone.fingerprint}
+    if args.export_parts:  # asking for part files later redoes the object (its marker records what was written)
+        settings["export_parts"] = args.export_parts
     digest = settings_hash(settings)
     out = Path(args.output)
     progress = not args.quiet
@@ -126,7 +131,8 @@ def run_segment(args: argparse.Namespace) -> int:
     def job(path: Path | None, item_dir: Path) -> None:
         shape = demo_shape() if path is None else load_shape(path)
         seg = segment_shape(shape, cfg, mask_teacher=teacher, backbone=backbone, progress=progress)
-        write_segmentation(seg, shape, item_dir, settings, digest, save_field=args.save_field)
+        write_segmentation(seg, shape, item_dir, settings, digest, save_field=args.save_field,
+                           export_parts=args.export_parts)
         if progress:
             counts = ", ".join(f"{s:g}:{int(seg.labels(i).max()) + 1}" for i, s in enumerate(seg.scales))
             total = sum(seg.timings.values())

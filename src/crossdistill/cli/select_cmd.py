@@ -40,7 +40,7 @@ def _click_name(args: argparse.Namespace) -> str:
 
 def run_select(args: argparse.Namespace) -> int:
     from crossdistill.cli.segment_cmd import _device
-    from crossdistill.export.parts import scale_dirname, write_colored_mesh, write_colored_points, write_part_nodes
+    from crossdistill.export.parts import scale_dirname, write_colored_mesh, write_colored_points, write_named_nodes
     from crossdistill.io_utils import save_image, save_npy, write_json
     from crossdistill.methods.sampart3d.interactive import InteractiveSegmenter
     from crossdistill.methods.sampart3d.outputs import read_segment_object
@@ -64,7 +64,7 @@ def run_select(args: argparse.Namespace) -> int:
         if shape.is_mesh:
             share = float(shape.face_areas[sel.element_mask].sum() / max(shape.face_areas.sum(), 1e-300))
             write_colored_mesh(folder / "selection_colored.glb", shape, lab)
-            write_part_nodes(folder / "selection.glb", shape, lab, ["rest", "selection"])
+            write_named_nodes(folder / "selection.glb", shape, lab, ["rest", "selection"])
         else:
             share = float(sel.element_mask.mean())
             write_colored_points(folder / "selection_colored.ply", shape.vertices, lab)

@@ -1,18 +1,23 @@
-"""Writers for part segmentations: label arrays, coloured GLB, one GLB node per part, PLY.
+"""Writers for part segmentations: label arrays, the colour-coded preview, parts as GLB nodes, PLY.
 
 Output layout of one object (stable; documented in the README)::
 
     OUT/<name>/
       segment.json                    settings, seed, teacher, timings, per-scale part counts
       hierarchy.json                  which part at each scale lies in which coarser part
-      contact_sheet.png               the parts at every scale from a few views
+      parts_hierarchy.glb             every scale in one GLB, part nodes nested coarse -> fine (meshes)
+      contact_sheet.png               the parts at every scale from the object's principal axes
       field.pt                        the trained grouping field (:mod:`crossdistill.methods.sampart3d.interactive`)
-      scale_<s>/labels.npy            int32, one label per input face (meshes) or point (clouds)
+      scale_<s>/labels.npy            int32, one label per input face (meshes) or point (clouds): the
+                                      per-face mask part tools take (HoloPart's ``mask.npy``)
       scale_<s>/labels.json           {"element": "face"|"point", "n_parts", "labels": [...]}
-      scale_<s>/parts_colored.glb     the input mesh, faces coloured by part (meshes)
-      scale_<s>/parts.glb             one named node per part (meshes), for downstream tools
+      scale_<s>/parts.glb             the parts as nodes keeping the input's UVs, materials, textures,
+                                      normals and vertex colours, pivots at part centres (meshes)
+      scale_<s>/parts_colored.glb     the colour-coded preview: the input mesh, faces coloured by part
       scale_<s>/parts_colored.ply     points coloured by part (point clouds)
+      scale_<s>/parts/<part>.<fmt>    with ``--export-parts glb|obj|ply``: one file per part
 
+Node names and layout of the GLB files: :mod:`crossdistill.export.part_scene`.
 Every file is written atomically (:mod:`crossdistill.io_utils`); geometry is in the
 input's own units and face order.
 """
@@ -25,6 +30,9 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from crossdistill.export.part_files import write_part_files, write_point_part_files
+from crossdistill.export.part_scene import parts_scene
+from crossdistill.export.source import SourceMeshes, source_meshes
 from crossdistill.io_utils import export_trimesh, save_npy, write_json
 from crossdistill.types import Shape
 from crossdistill.viz.palette import label_palette
@@ -52,33 +60,53 @@ def write_labels(folder: Path, labels: np.ndarray, element: str, part_names: Seq
     write_json(folder / "labels.json", doc, indent=None)
 
 
-def _trimesh_of(shape: Shape, face_colors: np.ndarray | None = None) -> trimesh.Trimesh:
-    mesh = trimesh.Trimesh(vertices=shape.vertices, faces=shape.faces, process=False, validate=False)
-    if face_colors is not None:
-        mesh.visual = trimesh.visual.ColorVisuals(mesh, face_colors=face_colors)
-    return mesh
-
-
 def write_colored_mesh(path: Path, shape: Shape, face_labels: np.ndarray) -> None:
-    """GLB of the input mesh with every face coloured by its part (face order kept)."""
-    pal = label_palette(int(face_labels.max()) + 1)
-    rgba = np.concatenate([pal[face_labels], np.full((len(face_labels), 1), 255, np.uint8)], axis=1)
-    export_trimesh(path, _trimesh_of(shape, rgba))
+    """The colour-coded preview: the input mesh, every face in its part's colour (face order kept).
+
+    Every face gets its own three vertices, so colours stop exactly at part borders (glTF
+    stores colour per vertex); ``trimesh.load(path, force="mesh")`` gives the input's faces in
+    the input's order, so ``labels.npy`` indexes this file's faces too.
+    """
+    lab = np.asarray(face_labels)
+    pal = label_palette(int(lab.max()) + 1)
+    rgba = np.concatenate([pal[np.maximum(lab, 0)], np.full((len(lab), 1), 255, np.uint8)], axis=1)
+    rgba[lab < 0, :3] = 160
+    corners = np.asarray(shape.faces).reshape(-1)
+    mesh = trimesh.Trimesh(vertices=shape.vertices[corners], faces=np.arange(len(corners)).reshape(-1, 3),
+                           process=False, validate=False)
+    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.repeat(rgba, 3, axis=0))
+    export_trimesh(path, mesh)
 
 
 def write_part_nodes(path: Path, shape: Shape, face_labels: np.ndarray,
-                     part_names: Sequence[str] | None = None) -> None:
-    """GLB scene with one named node per part (``part_000`` ... or the given names)."""
-    pal = label_palette(int(face_labels.max()) + 1)
+                     part_names: Sequence[str] | None = None, scale: float = float("nan"),
+                     src: SourceMeshes | None = None) -> None:
+    """GLB of the parts as nodes keeping the input's attributes, pivots at part centres
+    (layout and names in :mod:`crossdistill.export.part_scene`).
+
+    Args:
+        path: destination ``.glb``.
+        shape: the input mesh as loaded.
+        face_labels: (F,) part per face (-1: left out).
+        part_names: optional name per label (appended to the node names).
+        scale: recorded in the nodes' extras.
+        src: the input's meshes (default: read back with :func:`~crossdistill.export.source.source_meshes`).
+    """
+    src = source_meshes(shape) if src is None else src
+    export_trimesh(path, parts_scene(src, shape.vertices, shape.faces, face_labels, scale, part_names))
+
+
+def write_named_nodes(path: Path, shape: Shape, face_labels: np.ndarray, names: Sequence[str]) -> None:
+    """GLB with one flat-coloured node per label, named exactly ``names[k]`` (selection / rest)."""
+    pal = label_palette(len(names))
     scene = trimesh.Scene()
-    for k in range(int(face_labels.max()) + 1):
+    for k, name in enumerate(names):
         faces = np.flatnonzero(face_labels == k)
         if len(faces) == 0:
             continue
         used, inv = np.unique(shape.faces[faces], return_inverse=True)
         part = trimesh.Trimesh(vertices=shape.vertices[used], faces=inv.reshape(-1, 3), process=False, validate=False)
         part.visual = trimesh.visual.ColorVisuals(part, face_colors=np.append(pal[k], 255))
-        name = part_names[k] if part_names is not None and k < len(part_names) else f"part_{k:03d}"
         scene.add_geometry(part, node_name=name, geom_name=name)
     export_trimesh(path, scene)
 
@@ -90,13 +118,33 @@ def write_colored_points(path: Path, points: np.ndarray, labels: np.ndarray) -> 
     export_trimesh(path, cloud)
 
 
-def write_scale_outputs(folder: Path, shape: Shape, labels: np.ndarray, part_names: Sequence[str] | None = None) -> None:
-    """All per-scale files of one object (see the module docstring)."""
+def write_scale_outputs(folder: Path, shape: Shape, labels: np.ndarray, part_names: Sequence[str] | None = None,
+                        scale: float = float("nan"), src: SourceMeshes | None = None,
+                        export_parts: str | None = None) -> None:
+    """All per-scale files of one object (see the module docstring).
+
+    Args:
+        folder: the scale's folder (created).
+        shape: the input as loaded.
+        labels: (M,) part per input face (meshes) or point (clouds).
+        part_names: optional name per label.
+        scale: the scale (recorded in the GLB's node extras).
+        src: the input's meshes, read once per object by the caller (default: read here).
+        export_parts: also write one file per part into ``folder/parts/``: "glb", "obj" or "ply"
+            (:mod:`crossdistill.export.part_files`; point clouds always get PLY).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     if shape.is_mesh:
+        src = source_meshes(shape) if src is None else src
         write_labels(folder, labels, "face", part_names)
         write_colored_mesh(folder / "parts_colored.glb", shape, labels)
-        write_part_nodes(folder / "parts.glb", shape, labels, part_names)
+        write_part_nodes(folder / "parts.glb", shape, labels, part_names, scale, src)
+        if export_parts:
+            write_part_files(folder / "parts", src, shape.vertices, shape.faces, labels, scale, export_parts,
+                             part_names)
     else:
         write_labels(folder, labels, "point", part_names)
         write_colored_points(folder / "parts_colored.ply", shape.vertices, labels)
+        if export_parts:
+            write_point_part_files(folder / "parts", shape.vertices, labels, shape.vertex_normals,
+                                   shape.vertex_colors, part_names)

@@ -8,17 +8,22 @@ from pathlib import Path
 import numpy as np
 
 from crossdistill.errors import InputError
+from crossdistill.export.part_scene import hierarchy_scene
 from crossdistill.export.parts import scale_dirname, write_scale_outputs
-from crossdistill.io_utils import save_image, write_json
+from crossdistill.export.source import source_meshes
+from crossdistill.io_utils import export_trimesh, save_image, write_json
 from crossdistill.methods.sampart3d.interactive import FIELD_FILE, bundle_from_segmentation, save_field_bundle
 from crossdistill.methods.sampart3d.pipeline import Segmentation, part_hierarchy
 from crossdistill.types import Shape
 
 MARKER = "segment.json"
+#: every scale in one GLB, part nodes nested coarse to fine (meshes; :func:`~crossdistill.export.part_scene.hierarchy_scene`)
+HIERARCHY_GLB = "parts_hierarchy.glb"
 
 
 def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings: dict, digest: str,
-                       sheet_views: int = 4, sheet_size: int = 256, save_field: bool = True) -> None:
+                       sheet_views: int = 4, sheet_size: int = 256, save_field: bool = True,
+                       export_parts: str | None = None) -> None:
     """Write every output of one object; ``segment.json`` (the completion marker) goes last.
 
     Args:
@@ -28,6 +33,8 @@ def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings:
         settings: the run settings (recorded).
         digest: settings hash (recorded; batch resume compares it).
         save_field: also write the trained grouping field (``field.pt``, for interactive selection).
+        export_parts: also write one file per part per scale: "glb", "obj" or "ply"
+            (:mod:`crossdistill.export.part_files`).
     """
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.render import render_shape
@@ -37,13 +44,18 @@ def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings:
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = shape.face_areas if shape.is_mesh else None
     per_scale = [seg.labels(i) for i in range(len(seg.scales))]
+    src = source_meshes(shape) if shape.is_mesh else None  # the input read back once, attributes and all
     for s, labels in zip(seg.scales, per_scale):
-        write_scale_outputs(out_dir / scale_dirname(s), shape, labels)
+        write_scale_outputs(out_dir / scale_dirname(s), shape, labels, scale=s, src=src, export_parts=export_parts)
+    levels = part_hierarchy(per_scale, weights)
     write_json(out_dir / "hierarchy.json", {
         "scales": list(seg.scales),
         "element": "face" if shape.is_mesh else "point",
-        "levels": part_hierarchy(per_scale, weights),
+        "levels": levels,
     })
+    if src is not None:
+        export_trimesh(out_dir / HIERARCHY_GLB,
+                       hierarchy_scene(src, shape.vertices, shape.faces, per_scale, seg.scales, levels))
     unit, _ = normalize_shape(shape)
     sheet_views_rr = render_shape(unit, orbit_rig((25.0,), sheet_views, sheet_size), None, progress=False)
     titles = [f"scale {s:g}: {int(l.max()) + 1} parts" for s, l in zip(seg.scales, per_scale)]
