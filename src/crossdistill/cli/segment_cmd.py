@@ -91,13 +91,10 @@ def config_from_args(args: argparse.Namespace, teacher=None):
 
 
 def _device(name: str) -> str:
-    import torch
+    """The checked torch device of ``--device`` (:func:`crossdistill.engine.devices.resolve_device`)."""
+    from crossdistill.engine.devices import resolve_device
 
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name} requested but CUDA is not available on this machine")
-    if not (name == "cpu" or name.startswith("cuda")):
-        raise InputError(f"--device must be cpu or cuda[:N] (got {name!r})")
-    return name
+    return resolve_device(name)
 
 
 def find_inputs(root: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
