@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "crossdistill.cli.pretrain_cmd",
     "crossdistill.cli.eval_cmd",
     "crossdistill.cli.teachers_cmd",
+    "crossdistill.cli.models_cmd",
     "crossdistill.cli.distill_cmd",
     "crossdistill.cli.predict_cmd",
     "crossdistill.cli.discover_cmd",

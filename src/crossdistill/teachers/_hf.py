@@ -84,9 +84,12 @@ def resolve_source(source: str | os.PathLike) -> tuple[str, bool]:
 
 
 def _hint(hub_id: str) -> str:
+    from crossdistill.teachers.models import MODELS
+
     d = local_model_dir(hub_id)
-    return (f"put the files of the Hugging Face model '{hub_id}' in {d} "
-            f"(`hf download {hub_id} --local-dir {d}` on a machine with network) or in the Hugging Face cache")
+    name = next((m.name for m in MODELS if m.hub_id == hub_id), hub_id)
+    return (f"get it with `crossdistill models download {name}` (on a machine with network; it goes to {d}), "
+            "or put its files there or in the Hugging Face cache")
 
 
 def load_pretrained(loader: Any, source: str | os.PathLike, *, hub_id: str, what: str,
