@@ -38,7 +38,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from crossdistill.errors import InputError, require
+from crossdistill.errors import InputError, MissingDependencyError, require
 from crossdistill.types import Cameras, Shape, Views
 
 
@@ -236,7 +236,13 @@ class Open3DRaycaster:
     threads = 1
 
     def __init__(self, shape: Shape, nthreads: int = 0):
-        o3d = require("open3d", "open3d", "the Open3D ray-casting backend")
+        try:
+            import open3d as o3d
+        except ImportError as exc:  # not an extra: its wheel imports only with a system library present
+            raise MissingDependencyError(
+                "the Open3D ray-casting backend needs open3d: pip install open3d-cpu (on Linux it also needs the "
+                f"system library libusb-1.0, e.g. apt-get install libusb-1.0-0; {exc}); the default embree backend "
+                "needs neither") from None
         v, f = _mesh_arrays(shape)
         self._o3d = o3d
         self._nthreads = int(nthreads)
