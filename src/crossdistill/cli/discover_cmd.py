@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from crossdistill.cli.common import alias_note, say_teacher
 from crossdistill.errors import InputError
 
 TRAIN_MARKER = "discover.json"
@@ -32,10 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher-weights", default=None, help="local Mask2Former model folder")
     p.add_argument("--k", type=int, nargs="+", default=[4], help="k-means cluster counts of the proposals (default 4)")
     p.add_argument("--rounds", type=int, default=2, help="decoder training rounds; 2 = one self-training round")
-    p.add_argument("--steps", type=int, default=300, help="decoder steps per round (default 300)")
+    p.add_argument("--iterations", "--steps", dest="steps", type=int, default=300,
+                   help="decoder training steps per round (default 300)" + alias_note("--steps"))
     p.add_argument("--grid", type=int, default=48, help="crop grid the decoder runs on (default 48)")
     p.add_argument("--max-side", type=int, default=512, help="larger images are shrunk to this side (default 512)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of proposals and decoder training (default 0)")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_discover)
@@ -49,11 +51,12 @@ def _teacher(args: argparse.Namespace):
     use_m2f = args.teacher == "mask2former" or (
         args.teacher == "auto" and (args.teacher_weights is not None or find_weights(backend("mask2former").hub_id)))
     if not use_m2f:
-        if not args.quiet:
-            print("instance teacher: offline (foreground components, image-only features; no Mask2Former weights "
-                  "found, see `crossdistill teachers`)", file=sys.stderr)
+        say_teacher("instance", "offline (foreground components, image-only features)", args.quiet,
+                    "no Mask2Former weights found; `crossdistill models download mask2former` gets them"
+                    if args.teacher == "auto" else "")
         return RenderInstanceTeacher(), None
     teacher = load_teacher("mask2former", args.teacher_weights, device=args.device)
+    say_teacher("instance", teacher, args.quiet)
     names = getattr(teacher.model.config, "id2label", None) or {}
     return teacher, {int(k): str(v) for k, v in names.items()}
 

@@ -12,7 +12,7 @@ TEXT_TEACHERS = ("fewshot", "clipseg", "owlv2", "grounding_dino")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="distil a 2D teacher into a 3D student (PartDistill, UDAKD / FSKD)",
                        description="Distil 2D knowledge into a 3D student.")
-    methods = p.add_subparsers(dest="method", metavar="METHOD")
+    methods = p.add_subparsers(dest="method", metavar="METHOD", help="partdistill (shapes) or lidar (LiDAR scans)")
     q = methods.add_parser(
         "partdistill", help="semantic parts of a category from part names (PartDistill, CVPR 2024)",
         description="Render every shape of --shapes, ask a text-prompted 2D teacher for the --parts, back-project, "
@@ -28,10 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--teacher-weights", help="local model directory of a real teacher, or a saved few-shot teacher")
     q.add_argument("--extra-shapes", help="more unlabelled shapes (e.g. generated ones) used as knowledge sources")
     q.add_argument("-o", "--output", required=True, help="output folder")
-    q.add_argument("--views", type=int, default=10)
+    q.add_argument("--views", type=int, default=10, help="rendered views per shape (default 10)")
     q.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     q.add_argument("--teacher-iterations", type=int, default=500, help="few-shot teacher training steps")
-    q.add_argument("--backward-rounds", type=int, default=1)
+    q.add_argument("--backward-rounds", type=int, default=1,
+                   help="backward-distillation rounds after the forward one (default 1; 0 = forward only)")
     q.add_argument("--backward-rule", choices=["absolute", "class_relative", "reweight"], default="absolute",
                    help="backward distillation keeps predictions whose student agreement is >= 0.5 (absolute), "
                         ">= 0.5 x their class's 90th-percentile agreement (class_relative), or keeps them all "
@@ -49,10 +50,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="few-shot teacher trained with --few-shot sees world position + normal per pixel (world, "
                         "3D-aware) or only what one image shows (image: shaded colour, camera-frame normal, "
                         "relative depth), like a 2D model fine-tuned on renders; a saved teacher keeps its own")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--device", default="cpu")
+    q.add_argument("--seed", type=int, default=0, help="seed of views, teacher and student training (default 0)")
+    q.add_argument("--device", default="cpu", help="torch device")
     q.add_argument("--cache", help="teacher cache folder (default $CROSSDISTILL_CACHE or ~/.cache/crossdistill)")
-    q.add_argument("--quiet", action="store_true")
+    q.add_argument("--quiet", action="store_true", help="no progress bars or notes on stderr")
     q.set_defaults(func=run_partdistill)
     from crossdistill.cli.lidar_cmd import add_lidar_parser
 
@@ -94,6 +95,7 @@ def _teacher(args: argparse.Namespace, part_names, device: str, progress: bool):
 def run_partdistill(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from crossdistill.cli.common import say_teacher
     from crossdistill.cli.segment_cmd import _device
     from crossdistill.errors import InputError
     from crossdistill.geometry.io import load_shape
@@ -110,6 +112,7 @@ def run_partdistill(args: argparse.Namespace) -> int:
     out = Path(args.output)
     progress = not args.quiet
     teacher = cached(_teacher(args, part_names, device, progress), args.cache)
+    say_teacher("text", teacher, args.quiet)
     config = DistillConfig(views=args.views, backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
                            student=StudentConfig(iterations=args.iterations, seed=args.seed,
                                                  class_weights=None if args.class_weights == "none" else

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from crossdistill.cli.common import say_teacher
 from crossdistill.errors import InputError
 
 MARKER = "distill.json"
@@ -25,8 +26,9 @@ def add_lidar_parser(methods: argparse._SubParsersAction) -> None:
     src = q.add_mutually_exclusive_group(required=True)
     src.add_argument("--kitti", help="KITTI object-layout folder (training/{velodyne,image_2,calib,label_2})")
     src.add_argument("--nuscenes", help="folder with an mmdetection3d nuScenes sample.json, scans and images")
-    q.add_argument("-o", "--output", required=True)
-    q.add_argument("--mode", choices=["udakd", "fskd"], default="fskd")
+    q.add_argument("-o", "--output", required=True, help="output folder")
+    q.add_argument("--mode", choices=["udakd", "fskd"], default="fskd",
+                   help="udakd: InfoNCE feature alignment; fskd: features + the soft labels' KL divergence (default)")
     q.add_argument("--teacher", choices=["auto", "box2d", "segformer"], default="auto",
                    help="segformer (local weights), box2d (offline: trained here on the frames' 2D boxes, or loaded "
                         "with --teacher-weights), auto = segformer when its weights are found, else box2d")
@@ -36,13 +38,13 @@ def add_lidar_parser(methods: argparse._SubParsersAction) -> None:
     q.add_argument("--teacher-extra", nargs="*", default=[],
                    help="box2d: more KITTI / nuScenes folders whose 2D boxes it also trains on (classes mapped by "
                         "name: a nuScenes bus is a KITTI truck); their scans are not distilled")
-    q.add_argument("--teacher-iterations", type=int, default=1000)
+    q.add_argument("--teacher-iterations", type=int, default=1000, help="box2d teacher training steps (default 1000)")
     q.add_argument("--student", help="a student.pt from an earlier run: label the frames, no training")
     q.add_argument("--iterations", type=int, default=300, help="student steps (default 300)")
-    q.add_argument("--voxel-size", type=float, default=0.2)
+    q.add_argument("--voxel-size", type=float, default=0.2, help="student voxel side in metres (default 0.2)")
     q.add_argument("--no-da", dest="use_da", action="store_false", help="without the domain-adaptation module")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--device", default="cpu")
+    q.add_argument("--seed", type=int, default=0, help="seed of the teacher and student training (default 0)")
+    q.add_argument("--device", default="cpu", help="torch device")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=run_lidar)
 
@@ -80,18 +82,21 @@ def _teacher(args: argparse.Namespace, frames, out: Path, progress: bool):
     weights_dir = args.teacher_weights is not None and Path(args.teacher_weights).is_dir()
     if args.teacher == "segformer" or (args.teacher == "auto" and (weights_dir or (
             args.teacher_weights is None and find_weights(backend("segformer").hub_id)))):
-        return load_teacher("segformer", args.teacher_weights, device=args.device)
+        teacher = load_teacher("segformer", args.teacher_weights, device=args.device)
+        say_teacher("2D", teacher, not progress)
+        return teacher
     if args.teacher_weights:
-        return BoxSupervisedTeacher.load(args.teacher_weights, args.device)
+        teacher = BoxSupervisedTeacher.load(args.teacher_weights, args.device)
+        say_teacher("2D", teacher, not progress, f"box2d loaded from {args.teacher_weights}")
+        return teacher
     chosen = [f for f in frames if args.teacher_frames is None or f.name in args.teacher_frames]
     for extra in args.teacher_extra:
         chosen += load_frames(extra)
     imgs, labs = box_training_data(chosen, frames[0].class_names)
     if not imgs:
         raise InputError("the box2d teacher needs frames with 2D boxes (--teacher-frames), or --teacher-weights")
-    if progress:
-        print(f"2D teacher: box2d, trained on the 2D boxes of {len(imgs)} images (no SegFormer weights found)",
-              file=sys.stderr)
+    say_teacher("2D", "box2d", not progress, f"trained here on the 2D boxes of {len(imgs)} images"
+                + ("; no SegFormer weights found" if args.teacher == "auto" else ""))
     teacher = BoxSupervisedTeacher.fit(imgs, labs, frames[0].class_names,
                                        BoxTeacherConfig(iterations=args.teacher_iterations, seed=args.seed),
                                        args.device, progress)

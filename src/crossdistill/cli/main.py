@@ -45,13 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the full argument parser (every installed sub-command), option bounds in the help."""
     import importlib
 
+    from crossdistill.cli.common import finish_parser
     from crossdistill.cli.limits import annotate
 
     parser = _Parser(
         prog="crossdistill",
         description="Distil 2D foundation models into part segmentation where labels are scarce.",
     )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks on errors (accepted anywhere on the command line)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars or notes on stderr (accepted anywhere on the command line)")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
@@ -63,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.add_parser(sub)
     annotate(parser)
+    finish_parser(parser)
     return parser
 
 
@@ -75,16 +80,23 @@ def _version() -> str:
 def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Call a sub-command, turning user-facing errors into one line + exit code 2.
 
-    Option values are checked against :mod:`crossdistill.cli.limits` first, then the output
-    location ``-o`` (:func:`crossdistill.engine.outputs.check_output_option`): both before any work.
+    Option values are checked against :mod:`crossdistill.cli.limits` first, then ``--device``
+    (:func:`crossdistill.engine.devices.resolve_device`), then the output location ``-o``
+    (:func:`crossdistill.engine.outputs.check_output_option`): all before any work. With ``--quiet``
+    the libraries' own progress bars are off too (:func:`crossdistill.cli.common.quiet_libraries`).
     """
+    from crossdistill.cli.common import quiet_libraries
     from crossdistill.cli.limits import check_args
+    from crossdistill.engine.devices import resolve_device
     from crossdistill.engine.outputs import check_output_option
 
     try:
         check_args(args)
+        if isinstance(getattr(args, "device", None), str):  # one check of --device for every command
+            args.device = resolve_device(args.device)
         check_output_option(getattr(args, "_command_path", None), getattr(args, "output", None))
-        return int(func(args) or 0)
+        with quiet_libraries() if getattr(args, "quiet", False) else contextlib.nullcontext():
+            return int(func(args) or 0)
     except (InputError, MissingDependencyError) as exc:
         if args.debug:
             raise

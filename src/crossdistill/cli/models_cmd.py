@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "this machine; `download` fetches them through huggingface_hub.",
                        epilog="example:\n  crossdistill models list\n  crossdistill models download sam",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    actions = p.add_subparsers(dest="models_action", metavar="ACTION")
+    actions = p.add_subparsers(dest="models_action", metavar="ACTION", help="list or download")
     ls = actions.add_parser("list", help="every model, and whether its weights are found (no network)",
                             description="Every model: name, hub id, size, licence, the commands that use it, and "
                                         "where its weights were found ($CROSSDISTILL_MODELS/<hub id> or the Hugging "

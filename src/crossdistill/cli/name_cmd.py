@@ -107,6 +107,8 @@ def make_namer(args: argparse.Namespace):
     if args.timeout <= 0:
         raise InputError("--timeout must be positive")
     client = ChatClient.from_env(args.model, endpoint, args.api_key_env, timeout_s=args.timeout)
+    if not args.quiet:
+        print(f"naming: {args.model} at {client.base_url}", file=sys.stderr)
     return MLLMNamer(client, n_views=args.views, size=args.size), client.base_url
 
 

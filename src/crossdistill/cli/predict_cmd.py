@@ -16,9 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "named node per part). Folders resume and isolate failures.")
     p.add_argument("input", help="mesh / point cloud file or folder")
     p.add_argument("--checkpoint", required=True, help="student.pt written by `crossdistill distill partdistill`")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_predict)
 
 

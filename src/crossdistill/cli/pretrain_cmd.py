@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from crossdistill.cli.common import alias_note, say_teacher
 from crossdistill.errors import InputError
 
 
@@ -23,30 +24,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--points", type=int, default=4096, help="points per shape (default 4096)")
     p.add_argument("--views", type=int, default=12, help="views per shape: 6 axis + random (default 12)")
     p.add_argument("--size", type=int, default=224, help="render resolution (default 224)")
-    p.add_argument("--steps", type=int, default=400, help="training steps (default 400)")
+    p.add_argument("--iterations", "--steps", dest="steps", type=int, default=400,
+                   help="training steps (default 400)" + alias_note("--steps"))
     p.add_argument("--batch", type=int, default=4, help="shapes per step (default 4)")
     p.add_argument("--width", type=int, default=96, help="backbone channels (default 96)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of sampling, views and training (default 0)")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_pretrain)
 
 
 def _teacher(args: argparse.Namespace):
-    """The feature teacher: DINOv2 from local weights (disk-cached), or the offline render features."""
+    """The feature teacher: DINOv2 from local weights (disk-cached), or the offline render features; one
+    line on stderr names it."""
     from crossdistill.teachers.offline_features import RenderFeatureTeacher
     from crossdistill.teachers.registry import backend, find_weights, load_teacher
 
     if args.teacher == "offline":
-        return RenderFeatureTeacher()
+        teacher = RenderFeatureTeacher()
+        say_teacher("feature", teacher, args.quiet)
+        return teacher
     if args.teacher == "auto" and args.teacher_weights is None and find_weights(backend("dinov2").hub_id) is None:
-        if not args.quiet:
-            print("feature teacher: offline render features (no DINOv2 weights found; see `crossdistill teachers`)",
-                  file=sys.stderr)
-        return RenderFeatureTeacher()
+        teacher = RenderFeatureTeacher()
+        say_teacher("feature", teacher, args.quiet,
+                    "no DINOv2 weights found; `crossdistill models download dinov2` gets them")
+        return teacher
     from crossdistill.teachers.cache import cached
 
-    return cached(load_teacher("dinov2", args.teacher_weights, device=args.device))
+    teacher = cached(load_teacher("dinov2", args.teacher_weights, device=args.device))
+    say_teacher("feature", teacher, args.quiet)
+    return teacher
 
 
 def run_pretrain(args: argparse.Namespace) -> int:

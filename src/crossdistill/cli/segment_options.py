@@ -41,13 +41,19 @@ def add_mask_teacher_arguments(p: argparse.ArgumentParser, default: str = "auto"
     """--mask-teacher, --sam-weights, --mask-model and one --sam-* flag per generator setting."""
     from crossdistill.teachers.sam import AutoMaskSettings
 
-    p.add_argument("--mask-teacher", default=default, choices=["auto", "offline", "sam", "learned"],
-                   help="2D mask teacher: sam (needs local SAM weights), offline (render-based, no weights), "
-                        "learned (a teacher trained on labelled shapes, --mask-model), "
-                        f"auto = sam when its weights are found, else offline (default: {default})")
-    p.add_argument("--sam-weights", default=None, help="local SAM model folder (default: facebook/sam-vit-base)")
-    p.add_argument("--mask-model", default=None,
-                   help="--mask-teacher learned: the trained teacher file (LearnedMaskTeacher.save)")
+    from crossdistill.cli.common import alias_note
+
+    p.add_argument("--teacher", "--mask-teacher", dest="mask_teacher", default=default,
+                   choices=["auto", "offline", "sam", "learned"],
+                   help="2D mask teacher: sam (needs SAM weights: `crossdistill models download sam`), offline "
+                        "(render-based, no weights), learned (a teacher trained on labelled shapes, "
+                        "--teacher-weights FILE), auto = sam when its weights are found, else offline "
+                        f"(default: {default})" + alias_note("--mask-teacher"))
+    p.add_argument("--teacher-weights", "--sam-weights", "--mask-model", dest="teacher_weights", default=None,
+                   metavar="PATH",
+                   help="the teacher's weights: a local SAM model folder (default: facebook/sam-vit-base from "
+                        "$CROSSDISTILL_MODELS or the Hugging Face cache), or the learned teacher's file"
+                        + alias_note("--sam-weights", "--mask-model"))
     g = p.add_argument_group("SAM automatic mask generation (defaults: SAM's generator; with --preset paper, "
                              "SAMPart3D's call: pred IoU 0.9, stability 0.9, background cover 0.1)")
     helps = _field_help(AutoMaskSettings)
@@ -114,15 +120,19 @@ def sam_settings_from_args(args: argparse.Namespace):
 
 
 def mask_teacher_from_args(args: argparse.Namespace):
-    """None (the pipeline's offline default), or the SAM / learned teacher the flags ask for."""
+    """None (the pipeline's offline default), or the SAM / learned teacher the flags ask for; one line on
+    stderr names the teacher that will run (not with --quiet)."""
+    from crossdistill.cli.common import say_teacher
     from crossdistill.teachers.registry import load_mask_teacher
 
-    weights = args.mask_model if args.mask_teacher == "learned" else args.sam_weights
-    teacher = load_mask_teacher(args.mask_teacher, weights, device=args.device, sam_settings=sam_settings_from_args(args))
+    teacher = load_mask_teacher(args.mask_teacher, args.teacher_weights, device=args.device,
+                                sam_settings=sam_settings_from_args(args))
     quiet = getattr(args, "quiet", False)
-    if teacher is None and args.mask_teacher == "auto" and not quiet:
-        print("mask teacher: offline render-based masks (no SAM weights found; see `crossdistill teachers`)",
-              file=sys.stderr)
-    elif teacher is not None and not quiet:
-        print(f"mask teacher: {teacher.teacher_id}", file=sys.stderr)
+    if teacher is not None:
+        say_teacher("mask", teacher, quiet)
+    elif args.mask_teacher == "auto":
+        say_teacher("mask", "offline render-based masks", quiet,
+                    "no SAM weights found; `crossdistill models download sam` gets them")
+    else:
+        say_teacher("mask", "offline render-based masks", quiet)
     return teacher
