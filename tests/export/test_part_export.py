@@ -245,10 +245,7 @@ def _validate(path: Path) -> dict:
                     reason="Khronos glTF validator not installed (npm install --prefix .tools gltf-validator)")
 @pytest.mark.parametrize("kind", ["textured", "instanced", "two_primitives"])
 def test_khronos_validator_finds_no_error_or_warning(tmp_path, kind, request):
-    from conftest import write_instanced, write_textured, write_two_primitives  # noqa: F401 - same folder
-
-    path = {"textured": write_textured, "instanced": write_instanced,
-            "two_primitives": write_two_primitives}[kind](tmp_path / f"{kind}.glb")
+    path = request.getfixturevalue(f"{kind}_glb")
     shape = load_shape(path)
     lab = (shape.triangles.mean(1)[:, 0] > shape.triangles.mean(1)[:, 0].mean()).astype(int)
     fine = np.where(np.arange(shape.n_faces) % 7 == 0, 2, lab)

@@ -22,7 +22,7 @@ HIERARCHY_GLB = "parts_hierarchy.glb"
 
 
 def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings: dict, digest: str,
-                       sheet_views: int = 4, sheet_size: int = 256, save_field: bool = True,
+                       sheet_size: int = 192, save_field: bool = True,
                        export_parts: str | None = None) -> None:
     """Write every output of one object; ``segment.json`` (the completion marker) goes last.
 
@@ -36,10 +36,7 @@ def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings:
         export_parts: also write one file per part per scale: "glb", "obj" or "ply"
             (:mod:`crossdistill.export.part_files`).
     """
-    from crossdistill.geometry.normalize import normalize_shape
-    from crossdistill.render import render_shape
-    from crossdistill.render.cameras import orbit_rig
-    from crossdistill.viz.contact_sheet import contact_sheet
+    from crossdistill.viz.contact_sheet import scale_sheet
 
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = shape.face_areas if shape.is_mesh else None
@@ -56,10 +53,7 @@ def write_segmentation(seg: Segmentation, shape: Shape, out_dir: Path, settings:
     if src is not None:
         export_trimesh(out_dir / HIERARCHY_GLB,
                        hierarchy_scene(src, shape.vertices, shape.faces, per_scale, seg.scales, levels))
-    unit, _ = normalize_shape(shape)
-    sheet_views_rr = render_shape(unit, orbit_rig((25.0,), sheet_views, sheet_size), None, progress=False)
-    titles = [f"scale {s:g}: {int(l.max()) + 1} parts" for s, l in zip(seg.scales, per_scale)]
-    save_image(out_dir / "contact_sheet.png", contact_sheet(sheet_views_rr.views, per_scale, titles))
+    save_image(out_dir / "contact_sheet.png", scale_sheet(shape, per_scale, seg.scales, levels, cell=sheet_size))
     if save_field:
         save_field_bundle(out_dir / FIELD_FILE, bundle_from_segmentation(seg))
     write_json(out_dir / MARKER, {
