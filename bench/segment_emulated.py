@@ -80,6 +80,8 @@ def main() -> int:
                     for strength in (args.strengths or VARIANTS[variant]):
                         f = cache / ds / track / variant / strength / f"{cat}_{oid}.json"
                         jobs.append((f, (str(data), ds, track, cat, oid, variant, strength, args.threads)))
+    order = {("fast", "zero"): 0, ("fast", "medium"): 1}
+    jobs.sort(key=lambda j: order.get((j[1][5], j[1][6]), 2))
     todo = [(f, a) for f, a in jobs if not f.exists()]
     if not args.report_only and todo:
         print(f"{len(todo)} of {len(jobs)} runs to do, {args.workers} at a time", flush=True)

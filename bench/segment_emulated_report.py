@@ -16,7 +16,8 @@ STRENGTH_ORDER = ("zero", "low", "medium", "high")
 METRICS = {"partnet": ("link", "leaf"), "psb": ("ri", "miou")}
 GEOMETRY = {"mesh": ("cc", "kmeans", "kmeans_count", "one_segment"),
             "points": ("region_grow", "kmeans", "kmeans_count", "one_segment")}
-VARIANT_NAMES = {"fast": "ours, fast preset", "shared": "ours, fast preset, other pair sampler",
+VARIANT_NAMES = {"fast": "ours, fast preset", "as_released": "ours, fast, released training choices",
+                 "shared": "ours, fast preset, other pair sampler",
                  "paper_cpu": "ours, paper method at the CPU budget", "no_skip": "ours, fast, no long skip"}
 GEO_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal), best k of 2-12",
              "region_grow": "normal region growing, best of 5 angles",
@@ -146,7 +147,7 @@ def _table(groups, geo, ds, track, summary) -> list[str]:
             table.setdefault(name, {})[s] = vals
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
 
-    for v in ("fast", "shared", "paper_cpu", "no_skip"):
+    for v in ("fast", "as_released", "shared", "paper_cpu", "no_skip"):
         row(VARIANT_NAMES[v], "ours", v)
     row("direct lifting of the same masks (SAM3D-style), at the same 5 scales", "lift", "fast")
     cells = []
@@ -229,7 +230,7 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
             base = {r["name"]: r for r in groups.get((ds, track, "fast", "medium"), [])}
             if not base:
                 continue
-            for v in ("shared", "paper_cpu", "no_skip"):
+            for v in ("as_released", "shared", "paper_cpu", "no_skip"):
                 other = {r["name"]: r for r in groups.get((ds, track, v, "medium"), [])}
                 common = sorted(set(base) & set(other))
                 if not common:
@@ -250,9 +251,10 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
                 mixed = per_scale.max(1).mean()
                 out.setdefault("mixed_scales", []).append((ds, track, m, float(mixed), float(single.max()),
                                                            int(single.argmax())))
-    labels = {"shared": "other pair sampler - fast preset's", "paper_cpu": "paper method at CPU budget - fast",
+    labels = {"as_released": "released training choices (hierarchy term, uniform pixels) - fast preset's",
+              "shared": "other pair sampler - fast preset's", "paper_cpu": "paper method at CPU budget - fast",
               "no_skip": "without long skip - with"}
-    for v in ("shared", "paper_cpu", "no_skip"):
+    for v in ("as_released", "shared", "paper_cpu", "no_skip"):
         if v in out:
             lines += [f"{labels[v]} (points x100, mean over objects and metrics):", "",
                       "| dataset | track | fold | n | difference |", "|---|---|---|---|---|"]

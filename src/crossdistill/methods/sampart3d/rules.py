@@ -5,7 +5,7 @@ features with HDBSCAN at a scale and votes the point labels onto the faces. Ever
 else stage 3 can do is a named rule here, with its own small settings. Each rule is on
 only for the mask teachers where a category-level cross-validation (settings chosen on
 some categories, reported on the others) showed it helps; the measurements are in
-``docs/results/segment_rules.md`` (SAM-like masks, through the mask emulator) and
+``docs/results/segment_emulated.md`` (SAM-like masks, through the mask emulator) and
 ``docs/results/segment_clustering.md`` (the offline render-cue teacher).
 
 Rules (field of :class:`PartRules` -- what it does):
@@ -90,7 +90,7 @@ RENDER_CUE_RULES = PartRules(piece_codes=True, face_spill=0.5, pieces=True, piec
                              point_region_deg=10.0, join_margin=1.0, join_from_scale=None)
 
 #: SAM-like masks (SAM, and the mask emulator that stands in for it on benchmarks): the rules
-#: that held up under category-level cross-validation in ``docs/results/segment_rules.md``.
+#: that held up under category-level cross-validation in ``docs/results/segment_emulated.md``.
 SAM_RULES = PartRules()
 
 #: mask kind of a teacher (``teacher.mask_kind``) -> its rules; a teacher without the attribute
