@@ -258,3 +258,28 @@ def test_khronos_validator_finds_no_error_or_warning(tmp_path, kind, request):
     for f in files:
         issues = _validate(f)
         assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, (f.name, issues["messages"][:3])
+
+
+def test_segment_cli_writes_faithful_parts_and_every_scale(tmp_path, textured_glb, capsys):
+    from crossdistill.cli.main import main
+
+    out = tmp_path / "out"
+    argv = ["segment", str(textured_glb), "-o", str(out), "--points", "2000", "--views", "8", "--size", "64",
+            "--iterations", "30", "--scales", "0", "2", "--export-parts", "obj", "--teacher", "offline"]
+    assert main(argv) == 0
+    assert "mask teacher: offline render-based masks" in capsys.readouterr().err
+    obj = out / "textured"
+    shape = load_shape(textured_glb)
+    for s in ("scale_0.0", "scale_2.0"):
+        lab = np.load(obj / s / "labels.npy")
+        scene = trimesh.load_scene(obj / s / "parts.glb", process=False)
+        assert all(n.split(".part_")[0] in ("ball", "crate") for n in scene.graph.nodes_geometry)
+        assert sum(len(g.faces) for g in scene.geometry.values()) == shape.n_faces
+        assert len(list((obj / s / "parts").glob("*.obj"))) == int(lab.max()) + 1
+    levels = json.loads((obj / "hierarchy.json").read_text())["levels"]
+    nested = trimesh.load_scene(obj / "parts_hierarchy.glb", process=False)
+    info = edges(nested)
+    for fine, coarse in levels[0]["parent"].items():
+        child = next(n for n, d in info.items() if d["metadata"].get("scale") == 0.0
+                     and d["metadata"].get("part") == int(fine) and "n_faces" in d["metadata"])
+        assert info[info[child]["parent"]]["metadata"]["part"] == coarse
