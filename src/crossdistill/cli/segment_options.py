@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-import sys
 
 from crossdistill.errors import InputError
 
