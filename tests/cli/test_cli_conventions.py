@@ -116,3 +116,8 @@ def test_teacher_line(capsys):
     say_teacher("mask", "offline render-based masks", quiet=False, why="no SAM weights found")
     say_teacher("mask", "x", quiet=True)
     assert capsys.readouterr().err == "mask teacher: offline render-based masks (no SAM weights found)\n"
+
+
+def test_bound_errors_name_the_current_flag(tmp_path, capsys):
+    assert main(["pretrain", str(tmp_path), "-o", str(tmp_path / "b.pt"), "--steps", "0"]) == 2
+    assert "--iterations must be in 1..1000000" in capsys.readouterr().err

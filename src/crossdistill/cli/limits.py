@@ -88,6 +88,10 @@ def _subparsers(parser: argparse.ArgumentParser, prefix: str = ""):
                 yield from _subparsers(sub, path)
 
 
+#: sub-command -> option dest -> the flag to name in errors (its first long spelling, not an older alias)
+_FLAGS: dict[str, dict[str, str]] = {}
+
+
 def annotate(parser: argparse.ArgumentParser) -> None:
     """Append the allowed range of every bounded option to its help text, and remember
     which sub-command each parser's ``func`` belongs to (for :func:`check_args`)."""
@@ -95,6 +99,8 @@ def annotate(parser: argparse.ArgumentParser) -> None:
         func = sub._defaults.get("func")
         if func is not None:
             sub.set_defaults(_command_path=path)
+        _FLAGS[path] = {a.dest: next((o for o in a.option_strings if o.startswith("--")), a.option_strings[0])
+                        for a in sub._actions if a.option_strings}
         for action in sub._actions:
             bound = LIMITS.get(path, {}).get(action.dest)
             if bound is None or action.help in (None, argparse.SUPPRESS):
@@ -116,7 +122,7 @@ def check_args(args: argparse.Namespace) -> None:
     for dest, value in sorted(vars(args).items()):
         if dest.startswith("_") or value is None or isinstance(value, (bool, str)):
             continue
-        flag = "--" + dest.replace("_", "-")
+        flag = _FLAGS.get(path or "", {}).get(dest) or "--" + dest.replace("_", "-")
         for v in _values(value):
             if isinstance(v, float) and not math.isfinite(v):
                 raise InputError(f"{flag} must be a finite number (got {v})")
