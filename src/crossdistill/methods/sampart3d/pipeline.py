@@ -255,8 +255,9 @@ def parts_from_field(trained: TrainedField, sup: MaskSupervision, unit: Shape, s
         point labels (S, N), face labels (S, F) or None, input point labels (S, M) or None.
     """
     sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
+    cluster = config.cluster if rules.hdbscan_epsilon is None else replace(config.cluster, epsilon=rules.hdbscan_epsilon)
     point_labels = np.stack([
-        cluster_points(trained.features(s, config.scale_unit), samples.points, config.cluster, subsample=sub,
+        cluster_points(trained.features(s, config.scale_unit), samples.points, cluster, subsample=sub,
                        margin=config.train.margin, join=rules.join_at(s, unit.is_mesh))
         for s in scales
     ]).astype(np.int32)

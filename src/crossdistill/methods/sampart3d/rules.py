@@ -25,6 +25,9 @@ Rules (field of :class:`PartRules` -- what it does):
 * ``join_margin`` -- clusters whose mean features lie closer than this multiple of the push
   margin are joined, at scales at least ``join_from_scale`` (None there: 1.0 on meshes, 0.0
   on point clouds); None: HDBSCAN's clusters as they are.
+* ``hdbscan_epsilon`` -- HDBSCAN's ``cluster_selection_epsilon`` for this teacher in place of the
+  preset's (the released code uses 0.1; the fast preset 0.0, chosen with the offline teacher);
+  None: the preset's.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class PartRules:
     point_region_deg: float | None = None
     join_margin: float | None = None
     join_from_scale: float | None = None
+    hdbscan_epsilon: float | None = None
 
     def keep_in_pieces(self, scale: float) -> bool:
         """Are parts kept inside connected pieces at this query scale?"""
@@ -77,6 +81,8 @@ class PartRules:
             on.append("point_regions")
         if self.join_margin is not None:
             on.append("join")
+        if self.hdbscan_epsilon is not None:
+            on.append(f"hdbscan_epsilon={self.hdbscan_epsilon:g}")
         return on
 
 
