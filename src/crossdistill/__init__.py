@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from crossdistill.engine.threads import passive_waits
+
+passive_waits()  # idle OpenMP threads sleep instead of spinning (must precede `import torch`)
+
 __version__ = "0.1.0"
 __all__ = ["load", "segment", "Segmentation", "Part", "Shape", "__version__"]
 
