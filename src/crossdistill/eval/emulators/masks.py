@@ -40,11 +40,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 from scipy import ndimage
-from scipy.sparse.csgraph import connected_components
 
 from crossdistill.teachers.base import MaskSet
+from crossdistill.teachers.partition_masks import object_crop, partition_view_masks
 from crossdistill.types import Views
 
 #: named strengths of the noise model
@@ -98,9 +97,7 @@ class EmulatedMaskTeacher:
         H, W = fg.shape
         if not fg.any():
             return MaskSet.empty(H, W)
-        ys, xs = np.nonzero(fg)
-        y0, y1, x0, x1 = max(ys.min() - 8, 0), min(ys.max() + 9, H), max(xs.min() - 8, 0), min(xs.max() + 9, W)
-        crop = (slice(y0, y1), slice(x0, x1))
+        crop = object_crop(fg)
         e = elem[crop]
         f = fg[crop]
         t = float(self.strength)
@@ -124,49 +121,9 @@ class EmulatedMaskTeacher:
         order = np.argsort(-scores, kind="stable")
         return MaskSet(out[order], scores[order].astype(np.float32), np.full(len(masks), -1, np.int8))
 
-    # ------------------------------------------------------------------ clean masks
     def _clean_masks(self, elem: np.ndarray, fg: np.ndarray) -> tuple[list[np.ndarray], list[int], set]:
-        """Every visible connected region of every part of every partition, exact duplicates once.
-
-        Returns:
-            masks (crop-sized bool), the partition of each, and the pairs (i, j), i < j, of
-            masks of one partition that touch in the image.
-        """
-        h, w = fg.shape
-        a, b = _neighbour_pairs(h, w)
-        flat = elem.reshape(-1)
-        seen: set[tuple[int, int, int]] = set()
-        masks: list[np.ndarray] = []
-        groups: list[int] = []
-        touching: set[tuple[int, int]] = set()
-        for g, part in enumerate(self.partitions):
-            lab = np.where(fg.reshape(-1), part[np.maximum(flat, 0)], -1)
-            same = (lab[a] == lab[b]) & (lab[a] >= 0)
-            graph = sp.csr_matrix((np.ones(int(same.sum()), np.int8), (a[same], b[same])), shape=(h * w, h * w))
-            _, comp = connected_components(graph, directed=False)
-            comp = np.where(lab >= 0, comp, -1)
-            ids, inv, cnt = np.unique(comp, return_inverse=True, return_counts=True)
-            order = np.argsort(inv, kind="stable")
-            starts = np.concatenate([[0], np.cumsum(cnt)])
-            index_of: dict[int, int] = {}
-            for k in np.flatnonzero((ids >= 0) & (cnt >= self.min_pixels)):
-                pix = order[starts[k]:starts[k + 1]]
-                key = (len(pix), int(pix[0]), int(pix.sum() % 1_000_000_007))
-                if key in seen:
-                    continue
-                seen.add(key)
-                m = np.zeros(h * w, dtype=bool)
-                m[pix] = True
-                index_of[int(ids[k])] = len(masks)
-                masks.append(m.reshape(h, w))
-                groups.append(g)
-            ca, cb = comp[a], comp[b]
-            cross = (ca >= 0) & (cb >= 0) & (ca != cb)
-            for x, y in set(zip(ca[cross].tolist(), cb[cross].tolist())):
-                if x in index_of and y in index_of:
-                    i, j = sorted((index_of[x], index_of[y]))
-                    touching.add((i, j))
-        return masks, groups, touching
+        """Every visible connected region of every ground-truth part (:func:`partition_view_masks`)."""
+        return partition_view_masks(self.partitions, elem, fg, self.min_pixels)
 
     # ------------------------------------------------------------------ noise steps
     @staticmethod
@@ -304,13 +261,6 @@ def segmentation_partitions(segs: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _neighbour_pairs(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.arange(h * w).reshape(h, w)
-    a = np.concatenate([idx[:, :-1].reshape(-1), idx[:-1, :].reshape(-1)])
-    b = np.concatenate([idx[:, 1:].reshape(-1), idx[1:, :].reshape(-1)])
-    return a, b
 
 
 def _largest_region(mask: np.ndarray) -> np.ndarray:
