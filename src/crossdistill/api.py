@@ -17,6 +17,7 @@ modules stay importable for researchers (``Segmentation.result`` is the pipeline
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -175,6 +176,7 @@ def segment(shape_or_path: Shape | str | os.PathLike, preset: str = "fast", scal
         InputError: unreadable input, bad settings, an unknown device or teacher, missing weights.
     """
     from crossdistill.engine.devices import resolve_device
+    from crossdistill.engine.quiet import quiet_libraries
     from crossdistill.errors import InputError
     from crossdistill.methods.sampart3d.pipeline import PRESETS, preset as make_preset, segment_shape
 
@@ -191,7 +193,8 @@ def segment(shape_or_path: Shape | str | os.PathLike, preset: str = "fast", scal
         config = make_preset(preset, seed=int(seed), device=dev, **overrides)
     except TypeError as exc:
         raise InputError(f"unknown setting: {exc}") from None
-    teacher = _mask_teacher(mask_teacher, mask_weights, dev, preset)
+    with contextlib.nullcontext() if progress else quiet_libraries():  # no transformers bar unless asked
+        teacher = _mask_teacher(mask_teacher, mask_weights, dev, preset)
     result = segment_shape(shape, config, mask_teacher=teacher, progress=progress)
     return Segmentation(shape, result, config, str(result.meta.get("mask_teacher", "")))
 
