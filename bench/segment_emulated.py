@@ -167,6 +167,7 @@ def candidate_rule_sets(base, render):
     return {
         "none": dataclasses.replace(base, face_spill=0.0, pieces=False, point_region_deg=None, join_margin=None,
                                     hdbscan_epsilon=None),
+        "hdbscan_eps_0": dataclasses.replace(base, hdbscan_epsilon=0.0),
         "join": dataclasses.replace(base, join_margin=render.join_margin, join_from_scale=render.join_from_scale),
         "join_all_scales": dataclasses.replace(base, join_margin=render.join_margin, join_from_scale=0.0),
         "pieces": dataclasses.replace(base, pieces=True, pieces_until=render.pieces_until,
@@ -175,10 +176,7 @@ def candidate_rule_sets(base, render):
                                       fragment_support=render.fragment_support),
         "face_spill": dataclasses.replace(base, face_spill=render.face_spill),
         "point_regions": dataclasses.replace(base, point_region_deg=render.point_region_deg),
-        "hdbscan_eps_0.1": dataclasses.replace(base, hdbscan_epsilon=0.1),
-        "join+eps_0.1": dataclasses.replace(base, join_margin=render.join_margin, join_from_scale=render.join_from_scale,
-                                            hdbscan_epsilon=0.1),
-        "all_render_rules": dataclasses.replace(render, piece_codes=base.piece_codes),
+        "all_render_rules": dataclasses.replace(render, piece_codes=base.piece_codes, hdbscan_epsilon=None),
     }
 
 

@@ -33,14 +33,16 @@ class ClusterConfig:
         max_points: size of the clustered subsample.
         min_cluster_size: smallest part, as a fraction of the subsample (at least 5 points).
         min_samples: HDBSCAN's density parameter (None = min_cluster_size).
-        epsilon: ``cluster_selection_epsilon`` in feature units.
+        epsilon: ``cluster_selection_epsilon`` in feature units (the released code: 0.1). The
+            contrastive loss pulls a group's features to one point; without it HDBSCAN
+            shatters such collapsed groups into arbitrary clusters.
         neighbors: spatial neighbours considered when propagating labels.
     """
 
     max_points: int = 3000
     min_cluster_size: float = 0.004
     min_samples: int | None = 5
-    epsilon: float = 0.0
+    epsilon: float = 0.1
     neighbors: int = 8
 
 

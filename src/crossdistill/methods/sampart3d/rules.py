@@ -26,8 +26,8 @@ Rules (field of :class:`PartRules` -- what it does):
   margin are joined, at scales at least ``join_from_scale`` (None there: 1.0 on meshes, 0.0
   on point clouds); None: HDBSCAN's clusters as they are.
 * ``hdbscan_epsilon`` -- HDBSCAN's ``cluster_selection_epsilon`` for this teacher in place of the
-  preset's (the released code uses 0.1; the fast preset 0.0, chosen with the offline teacher);
-  None: the preset's.
+  preset's (both presets use the released code's 0.1; the offline teacher's rules were chosen
+  with 0.0 and keep it); None: the preset's.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ PAPER_RULES = PartRules()
 #: chosen on PartNet-Mobility and measured in ``docs/results/segment_clustering.md``.
 RENDER_CUE_RULES = PartRules(piece_codes=True, face_spill=0.5, pieces=True, pieces_until=2.0, piece_fragment=0.2,
                              dominant_piece=0.8, dominant_fragment=0.1, fragment_support=0.3,
-                             point_region_deg=10.0, join_margin=1.0, join_from_scale=None)
+                             point_region_deg=10.0, join_margin=1.0, join_from_scale=None, hdbscan_epsilon=0.0)
 
 #: SAM-like masks (SAM, and the mask emulator that stands in for it on benchmarks): the rules
 #: that held up under category-level cross-validation in ``docs/results/segment_emulated.md``.
