@@ -109,7 +109,9 @@ def test_quiet_silences_library_progress_bars(tmp_path, capsys):
     assert "Loading weights" in loud and quiet == ""  # transformers' own bar, silenced
     import os
 
-    assert "TQDM_DISABLE" not in os.environ  # restored on the way out
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ  # restored on the way out
+    SamModel.from_pretrained(tmp_path / "sam")
+    assert "Loading weights" in capsys.readouterr().err  # and the bars are back
 
 
 def test_teacher_line(capsys):
