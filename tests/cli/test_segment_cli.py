@@ -88,8 +88,10 @@ def test_parts_stay_inside_mesh_pieces_unless_merging_is_asked(tmp_path, fast_se
         labels = np.load(d / "labels.npy")
         for p in np.unique(labels):
             assert len(np.unique(piece[labels == p])) == 1, d.name
-    settings = json.loads((out / "lidded" / "segment.json").read_text())["settings"]
-    assert settings["rules"]["pieces"] is True and settings["rules"]["pieces_until"] == 2.0
+    doc = json.loads((out / "lidded" / "segment.json").read_text())
+    assert doc["settings"]["merge_pieces"] is False and "pieces" in doc["meta"]["rules"]
+    assert doc["meta"]["keep_in_pieces"] == [True, True, True, True, False]
     merged = tmp_path / "merged"
     assert main(["segment", str(src), "-o", str(merged), *fast_segment_args, "--merge-pieces"]) == 0
-    assert json.loads((merged / "lidded" / "segment.json").read_text())["settings"]["rules"]["pieces"] is False
+    doc = json.loads((merged / "lidded" / "segment.json").read_text())
+    assert doc["settings"]["merge_pieces"] is True and "pieces" not in doc["meta"]["rules"]

@@ -84,10 +84,7 @@ def config_from_args(args: argparse.Namespace, teacher=None):
         if args.iterations < 1:
             raise InputError("--iterations must be >= 1")
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=args.iterations))
-    rules = cfg.rules_for(teacher)
-    if getattr(args, "merge_pieces", False):
-        rules = rules.merged_pieces()
-    return dataclasses.replace(cfg, rules=rules)
+    return dataclasses.replace(cfg, merge_pieces=bool(getattr(args, "merge_pieces", False)))
 
 
 def _device(name: str) -> str:

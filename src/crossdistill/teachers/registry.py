@@ -128,7 +128,7 @@ def load_teacher(name: str, source: str | os.PathLike | None = None, **kwargs: A
 
 
 
-MASK_TEACHER_CHOICES = ("auto", "offline", "sam", "learned")
+MASK_TEACHER_CHOICES = ("auto", "offline", "render", "geometric", "sam", "learned")
 
 
 def load_mask_teacher(choice: str = "auto", weights: str | os.PathLike | None = None,
@@ -136,7 +136,9 @@ def load_mask_teacher(choice: str = "auto", weights: str | os.PathLike | None = 
     """The flagship's 2D mask teacher: None for the offline render-based default, else SAM or a learned one.
 
     Args:
-        choice: ``offline``; ``sam`` (local weights required, InputError otherwise); ``auto``
+        choice: ``offline`` (the weight-free default: render cues and / or geometric parts, per
+            shape); ``render`` / ``geometric``: one of those for every shape; ``sam`` (local
+            weights required, InputError otherwise); ``auto``
             = SAM when ``weights`` is given or its weights are found locally, else offline;
             ``learned``: a :class:`~crossdistill.teachers.learned_masks.LearnedMaskTeacher`
             file trained on labelled shapes (``weights`` is that file).
@@ -150,6 +152,10 @@ def load_mask_teacher(choice: str = "auto", weights: str | os.PathLike | None = 
         raise InputError(f"unknown mask teacher {choice!r}; choose from {', '.join(MASK_TEACHER_CHOICES)}")
     if choice == "offline":
         return None
+    if choice in ("render", "geometric"):
+        from crossdistill.teachers.geometric_parts import OfflineTeacher
+
+        return OfflineTeacher(choice, choice, choice)
     if choice == "learned":
         if weights is None:
             raise InputError("the learned mask teacher needs its trained file (--mask-model FILE)")

@@ -33,10 +33,13 @@ from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedFie
 from crossdistill.methods.sampart3d.vote import majority_per_group, piece_parts, split_at_pieces, vote_faces
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
-from crossdistill.teachers.offline_masks import RenderMaskTeacher
+from crossdistill.teachers.geometric_parts import OfflineTeacher
 from crossdistill.types import RenderResult, Shape, UnitBoxTransform
 
 PAPER_SCALES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+#: the weight-free default mask teacher (per shape: render cues, geometric parts or both)
+DEFAULT_OFFLINE_TEACHER = OfflineTeacher(single_surface="render", multi_piece="render", point_cloud="render")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class SegmentConfig:
         supervision: how masks become supervision.
         rules: stage-3 rules beyond the paper (:mod:`.rules`); None: the defaults of the mask
             teacher in use (:func:`.rules.rules_for_teacher`).
+        merge_pieces: let parts span connected pieces at every scale whatever the rules say
+            (``--merge-pieces``).
     """
 
     n_points: int = 15000
@@ -90,10 +95,12 @@ class SegmentConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
     rules: PartRules | None = None
+    merge_pieces: bool = False
 
     def rules_for(self, teacher) -> PartRules:
         """The rules that apply with this mask teacher."""
-        return self.rules if self.rules is not None else rules_for_teacher(teacher)
+        rules = self.rules if self.rules is not None else rules_for_teacher(teacher)
+        return rules.merged_pieces() if self.merge_pieces else rules
 
 
 def preset(name: str, **overrides) -> SegmentConfig:
@@ -195,8 +202,8 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     rendered = render_shape(unit, cams, samples, progress=progress)
     timer.lap("render")
     if mask_teacher is None:
-        mask_teacher = RenderMaskTeacher(face_groups={"piece": components} if unit.is_mesh else {})
-    teacher = mask_teacher
+        mask_teacher = DEFAULT_OFFLINE_TEACHER
+    teacher = mask_teacher.for_shape(unit, components) if hasattr(mask_teacher, "for_shape") else mask_teacher
     rules = config.rules_for(teacher)
     mask_sets = teacher.masks(rendered.views)
     timer.lap("masks")
