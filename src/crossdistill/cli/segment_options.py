@@ -38,7 +38,7 @@ def add_preset_argument(p: argparse.ArgumentParser) -> None:
 
 def add_mask_teacher_arguments(p: argparse.ArgumentParser, default: str = "auto") -> None:
     """--mask-teacher, --sam-weights, --mask-model and one --sam-* flag per generator setting."""
-    from crossdistill.teachers.sam import AutoMaskSettings
+    from crossdistill.teachers.sam_settings import AutoMaskSettings
 
     from crossdistill.cli.common import alias_note
 
@@ -103,7 +103,7 @@ def resolved_preset(args: argparse.Namespace) -> str:
 
 def sam_settings_from_args(args: argparse.Namespace):
     """The :class:`AutoMaskSettings` the flags ask for, on top of the preset's."""
-    from crossdistill.teachers.sam import SAMPART3D_SAM_SETTINGS, AutoMaskSettings
+    from crossdistill.teachers.sam_settings import SAMPART3D_SAM_SETTINGS, AutoMaskSettings
 
     base = SAMPART3D_SAM_SETTINGS if resolved_preset(args) == "paper" else AutoMaskSettings()
     given = {f.name: getattr(args, "sam_" + f.name) for f in dataclasses.fields(AutoMaskSettings)

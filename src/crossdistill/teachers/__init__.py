@@ -3,35 +3,65 @@
 Protocols and results live in :mod:`.base`, the disk cache in :mod:`.cache`, the table of
 backends and the weight check in :mod:`.registry`. Backend classes load their weights
 lazily through ``transformers`` (``from_pretrained``) or wrap a ready model
-(``from_model``); importing this package does not import ``transformers``.
+(``from_model``); importing this package imports neither torch nor ``transformers``.
 """
 
-from crossdistill.teachers._hf import WeightsNotFoundError, local_model_dir, models_dir
-from crossdistill.teachers.base import (
-    LEVEL_PART,
-    LEVEL_SUBPART,
-    LEVEL_WHOLE,
-    FeatureMaps,
-    FeatureTeacher,
-    InstanceSet,
-    InstanceTeacher,
-    MaskSet,
-    MaskTeacher,
-    PartPredictions,
-    SemanticMap,
-    SemanticTeacher,
-    TextTeacher,
-)
-from crossdistill.teachers.cache import TeacherCache, cached, default_cache_dir, hash_array, views_key
-from crossdistill.teachers.clipseg import ClipSegTextTeacher
-from crossdistill.teachers.dinov2 import Dinov2FeatureTeacher
-from crossdistill.teachers.grounding_dino import GroundingDinoTextTeacher
-from crossdistill.teachers.mask2former import Mask2FormerInstanceTeacher
-from crossdistill.teachers.owlv2 import Owlv2TextTeacher
-from crossdistill.teachers.registry import BACKENDS, BackendInfo, TeacherStatus, load_teacher, teacher_status
-from crossdistill.teachers.sam import AutoMaskSettings, SamMaskTeacher
-from crossdistill.teachers.segformer import SegformerSemanticTeacher
-from crossdistill.teachers.upsample import BilinearUpsampler, JointBilateralUpsampler
+from __future__ import annotations
+
+from typing import Any
+
+# names are imported from their modules on first use, so that importing this package (or a
+# torch-free module of it, such as ``sam_settings``) does not import torch or transformers
+_LAZY = {
+    "WeightsNotFoundError": "crossdistill.teachers._hf",
+    "local_model_dir": "crossdistill.teachers._hf",
+    "models_dir": "crossdistill.teachers._hf",
+    "LEVEL_PART": "crossdistill.teachers.base",
+    "LEVEL_SUBPART": "crossdistill.teachers.base",
+    "LEVEL_WHOLE": "crossdistill.teachers.base",
+    "FeatureMaps": "crossdistill.teachers.base",
+    "FeatureTeacher": "crossdistill.teachers.base",
+    "InstanceSet": "crossdistill.teachers.base",
+    "InstanceTeacher": "crossdistill.teachers.base",
+    "MaskSet": "crossdistill.teachers.base",
+    "MaskTeacher": "crossdistill.teachers.base",
+    "PartPredictions": "crossdistill.teachers.base",
+    "SemanticMap": "crossdistill.teachers.base",
+    "SemanticTeacher": "crossdistill.teachers.base",
+    "TextTeacher": "crossdistill.teachers.base",
+    "TeacherCache": "crossdistill.teachers.cache",
+    "cached": "crossdistill.teachers.cache",
+    "default_cache_dir": "crossdistill.teachers.cache",
+    "hash_array": "crossdistill.teachers.cache",
+    "views_key": "crossdistill.teachers.cache",
+    "ClipSegTextTeacher": "crossdistill.teachers.clipseg",
+    "Dinov2FeatureTeacher": "crossdistill.teachers.dinov2",
+    "GroundingDinoTextTeacher": "crossdistill.teachers.grounding_dino",
+    "Mask2FormerInstanceTeacher": "crossdistill.teachers.mask2former",
+    "Owlv2TextTeacher": "crossdistill.teachers.owlv2",
+    "BACKENDS": "crossdistill.teachers.registry",
+    "BackendInfo": "crossdistill.teachers.registry",
+    "TeacherStatus": "crossdistill.teachers.registry",
+    "load_teacher": "crossdistill.teachers.registry",
+    "teacher_status": "crossdistill.teachers.registry",
+    "AutoMaskSettings": "crossdistill.teachers.sam",
+    "SamMaskTeacher": "crossdistill.teachers.sam",
+    "SegformerSemanticTeacher": "crossdistill.teachers.segformer",
+    "BilinearUpsampler": "crossdistill.teachers.upsample",
+    "JointBilateralUpsampler": "crossdistill.teachers.upsample",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crossdistill.teachers' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FeatureTeacher", "MaskTeacher", "TextTeacher", "InstanceTeacher", "SemanticTeacher",
