@@ -58,6 +58,9 @@ def main() -> int:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--strengths", nargs="+", default=None, choices=list(STRENGTHS),
                     help="override the strengths of every variant")
+    ap.add_argument("--full-grid", action="store_true",
+                    help="every variant on every track and all four strengths (default: the variants and strength "
+                         "high on the mesh tracks only, no low: the CPU budget of one session)")
     ap.add_argument("--workers", type=int, default=2, help="objects run side by side (one process each)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per object process")
     ap.add_argument("--cache", default=str(REPO / "bench" / "_cache" / "segment_emulated"))
@@ -77,11 +80,11 @@ def main() -> int:
         for cat, oid in select(data, ds, args.per_category):
             for track in args.tracks:
                 for variant in args.variants:
-                    if variant == "no_skip" and track != "mesh" and not args.strengths:
-                        continue  # the ablation on the mesh tracks only (CPU budget of the default grid)
+                    if variant != "fast" and track != "mesh" and not args.full_grid:
+                        continue  # variants on the mesh tracks only (the CPU budget of the default grid)
                     for strength in (args.strengths or VARIANTS[variant]):
-                        if strength in ("low", "high") and track != "mesh" and not args.strengths:
-                            continue  # low / high on the mesh tracks only (same reason)
+                        if strength in ("low", "high") and not args.full_grid and (track != "mesh" or strength == "low"):
+                            continue  # high on the mesh tracks only, low only with --full-grid (same reason)
                         f = cache / ds / track / variant / strength / f"{cat}_{oid}.json"
                         jobs.append((f, (str(data), ds, track, cat, oid, variant, strength, args.threads)))
     order = {("fast", "zero"): 0, ("fast", "medium"): 1}
