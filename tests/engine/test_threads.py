@@ -45,3 +45,22 @@ def test_importing_crossdistill_makes_openmp_waits_passive_before_torch_loads():
     out = subprocess.run([sys.executable, "-c", "import crossdistill, os; print(os.environ['OMP_WAIT_POLICY'])"],
                          env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+def test_cli_threads_flag_and_environment(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from crossdistill.cli.main import main
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["--threads", "0", "render", "--demo", "-o", str(tmp_path / "r")]) == 2
+        assert "at least 1" in capsys.readouterr().err
+        monkeypatch.setenv(ENV, "many")
+        assert main(["render", "--demo", "-o", str(tmp_path / "r2")]) == 2
+        assert ENV in capsys.readouterr().err
+        monkeypatch.delenv(ENV)
+        assert main(["render", "--demo", "-o", str(tmp_path / "r3"), "--views", "6", "--size", "32", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -86,6 +86,10 @@ def _global_flags(sub: argparse.ArgumentParser) -> None:
     if "debug" not in have:
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show full tracebacks on errors (accepted anywhere on the command line)")
+    if "threads" not in have:
+        sub.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="N",
+                         help="CPU threads of the numeric work; default: $CROSSDISTILL_THREADS, else every CPU "
+                              "(accepted anywhere on the command line)")
     quiet = have.get("quiet")
     if quiet is None:
         sub.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show full tracebacks on errors (accepted anywhere on the command line)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars or notes on stderr (accepted anywhere on the command line)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads of the numeric work (torch, BLAS); default: $CROSSDISTILL_THREADS, else "
+                             "every available CPU (idle threads sleep, so a busy machine is not slowed further)")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
@@ -95,6 +98,13 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
         if isinstance(getattr(args, "device", None), str):  # one check of --device for every command
             args.device = resolve_device(args.device)
         check_output_option(getattr(args, "_command_path", None), getattr(args, "output", None))
+        if getattr(args, "threads", None) is not None or os.environ.get("CROSSDISTILL_THREADS", "").strip():
+            from crossdistill.engine.threads import configure_threads
+
+            try:
+                configure_threads(getattr(args, "threads", None))
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
         with quiet_libraries() if getattr(args, "quiet", False) else contextlib.nullcontext():
             return int(func(args) or 0)
     except (InputError, MissingDependencyError) as exc:
