@@ -156,7 +156,7 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
     else:
         raise ValueError(variant)
     rule_sets = None
-    if variant == "fast" and strength == "medium":
+    if variant == "fast":  # every candidate on the same field: the cross-validation picks at medium, all are shown
         rule_sets = candidate_rule_sets(SAM_RULES, RENDER_CUE_RULES)
     t0 = time.perf_counter()
     res = evaluate_object(obj, cfg, mask_teacher=teacher, rule_sets=rule_sets,
@@ -175,15 +175,18 @@ def candidate_rule_sets(base, render):
         "none": dataclasses.replace(base, face_spill=0.0, pieces=False, point_region_deg=None, join_margin=None,
                                     hdbscan_epsilon=None),
         "hdbscan_eps_0": dataclasses.replace(base, hdbscan_epsilon=0.0),
+        "eps_0+join": dataclasses.replace(base, hdbscan_epsilon=0.0, join_margin=render.join_margin,
+                                          join_from_scale=render.join_from_scale),
+        "eps_0+join_all_scales": dataclasses.replace(base, hdbscan_epsilon=0.0, join_margin=render.join_margin,
+                                                     join_from_scale=0.0),
         "join": dataclasses.replace(base, join_margin=render.join_margin, join_from_scale=render.join_from_scale),
-        "join_all_scales": dataclasses.replace(base, join_margin=render.join_margin, join_from_scale=0.0),
         "pieces": dataclasses.replace(base, pieces=True, pieces_until=render.pieces_until,
                                       piece_fragment=render.piece_fragment, dominant_piece=render.dominant_piece,
                                       dominant_fragment=render.dominant_fragment,
                                       fragment_support=render.fragment_support),
         "face_spill": dataclasses.replace(base, face_spill=render.face_spill),
         "point_regions": dataclasses.replace(base, point_region_deg=render.point_region_deg),
-        "all_render_rules": dataclasses.replace(render, piece_codes=base.piece_codes, hdbscan_epsilon=None),
+        "all_render_rules": dataclasses.replace(render, piece_codes=base.piece_codes),
     }
 
 
