@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from crossdistill.errors import InputError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("select", help="interactive segmentation: the part under a click at a chosen scale",
@@ -21,10 +23,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     click.add_argument("--face", type=int, help="clicked face index (meshes), in the input's face order")
     p.add_argument("--scale", type=float, nargs="+", default=None,
                    help="query scale(s), in the unit the object was segmented with (default: its segment scales)")
+    p.add_argument("--mode", choices=["parts", "radius"], default=None,
+                   help="parts (default): the part under the click in the clustering `crossdistill segment` "
+                        "makes at that scale (the saved parts at a segmented scale, the same stage 3 on the "
+                        "saved field at any other), so select, view and segment agree; radius: the points whose "
+                        "grouping features lie within --radius of the clicked point's (the query of earlier "
+                        "versions; implied by --radius or --anywhere)")
     p.add_argument("--radius", type=float, default=None,
-                   help="feature-distance radius of the selection (default: half the push margin)")
+                   help="radius mode: feature-distance radius of the selection (default: half the push margin)")
     p.add_argument("--anywhere", action="store_true",
-                   help="also select points with similar features that are not connected to the click")
+                   help="radius mode: also select points with similar features that are not connected to the click")
     p.add_argument("-o", "--output", default=None,
                    help="output folder (default: OBJECT_DIR/selections/<click>)")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
@@ -52,10 +60,15 @@ def run_select(args: argparse.Namespace) -> int:
     point = None if args.point is None else np.asarray(args.point, dtype=np.float64)
     from crossdistill.engine.outputs import check_output_dir
 
+    mode = args.mode or ("radius" if args.radius is not None or args.anywhere else "parts")
+    if mode == "parts" and (args.radius is not None or args.anywhere):
+        raise InputError("--radius and --anywhere belong to --mode radius")
     out = check_output_dir(Path(args.output) if args.output else obj / "selections" / _click_name(args))
     # every query first: a bad scale or click fails before anything is written
-    selections = [seg.select(float(s), point=point, face=args.face, radius=args.radius, connected=not args.anywhere)
-                  for s in scales]
+    selections = [seg.select(float(s), point=point, face=args.face, radius=args.radius, connected=not args.anywhere,
+                             mode=mode) for s in scales]
+    for note in seg.parts.notes if seg.parts is not None and not args.quiet else ():
+        print(f"note: {note}", file=sys.stderr)
     rows, titles = [], []
     for s, sel in zip(scales, selections):
         lab = sel.element_mask.astype(np.int32)
@@ -71,27 +84,43 @@ def run_select(args: argparse.Namespace) -> int:
         write_json(folder / "selection.json", {
             "scale": sel.scale, "element": "face" if shape.is_mesh else "point",
             "click": {"point": None if point is None else point.tolist(), "face": args.face},
-            "snap_distance": sel.snap_distance, "radius": sel.radius, "connected": not args.anywhere,
+            "mode": sel.mode, "snap_distance": sel.snap_distance,
+            "part": sel.part if sel.mode == "parts" else None,
+            "clicked_element": sel.element if sel.mode == "parts" else None,
+            "saved_scale": bool(seg.parts is not None and seg.parts.saved_scale(sel.scale) is not None),
+            "radius": sel.radius if sel.mode == "radius" else None,
+            "connected": not args.anywhere if sel.mode == "radius" else None,
             "n_selected": int(sel.element_mask.sum()), "share": round(share, 6),
             "n_sampled_points_selected": int(sel.point_mask.sum()),
         })
         rows.append(lab)
-        titles.append(f"scale {s:g}: {100 * share:.1f}% selected")
+        what = f"part {sel.part}" if sel.mode == "parts" else "radius query"
+        titles.append(f"scale {s:g}: {what}, {100 * share:.1f}% selected (ring: the click)")
         if not args.quiet:
             print(f"scale {s:g}: {int(sel.element_mask.sum())} {'faces' if shape.is_mesh else 'points'} "
                   f"({100 * share:.1f}%) -> {folder}", file=sys.stderr)
-    save_image(out / "selection.png", _sheet(shape, rows, titles))
+    save_image(out / "selection.png", _sheet(shape, rows, titles, seg.bundle.transform.apply(_click_position(
+        shape, point, args.face))))
     return 0
 
 
-def _sheet(shape, rows: list[np.ndarray], titles: list[str]):
-    """One row per scale: the object from 4 views, the selection highlighted, the rest grey, a title above."""
+def _click_position(shape, point: np.ndarray | None, face: int | None) -> np.ndarray:
+    """(3,) the click in input units: the given point, or the clicked face's centroid."""
+    if point is not None:
+        return np.asarray(point, dtype=np.float64)
+    return np.asarray(shape.vertices)[np.asarray(shape.faces)[int(face)]].mean(axis=0)
+
+
+def _sheet(shape, rows: list[np.ndarray], titles: list[str], click_unit: np.ndarray):
+    """One row per scale: the object from 4 views, the selection highlighted, the rest grey, the click
+    ringed (a thin ring where the object hides it), a title above."""
     from PIL import Image, ImageDraw
 
-    from crossdistill.viz.highlight import highlight_strip, orbit_views
+    from crossdistill.viz.highlight import composite_views, highlight_view, orbit_views
 
     views = orbit_views(shape, 4, 256)
-    strips = [highlight_strip(views, r.astype(bool)) for r in rows]
+    strips = [composite_views([_mark_click(highlight_view(views, r.astype(bool), v), views, v, click_unit)
+                               for v in range(len(views))], views.foreground) for r in rows]
     title_h = 18
     h, w = strips[0].shape[:2]
     sheet = Image.new("RGB", (w, (h + title_h) * len(strips)), "white")
@@ -100,3 +129,27 @@ def _sheet(shape, rows: list[np.ndarray], titles: list[str]):
         draw.text((4, i * (h + title_h) + 3), title, fill=(0, 0, 0))
         sheet.paste(Image.fromarray(strip), (0, i * (h + title_h) + title_h))
     return sheet
+
+
+def _mark_click(image: np.ndarray, views, view: int, point_unit: np.ndarray, radius: int = 7) -> np.ndarray:
+    """``image`` (H, W, 3) of view ``view`` with the click ``point_unit`` (3,) (unit box) ringed: a black and
+    white ring where the view sees the clicked surface, a thin grey ring where the object hides it."""
+    from PIL import Image, ImageDraw
+
+    uv, z = views.cameras.project(np.asarray(point_unit, dtype=np.float64)[None])
+    x, y = (float(c) for c in uv[view, 0])
+    H, W = image.shape[:2]
+    if z[view, 0] <= 0 or not (0 <= x < W and 0 <= y < H):
+        return image
+    seen = float(views.depth[view, int(y), int(x)])
+    visible = np.isfinite(seen) and z[view, 0] <= seen + 0.02  # unit box: within 2% of the object's size
+    im = Image.fromarray(image)
+    draw = ImageDraw.Draw(im)
+    box = (x - radius, y - radius, x + radius, y + radius)
+    if visible:
+        draw.ellipse(box, outline=(0, 0, 0), width=3)
+        draw.ellipse((x - radius + 2, y - radius + 2, x + radius - 2, y + radius - 2), outline=(255, 255, 255), width=1)
+        draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=(0, 0, 0))
+    else:
+        draw.ellipse(box, outline=(90, 90, 90), width=1)
+    return np.asarray(im)
