@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "crossdistill.cli.render_cmd",
     "crossdistill.cli.segment_cmd",
     "crossdistill.cli.select_cmd",
+    "crossdistill.cli.view_cmd",
     "crossdistill.cli.name_cmd",
     "crossdistill.cli.pretrain_cmd",
     "crossdistill.cli.eval_cmd",
