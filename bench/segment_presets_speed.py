@@ -36,6 +36,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--paper-steps", type=int, default=10, help="paper-preset steps timed when not --full")
     ap.add_argument("--full", action="store_true", help="run the paper preset's whole training")
+    ap.add_argument("--objects", type=int, default=len(OBJECTS), help="how many of the objects to time")
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "segment_presets_speed"))
     args = ap.parse_args()
     import torch
@@ -50,7 +51,7 @@ def main() -> int:
         print(f"error: {data / 'partnet_mobility_dev'} not found", file=sys.stderr)
         return 2
     rows = []
-    for cat, oid in OBJECTS:
+    for cat, oid in OBJECTS[: args.objects]:
         if oid is None:
             oid = sorted(p.stem for p in (data / "partnet_mobility_dev" / cat).glob("*.glb"))[0]
         obj, parts = load(data, "partnet", "mesh", cat, oid)
