@@ -140,3 +140,111 @@ def test_a_bad_scale_anywhere_in_the_list_writes_nothing(segmented, tmp_path):
     out = tmp_path / "sel"
     assert main(["select", str(obj), "--face", "0", "--scale", "1", "-1", "-o", str(out), "--quiet"]) == 2
     assert not out.exists()
+
+
+# ---- parts mode: select gives segment's part (issue 26)
+
+def _table_with_ball() -> tuple[trimesh.Trimesh, dict[str, np.ndarray]]:
+    """A table (top, four legs) with a ball lying on the top: (mesh, {"top", "legs", "ball": face ids})."""
+    top = trimesh.creation.box(extents=(2.0, 1.2, 0.1))
+    top.apply_translation((0, 0, 1.0))
+    legs = []
+    for x in (-0.9, 0.9):
+        for y in (-0.5, 0.5):
+            leg = trimesh.creation.box(extents=(0.1, 0.1, 1.0))
+            leg.apply_translation((x, y, 0.5))
+            legs.append(leg)
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.25)
+    ball.apply_translation((0.4, 0.1, 1.3))  # resting on the top (z = 1.05)
+    n_top, n_legs = len(top.faces), sum(len(leg.faces) for leg in legs)
+    ids = {"top": np.arange(n_top), "legs": np.arange(n_top, n_top + n_legs),
+           "ball": np.arange(n_top + n_legs, n_top + n_legs + len(ball.faces))}
+    return trimesh.util.concatenate([top, *legs, ball]), ids
+
+
+def test_select_gives_the_part_segment_gives_at_saved_and_other_scales(segmented):
+    obj, mesh, gt, src = segmented
+    seg = InteractiveSegmenter.from_dir(obj, load_shape(src))
+    for face in (3, int(np.flatnonzero(gt == 1)[7]), int(np.flatnonzero(gt == 2)[11])):
+        for scale in (0.0, 1.0, 1.25, 2.0):
+            labels = (np.load(obj / f"scale_{scale:.1f}" / "labels.npy") if scale in (0.0, 1.0, 2.0)
+                      else seg.parts.labels(scale))
+            sel = seg.select(scale, face=face)
+            assert sel.mode == "parts" and sel.part == labels[face] and sel.element == face
+            assert (sel.element_mask == (labels == labels[face])).all(), (face, scale)
+            # a click given as a point on that face is the same click
+            by_point = seg.select(scale, point=mesh.triangles[face].mean(axis=0))
+            assert by_point.element == face and (by_point.element_mask == sel.element_mask).all()
+
+
+def test_table_click_next_to_the_ball_keeps_the_ball_out_where_segment_does(tmp_path, fast_segment_args):
+    mesh, ids = _table_with_ball()
+    src = tmp_path / "table.glb"
+    mesh.export(src)
+    assert main(["segment", str(src), "-o", str(tmp_path / "out"), *fast_segment_args]) == 0
+    obj = tmp_path / "out" / "table"
+    seg = InteractiveSegmenter.from_dir(obj, load_shape(src))
+    click = np.array((0.45, 0.1, 1.051))  # on the tabletop, beside the ball's contact point
+    for scale in (1.0, 1.5, 1.25):
+        labels = seg.parts.labels(scale)
+        sel = seg.select(scale, point=click)
+        assert sel.element in ids["top"]
+        assert (sel.element_mask == (labels == labels[sel.element])).all()
+        if not np.isin(labels[ids["ball"]], labels[ids["top"]]).any():  # segment keeps the ball apart ...
+            assert not sel.element_mask[ids["ball"]].any(), scale  # ... and so does select
+    out = tmp_path / "sel"
+    assert main(["select", str(obj), "--point", *map(str, click), "--scale", "1.5", "-o", str(out), "--quiet"]) == 0
+    doc = json.loads((out / "scale_1.5" / "selection.json").read_text())
+    assert doc["mode"] == "parts" and doc["saved_scale"] and doc["part"] == int(np.load(obj / "scale_1.5" / "labels.npy")[doc["clicked_element"]])
+
+
+def test_radius_mode_is_kept_as_an_option(segmented, tmp_path, capsys):
+    obj, mesh, gt, src = segmented
+    out = tmp_path / "r"
+    assert main(["select", str(obj), "--face", "0", "--scale", "1", "--mode", "radius", "-o", str(out), "--quiet"]) == 0
+    doc = json.loads((out / "scale_1.0" / "selection.json").read_text())
+    assert doc["mode"] == "radius" and doc["radius"] > 0 and doc["part"] is None and doc["connected"] is True
+    out2 = tmp_path / "r2"  # --radius alone means radius mode
+    assert main(["select", str(obj), "--face", "0", "--scale", "1", "--radius", "0.3", "-o", str(out2), "--quiet"]) == 0
+    assert json.loads((out2 / "scale_1.0" / "selection.json").read_text())["mode"] == "radius"
+    capsys.readouterr()
+    assert main(["select", str(obj), "--face", "0", "--mode", "parts", "--radius", "0.3"]) == 2
+    assert "--mode radius" in capsys.readouterr().err
+
+
+def test_an_older_field_without_mask_evidence_still_answers_and_says_so(segmented, tmp_path):
+    import shutil
+
+    from crossdistill.methods.sampart3d.interactive import save_field_bundle
+
+    obj, mesh, gt, src = segmented
+    old = tmp_path / "old"
+    shutil.copytree(obj, old)
+    bundle = load_field_bundle(old / FIELD_FILE)
+    bundle.evidence = None
+    save_field_bundle(old / FIELD_FILE, bundle)
+    seg = InteractiveSegmenter.from_dir(old, load_shape(src))
+    assert any("no mask evidence" in n for n in seg.parts.notes)
+    assert seg.select(1.25, face=0).element_mask.any()
+
+
+def test_selection_png_rings_the_click():
+    from crossdistill.cli.select_cmd import _mark_click
+    from crossdistill.geometry.normalize import normalize_shape
+    from crossdistill.types import Shape
+    from crossdistill.viz.highlight import highlight_view, orbit_views
+
+    box = trimesh.creation.box(extents=(1, 1, 1))
+    shape = Shape(vertices=np.asarray(box.vertices, dtype=np.float64), faces=np.asarray(box.faces))
+    views = orbit_views(shape, 4, 96)
+    _, tf = normalize_shape(shape)
+    front = tf.apply(np.array([0.0, 0.0, 0.5]))  # the face the first view (azimuth 0, from +z) looks at
+    image = highlight_view(views, np.zeros(len(box.faces), bool), 0)
+    marked = _mark_click(image, views, 0, front)
+    changed = np.argwhere((marked != image).any(axis=2))
+    x, y = views.cameras.project(front[None])[0][0, 0]
+    assert len(changed) > 10 and np.abs(changed - [y, x]).max() <= 9  # a ring around the click, nothing else
+    assert (marked[changed[:, 0], changed[:, 1]].min(axis=1) < 60).any()  # dark: the click is in sight
+    behind = _mark_click(image, views, 2, front)  # the opposite view: hidden, a thin grey ring
+    hidden = (behind != image).any(axis=2)
+    assert 0 < hidden.sum() < len(changed)

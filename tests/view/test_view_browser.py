@@ -8,6 +8,7 @@ which is missing; ``test_view_server.py`` covers the same server logic without a
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 
@@ -31,15 +32,24 @@ def _chromium() -> str | None:
     return None
 
 
+def _missing() -> str | None:
+    """Why the browser test cannot run here, or None."""
+    if importlib.util.find_spec("playwright") is None:
+        return "browser test needs the playwright package (pip install playwright; it drives the system Chromium)"
+    if _chromium() is None:
+        return "browser test needs Chromium: apt-get install chromium, or set CROSSDISTILL_CHROMIUM"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+
+
 @pytest.fixture(scope="module")
 def page(server):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="browser test needs the playwright package "
-                                                                 "(pip install playwright; no browser download)")
-    binary = _chromium()
-    if binary is None:
-        pytest.skip("browser test needs Chromium: apt-get install chromium, or set CROSSDISTILL_CHROMIUM")
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=binary, headless=True, args=[
+        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
         pg = browser.new_page(viewport={"width": 1000, "height": 700}, accept_downloads=True)

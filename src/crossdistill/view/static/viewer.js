@@ -379,6 +379,7 @@ window.viewer = {
   pickAt,
   exportGLB,
   render,
+  colours: () => colours.array,  // the drawn colour of every vertex (meshes: 3 per face), RGB bytes
   highlightedFaces() {  // read back from the colour buffer: what is drawn highlighted
     const out = [], arr = colours.array, per = state.isMesh ? 9 : 3;
     for (let i = 0; i < state.n; i++) {
