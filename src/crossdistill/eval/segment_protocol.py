@@ -11,11 +11,17 @@ Every object is scored per scale and best-of-scales (the best of the paper's fiv
 scales for that object, as SAMPart3D reports), together with baselines that get the
 same 2D masks:
 
-* ``lift``: direct lifting of the masks to 3D by voting and merging (SAM3D-style), best of the 3 mask levels;
+* ``lift``: direct lifting of the masks to 3D by voting and merging (SAM3D-style), each
+  view's pixels grouped by their finest mask reaching a scale, best of our 5 scales;
 * ``cc`` (mesh track): connected components of the mesh;
-* ``region_grow`` / ``kmeans`` (point track): normal-based region growing (5 angle
-  thresholds) and k-means on (xyz, 0.3 normal) (k in 2, 3, 5, 8, 12), best setting
-  per object, the same oracle choice our method gets over its 5 scales.
+* ``region_grow`` (point track): normal-based region growing (5 angle thresholds);
+* ``kmeans``: k-means on (xyz, 0.3 normal) of the points or face centroids (k in 2, 3, 5,
+  8, 12), best setting per object, the same oracle choice our method gets over its 5 scales;
+* with several human segmentations (``scoring="humans"``): k-means told each person's
+  segment count, and one segment.
+
+Labels may also be several people's segmentations of one shape (the Princeton benchmark):
+then every prediction is scored against each and averaged (mIoU and Rand index).
 """
 
 from __future__ import annotations

@@ -52,10 +52,10 @@ def _pct(x: float) -> str:
 def _methods(track: str) -> list[tuple[str, str]]:
     if track == "mesh":
         return [("ours", "ours (SAMPart3D grouping field, best of 5 scales)"),
-                ("lift", "(a) direct 2D-mask lifting, SAM3D-style (best of 3 mask levels)"),
+                ("lift", "(a) direct 2D-mask lifting, SAM3D-style (best of the 5 scales)"),
                 ("cc", "(b) connected components")]
     return [("ours", "ours (SAMPart3D grouping field, best of 5 scales)"),
-            ("lift", "(a) direct 2D-mask lifting, SAM3D-style (best of 3 mask levels)"),
+            ("lift", "(a) direct 2D-mask lifting, SAM3D-style (best of the 5 scales)"),
             ("region_grow", "(b1) normal region growing (best of 5 angles)"),
             ("kmeans", "(b2) k-means on (xyz, 0.3 normal) (best of k in 2,3,5,8,12)")]
 
