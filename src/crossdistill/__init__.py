@@ -15,7 +15,9 @@ stay importable for researchers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from crossdistill._lazy import lazy_getattr
 
 from crossdistill.engine.threads import passive_waits
 
@@ -32,15 +34,7 @@ _LAZY = {"load": "crossdistill.api", "segment": "crossdistill.api", "Segmentatio
          "Part": "crossdistill.api", "Shape": "crossdistill.types"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'crossdistill' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("crossdistill", _LAZY, globals())
 
 
 def __dir__() -> list[str]:

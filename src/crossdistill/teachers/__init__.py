@@ -8,7 +8,7 @@ lazily through ``transformers`` (``from_pretrained``) or wrap a ready model
 
 from __future__ import annotations
 
-from typing import Any
+from crossdistill._lazy import lazy_getattr
 
 # names are imported from their modules on first use, so that importing this package (or a
 # torch-free module of it, such as ``sam_settings``) does not import torch or transformers
@@ -52,17 +52,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'crossdistill.teachers' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
+__getattr__ = lazy_getattr("crossdistill.teachers", _LAZY, globals())
 __all__ = [
     "FeatureTeacher", "MaskTeacher", "TextTeacher", "InstanceTeacher", "SemanticTeacher",
     "FeatureMaps", "MaskSet", "PartPredictions", "InstanceSet", "SemanticMap",
