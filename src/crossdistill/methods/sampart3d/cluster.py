@@ -1,17 +1,15 @@
 """Clustering grouping features into parts at one scale (SAMPart3D stage 3).
 
-SAMPart3D clusters the features of all points with HDBSCAN. scikit-learn's HDBSCAN
-costs seconds on 15k points even at low dimension (76 s at 384-d, 4 s at 16-d on
-this class of CPU, see STACK.md), so we cluster a spatially uniform subsample
-(farthest-point order) and propagate: every other point takes the label of the
-feature-nearest clustered point among its spatial neighbours. HDBSCAN's noise points
-are propagated the same way, so every point gets a part.
+SAMPart3D clusters the features of all points with HDBSCAN. On a CPU that costs seconds
+per scale on 15k points (``STACK.md``), so the fast preset clusters a spatially uniform
+subsample (farthest-point order) and propagates: every other point takes the label of the
+feature-nearest clustered point among its spatial neighbours. HDBSCAN's noise points are
+propagated the same way, so every point gets a part; the paper preset clusters every point.
 
-HDBSCAN then still splits what the grouping loss never pushed apart: density dips inside
-one group give clusters whose features lie closer than the push margin m of Eq. 5, which
-no mask separates. We join such clusters (average linkage on cluster mean features,
-joined while closer than ``merge_margin * m``). Its effect on held-out PartNet-Mobility
-objects is measured in ``docs/results/segment_clustering.md``.
+The ``join`` rule (:mod:`.rules`) joins clusters whose mean features lie closer than a
+multiple of the push margin m of Eq. 5 (average linkage on cluster means): HDBSCAN can
+split what the loss never pushed apart. Where it is on, and why, is in ``rules.py`` and
+the results it points to.
 """
 
 from __future__ import annotations
