@@ -3,12 +3,14 @@
 ``segment_shape`` is the library entry point behind ``crossdistill segment``::
 
     shape --normalise--> unit box --sample N points--> render V views (+ correspondence)
-          --mask teacher--> multi-granularity 2D masks --scale sigma per mask-->
+          --mask teacher--> per view, overlapping 2D masks at every granularity
+          --every mask its own scale sigma (Eq. 3); a pixel in every mask containing it-->
           train the scale-conditioned grouping field --at each scale: features -->
-          HDBSCAN (subsample + propagate) --join clusters closer than the push margin-->
-          point labels --per-face vote (meshes: parts kept inside connected pieces below scale 2.0,
-                        small parts of a welded body kept where a 2D mask confirms them)--> face labels
-                       --(point clouds) input points, one part per smooth normal region--> point labels
+          HDBSCAN --> point labels --per-face vote--> face labels (meshes)
+                                   --nearest sample--> input point labels (point clouds)
+
+Steps beyond the paper (joining close clusters, keeping parts inside mesh pieces, smooth
+regions of point clouds, ...) are named rules (:mod:`.rules`), on per mask teacher.
 """
 
 from __future__ import annotations
