@@ -114,10 +114,11 @@ def test_slider_click_shift_click_and_export_in_a_real_browser(page, server, vie
 
     # shift-click the cylinder: both parts lit
     x, y = pg.evaluate("viewer.project(2, 0, 0)")
+    pg.evaluate("viewer.state.timings.click = null")
     pg.keyboard.down("Shift")
     pg.mouse.click(x, y)
     pg.keyboard.up("Shift")
-    pg.wait_for_function("viewer.state.picks.length === 2", timeout=30_000)
+    pg.wait_for_function("viewer.state.picks.length === 2 && viewer.state.timings.click !== null", timeout=30_000)
     second_face = pg.evaluate("viewer.state.timings.click.element")
     assert gt[second_face] == 2
     both = np.flatnonzero((want == want[face]) | (want == want[second_face]))

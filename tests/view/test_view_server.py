@@ -106,8 +106,9 @@ def test_stage3_on_the_saved_field_reproduces_the_segmented_scales(viewed):
     obj, mesh, gt, src = viewed
     seg = InteractiveSegmenter.from_dir(obj, load_shape(src))
     assert seg.parts.notes == [] and seg.bundle.evidence is not None
-    for s in (0.5, 1.5):
-        assert (seg.parts._compute(s) == np.load(obj / f"scale_{s:.1f}" / "labels.npy")).all(), s
+    together = seg.parts._compute((0.5, 1.5))  # several scales in one run of stage 3, as the precompute does
+    for s, lab in zip((0.5, 1.5), together):
+        assert (lab == np.load(obj / f"scale_{s:.1f}" / "labels.npy")).all(), s
 
 
 def test_parts_carry_area_share_and_names(server, viewed):
@@ -174,6 +175,9 @@ def test_precompute_fills_the_slider_cache(viewed):
     try:
         srv._worker.join(timeout=60)
         assert srv.status() == {"precompute": True, "cached": 3, "of": 3}
+        alone = InteractiveSegmenter.from_dir(viewed[0], load_shape(viewed[3])).parts  # one scale at a time
+        for s in srv.grid:
+            assert (srv.session.labels(s) == alone.labels(s)).all(), s
     finally:
         srv.stop()
 

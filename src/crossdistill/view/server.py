@@ -88,12 +88,12 @@ class ViewerServer(ThreadingHTTPServer):
             self._worker = threading.Thread(target=self._precompute, name="crossdistill-view-precompute", daemon=True)
             self._worker.start()
 
-    def _precompute(self) -> None:
-        for s in self.grid:
+    def _precompute(self, chunk: int = 4) -> None:
+        for i in range(0, len(self.grid), chunk):
             if self._stop.is_set():
                 return
             try:
-                self.session.labels(s)
+                self.session.parts_at.warm(self.grid[i:i + chunk], chunk)
             except Exception:  # noqa: BLE001 - a failing scale is reported when the page asks for it
                 continue
 
@@ -113,6 +113,7 @@ class ViewerServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: ViewerServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave as two writes: without this, keep-alive replies wait ~40 ms
 
     def log_message(self, fmt: str, *args) -> None:  # noqa: D401 - http.server hook
         if self.server.log:

@@ -217,20 +217,21 @@ function select(part, add) {
   updateSelMask(); paint(); render();
 }
 
-async function clickElement(el, add) {
-  const t0 = performance.now();
+// Highlight the part under element el (a face or point); t0: when the click came (default: now).
+async function clickElement(el, add, t0 = performance.now(), pickMs = 0) {
+  const t1 = performance.now();
   const part = state.labels[el];
   select(part, add);
   await nextFrame();
-  state.timings.click = { element: el, part, ms: performance.now() - t0 };
+  const now = performance.now();
+  state.timings.click = { element: el, part, ms: now - t1, pickMs, withPickMs: now - t0 };
   document.body.dataset.lastPart = String(part);
   showPicks();
-  const q = state.isMesh ? `face=${el}` : null;
   const info = state.parts.parts[part];
   showPart(info, null);
-  if (q) {
+  if (state.isMesh) {  // the server's answer (crossdistill select) for the same click: name, area, and a check
     try {
-      state.lastSelect = await getJSON(`/api/select?scale=${key(state.scale)}&${q}`);
+      state.lastSelect = await getJSON(`/api/select?scale=${key(state.scale)}&face=${el}`);
       showPart(info, state.lastSelect);
     } catch (err) { message(String(err.message || err), true); }
   }
@@ -310,7 +311,7 @@ function setupPicking() {
     down = null;
     const t0 = performance.now();
     const f = pickAt(e.clientX, e.clientY);
-    if (f >= 0) clickElement(f, e.shiftKey).then(() => { state.timings.click.withPickMs = performance.now() - t0; });
+    if (f >= 0) clickElement(f, e.shiftKey, t0, performance.now() - t0);
   });
 }
 
@@ -388,6 +389,7 @@ window.viewer = {
     }
     return out;
   },
+  centre() { const c = object.geometry.boundingSphere.center; return [c.x, c.y, c.z]; },
   project(x, y, z) {  // a point in input units -> client pixel coordinates (for tests)
     const v = new THREE.Vector3(x, y, z).project(camera);
     const rect = renderer.domElement.getBoundingClientRect();
