@@ -17,6 +17,7 @@ METRICS = {"partnet": ("link", "leaf"), "psb": ("ri", "miou")}
 GEOMETRY = {"mesh": ("cc", "kmeans", "kmeans_count", "one_segment"),
             "points": ("region_grow", "kmeans", "kmeans_count", "one_segment")}
 VARIANT_NAMES = {"fast": "ours, fast preset", "as_released": "ours, fast, released training choices",
+                 "equal_terms": "ours, fast preset, pull and push weighted equally",
                  "shared": "ours, fast preset, other pair sampler",
                  "paper_cpu": "ours, paper method at the CPU budget", "no_skip": "ours, fast, no long skip"}
 GEO_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal), best k of 2-12",
@@ -162,7 +163,7 @@ def _table(groups, geo, ds, track, summary) -> list[str]:
     ours_key = summary.get("ours_key", "ours")
     if ours_key != "ours":
         row(f"ours, fast preset, adopted rules ({ours_key[6:]})", ours_key, "fast")
-    for v in ("fast", "as_released", "shared", "paper_cpu", "no_skip"):
+    for v in ("fast", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
         row(VARIANT_NAMES[v] + (" (no rule)" if v == "fast" else ""), "ours", v)
     row("direct lifting of the same masks (SAM3D-style), at the same 5 scales", "lift", "fast")
     cells = []
@@ -249,7 +250,7 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
             base = {r["name"]: r for r in groups.get((ds, track, "fast", "medium"), [])}
             if not base:
                 continue
-            for v in ("as_released", "shared", "paper_cpu", "no_skip"):
+            for v in ("equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
                 other = {r["name"]: r for r in groups.get((ds, track, v, "medium"), [])}
                 common = sorted(set(base) & set(other))
                 if not common:
@@ -270,10 +271,11 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
                 mixed = per_scale.max(1).mean()
                 out.setdefault("mixed_scales", []).append((ds, track, m, float(mixed), float(single.max()),
                                                            int(single.argmax())))
-    labels = {"as_released": "released training choices (hierarchy term, uniform pixels) - fast preset's",
+    labels = {"equal_terms": "pull and push weighted equally - by their share of the pairs (fast preset)",
+              "as_released": "released training choices (hierarchy term, uniform pixels) - fast preset's",
               "shared": "other pair sampler - fast preset's", "paper_cpu": "paper method at CPU budget - fast",
               "no_skip": "without long skip - with"}
-    for v in ("as_released", "shared", "paper_cpu", "no_skip"):
+    for v in ("equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
         if v in out:
             lines += [f"{labels[v]} (points x100, mean over objects and metrics):", "",
                       "| dataset | track | fold | n | difference |", "|---|---|---|---|---|"]

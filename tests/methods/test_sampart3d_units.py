@@ -53,6 +53,9 @@ def test_loss_matches_hand_computed_values():
     assert float(out["push"]) == pytest.approx(push, abs=1e-5)
     # weights: 1 of 3 valid pairs is positive, 2 of 3 negative
     assert float(out["loss"]) == pytest.approx(0.5 / 3 + push * 2 / 3, abs=1e-5)
+    # equal terms: pull and push weigh 1 each, whatever their share of the pairs
+    eq = pairwise_grouping_loss(f, m, margin=1.0, equal_terms=True)
+    assert float(eq["loss"]) == pytest.approx(0.5 + push, abs=1e-5)
 
 
 def test_loss_ignores_unmasked_pixels_and_cross_image_pairs():

@@ -88,7 +88,7 @@ class GroupingField(nn.Module):
 
 
 def pairwise_grouping_loss(feat: torch.Tensor, mask_id: torch.Tensor, margin: float = 1.0,
-                           feat_larger: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                           feat_larger: torch.Tensor | None = None, equal_terms: bool = False) -> dict[str, torch.Tensor]:
     """Contrastive loss of Eq. 5 over the pixel pairs of each image.
 
     Args:
@@ -103,7 +103,9 @@ def pairwise_grouping_loss(feat: torch.Tensor, mask_id: torch.Tensor, margin: fl
     Returns:
         dict with "loss" (scalar) and its terms "pull", "push", "pull_larger".
         Each term is the mean over its pairs, weighted by the fraction of valid pairs
-        it covers, as in the released code; pairs (i, i) are excluded.
+        it covers, as in the released code (``equal_terms``: weight 1 each, so that the
+        pushes of a small part weigh as much as the pulls of a large one); pairs (i, i)
+        are excluded.
 
     Example:
         >>> f = torch.tensor([[[0., 0], [0, 0], [3, 4]]]); m = torch.tensor([[0, 0, 1]])
@@ -124,6 +126,9 @@ def pairwise_grouping_loss(feat: torch.Tensor, mask_id: torch.Tensor, margin: fl
     push = F.relu(margin - dist[diff]).mean() if diff.any() else zero
     w_same = same.sum() / n_valid
     w_diff = diff.sum() / n_valid
+    if equal_terms:
+        w_same = (same.any()).float()
+        w_diff = (diff.any()).float()
     out = {"pull": pull, "push": push}
     loss = pull * w_same + push * w_diff
     if feat_larger is not None:

@@ -57,6 +57,8 @@ class GroupingTrainConfig:
         hierarchy: also pull same-mask pairs together at a random larger scale [on].
         fourier_freqs: frequencies of the positional encoding used when no backbone is given.
         long_skip: keep the F_P branch over low-level inputs [on; off is the paper's ablation].
+        equal_terms: weight the pull and push terms of Eq. 5 equally instead of by their share
+            of the pairs [off, as the released code] (ours; see segment_emulated.md).
     """
 
     iterations: int = 400
@@ -72,6 +74,7 @@ class GroupingTrainConfig:
     fourier_freqs: int = 6
     pair_sampling: str = "shared_scale"
     long_skip: bool = True
+    equal_terms: bool = False
 
     def __post_init__(self) -> None:
         if self.pair_sampling not in PAIR_SAMPLERS:
@@ -268,7 +271,7 @@ def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, norma
             u = float(torch.rand((), generator=gen))
             q_l = torch.as_tensor(sampler.larger(q_np, raw, u), device=device)
             feat_l = field(bb[flat], low[flat], q_l[:, None]).reshape(len(batch), P, -1)
-        out = pairwise_grouping_loss(feat, mid, config.margin, feat_l)
+        out = pairwise_grouping_loss(feat, mid, config.margin, feat_l, equal_terms=config.equal_terms)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         opt.step()
