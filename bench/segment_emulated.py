@@ -119,7 +119,7 @@ def main() -> int:
     from segment_emulated_report import write_report
 
     cmd = "python bench/segment_emulated.py " + " ".join(sys.argv[1:])
-    write_report(results, Path(args.out), cmd.strip(), args.threads)
+    write_report(results, Path(args.out), cmd.strip(), args.threads, total_runs=len(jobs))
     print(f"wrote {args.out}.md ({len(results)} runs)")
     return 0
 

@@ -53,7 +53,7 @@ def mean_best(rs: list[dict], key: str, metric: str) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def write_report(results: list[dict], out: Path, command: str, threads: int) -> None:
+def write_report(results: list[dict], out: Path, command: str, threads: int, total_runs: int | None = None) -> None:
     groups: dict = defaultdict(list)  # (dataset, track, variant, strength) -> results
     for r in results:
         groups[(r["dataset"], r["track"], r["variant"], r["strength"])].append(r)
@@ -68,6 +68,8 @@ def write_report(results: list[dict], out: Path, command: str, threads: int) -> 
         f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}, torch threads per object: {threads} (objects run side by side)  ",
         f"Date: {_dt.date.today().isoformat()}",
+        *([f"", f"**Partial run: {len(results)} of the grid's {total_runs} runs had finished when this report was "
+                f"written**; tables hold the finished ones."] if total_runs and len(results) < total_runs else []),
         "",
         "**Mask teacher: the SAM-like mask emulator** (`crossdistill.eval.emulators.EmulatedMaskTeacher`, "
         "benchmarks only; no SAM ran). Per view it gives what SAM's automatic generator gives -- nested, "

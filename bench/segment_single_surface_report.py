@@ -39,7 +39,7 @@ def _cell(ri: float | None, miou: float | None) -> str:
     return f"{100 * (1 - ri):.1f} / {100 * miou:.1f}"
 
 
-def write_report(results: list[dict], out: Path, command: str, threads: int, dataset: str) -> None:
+def write_report(results: list[dict], out: Path, command: str, threads: int, dataset: str, total_runs: int | None = None) -> None:
     by_track = defaultdict(list)
     for r in results:
         by_track[r["track"]].append(r)
@@ -48,19 +48,30 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
              "", f"Command: `{command}`  ",
              f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
              f"{platform.python_version()}, torch threads per object: {threads} (objects side by side)  ",
-             f"Date: {_dt.date.today().isoformat()}", ""]
+             f"Date: {_dt.date.today().isoformat()}",
+        *([f"", f"**Partial run: {len(results)} of the grid's {total_runs} runs had finished when this report was "
+                f"written**; tables hold the finished ones."] if total_runs and len(results) < total_runs else []), ""]
     summary: dict = {}
     if dataset == "psb":
         lines += ["Scores x100: Rand index error (lower is better) / class-agnostic mIoU, each averaged over the "
                   "human segmentations of a mesh, then over meshes; best of the five scales per object unless "
-                  "said (the default scale is 1.0). Fast preset, no weights. The teacher of the new default is "
+                  "said. Fast preset, no weights. The teacher of the new default is "
                   f"chosen on categories A ({', '.join(FOLD_A)}) and reported on the others (B).", ""]
-        pick, fold_scores = _choose(results)
-        summary["chosen_teacher"] = pick
-        summary["fold_a_scores"] = fold_scores
-        lines += [f"Chosen on fold A (mean of mIoU and 1 - RI error over both tracks): **{pick}** "
-                  + "; ".join(f"{k} {100 * v:.1f}" for k, v in fold_scores.items()), ""]
-        lines += _targets(by_track, pick, summary)
+        picks = {}
+        global DEFAULT_SCALE_INDEX
+        for track in sorted(by_track):
+            pick, fold_scores = _choose(by_track[track])
+            picks[track] = pick
+            summary.setdefault("chosen_teacher", {})[track] = pick
+            summary.setdefault("fold_a_scores", {})[track] = fold_scores
+            lines.append(f"- {track} track: teacher chosen on fold A (mean of mIoU and Rand index over the objects "
+                         f"every teacher ran on): **{pick}** ("
+                         + "; ".join(f"{k} {100 * v:.1f}" for k, v in fold_scores.items()) + ")")
+        DEFAULT_SCALE_INDEX = _default_scale(by_track.get("mesh", results), picks.get("mesh", "render"))
+        summary["default_scale_index"] = DEFAULT_SCALE_INDEX
+        lines += [f"- default scale, chosen on fold A for the mesh track's teacher (its best single scale there): "
+                  f"**{[0, 0.5, 1.0, 1.5, 2.0][DEFAULT_SCALE_INDEX]:g}**", ""]
+        lines += _targets(by_track, picks, summary)
     for track, rs in sorted(by_track.items()):
         cats = sorted({r["category"] for r in rs})
         lines += [f"## {track} track ({len({r['name'] for r in rs})} objects)", "",
@@ -85,7 +96,8 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                     sub = [r for r in rs if r["category"] in group]
                     cells.append(_cell(_mean(sub, key, "ri", DEFAULT_SCALE_INDEX),
                                        _mean(sub, key, "miou", DEFAULT_SCALE_INDEX)))
-                lines.append(f"| {NAMES[key]}, at the default scale 1.0 | " + " | ".join(cells) + " |")
+                lines.append(f"| {NAMES[key]}, at the default scale {[0, 0.5, 1.0, 1.5, 2.0][DEFAULT_SCALE_INDEX]:g} | "
+                             + " | ".join(cells) + " |")
         secs = defaultdict(list)
         mem = defaultdict(list)
         for r in rs:
@@ -102,21 +114,37 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
 
 
 def _choose(results: list[dict]) -> tuple[str, dict]:
+    """The teacher with the best mean of mIoU and RI on fold A, over the (object, track) pairs every
+    teacher ran on."""
+    fold = [r for r in results if r["category"] in FOLD_A]
+    teachers = sorted({r["teacher"] for r in fold})
+    keys = {t: {(r["name"], r["track"]) for r in fold if r["teacher"] == t} for t in teachers}
+    common = set.intersection(*keys.values()) if keys else set()
     scores = {}
-    for t in ("render", "geometric", "both"):
-        rs = [r for r in results if r["teacher"] == t and r["category"] in FOLD_A]
+    for t in teachers:
+        rs = [r for r in fold if r["teacher"] == t and (r["name"], r["track"]) in common]
         if rs:
             scores[t] = float(np.mean([(r["ours"]["best"]["miou"] + r["ours"]["best"]["ri"]) / 2 for r in rs]))
     return (max(scores, key=scores.get) if scores else "render"), scores
 
 
-def _targets(by_track, pick: str, summary: dict) -> list[str]:
+def _default_scale(results: list[dict], teacher: str) -> int:
+    """The one scale (index) with the best mean of mIoU and RI on fold A for ``teacher``."""
+    rs = [r for r in results if r["teacher"] == teacher and r["category"] in FOLD_A]
+    if not rs:
+        return DEFAULT_SCALE_INDEX
+    per = np.array([[(s["miou"] + s["ri"]) / 2 for s in r["ours"]["per_scale"]] for r in rs]).mean(0)
+    return int(per.argmax())
+
+
+def _targets(by_track, picks: dict, summary: dict) -> list[str]:
     lines = ["## Targets (fold B: categories that did not choose the settings)", ""]
     goals = {"mesh": [("best", "ri", 0.18), ("best", "miou", 0.50), ("default", "ri", 0.24)],
              "points": [("best", "ri", 0.22), ("best", "miou", 0.45)]}
     summary["targets"] = []
     for track, rs in sorted(by_track.items()):
         b = [r for r in rs if r["category"] not in FOLD_A]
+        pick = picks.get(track, "render")
         for kind, metric, goal in goals.get(track, []):
             v = _mean(b, pick, metric, DEFAULT_SCALE_INDEX if kind == "default" else None)
             if v is None:
@@ -128,7 +156,8 @@ def _targets(by_track, pick: str, summary: dict) -> list[str]:
             else:
                 ok = v >= goal
                 text = f"mIoU {100 * v:.1f} (target >= {100 * goal:.0f})"
-            where = "at the default scale 1.0" if kind == "default" else "best of scales"
+            where = (f"at the default scale {[0, 0.5, 1.0, 1.5, 2.0][DEFAULT_SCALE_INDEX]:g}" if kind == "default"
+                     else "best of scales")
             lines.append(f"- {track}, {where}, teacher {pick}: {text}: **{'met' if ok else 'MISSED'}**")
             summary["targets"].append({"track": track, "kind": kind, "metric": metric, "value": v, "met": ok})
     return lines + [""]
