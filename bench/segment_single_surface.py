@@ -17,7 +17,8 @@ Human, Octopus). ``--partnet`` runs the same teachers on PartNet-Mobility (mesh 
 of one welded piece and the point track) to check the default loses nothing there.
 
     python bench/segment_single_surface.py --workers 2          # psb, 3 meshes per category
-    python bench/segment_single_surface.py --partnet            # the PartNet-Mobility check
+    python bench/segment_single_surface.py --partnet --tracks mesh --per-category 0 --teachers render both
+                                                                # the PartNet-Mobility check: every one-piece mesh
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def main() -> int:
         return 2
     from crossdistill.eval.segment_objects import select
 
-    objects = select(data, dataset, args.per_category)
-    if args.partnet:
-        objects = [o for o in objects if _welded(data, *o)] if "mesh" in args.tracks else objects
+    objects = select(data, dataset, args.per_category or None)
+    if args.partnet and args.tracks == ["mesh"]:
+        objects = [o for o in objects if _welded(data, *o)]  # the meshes the default's policy changes
     cache = Path(args.cache) / dataset
     jobs = [(cache / track / teacher / f"{c}_{o}.json", (str(data), dataset, track, c, o, teacher, args.threads))
             for c, o in objects for track in args.tracks for teacher in args.teachers
@@ -99,14 +100,14 @@ def main() -> int:
 
 
 def _welded(data: Path, cat: str, oid: str) -> bool:
-    """Is a PartNet-Mobility mesh one welded piece (>= 90% of its area)? Those are what the policy changes."""
+    """Is a PartNet-Mobility mesh one connected piece? Those are what the default's policy changes."""
     from crossdistill.geometry.io import load_shape
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.geometry.topology import face_components
     from crossdistill.teachers.geometric_parts import is_single_surface
 
     unit, _ = normalize_shape(load_shape(data / "partnet_mobility_dev" / cat / f"{oid}.glb"))
-    return is_single_surface(face_components(unit.vertices, unit.faces), unit.face_areas)
+    return is_single_surface(face_components(unit.vertices, unit.faces), unit.face_areas, share=1.0)
 
 
 def run_one(data: str, dataset: str, track: str, cat: str, oid: str, teacher: str, threads: int) -> dict:

@@ -31,8 +31,9 @@ def geometric_part_teacher(shape: Shape, counts: tuple[int, ...] = DEFAULT_COUNT
     return PartitionMaskTeacher(parts, name=name, min_pixels=min_pixels)
 
 
-def is_single_surface(components: np.ndarray | None, areas: np.ndarray | None, share: float = 0.9) -> bool:
-    """Does one connected piece hold at least ``share`` of a mesh's area? (point clouds: None -> False)."""
+def is_single_surface(components: np.ndarray | None, areas: np.ndarray | None, share: float = 1.0) -> bool:
+    """Does one connected piece hold at least ``share`` of a mesh's area (default: is it one piece)?
+    (point clouds: None -> False)."""
     if components is None or areas is None or len(areas) == 0:
         return False
     per_piece = np.bincount(components, weights=areas)
@@ -77,7 +78,7 @@ class OfflineTeacher:
     """The weight-free default mask teacher, chosen per shape: render cues, geometry, or both.
 
     Args:
-        single_surface: teacher for a mesh one connected piece of which holds >= 90% of the area.
+        single_surface: teacher for a mesh that is one connected piece (a closed single surface).
         multi_piece: teacher for other meshes.
         point_cloud: teacher for point clouds.
 
