@@ -26,6 +26,18 @@ def make_primitives() -> tuple[trimesh.Trimesh, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def fast_args() -> list[str]:
+    """:data:`FAST`: `crossdistill segment` options for a unit test."""
+    return list(FAST)
+
+
+@pytest.fixture
+def primitives() -> tuple[trimesh.Trimesh, np.ndarray]:
+    """:func:`make_primitives`."""
+    return make_primitives()
+
+
+@pytest.fixture(scope="session")
 def viewed(tmp_path_factory) -> tuple[Path, trimesh.Trimesh, np.ndarray, Path]:
     """A segmented three-primitive mesh, named offline at scale 1: (object dir, mesh, gt, input path)."""
     root = tmp_path_factory.mktemp("view")

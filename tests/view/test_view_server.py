@@ -191,3 +191,38 @@ def test_view_cli_bad_input_exit_2(viewed, tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error:"), (argv, err)
+
+
+def test_a_point_cloud_is_served_and_exported_as_points(tmp_path, primitives, fast_args):
+    from crossdistill.view.server import ViewerServer
+    from crossdistill.view.session import ViewerSession
+
+    mesh, gt = primitives
+    pts, fid = trimesh.sample.sample_surface(mesh, 3000, seed=0)
+    src = tmp_path / "cloud.ply"
+    trimesh.PointCloud(pts).export(src)
+    assert main(["segment", str(src), "-o", str(tmp_path / "out"), *fast_args]) == 0
+    obj = tmp_path / "out" / "cloud"
+    srv = ViewerServer(ViewerSession.open(obj, export_dir=tmp_path / "exports"), port=0, precompute=False).start()
+    try:
+        body = _get(srv, "/api/geometry")[1]
+        assert tuple(np.frombuffer(body, "<u4", 3, 4)) == (1, len(pts), 0) and len(body) == 16 + 12 * len(pts)
+        lab = _labels(srv, 1.0)
+        assert (lab == np.load(obj / "scale_1.0" / "labels.npy")).all()
+        assert _labels(srv, UNSAVED).shape == (len(pts),)
+        assert _get(srv, "/api/select?scale=1&face=0")[0] == 400  # a face click needs a mesh
+        x, y, z = pts[10]
+        doc = json.loads(_get(srv, f"/api/select?scale=1&x={x}&y={y}&z={z}")[1])
+        assert doc["element"] == 10 and doc["part"] == lab[10] and doc["area"] is None
+        status, _, headers = _post(srv, "/api/export", {"scale": 1.0, "what": "all"})
+        scene = trimesh.load(headers["X-Saved-To"])
+        assert status == 200 and sum(len(g.vertices) for g in scene.geometry.values()) == len(pts)
+    finally:
+        srv.stop()
+
+
+def test_view_of_a_file_that_does_not_segment_fails_cleanly(tmp_path, capsys):
+    bad = tmp_path / "broken.glb"
+    bad.write_bytes(b"not a mesh")
+    assert main(["view", str(bad), "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error:")

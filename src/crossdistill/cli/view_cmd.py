@@ -92,6 +92,9 @@ def run_view(args: argparse.Namespace) -> int:
     server.start()
     try:
         threading.Event().wait()
+    except KeyboardInterrupt:  # Ctrl-C is how a viewer is stopped
+        if not args.quiet:
+            print("crossdistill view: stopped", file=sys.stderr)
     finally:
         server.stop()
     return 0

@@ -92,7 +92,7 @@ function buildObject(g) {
 
 function setupScene() {
   const view = $('view');
-  renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
+  renderer = new THREE.WebGLRenderer({ antialias: wantAntialias(), preserveDrawingBuffer: true });
   renderer.outputColorSpace = THREE.LinearSRGBColorSpace;  // palette bytes shown as they are
   renderer.setPixelRatio(window.devicePixelRatio || 1);
   view.appendChild(renderer.domElement);
@@ -114,6 +114,21 @@ function setupScene() {
   resize();
 }
 
+// Multisampling is nearly free on a GPU but triples a frame's time in a software renderer (SwiftShader,
+// llvmpipe: 100k faces 290 -> 95 ms, docs/results/view.md): on only with a hardware renderer; ?aa=1 / ?aa=0 force it.
+function wantAntialias() {
+  const forced = new URLSearchParams(location.search).get('aa');
+  if (forced !== null) return forced !== '0';
+  const gl = document.createElement('canvas').getContext('webgl2');
+  if (!gl) return true;
+  const ext = gl.getExtension('WEBGL_debug_renderer_info');
+  const name = String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  gl.getExtension('WEBGL_lose_context')?.loseContext();
+  state.softwareRenderer = /swiftshader|llvmpipe|softpipe|software|microsoft basic/i.test(name);
+  state.glRenderer = name;
+  return !state.softwareRenderer;
+}
+
 function resize() {
   const view = $('view');
   const w = Math.max(view.clientWidth, 1), h = Math.max(view.clientHeight, 1);
@@ -125,24 +140,33 @@ function resize() {
 
 function render() { if (renderer) renderer.render(scene, camera); }
 
+// Wait until the frame drawn last is on screen: WebGL draws asynchronously, so a one-pixel read
+// (which waits for the drawing) comes first when timings must cover the drawing (viewer.syncFrames).
+async function shown() {
+  if (window.viewer && window.viewer.syncFrames) {
+    const gl = renderer.getContext(), px = new Uint8Array(4);
+    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+  }
+  await nextFrame();
+}
+
 // ---- colours
 function hexRGB(hex) { const v = parseInt(hex.slice(1), 16); return [(v >> 16) & 255, (v >> 8) & 255, v & 255]; }
 
 function paint() {
-  const lab = state.labels, sel = state.selMask, n = state.n;
-  const pal = state.parts.parts.map((p) => hexRGB(p.colour));
-  let any = 0;
-  for (let i = 0; i < n && !any; i++) any = sel[i];
-  const arr = colours.array, per = state.isMesh ? 3 : 1;
-  for (let i = 0; i < n; i++) {
-    let r, g, b;
-    if (sel[i]) { [r, g, b] = HIGHLIGHT; }
-    else {
-      const c = pal[lab[i]];
-      if (any) { r = c[0] * (1 - FADE) + PALE * FADE; g = c[1] * (1 - FADE) + PALE * FADE; b = c[2] * (1 - FADE) + PALE * FADE; }
-      else { [r, g, b] = c; }
-    }
-    for (let k = 0, o = i * per * 3; k < per; k++, o += 3) { arr[o] = r; arr[o + 1] = g; arr[o + 2] = b; }
+  const lab = state.labels, sel = state.selMask, n = state.n, parts = state.parts.parts;
+  let any = false;
+  for (let i = 0; i < n; i++) if (sel[i]) { any = true; break; }
+  // one RGB triple per part (faded while something is selected), then a flat loop over the elements
+  const pal = new Uint8Array(parts.length * 3);
+  parts.forEach((p, k) => {
+    hexRGB(p.colour).forEach((c, j) => { pal[k * 3 + j] = any ? c * (1 - FADE) + PALE * FADE : c; });
+  });
+  const arr = colours.array, per = state.isMesh ? 3 : 1, [hr, hg, hb] = HIGHLIGHT;
+  for (let i = 0, o = 0; i < n; i++) {
+    let r = hr, g = hg, b = hb;
+    if (!sel[i]) { const c = lab[i] * 3; r = pal[c]; g = pal[c + 1]; b = pal[c + 2]; }
+    for (let k = 0; k < per; k++, o += 3) { arr[o] = r; arr[o + 1] = g; arr[o + 2] = b; }
   }
   colours.needsUpdate = true;
 }
@@ -183,10 +207,14 @@ async function drain() {
       pending = null;
       const got = await fetchScale(s);
       if (pending) continue;
+      const t1 = performance.now();
       state.scale = s; state.labels = got.labels; state.parts = got.parts;
-      updateSelMask(); paint(); render();
-      await nextFrame();
-      state.timings.scale = { scale: s, ms: performance.now() - t0, clientCache: got.hit, serverMs: got.serverMs };
+      updateSelMask(); paint();
+      const t2 = performance.now();
+      render();
+      await shown();
+      state.timings.scale = { scale: s, ms: performance.now() - t0, fetchMs: t1 - t0, paintMs: t2 - t1,
+                              clientCache: got.hit, serverMs: got.serverMs };
       showScale();
     }
     setStatus('ready');
@@ -222,7 +250,7 @@ async function clickElement(el, add, t0 = performance.now(), pickMs = 0) {
   const t1 = performance.now();
   const part = state.labels[el];
   select(part, add);
-  await nextFrame();
+  await shown();
   const now = performance.now();
   state.timings.click = { element: el, part, ms: now - t1, pickMs, withPickMs: now - t0 };
   document.body.dataset.lastPart = String(part);
@@ -375,12 +403,19 @@ async function main() {
 
 window.viewer = {
   state,
+  syncFrames: false,  // timings wait for the drawing itself (a one-pixel read), not only the next frame
   setScale,
   clickFace: (el, add = false) => clickElement(el, add),
   pickAt,
   exportGLB,
   render,
-  colours: () => colours.array,  // the drawn colour of every vertex (meshes: 3 per face), RGB bytes
+  colours: () => colours.array,
+  drawMs() {  // one frame drawn and waited for, nothing changed: what the drawing alone costs
+    const t = performance.now(), gl = renderer.getContext(), px = new Uint8Array(4);
+    render();
+    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+    return performance.now() - t;
+  },  // the drawn colour of every vertex (meshes: 3 per face), RGB bytes
   highlightedFaces() {  // read back from the colour buffer: what is drawn highlighted
     const out = [], arr = colours.array, per = state.isMesh ? 9 : 3;
     for (let i = 0; i < state.n; i++) {
