@@ -226,3 +226,19 @@ def test_view_of_a_file_that_does_not_segment_fails_cleanly(tmp_path, capsys):
     bad.write_bytes(b"not a mesh")
     assert main(["view", str(bad), "-o", str(tmp_path / "out"), "--quiet"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error:")
+
+
+def test_every_file_of_the_page_is_package_data():
+    """A wheel carries only the non-Python files pyproject.toml lists: every file the page needs is listed."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    import crossdistill.view as view
+
+    root = Path(view.__file__).parent
+    globs = tomllib.loads((root.parents[2] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "crossdistill.view"]
+    files = [f.relative_to(root).as_posix() for f in (root / "static").rglob("*") if f.is_file()]
+    assert "static/vendor/three/three.core.js" in files
+    assert all(any(fnmatch.fnmatch(f, g) and f.count("/") == g.count("/") for g in globs) for f in files), files
