@@ -2,7 +2,8 @@
 
 Segments one PartNet-Mobility safe with the default settings, names its parts offline at scale 1,
 serves it, and in headless Chromium (Debian's, through the `playwright` package) moves the slider
-to 1.25, clicks one part and shift-clicks another, then takes a screenshot.
+to 0.75 (a scale that was not segmented), clicks the handle and shift-clicks the right side (fixed pixel
+positions of this object in a 1280 x 760 window), then takes a screenshot.
 
     python bench/view_figure.py                   # writes docs/figures/view.png
 """
@@ -49,15 +50,14 @@ def main() -> int:
             page = browser.new_page(viewport={"width": 1280, "height": 760})
             page.goto(server.url)
             page.wait_for_function("document.body.dataset.status === 'ready'", timeout=300_000)
-            page.evaluate("() => { const el = document.getElementById('scale'); el.value = 1.25; "
+            page.evaluate("() => { const el = document.getElementById('scale'); el.value = 0.75; "
                           "el.dispatchEvent(new Event('input')); }")
-            page.wait_for_function("document.body.dataset.scale === '1.250000' && "
+            page.wait_for_function("document.body.dataset.scale === '0.750000' && "
                                    "document.body.dataset.status === 'ready'", timeout=300_000)
-            cx, cy = page.evaluate("viewer.project(...viewer.centre())")
-            page.mouse.click(cx - 60, cy - 40)
+            page.mouse.click(468, 470)  # the handle
             page.wait_for_function("viewer.state.lastSelect !== null", timeout=60_000)
             page.keyboard.down("Shift")
-            page.mouse.click(cx + 70, cy + 90)
+            page.mouse.click(610, 400)  # the right side
             page.keyboard.up("Shift")
             page.wait_for_timeout(1500)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
