@@ -259,7 +259,8 @@ def report(results: list[dict], meta: dict, out: Path) -> None:
             f"{_stats([x['ms'] for x in sl['server_cached']])} | "
             f"{_stats([x['ms'] for x in computed])} ({_stats([x['serverMs'] for x in computed])}) | "
             f"{_stats([x['ms'] for x in sl['page_cached']])} | "
-            f"{_stats([c['pick_to_frame_ms'] for c in r['clicks']])} | {_stats([c['ray_cast_ms'] for c in r['clicks']])} | "
+            f"{_stats([c['pick_to_frame_ms'] for c in r['clicks']])} | "
+            f"{_stats([c['ray_cast_ms'] for c in r['clicks']])} | "
             f"{_stats(r['draw_ms'])} | {r['precompute_s']:.0f} |")
     lines += [
         "",
@@ -267,9 +268,10 @@ def report(results: list[dict], meta: dict, out: Path) -> None:
         "a face) and the part list, an in-place recolour of the vertex colours and one frame; the frame "
         "(drawn in software here) is most of it. Median fetch / recolour in ms by size: "
         + ", ".join(f"{r['n_faces']:,} faces {_median(r, 'fetchMs'):.0f} / {_median(r, 'paintMs'):.0f}"
-                    for r in results) + ". A scale nobody asked for before costs one run of segment's stage 3 on the saved field (HDBSCAN, joins, face "
-        "vote, piece rules) on the server: `crossdistill view` therefore computes the slider's 41 scales "
-        "(0 to 2 in steps of 0.05) in a background thread after start, nearest to scale 1 first "
+                    for r in results)
+        + ". A scale nobody asked for before costs one run of segment's stage 3 on the saved field "
+        "(HDBSCAN, joins, face vote, piece rules) on the server: `crossdistill view` therefore computes "
+        "the slider's 41 scales (0 to 2 in steps of 0.05) in a background thread after start, nearest to scale 1 first "
         "(`--no-precompute` turns that off); typed scales off the grid are computed on demand. "
         "A click is a ray cast in the page plus an in-place recolour: no round trip (the part's name "
         "and area come from the part list already loaded; the server's `select` answer follows and is "

@@ -160,7 +160,8 @@ def test_bad_requests_get_one_line_json_errors(server, path, status):
 
 def test_bad_export_requests(server):
     assert _post(server, "/api/export", {"scale": 1.0, "what": "selection", "picks": []})[0] == 400
-    assert _post(server, "/api/export", {"scale": 1.0, "what": "selection", "picks": [{"scale": 1, "part": 999}]})[0] == 400
+    no_such_part = [{"scale": 1, "part": 999}]
+    assert _post(server, "/api/export", {"scale": 1.0, "what": "selection", "picks": no_such_part})[0] == 400
     assert _post(server, "/api/export", {"scale": 1.0, "what": "everything"})[0] == 400
     assert _post(server, "/api/export", {"scale": 1.0, "picks": "nope"})[0] == 400
 

@@ -170,7 +170,12 @@ class ViewerSession:
 
     # ---- hierarchy and export
     def hierarchy(self) -> list[dict]:
-        """The saved scales as a tree, coarse to fine (``hierarchy.json``): nodes {scale, part, name, share, children}."""
+        """The saved scales as a tree, coarse to fine (``hierarchy.json``).
+
+        Returns:
+            the coarsest scale's parts, each {scale, part, name, share, children} (children: the
+            next finer scale's parts inside it); [] when the object has no usable hierarchy.
+        """
         try:
             doc = json.loads((self.object_dir / "hierarchy.json").read_text())
         except (OSError, ValueError):

@@ -32,14 +32,13 @@ while the closest tabletop-sphere pairs lie 0.01 m apart), so a ball around the 
 feature takes some of a part and some of its neighbour; the k-NN graph crosses the contact
 between touching pieces; and the stage-3 rules ``segment`` applies after HDBSCAN (cluster
 joins, parts kept inside connected pieces below scale 2, small fragments folded,
-:mod:`.rules`) never run. At scale 1.5 a click on that tabletop next
-to the sphere selected the tabletop and 60% of the sphere as one part, while ``segment`` kept
-the sphere a part of its own.
+:mod:`.rules`) never run. At scale 1.5 a click on that tabletop next to the sphere selected
+the tabletop's upper face and 60% of the sphere as one part, while ``segment`` kept the sphere
+a part of its own (measured with the default offline teacher and settings).
 
 No retraining: a query costs one forward pass of the field over the N points (plus, in parts
 mode at an unsaved scale, one clustering; cached per scale).
 """
-
 
 from __future__ import annotations
 
