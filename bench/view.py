@@ -89,10 +89,8 @@ def _env() -> dict:
 def serve(obj: Path) -> tuple[subprocess.Popen, str]:
     """Start `crossdistill view OBJ --port 0 --no-precompute` in its own process; (process, url)."""
     proc = subprocess.Popen([sys.executable, "-m", "crossdistill.cli.main", "view", str(obj), "--port", "0",
-                             "--no-precompute"], stderr=subprocess.PIPE, text=True, env=_env())
-    line = proc.stderr.readline()
-    while line and "http://" not in line:
-        line = proc.stderr.readline()
+                             "--no-precompute", "--quiet"], stdout=subprocess.PIPE, text=True, env=_env())
+    line = proc.stdout.readline()  # the command prints its address on stdout
     found = re.search(r"(http://[^ ]+/)", line or "")
     if not found:
         proc.kill()

@@ -243,3 +243,25 @@ def test_every_file_of_the_page_is_package_data():
     files = [f.relative_to(root).as_posix() for f in (root / "static").rglob("*") if f.is_file()]
     assert "static/vendor/three/three.core.js" in files
     assert all(any(fnmatch.fnmatch(f, g) and f.count("/") == g.count("/") for g in globs) for f in files), files
+
+
+def test_view_cli_serves_until_terminated(viewed):
+    """`crossdistill view OBJ --port 0` prints its address on stdout, serves, and stops cleanly on SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "crossdistill.cli.main", "view", str(viewed[0]), "--port", "0",
+                             "--no-precompute", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), (url, proc.stderr.read() if proc.poll() is not None else "")
+        with urllib.request.urlopen(url + "api/info", timeout=60) as r:
+            assert json.loads(r.read())["name"] == viewed[0].name
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and err == ""

@@ -84,7 +84,8 @@ def run_view(args: argparse.Namespace) -> int:
     if not args.quiet:
         for note in session.parts_at.notes:
             print(f"note: {note}", file=sys.stderr)
-        print(f"crossdistill view: {target} at {server.url} (Ctrl-C stops)", file=sys.stderr)
+        print(f"crossdistill view: {target} (Ctrl-C stops)", file=sys.stderr)
+    print(server.url, flush=True)  # the address is the command's output: on stdout, even with --quiet
     if args.open:
         import webbrowser
 
