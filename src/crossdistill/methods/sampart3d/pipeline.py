@@ -251,6 +251,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
 
 def parts_from_field(trained: TrainedField, sup: MaskSupervision, unit: Shape, samples, components: np.ndarray | None,
                      scales: tuple[float, ...], config: SegmentConfig, rules: PartRules, timer: _Timer | None = None,
+                     subsample: np.ndarray | None = None,
                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Stage 3: the trained field's features at every scale -> clusters -> parts of the input's elements.
 
@@ -259,11 +260,14 @@ def parts_from_field(trained: TrainedField, sup: MaskSupervision, unit: Shape, s
         unit: the shape in the unit box; samples: its N sampled points; components: (F,) mesh
             pieces (None for point clouds).
         scales: the S query scales; config: clustering and scale settings; rules: stage-3 rules.
+        subsample: the clustered points' indices, when a caller keeps them across calls (default:
+            the farthest-point subset of ``config.cluster.max_points``, the same for a given seed).
 
     Returns:
         point labels (S, N), face labels (S, F) or None, input point labels (S, M) or None.
     """
-    sub = farthest_point_sampling(samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
+    sub = subsample if subsample is not None else farthest_point_sampling(
+        samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
     cluster = config.cluster if rules.hdbscan_epsilon is None else replace(config.cluster, epsilon=rules.hdbscan_epsilon)
     point_labels = np.stack([
         cluster_points(trained.features(s, config.scale_unit), samples.points, cluster, subsample=sub,

@@ -233,9 +233,14 @@ class ScaleParts:
         """Stage 3 (:func:`~.pipeline.parts_from_field`) at ``scales`` in one run: (M,) int32 labels per scale."""
         from crossdistill.methods.sampart3d.pipeline import parts_from_field
 
+        from crossdistill.geometry.sampling import farthest_point_sampling
+
         unit, pieces, samples, sup = self._stage3_inputs()
+        if getattr(self, "_subsample", None) is None:  # the clustered subset, drawn once (as segment draws it)
+            self._subsample = farthest_point_sampling(samples.points, min(self.config.cluster.max_points, len(samples)),
+                                                      seed=self.config.seed)
         with torch.no_grad():
             _, faces, points = parts_from_field(self.bundle.field, sup, unit, samples, pieces, tuple(scales),
-                                                self.config, self.rules)
+                                                self.config, self.rules, subsample=self._subsample)
         out = faces if faces is not None else points
         return [np.array(row, dtype=np.int32) for row in out]
