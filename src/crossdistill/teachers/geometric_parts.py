@@ -40,6 +40,22 @@ def is_single_surface(components: np.ndarray | None, areas: np.ndarray | None, s
     return float(per_piece.max()) >= share * float(per_piece.sum())
 
 
+def is_closed_surface(shape: Shape, components: np.ndarray | None) -> bool:
+    """Is a mesh one connected, watertight surface (every edge shared by exactly two faces)?
+
+    Closed single surfaces (characters, animals, sculpted and scanned or generated meshes)
+    are the shapes whose parts meet without pieces, colour edges or open borders; objects
+    modelled from CAD pieces, even welded into one piece, keep open borders.
+    """
+    if not shape.is_mesh or not is_single_surface(components, shape.face_areas):
+        return False
+    import trimesh
+
+    mesh = trimesh.Trimesh(shape.vertices, shape.faces, process=False)
+    mesh.merge_vertices()
+    return bool(mesh.is_watertight)
+
+
 class CombinedMaskTeacher:
     """The masks of several teachers of the same views, view by view (a union of mask sets).
 
@@ -78,7 +94,7 @@ class OfflineTeacher:
     """The weight-free default mask teacher, chosen per shape: render cues, geometry, or both.
 
     Args:
-        single_surface: teacher for a mesh that is one connected piece (a closed single surface).
+        single_surface: teacher for a closed single surface (:func:`is_closed_surface`).
         multi_piece: teacher for other meshes.
         point_cloud: teacher for point clouds.
 
@@ -97,7 +113,7 @@ class OfflineTeacher:
     def choice(self, shape: Shape, components: np.ndarray | None) -> str:
         if not shape.is_mesh:
             return self.point_cloud
-        return self.single_surface if is_single_surface(components, shape.face_areas) else self.multi_piece
+        return self.single_surface if is_closed_surface(shape, components) else self.multi_piece
 
     def for_shape(self, shape: Shape, components: np.ndarray | None):
         """The mask teacher of one shape (``components``: (F,) mesh pieces, None for point clouds)."""
