@@ -59,7 +59,7 @@ def test_teacher_gives_nested_masks_per_view_and_the_offline_policy():
     views = render_shape(unit, sampart3d_rig(6, 64, seed=0), samples, progress=False).views
     teacher = geometric_part_teacher(unit, counts=(2, 4))
     sets = teacher.masks(views)
-    assert len(sets) == 6 and teacher.mask_kind == "sam-like" and teacher.is_offline_default
+    assert len(sets) == 6 and teacher.mask_kind == "geometric-parts" and teacher.is_offline_default
     ms = sets[0]
     assert len(ms) >= 2 and not (ms.masks & ~views.foreground[0]).any()
     assert ms.masks.sum(0).max() >= 2, "masks of the coarser and finer partitions overlap"

@@ -28,7 +28,7 @@ def geometric_part_teacher(shape: Shape, counts: tuple[int, ...] = DEFAULT_COUNT
     """
     parts = geometric_partitions(shape, counts, seed)
     name = "spectral-concavity:" + ",".join(str(c) for c in counts)
-    return PartitionMaskTeacher(parts, name=name, min_pixels=min_pixels)
+    return PartitionMaskTeacher(parts, name=name, min_pixels=min_pixels, mask_kind="geometric-parts")
 
 
 def is_single_surface(components: np.ndarray | None, areas: np.ndarray | None, share: float = 1.0) -> bool:

@@ -94,6 +94,7 @@ class PartitionMaskTeacher:
             points of a cloud, in the order the renderer's ``face_id`` uses) in G partitions.
         name: what made the partitions (goes into ``teacher_id``).
         min_pixels: smallest mask kept.
+        mask_kind: which stage-3 rules its masks get (:mod:`crossdistill.methods.sampart3d.rules`).
 
     Every mask scores 1.0; ``level`` holds the index of the partition it came from.
     """
@@ -101,8 +102,8 @@ class PartitionMaskTeacher:
     partitions: np.ndarray
     name: str = "partitions"
     min_pixels: int = 16
+    mask_kind: str = "sam-like"
     is_offline_default: bool = field(default=True, init=False)
-    mask_kind: str = field(default="sam-like", init=False)
 
     def __post_init__(self) -> None:
         self.partitions = np.atleast_2d(np.asarray(self.partitions, dtype=np.int64))

@@ -40,8 +40,10 @@ from crossdistill.types import RenderResult, Shape, UnitBoxTransform
 
 PAPER_SCALES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
 
-#: the weight-free default mask teacher (per shape: render cues, geometric parts or both)
-DEFAULT_OFFLINE_TEACHER = OfflineTeacher(single_surface="render", multi_piece="render", point_cloud="render")
+#: the weight-free default mask teacher, per shape: the geometric part teacher on closed single
+#: surfaces (chosen on psb_dev categories A, reported on B: docs/results/segment_single_surface.md;
+#: no PartNet-Mobility mesh is one: segment_single_surface_partnet.md), render cues elsewhere
+DEFAULT_OFFLINE_TEACHER = OfflineTeacher(single_surface="geometric", multi_piece="render", point_cloud="render")
 
 
 @dataclass(frozen=True)

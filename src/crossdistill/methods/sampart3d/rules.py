@@ -95,13 +95,20 @@ RENDER_CUE_RULES = PartRules(piece_codes=True, face_spill=0.5, pieces=True, piec
                              dominant_piece=0.8, dominant_fragment=0.1, fragment_support=0.3,
                              point_region_deg=10.0, join_margin=1.0, join_from_scale=None, hdbscan_epsilon=0.0)
 
-#: SAM-like masks (SAM, and the mask emulator that stands in for it on benchmarks): the rules
-#: that held up under category-level cross-validation in ``docs/results/segment_emulated.md``.
-SAM_RULES = PartRules()
+#: SAM-like masks (SAM, the geometric part teacher, and the mask emulator that stands in for SAM on
+#: benchmarks): the candidate that held up under the category-level cross-validation of
+#: ``docs/results/segment_emulated.md`` (best on fold A and a gain on fold B): every render-cue rule
+#: but the piece codes (the field's input stays as published).
+SAM_RULES = replace(RENDER_CUE_RULES, piece_codes=False)
+
+#: The geometric part teacher (spectral partitions of closed single surfaces): no rule, as it was
+#: measured in ``docs/results/segment_single_surface.md``.
+GEOMETRIC_PART_RULES = PAPER_RULES
 
 #: mask kind of a teacher (``teacher.mask_kind``) -> its rules; a teacher without the attribute
 #: is taken to be SAM-like (a real 2D model).
-RULES_BY_MASK_KIND: dict[str, PartRules] = {"render-cues": RENDER_CUE_RULES, "sam-like": SAM_RULES}
+RULES_BY_MASK_KIND: dict[str, PartRules] = {"render-cues": RENDER_CUE_RULES, "sam-like": SAM_RULES,
+                                            "geometric-parts": GEOMETRIC_PART_RULES}
 
 
 def rules_for_teacher(teacher) -> PartRules:
