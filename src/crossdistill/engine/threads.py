@@ -3,10 +3,9 @@
 Two measured facts drive this module (``docs/results/contention.md``):
 
 * OpenMP worker threads that *spin* while waiting (the GNU OpenMP default of the PyTorch CPU
-  wheels) are ruinous on a machine where another process holds a core: a grouping-field
-  training step at 2 threads beside two busy processes took ~3x as long as at 1 thread.
-  With ``OMP_WAIT_POLICY=PASSIVE`` idle workers sleep instead, and 2 threads are as fast as 1
-  there while keeping their gain on a quiet machine. The policy must be set before the
+  wheels) are ruinous on a machine where another process holds a core. With
+  ``OMP_WAIT_POLICY=PASSIVE`` idle workers sleep instead, and all threads keep their gain on
+  a quiet machine while staying close to the fair-share bound beside busy processes. The policy must be set before the
   OpenMP runtime loads (before ``import torch``), so :func:`passive_waits` runs when the
   ``crossdistill`` package is imported; a user's explicit setting is kept.
 * Thread counts: ``--threads N`` or ``CROSSDISTILL_THREADS`` set torch's intra-op threads and
