@@ -127,3 +127,19 @@ def test_field_groups_nested_masks_by_scale(sampling):
     b_hi, _ = spread(hi)
     assert b_lo > 0.5 and b_lo > 2 * w_lo, "at the finest scale the halves are apart"
     assert b_hi < 0.5 * b_lo, "at the coarsest scale the whole groups them"
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 10, 14])
+def test_short_training_runs_have_a_valid_schedule(steps):
+    """A few steps (a quick look, a timing run) train without the one-cycle schedule failing,
+    with a finite loss at every step."""
+    corr, pts = _corr(2)
+    whole = np.ones((H, W), bool)
+    left = np.zeros((H, W), bool)
+    left[:, :4] = True
+    sets = [MaskSet(np.stack([whole, left]), np.ones(2, np.float32), np.zeros(2, np.int8))] * 2
+    sup = build_supervision(sets, corr, pts, min_pixels=4)
+    cfg = GroupingTrainConfig(iterations=steps, images_per_iter=2, pixels_per_image=16, width=16, out_dim=4)
+    field = train_grouping_field(sup, pts, np.tile([0.0, 0.0, 1.0], (len(pts), 1)), np.full((len(pts), 3), 128),
+                                 cfg, progress=False)
+    assert len(field.losses) == steps and np.isfinite(field.losses).all()

@@ -222,6 +222,15 @@ def released_groups(masks: np.ndarray, scales: np.ndarray, log_share: np.ndarray
     return chosen.astype(np.int32), lo + (hi - lo) * u_scale
 
 
+def _one_cycle(opt: torch.optim.Optimizer, lr: float, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """One-cycle schedule (10% warm-up from lr/10, down to lr/100); a short run keeps a warm-up of
+    more than one step (torch's OneCycleLR needs it), one or two steps run at ``lr``."""
+    if steps < 3:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=max(0.1, 1.5 / steps),
+                                               div_factor=10.0, final_div_factor=10.0)
+
+
 def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, normals: np.ndarray,
                          colors: np.ndarray, config: GroupingTrainConfig = GroupingTrainConfig(),
                          backbone_feat: np.ndarray | None = None, piece_code: np.ndarray | None = None,
@@ -246,8 +255,7 @@ def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, norma
                           config.backbone_layers, config.low_layers, long_skip=config.long_skip).to(device)
     quant = ScaleQuantiles.fit(supervision.scale)
     opt = torch.optim.AdamW(field.parameters(), lr=config.lr, weight_decay=1e-8)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=max(config.iterations, 1),
-                                                pct_start=0.1, div_factor=10.0, final_div_factor=10.0)
+    sched = _one_cycle(opt, config.lr, config.iterations)
     sampler = _ImageSampler(supervision, quant, config, rng)
     losses = np.zeros(config.iterations, dtype=np.float32)
     P = config.pixels_per_image
