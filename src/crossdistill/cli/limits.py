@@ -57,7 +57,7 @@ _SCALE = Bound(0.0, 2.0, why="scales live in [0, 2]: 0 finest, 2 coarsest")
 LIMITS: dict[str, dict[str, Bound]] = {
     "segment": {"points": Bound(100, 200_000), "views": Bound(6, 360), "size": Bound(32, 2048),
                 "iterations": Bound(20, 100_000, why="fewer steps do not train the grouping field"),
-                "scales": _SCALE, "seed": _seed()},
+                "scales": _SCALE, "seed": _seed(), "workers": Bound(1, 256)},
     "render": {"points": Bound(1, 2_000_000), "views": Bound(1, 360), "size": Bound(16, 2048), "seed": _seed()},
     "select": {"scale": _SCALE, "face": Bound(0, 2**31 - 1), "radius": Bound(0.0, 100.0, lo_open=True)},
     "name": {"scale": _SCALE, "views": Bound(1, 12), "size": Bound(32, 1024),

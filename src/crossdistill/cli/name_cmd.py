@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crossdistill.cli.batch_options import add_batch_arguments
 from crossdistill.errors import InputError
 
 NAMES_FILE = "names.json"
@@ -53,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--offline", action="store_true", help="geometric names only; no request is sent")
     p.add_argument("--quiet", action="store_true", help="no progress bars or notes on stderr")
+    add_batch_arguments(p)
     p.set_defaults(func=run_name)
 
 
@@ -136,9 +138,9 @@ def run_name(args: argparse.Namespace) -> int:
     if not objects:
         raise InputError(f"no `crossdistill segment` object folders (with {MARKER}) under {root}")
     items = [(str(o.relative_to(root)), o) for o in objects]
-    report = run_batch(items, root, _names_marker(args.scale), digest, job, progress=not args.quiet, desc="name")
-    print(f"name: {len(report.done)} done, {len(report.skipped)} already done, {len(report.failed)} failed"
-          + (f" (see {root / 'failures.json'})" if report.failed else ""), file=sys.stderr)
+    report = run_batch(items, root, _names_marker(args.scale), digest, job, progress=not args.quiet, desc="name",
+                       shard=args.shard)
+    print(report.summary("name", root), file=sys.stderr)
     return 1 if report.failed else 0
 
 

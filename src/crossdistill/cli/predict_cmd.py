@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crossdistill.cli.batch_options import add_batch_arguments
+
 MARKER = "predict.json"
 
 
@@ -19,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_batch_arguments(p, unit="shapes")
     p.set_defaults(func=run_predict)
 
 
@@ -47,4 +50,5 @@ def run_predict(args: argparse.Namespace) -> int:
                                        "part_names": list(ckpt.part_names),
                                        "element": "face" if shape.is_mesh else "point", "counts": counts})
 
-    return run_inputs(items, out, MARKER, digest, job, progress=not args.quiet, desc="predict")
+    return run_inputs(items, out, MARKER, digest, job, progress=not args.quiet, desc="predict",
+                      shard=args.shard)

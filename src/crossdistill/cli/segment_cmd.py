@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
+from crossdistill.cli.batch_options import add_batch_arguments
 from crossdistill.cli.segment_options import (add_mask_teacher_arguments, add_preset_argument,
                                               mask_teacher_from_args, resolved_preset)
 from crossdistill.errors import InputError
@@ -48,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export-parts", choices=["glb", "obj", "ply"], default=None,
                    help="also write one file per part per scale into scale_<s>/parts/ (glb and obj keep UVs, "
                         "materials and textures; ply keeps normals and colours; point clouds always get ply)")
+    add_batch_arguments(p, workers=True)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_segment)
 
@@ -104,12 +108,45 @@ def find_inputs(root: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[str, P
     return find_input_files(root, SUFFIXES, "mesh or point-cloud files", exclude)
 
 
+class SegmentJob:
+    """One object of a `segment` run: load, segment, write. Picklable, for worker processes: the
+    teacher and backbone are not sent but rebuilt from ``args`` in each process (quietly)."""
+
+    def __init__(self, args: argparse.Namespace, cfg: Any, settings: dict, digest: str, progress: bool,
+                 teacher: Any = None, backbone: Any = None):
+        self.args, self.cfg, self.settings, self.digest, self.progress = args, cfg, settings, digest, progress
+        self._parts: tuple[Any, Any] | None = (teacher, backbone)  # None (after pickling): rebuild on first use
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_parts": None}
+
+    def _teacher_backbone(self) -> tuple[Any, Any]:
+        if self._parts is None:
+            quiet = copy.copy(self.args)
+            quiet.quiet = True
+            self._parts = (mask_teacher_from_args(quiet), _backbone(self.args))
+        return self._parts
+
+    def __call__(self, path: Path | None, item_dir: Path) -> None:
+        from crossdistill.geometry.demo import demo_shape
+        from crossdistill.geometry.io import load_shape
+        from crossdistill.methods.sampart3d.outputs import write_segmentation
+        from crossdistill.methods.sampart3d.pipeline import segment_shape
+
+        teacher, backbone = self._teacher_backbone()
+        shape = demo_shape() if path is None else load_shape(path)
+        seg = segment_shape(shape, self.cfg, mask_teacher=teacher, backbone=backbone, progress=self.progress)
+        write_segmentation(seg, shape, item_dir, self.settings, self.digest, save_field=self.args.save_field,
+                           export_parts=self.args.export_parts)
+        if self.progress:
+            counts = ", ".join(f"{s:g}:{int(seg.labels(i).max()) + 1}" for i, s in enumerate(seg.scales))
+            total = sum(seg.timings.values())
+            print(f"{item_dir}: parts per scale {counts} ({total:.1f} s)", file=sys.stderr)
+
+
 def run_segment(args: argparse.Namespace) -> int:
     from crossdistill.engine.batch import run_inputs, settings_hash
-    from crossdistill.geometry.demo import demo_shape
-    from crossdistill.geometry.io import load_shape
-    from crossdistill.methods.sampart3d.outputs import MARKER, write_segmentation
-    from crossdistill.methods.sampart3d.pipeline import segment_shape
+    from crossdistill.methods.sampart3d.outputs import MARKER
 
     teacher = mask_teacher_from_args(args)
     cfg = config_from_args(args, teacher)
@@ -121,16 +158,9 @@ def run_segment(args: argparse.Namespace) -> int:
     digest = settings_hash(settings)
     out = Path(args.output)
     progress = not args.quiet
-
-    def job(path: Path | None, item_dir: Path) -> None:
-        shape = demo_shape() if path is None else load_shape(path)
-        seg = segment_shape(shape, cfg, mask_teacher=teacher, backbone=backbone, progress=progress)
-        write_segmentation(seg, shape, item_dir, settings, digest, save_field=args.save_field,
-                           export_parts=args.export_parts)
-        if progress:
-            counts = ", ".join(f"{s:g}:{int(seg.labels(i).max()) + 1}" for i, s in enumerate(seg.scales))
-            total = sum(seg.timings.values())
-            print(f"{item_dir}: parts per scale {counts} ({total:.1f} s)", file=sys.stderr)
+    workers = int(getattr(args, "workers", 1) or 1)
+    job = SegmentJob(args, cfg, settings, digest, progress=progress and workers == 1, teacher=teacher,
+                     backbone=backbone)
 
     if args.demo:
         items: list = [("demo", None)]
@@ -138,4 +168,5 @@ def run_segment(args: argparse.Namespace) -> int:
         raise InputError("give an INPUT file or folder, or --demo")
     else:
         items = find_inputs(Path(args.input))
-    return run_inputs(items, out, MARKER, digest, job, progress=progress, desc="segment")
+    return run_inputs(items, out, MARKER, digest, job, progress=progress, desc="segment", shard=args.shard,
+                      workers=workers, threads=getattr(args, "threads", None))

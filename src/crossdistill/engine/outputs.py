@@ -8,6 +8,9 @@
   or another input survives (a stale ``scale_*`` folder would be scored by ``eval``). The
   folder is renamed away in one step, then deleted, so no mix of old and new files is
   ever visible. A folder crossdistill did not write is never deleted: the item fails.
+  Callers hold the item's claim (:mod:`crossdistill.engine.claims`) while they call it and
+  until the item is sealed or discarded, so a folder another live process is writing is
+  never taken for stale.
 * :func:`seal_item` records the input hash in the item's completion marker after the
   job wrote it; :func:`discard_item` removes a failed item's partial outputs.
 """
