@@ -89,11 +89,11 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, tot
     ]
     summary: dict = {"targets": [], "tables": {}}
     cv_lines, adopted = _rules_cv(groups, summary)
-    ours_key = "ours" if adopted in (None, "none") else f"rules:{adopted}"
-    summary["ours_key"] = ours_key
-    lines += [f"`ours` below is the fast preset with the stage-3 rules the cross-validation adopted for SAM-like "
-              f"masks: **{adopted or 'none'}** (section 'Which stage-3 rules').", ""]
-    lines += _targets(groups, geo, summary, ours_key)
+    summary["ours_key"] = {k: "rules:none" if a in (None, "none") else f"rules:{a}" for k, a in adopted.items()}
+    lines += ["`ours` below is the fast preset with the stage-3 rules the cross-validation adopted for SAM-like "
+              "masks on each kind of shape: " + "; ".join(f"{k}: **{a or 'none'}**" for k, a in adopted.items())
+              + " (section 'Which stage-3 rules').", ""]
+    lines += _targets(groups, geo, summary)
     for ds in ("partnet", "psb"):
         for track in ("mesh", "points"):
             block = _table(groups, geo, ds, track, summary)
@@ -107,10 +107,22 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, tot
     write_json(out.with_suffix(".json"), {"command": command, "summary": summary, "runs": results})
 
 
-def _targets(groups, geo, summary, ours_key: str = "ours") -> list[str]:
+def shape_kind(dataset: str, track: str) -> str:
+    """The shape kind (``rules.SHAPE_KINDS``) of a track: PSB meshes are closed single surfaces,
+    PartNet-Mobility meshes are assembled from pieces."""
+    return "points" if track == "points" else "closed_surface" if dataset == "psb" else "pieces"
+
+
+def ours_key_for(summary: dict, dataset: str, track: str) -> str:
+    """The result key of `ours` on a track: the rule set adopted for its shape kind."""
+    return summary.get("ours_key", {}).get(shape_kind(dataset, track), "ours")
+
+
+def _targets(groups, geo, summary) -> list[str]:
     lines = ["## Targets", ""]
     for ds in ("partnet", "psb"):
         for track in ("mesh", "points"):
+            ours_key = ours_key_for(summary, ds, track)
             rs = groups.get((ds, track, "fast", "zero"), [])
             if rs:
                 for m in METRICS[ds]:
@@ -162,11 +174,14 @@ def _table(groups, geo, ds, track, summary) -> list[str]:
             table.setdefault(name, {})[s] = vals
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
 
-    ours_key = summary.get("ours_key", "ours")
+    ours_key = ours_key_for(summary, ds, track)
     if ours_key != "ours":
         row(f"ours, fast preset, adopted rules ({ours_key[6:]})", ours_key, "fast")
     for v in ("fast", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
         row(VARIANT_NAMES[v] + (" (no rule)" if v == "fast" else ""), "ours", v)
+        if v != "fast" and ours_key.startswith("rules:") and ours_key != "rules:none" and any(
+                _entry(r, ours_key) for s in present for r in groups.get((ds, track, v, s), [])):
+            row(VARIANT_NAMES[v] + f", adopted rules ({ours_key[6:]})", ours_key, v)
     row("direct lifting of the same masks (SAM3D-style), at the same 5 scales", "lift", "fast")
     cells = []
     for s in present:
@@ -207,41 +222,55 @@ def _gain(rs: list[dict], name: str, base: str = "none") -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _rules_cv(groups, summary) -> tuple[list[str], str | None]:
+def _rules_cv(groups, summary) -> tuple[list[str], dict[str, str | None]]:
     lines = ["## Which stage-3 rules SAM-like masks get (category-level cross-validation, medium strength)", "",
              "Each candidate (a rule of `methods/sampart3d/rules.py`, chosen for the offline render-cue teacher on "
              "PartNet-Mobility, alone or with HDBSCAN's epsilon at 0 as the offline teacher has it) is scored on "
-             "the same trained fields as no rule. Categories are split into two folds (alternate categories in "
+             "the same trained fields as no rule. The choice is made per kind of shape (meshes assembled from "
+             "pieces: PartNet-Mobility; closed single surfaces: PSB meshes; point clouds: both point tracks), as "
+             "the rules act differently on each. Categories are split into two folds (alternate categories in "
              "sorted order, per dataset). The candidate with the largest gain on fold A is adopted if it also "
-             "gains on fold B, the categories that did not choose it. Gain = mean over objects, tracks and "
-             "metrics of the best-of-scales difference (points x100).", ""]
+             "gains on fold B, the categories that did not choose it; none is adopted when no candidate gains on "
+             "fold A. Gain = mean over objects and metrics of the best-of-scales difference (points x100; "
+             "Rand index and mIoU both higher-is-better).", ""]
     rs_all = [r for (ds, track, v, s), rs in groups.items() if v == "fast" and s == "medium" for r in rs]
     if not rs_all or not any("rules" in r for r in rs_all):
-        return lines + ["(no rule runs)", ""], None
+        return lines + ["(no rule runs)", ""], {}
     names = [n for n in rs_all[0].get("rules", {}) if n != "none"]
     by_ds = defaultdict(list)
     for r in rs_all:
         by_ds[r["dataset"]].append(r)
-    fold_a, fold_b = [], []
+    fold_of: dict[tuple[str, str], str] = {}
     desc = []
     for ds, rs in sorted(by_ds.items()):
         a, b = folds(sorted({r["category"] for r in rs}))
-        fold_a += [r for r in rs if r["category"] in a]
-        fold_b += [r for r in rs if r["category"] in b]
+        fold_of.update({(ds, c): "A" for c in a})
+        fold_of.update({(ds, c): "B" for c in b})
         desc.append(f"{ds}: A = {', '.join(a)}; B = {', '.join(b)}")
-    lines += ["Folds: " + ". ".join(desc) + ".", "", "| candidate | gain on fold A | gain on fold B |",
-              "|---|---|---|"]
-    summary["rules_cv"] = {}
-    for n in names:
-        ga, gb = _gain(fold_a, n), _gain(fold_b, n)
-        summary["rules_cv"][n] = {"fold_a": ga, "fold_b": gb}
-        lines.append(f"| {n} | {ga:+.2f} | {gb:+.2f} |")
-    valid = {n: v for n, v in summary["rules_cv"].items() if v["fold_a"] is not None and v["fold_b"] is not None}
-    best = max(valid, key=lambda n: valid[n]["fold_a"]) if valid else None
-    adopted = best if best and valid[best]["fold_a"] > 0 and valid[best]["fold_b"] > 0 else None
-    summary["rules_adopted"] = adopted
-    lines += ["", f"Best on fold A: {best}; adopted: **{adopted or 'none (no candidate gains on both folds)'}**.", ""]
-    return lines, adopted
+    lines += ["Folds: " + ". ".join(desc) + ".", "", "| shape kind | candidate | gain on fold A | gain on fold B |",
+              "|---|---|---|---|"]
+    summary["rules_cv"], adopted_by_kind = {}, {}
+    tail = []
+    for kind in ("pieces", "closed_surface", "points"):
+        rs_kind = [r for r in rs_all if shape_kind(r["dataset"], r["track"]) == kind]
+        if not rs_kind:
+            continue
+        cv = {}
+        for n in names:
+            ga = _gain([r for r in rs_kind if fold_of[(r["dataset"], r["category"])] == "A"], n)
+            gb = _gain([r for r in rs_kind if fold_of[(r["dataset"], r["category"])] == "B"], n)
+            cv[n] = {"fold_a": ga, "fold_b": gb}
+            lines.append(f"| {kind} | {n} | {ga:+.2f} | {gb:+.2f} |" if ga is not None and gb is not None
+                         else f"| {kind} | {n} | - | - |")
+        summary["rules_cv"][kind] = cv
+        valid = {n: v for n, v in cv.items() if v["fold_a"] is not None and v["fold_b"] is not None}
+        best = max(valid, key=lambda n: valid[n]["fold_a"]) if valid else None
+        adopted = best if best and valid[best]["fold_a"] > 0 and valid[best]["fold_b"] > 0 else None
+        adopted_by_kind[kind] = adopted
+        tail.append(f"- {kind}: best on fold A {best} ({valid[best]['fold_a']:+.2f}); adopted: "
+                    f"**{adopted or 'none (no rule)'}**" if best else f"- {kind}: no candidate scored")
+    summary["rules_adopted"] = adopted_by_kind
+    return lines + [""] + tail + [""], adopted_by_kind
 
 
 def _sampler_and_ablations(groups, summary) -> list[str]:

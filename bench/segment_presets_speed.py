@@ -98,6 +98,9 @@ def _report(rows: list[dict], args) -> None:
         if secs:
             lines.append(f"\n{name}: median {np.median(secs):.1f} s per object"
                          + (" (extrapolated)" if any(r["extrapolated"] for r in rows if r["preset"] == name) else ""))
+            if name == "fast" and dev == "cpu":
+                ok = float(np.median(secs)) <= 30.0
+                lines.append(f"- target: fast preset median <= 30 s per object on 2 cores: **{'met' if ok else 'MISSED'}**")
     lines.append("")
     out = Path(args.out)
     write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")

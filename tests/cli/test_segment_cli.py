@@ -90,6 +90,7 @@ def test_parts_stay_inside_mesh_pieces_unless_merging_is_asked(tmp_path, fast_se
             assert len(np.unique(piece[labels == p])) == 1, d.name
     doc = json.loads((out / "lidded" / "segment.json").read_text())
     assert doc["settings"]["merge_pieces"] is False and "pieces" in doc["meta"]["rules"]
+    assert doc["meta"]["shape_kind"] == "pieces"  # two pieces: not one closed surface
     assert doc["meta"]["keep_in_pieces"] == [True, True, True, True, False]
     merged = tmp_path / "merged"
     assert main(["segment", str(src), "-o", str(merged), *fast_segment_args, "--merge-pieces"]) == 0

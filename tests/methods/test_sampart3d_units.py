@@ -208,7 +208,13 @@ def test_rules_follow_the_teacher_and_presets():
     cfg = SegmentConfig()
     assert cfg.rules_for(None) == RENDER_CUE_RULES
     assert cfg.rules_for(RenderMaskTeacher()) == RENDER_CUE_RULES
-    assert cfg.rules_for(object()) == SAM_RULES  # an unknown (real) model is SAM-like
+    assert cfg.rules_for(object()) == SAM_RULES["pieces"]  # an unknown (real) model is SAM-like
+    assert "pieces" in SAM_RULES["pieces"].names and not SAM_RULES["pieces"].piece_codes
+    # on closed single surfaces and point clouds SAM-like masks get no rule; the render-cue teacher keeps its own
+    assert cfg.rules_for(object(), "closed_surface") == PAPER_RULES == cfg.rules_for(object(), "points")
+    assert cfg.rules_for(RenderMaskTeacher(), "points") == RENDER_CUE_RULES
+    with pytest.raises(ValueError, match="shape_kind"):
+        cfg.rules_for(object(), "sphere")
     paper = preset("paper")
     assert paper.rules_for(RenderMaskTeacher()) == PAPER_RULES and PAPER_RULES.names == []
     assert paper.scale_unit == "sigma" and paper.train.pair_sampling == "released"
@@ -263,3 +269,17 @@ def test_point_cloud_labels_give_each_smooth_region_its_majority_part():
     est = point_cloud_labels(noisy[None], pts[sample], Shape(vertices=pts), 10.0)[0]
     assert ((est == est[0]) == (truth == truth[0])).mean() > 0.95
     assert ((est == est[0]) == (truth == truth[0])).mean() > ((plain == plain[0]) == (truth == truth[0])).mean()
+
+
+def test_high_dimensional_hdbscan_takes_the_all_pairs_algorithm_with_the_same_labels():
+    import hdbscan
+
+    from crossdistill.methods.sampart3d.cluster import GENERIC_MIN_DIM, hdbscan_labels
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, GENERIC_MIN_DIM * 2))
+    x = centres[rng.integers(0, 4, 800)] + 0.1 * rng.normal(size=(800, GENERIC_MIN_DIM * 2))
+    got = hdbscan_labels(x.astype(np.float32), 30, 30, 0.1)
+    tree = hdbscan.HDBSCAN(min_cluster_size=30, min_samples=30, cluster_selection_epsilon=0.1).fit_predict(x)
+    assert len(set(got.tolist()) - {-1}) == 4
+    assert (got == tree).all()

@@ -72,3 +72,18 @@ def test_teacher_gives_nested_masks_per_view_and_the_offline_policy():
         geometric_part_teacher(unit).masks(views)[0])
     with pytest.raises(ValueError):
         OfflineTeacher("sam")
+
+
+def test_shape_kind_decides_the_rules_of_sam_like_masks():
+    from crossdistill.methods.sampart3d.rules import PAPER_RULES, SAM_RULES, rules_for_teacher, shape_kind_of
+
+    shape, _ = _dumbbell()
+    unit, _ = normalize_shape(shape)
+    assert shape_kind_of(unit, face_components(unit.vertices, unit.faces)) == "closed_surface"
+    open_cup = Shape(vertices=unit.vertices, faces=unit.faces[unit.triangles.mean(1)[:, 2] < 0.4])  # a hole
+    assert shape_kind_of(open_cup, face_components(open_cup.vertices, open_cup.faces)) == "pieces"
+    cloud = Shape(vertices=unit.vertices)
+    assert shape_kind_of(cloud, None) == "points"
+    sam = object()  # a real 2D model: SAM-like masks
+    assert rules_for_teacher(sam, "closed_surface") == PAPER_RULES != rules_for_teacher(sam, "pieces")
+    assert rules_for_teacher(sam, "pieces") == SAM_RULES["pieces"]

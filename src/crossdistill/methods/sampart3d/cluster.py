@@ -78,6 +78,12 @@ def cluster_points(features: np.ndarray, points: np.ndarray, config: ClusterConf
     return relabel_by_size(labels)
 
 
+#: features of at least this many dimensions, and at most this many bytes of two S x S float64
+#: distance matrices, are clustered with the all-pairs algorithm of the ``hdbscan`` package
+GENERIC_MIN_DIM = 64
+GENERIC_MAX_BYTES = 4 * 2**30
+
+
 def hdbscan_labels(features: np.ndarray, min_cluster_size: int, min_samples: int | None,
                    epsilon: float) -> np.ndarray:
     """(S,) HDBSCAN labels (-1 = noise) of (S, D) features.
@@ -90,9 +96,15 @@ def hdbscan_labels(features: np.ndarray, min_cluster_size: int, min_samples: int
     if epsilon > 0:
         import hdbscan
 
+        kw: dict = {}
+        if features.shape[1] >= GENERIC_MIN_DIM and 16 * len(features) ** 2 <= GENERIC_MAX_BYTES:
+            # space-partitioning trees do not prune in high dimension: the exact all-pairs
+            # algorithm finds the same tree many times faster, in O(S^2) memory
+            kw = {"algorithm": "generic"}
+            features = np.asarray(features, dtype=np.float64)
         return hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples,
                                cluster_selection_epsilon=float(epsilon),
-                               allow_single_cluster=False).fit_predict(features)
+                               allow_single_cluster=False, **kw).fit_predict(features)
     return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_epsilon=0.0,
                    allow_single_cluster=False, copy=True).fit_predict(features)
 

@@ -28,7 +28,7 @@ from crossdistill.geometry.sampling import estimate_normals, farthest_point_samp
 from crossdistill.geometry.topology import face_components, region_growing
 from crossdistill.labels import relabel_by_size
 from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
-from crossdistill.methods.sampart3d.rules import PAPER_RULES, PartRules, rules_for_teacher
+from crossdistill.methods.sampart3d.rules import PAPER_RULES, PartRules, rules_for_teacher, shape_kind_of
 from crossdistill.methods.sampart3d.supervision import MaskSupervision, build_supervision
 from crossdistill.methods.sampart3d.support import MaskPointSets
 from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, piece_codes, train_grouping_field
@@ -101,9 +101,10 @@ class SegmentConfig:
     rules: PartRules | None = None
     merge_pieces: bool = False
 
-    def rules_for(self, teacher) -> PartRules:
-        """The rules that apply with this mask teacher."""
-        rules = self.rules if self.rules is not None else rules_for_teacher(teacher)
+    def rules_for(self, teacher, shape_kind: str = "pieces") -> PartRules:
+        """The rules that apply with this mask teacher on a shape of ``shape_kind``
+        (:data:`.rules.SHAPE_KINDS`)."""
+        rules = self.rules if self.rules is not None else rules_for_teacher(teacher, shape_kind)
         return rules.merged_pieces() if self.merge_pieces else rules
 
 
@@ -208,7 +209,8 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     if mask_teacher is None:
         mask_teacher = DEFAULT_OFFLINE_TEACHER
     teacher = mask_teacher.for_shape(unit, components) if hasattr(mask_teacher, "for_shape") else mask_teacher
-    rules = config.rules_for(teacher)
+    kind = shape_kind_of(unit, components)
+    rules = config.rules_for(teacher, kind)
     mask_sets = teacher.masks(rendered.views)
     timer.lap("masks")
     sc = config.supervision
@@ -233,6 +235,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "mask_teacher": getattr(teacher, "teacher_id", type(teacher).__name__),
         "mask_teacher_offline": bool(getattr(teacher, "is_offline_default", False)),
         "mask_kind": getattr(teacher, "mask_kind", "sam-like"),
+        "shape_kind": kind,
         "backbone": "none (Fourier positional encoding)" if backbone is None else getattr(backbone, "name", "given"),
         "seed": config.seed,
         "n_points": len(samples),

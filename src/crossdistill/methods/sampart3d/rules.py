@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class PartRules:
@@ -95,25 +97,44 @@ RENDER_CUE_RULES = PartRules(piece_codes=True, face_spill=0.5, pieces=True, piec
                              dominant_piece=0.8, dominant_fragment=0.1, fragment_support=0.3,
                              point_region_deg=10.0, join_margin=1.0, join_from_scale=None, hdbscan_epsilon=0.0)
 
-#: SAM-like masks (SAM, the geometric part teacher, and the mask emulator that stands in for SAM on
-#: benchmarks): the candidate that held up under the category-level cross-validation of
-#: ``docs/results/segment_emulated.md`` (best on fold A and a gain on fold B): every render-cue rule
-#: but the piece codes (the field's input stays as published).
-SAM_RULES = replace(RENDER_CUE_RULES, piece_codes=False)
+#: The kinds of shape the rules are chosen for: a mesh that is not one closed surface (objects
+#: assembled from pieces, open surfaces), a closed single surface (one connected watertight
+#: piece: :func:`crossdistill.teachers.geometric_parts.is_closed_surface`), a point cloud.
+SHAPE_KINDS = ("pieces", "closed_surface", "points")
+
+#: SAM-like masks (SAM, and the mask emulator that stands in for it on benchmarks), per shape
+#: kind: what held up under the category-level cross-validation of
+#: ``docs/results/segment_emulated.md`` (chosen on fold A, a gain on fold B), decided per kind:
+#: on meshes of pieces every render-cue rule but the piece codes (the field's input stays as
+#: published); on closed surfaces and point clouds no candidate gained on fold A: no rule.
+SAM_RULES: dict[str, PartRules] = {"pieces": replace(RENDER_CUE_RULES, piece_codes=False),
+                                   "closed_surface": PAPER_RULES, "points": PAPER_RULES}
 
 #: The geometric part teacher (spectral partitions of closed single surfaces): no rule, as it was
 #: measured in ``docs/results/segment_single_surface.md``.
 GEOMETRIC_PART_RULES = PAPER_RULES
 
-#: mask kind of a teacher (``teacher.mask_kind``) -> its rules; a teacher without the attribute
-#: is taken to be SAM-like (a real 2D model).
-RULES_BY_MASK_KIND: dict[str, PartRules] = {"render-cues": RENDER_CUE_RULES, "sam-like": SAM_RULES,
-                                            "geometric-parts": GEOMETRIC_PART_RULES}
+#: mask kind of a teacher (``teacher.mask_kind``) -> its rules (one set, or one per shape kind);
+#: a teacher without the attribute is taken to be SAM-like (a real 2D model).
+RULES_BY_MASK_KIND: dict[str, PartRules | dict[str, PartRules]] = {
+    "render-cues": RENDER_CUE_RULES, "sam-like": SAM_RULES, "geometric-parts": GEOMETRIC_PART_RULES}
 
 
-def rules_for_teacher(teacher) -> PartRules:
-    """The default rules for a mask teacher (by its ``mask_kind``, default "sam-like"); None
-    stands for the pipeline's default teacher, the offline render-cue one."""
+def shape_kind_of(shape, components: np.ndarray | None) -> str:
+    """The :data:`SHAPE_KINDS` entry of a shape (``components``: (F,) mesh pieces, None for clouds)."""
+    from crossdistill.teachers.geometric_parts import is_closed_surface
+
+    if not shape.is_mesh:
+        return "points"
+    return "closed_surface" if is_closed_surface(shape, components) else "pieces"
+
+
+def rules_for_teacher(teacher, shape_kind: str = "pieces") -> PartRules:
+    """The default rules for a mask teacher (by its ``mask_kind``, default "sam-like") on a shape
+    of ``shape_kind`` (:data:`SHAPE_KINDS`); None stands for the offline render-cue teacher."""
+    if shape_kind not in SHAPE_KINDS:
+        raise ValueError(f"shape_kind must be one of {SHAPE_KINDS}, got {shape_kind!r}")
     if teacher is None:
         return RENDER_CUE_RULES
-    return RULES_BY_MASK_KIND.get(getattr(teacher, "mask_kind", "sam-like"), SAM_RULES)
+    rules = RULES_BY_MASK_KIND.get(getattr(teacher, "mask_kind", "sam-like"), SAM_RULES)
+    return rules[shape_kind] if isinstance(rules, dict) else rules

@@ -108,7 +108,8 @@ class ScaleParts:
         self.saved = {float(s): Path(p) for s, p in saved.items()}
         device = str(bundle.field.low_feat.device)
         self.config = segment_config_from_settings(settings, device)
-        rules = self.config.rules_for(SimpleNamespace(mask_kind=meta.get("mask_kind", "sam-like")))
+        kind = meta.get("shape_kind") or ("pieces" if shape.is_mesh else "points")  # older segment.json: none
+        rules = self.config.rules_for(SimpleNamespace(mask_kind=meta.get("mask_kind", "sam-like")), kind)
         self.notes: list[str] = []
         recorded = meta.get("rules")
         if recorded is not None and sorted(recorded) != sorted(rules.names):
