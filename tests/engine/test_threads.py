@@ -64,3 +64,18 @@ def test_cli_threads_flag_and_environment(tmp_path, capsys, monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_renderer_follows_the_chosen_thread_count(monkeypatch):
+    import torch
+
+    from crossdistill.render._threads import cpu_count
+
+    monkeypatch.delenv(ENV, raising=False)
+    assert cpu_count() == available_cpus()
+    before = torch.get_num_threads()
+    try:
+        configure_threads(1)  # --threads 1: the view threads follow too
+        assert os.environ[ENV] == "1" and cpu_count() == 1
+    finally:
+        torch.set_num_threads(before)

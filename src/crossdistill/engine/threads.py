@@ -59,6 +59,7 @@ def thread_count(requested: int | None = None) -> int:
 def configure_threads(requested: int | None = None) -> int:
     """Set torch's intra-op threads and the BLAS / OpenMP pools to :func:`thread_count`; returns it."""
     n = thread_count(requested)
+    os.environ[ENV] = str(n)  # the renderer's view threads and worker processes follow it
     import torch
 
     torch.set_num_threads(n)

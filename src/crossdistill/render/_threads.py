@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import os
 
 
 def cpu_count() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    """Threads the renderer casts views on: ``--threads`` / ``$CROSSDISTILL_THREADS`` when set, else
+    every CPU this process may run on (:func:`crossdistill.engine.threads.thread_count`)."""
+    from crossdistill.engine.threads import thread_count
+
+    return thread_count()
 
 
 def single_threaded_blas():
     """Context manager limiting BLAS to one thread (threadpoolctl, if installed).
 
     The renderer parallelises over views; its (n, 3) @ (3, 3) products are tiny, and
-    OpenBLAS threads spinning next to the view threads were measured to cost up to 50x
-    their work on a busy 2-core machine.
+    OpenBLAS threads spinning next to the view threads cost many times their work on a busy
+    machine.
     """
     try:
         from threadpoolctl import threadpool_limits
