@@ -71,7 +71,8 @@ def test_the_renderer_follows_the_chosen_thread_count(monkeypatch):
 
     from crossdistill.render._threads import cpu_count
 
-    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv(ENV, "2")  # records the variable's state: configure_threads' setting is undone after
+    monkeypatch.delenv(ENV)
     assert cpu_count() == available_cpus()
     before = torch.get_num_threads()
     try:
