@@ -94,7 +94,7 @@ def main() -> int:
 
     out = Path(args.out or REPO / "docs" / "results" / ("segment_single_surface" + ("_partnet" if args.partnet else "")))
     write_report(results, out, "python bench/segment_single_surface.py " + " ".join(sys.argv[1:]), args.threads,
-                 dataset, total_runs=len(jobs))
+                 dataset, total_runs=len(jobs), workers=args.workers)
     print(f"wrote {out}.md ({len(results)} runs)")
     return 0
 

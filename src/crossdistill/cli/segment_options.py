@@ -45,9 +45,9 @@ def add_mask_teacher_arguments(p: argparse.ArgumentParser, default: str = "auto"
     p.add_argument("--teacher", "--mask-teacher", dest="mask_teacher", default=default,
                    choices=["auto", "offline", "render", "geometric", "sam", "learned"],
                    help="2D mask teacher: sam (needs SAM weights: `crossdistill models download sam`), offline "
-                        "(no weights: render cues and/or geometric parts, chosen per shape), render (render cues "
-                        "only), geometric (spectral part partitions of the surface only), learned (a teacher trained on labelled shapes, "
-                        "--teacher-weights FILE), auto = sam when its weights are found, else offline "
+                        "(no weights: geometric parts on a closed single surface, render cues on other meshes and on "
+                        "point clouds), render (render cues only), geometric (spectral part partitions of the "
+                        "surface only), learned (a teacher trained on labelled shapes, --teacher-weights FILE), auto = sam when its weights are found, else offline "
                         f"(default: {default})" + alias_note("--mask-teacher"))
     p.add_argument("--teacher-weights", "--sam-weights", "--mask-model", dest="teacher_weights", default=None,
                    metavar="PATH",
