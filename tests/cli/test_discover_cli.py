@@ -100,3 +100,17 @@ def test_an_image_without_an_object_fails_cleanly(tmp_path, capsys):
     Image.fromarray(np.full((32, 32, 3), 255, np.uint8)).save(tmp_path / "blank" / "white.png")
     assert main(["discover", str(tmp_path / "blank"), "-o", str(tmp_path / "o"), *FAST]) == 2
     assert "no object" in capsys.readouterr().err
+
+
+def test_an_image_another_run_is_labelling_is_left_to_it(image_folder, trained, tmp_path, capsys):
+    from crossdistill.engine.claims import try_claim
+
+    out = tmp_path / "shared_out"
+    held = try_claim(out, "images/mug/mug1")  # as a concurrent discover labelling mug1 holds it
+    assert held is not None
+    with held:
+        assert main(["discover", str(image_folder), "-o", str(out), "--model", str(trained / "model.pt"), *FAST]) == 0
+    assert "5 images labelled, 0 already done, 0 failed, 1 claimed by another run" in capsys.readouterr().err
+    assert not (out / "images" / "mug" / "mug1").exists() and (out / "images" / "mug" / "mug0" / "parts.npy").is_file()
+    assert main(["discover", str(image_folder), "-o", str(out), "--model", str(trained / "model.pt"), *FAST]) == 0
+    assert "1 images labelled, 5 already done" in capsys.readouterr().err  # the claim released: it is done now

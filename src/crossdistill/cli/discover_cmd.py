@@ -148,7 +148,7 @@ def run_discover(args: argparse.Namespace) -> int:
             "offline_teacher": bool(getattr(teacher, "is_offline_default", False)), "vocabulary": list(model.vocabulary)}
 
     t = time.perf_counter()
-    done, skipped = label_images(entries, model, out, MARKER, digest, meta, device, failures, progress)
+    done, skipped, claimed = label_images(entries, model, out, MARKER, digest, meta, device, failures, progress)
     timings["predict_s"] = time.perf_counter() - t
     if failures:
         write_json(out / "failures.json", failures)
@@ -158,39 +158,54 @@ def run_discover(args: argparse.Namespace) -> int:
                                     "model": str(args.model or out / "model.pt"), "seed": args.seed,
                                     "device": device, "n_images": len(entries), "n_instances": len(crops),
                                     "failed": failures, "final_losses": losses, "timings": timings})
-    print(f"discover: {done} images labelled, {skipped} already done, {len(failures)} failed; "
+    print(f"discover: {done} images labelled, {skipped} already done, {len(failures)} failed"
+          + (f", {claimed} claimed by another run" if claimed else "") + "; "
           f"{len(model.vocabulary)} part classes -> {out}", file=sys.stderr)
     return 1 if failures else 0
 
 
 def label_images(entries, model, out: Path, marker: str, digest: str, meta: dict, device: str,
-                 failures: dict[str, str], progress: bool) -> tuple[int, int]:
-    """Label every image not already done for its content and these settings; (done, skipped).
+                 failures: dict[str, str], progress: bool) -> tuple[int, int, int]:
+    """Label every image not already done for its content and these settings; (done, skipped,
+    claimed by another run).
 
-    Each image's folder is claimed for this run (stale files of another run removed) and a
-    failure is isolated: recorded in ``failures`` and the folder removed.
+    Each image is claimed between processes first (:mod:`crossdistill.engine.claims`: an image
+    another live run is labelling is left to it), then its folder is claimed for this run (stale
+    files of another run removed); a failure is isolated: recorded in ``failures`` and the
+    folder removed.
     """
     from tqdm.auto import tqdm
 
+    from crossdistill.engine.claims import try_claim
     from crossdistill.engine.outputs import claim_item, discard_item, file_sha256, mark_output_root, seal_item
     from crossdistill.methods.partdistillation.collection import write_image_parts
 
-    done = skipped = 0
+    done = skipped = claimed = 0
     for entry in tqdm(entries, desc="parts", disable=not progress or len(entries) < 2, unit="img"):
         item_dir = out / "images" / entry.name
         try:
-            sha = file_sha256(entry.path)
-            if claim_item(item_dir, item_dir / marker, digest, sha, entry.path):
-                skipped += 1
-                continue
-            mark_output_root(out)
-            parts = model.predict_image(entry.crops, entry.instances.masks, device=device)
-            write_image_parts(item_dir, entry, parts, model.vocabulary, meta)
-            seal_item(item_dir / marker, sha)
-            done += 1
-        except (InputError, ValueError, OSError, RuntimeError, MemoryError) as exc:
-            discard_item(item_dir, out)
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            failures[entry.name] = first if isinstance(exc, InputError) else f"{type(exc).__name__}: {first}"
+            grant = try_claim(out, f"images/{entry.name}")
+        except OSError as exc:
+            failures[entry.name] = f"OSError: {str(exc).splitlines()[0] if str(exc) else ''}"
             print(f"error: {entry.name}: {failures[entry.name]}", file=sys.stderr)
-    return done, skipped
+            continue
+        if grant is None:
+            claimed += 1
+            continue
+        with grant:  # failures are cleaned up while the image is still claimed
+            try:
+                sha = file_sha256(entry.path)
+                if claim_item(item_dir, item_dir / marker, digest, sha, entry.path):
+                    skipped += 1
+                    continue
+                mark_output_root(out)
+                parts = model.predict_image(entry.crops, entry.instances.masks, device=device)
+                write_image_parts(item_dir, entry, parts, model.vocabulary, meta)
+                seal_item(item_dir / marker, sha)
+                done += 1
+            except (InputError, ValueError, OSError, RuntimeError, MemoryError) as exc:
+                discard_item(item_dir, out)
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                failures[entry.name] = first if isinstance(exc, InputError) else f"{type(exc).__name__}: {first}"
+                print(f"error: {entry.name}: {failures[entry.name]}", file=sys.stderr)
+    return done, skipped, claimed
