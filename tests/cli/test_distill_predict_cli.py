@@ -62,11 +62,13 @@ def test_distill_then_predict(category, tmp_path, capsys):
     box = tmp_path / "run_box"
     rc = main(["distill", "partdistill", "--shapes", str(category / "shapes"), "--parts", "top,leg",
                "--teacher-weights", str(out / "fewshot_teacher.pt"), "--teacher-output", "box", "--backward-rule", "class_relative", "-o", str(box),
+               "--min-score", "0.3", "--size", "64",
                "--views", "4", "--iterations", "30", "--cache", str(tmp_path / "cache"), "--quiet"])
     assert rc == 0, capsys.readouterr().err
     info_box = json.loads((box / "distill.json").read_text())
     assert info_box["teacher"].endswith(":box") and info["teacher"].endswith(":mask")
     assert info_box["rounds"][0]["predictions"] > 0 and info_box["config"]["backward_rule"] == "class_relative"
+    assert info_box["config"]["min_score"] == 0.3 and info_box["config"]["image_size"] == 64
     assert info_box["rounds"][1]["stage"] == "backward 1"
 
 
@@ -87,6 +89,8 @@ def test_distill_with_an_image_input_teacher(category, tmp_path, capsys):
     (["--parts", ""], "no part names"),
     (["--parts", "a,b"], "needs --few-shot"),
     (["--parts", "a,a", "--few-shot", "x"], "repeat"),
+    (["--parts", "a", "--min-score", "1.5"], "--min-score"),
+    (["--parts", "a", "--size", "8"], "--size"),
 ])
 def test_distill_bad_input_is_one_line(category, tmp_path, capsys, argv, message):
     rc = main(["distill", "partdistill", "--shapes", str(category / "shapes"), "-o", str(tmp_path / "o"), *argv])

@@ -29,6 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--extra-shapes", help="more unlabelled shapes (e.g. generated ones) used as knowledge sources")
     q.add_argument("-o", "--output", required=True, help="output folder")
     q.add_argument("--views", type=int, default=10, help="rendered views per shape (default 10)")
+    q.add_argument("--size", type=int, default=128, help="render size in pixels (default 128)")
+    q.add_argument("--min-score", dest="min_score", type=float, default=0.5,
+                   help="forward distillation uses 2D predictions at least this confident (default 0.5; "
+                        "OWLv2's own detection threshold is 0.1)")
     q.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     q.add_argument("--teacher-iterations", type=int, default=500, help="few-shot teacher training steps")
     q.add_argument("--backward-rounds", type=int, default=1,
@@ -113,7 +117,9 @@ def run_partdistill(args: argparse.Namespace) -> int:
     progress = not args.quiet
     teacher = cached(_teacher(args, part_names, device, progress), args.cache)
     say_teacher("text", teacher, args.quiet)
-    config = DistillConfig(views=args.views, backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
+    config = DistillConfig(views=args.views, image_size=args.size, min_score=args.min_score,
+                           pool_min_score=min(DistillConfig.pool_min_score, args.min_score),
+                           backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
                            student=StudentConfig(iterations=args.iterations, seed=args.seed,
                                                  class_weights=None if args.class_weights == "none" else
                                                  args.class_weights))
