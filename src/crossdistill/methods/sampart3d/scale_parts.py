@@ -180,10 +180,10 @@ class ScaleParts:
     def warm(self, scales: list[float], chunk: int = 4) -> None:
         """Compute the labels of ``scales`` not at hand yet, ``chunk`` scales per run of stage 3.
 
-        Stage 3 first picks the clustered subsample by farthest-point sampling, the same for every
-        scale and most of a run's time at the default settings (about 1.5 of 1.9 s for 15k points on a
-        busy 2-core machine); one run over several scales pays it once. The labels are the same as
-        :meth:`labels` gives one scale at a time. A caller of :meth:`labels` waits at most one chunk.
+        The clustered subsample (farthest-point sampling, the same for every scale) is drawn once
+        and kept; one run over several scales also shares the rest of stage 3's set-up. The labels
+        are the same as :meth:`labels` gives one scale at a time. A caller of :meth:`labels` waits at
+        most one chunk.
         """
         todo = [float(s) for s in scales if np.isfinite(s) and s >= 0 and not self.cached(s)
                 and self.saved_scale(s) is None]
