@@ -76,3 +76,30 @@ def test_self_calibration_widens_the_receptive_field():
     y, y2 = sc(x, pyr), sc(x2, pyr)
     assert not torch.allclose(y[0, :2], y2[0, :2])  # calibrated half reacts
     assert torch.allclose(y[0, 2:], y2[0, 2:])  # the plain half cannot see that far
+
+
+def test_packing_keeps_300_clouds_apart():
+    """Clouds at the same coordinates stay distinct voxels for any batch size (keys used to merge
+    clouds past the 16th), and neighbour tables never cross from one cloud to another."""
+    import pytest
+
+    g = torch.Generator().manual_seed(0)
+    n_clouds, per = 300, 5
+    pts = torch.rand(n_clouds * per, 3, generator=g) * 4.0
+    pts[:per * 2] = pts[:per].repeat(2, 1)  # clouds 0 and 1 share their points exactly
+    batch = torch.arange(n_clouds).repeat_interleave(per)
+    coords, pv = voxelize(pts, batch, 1.0)
+    assert torch.equal(coords[pv, 0], batch)  # every point's voxel is in its own cloud
+    for b in (0, 16, 17, 255, 299):
+        want = {tuple(v) for v in torch.floor(pts[batch == b] / 1.0).long().tolist()}
+        assert len(want) == int((coords[:, 0] == b).sum())
+    lvl = VoxelLevel.build(coords)
+    rows = lvl.neighbours.clamp_min(0)
+    same = lvl.coords[rows, 0] == lvl.coords[:, :1]
+    assert bool(same[lvl.neighbours >= 0].all())
+    assert int((lvl.neighbours[:, 13] == torch.arange(len(lvl))).sum()) == len(lvl)  # the centre is itself
+    coarse, parent = lvl.coarser()
+    assert torch.equal(coarse.coords[parent, 0], lvl.coords[:, 0])
+    huge = torch.tensor([[0.0, 0.0, 0.0], [2.0**19, 2.0**19, 2.0**19]])
+    with pytest.raises(ValueError, match="clouds"):
+        voxelize(huge, torch.tensor([0, 9]), 1.0)  # 20-bit axes leave 3 bits: 8 clouds

@@ -30,13 +30,31 @@ __all__ = ["voxelize", "VoxelLevel", "SubMConv3d", "pool", "unpool", "OFFSETS"]
 #: the 27 offsets of a 3x3x3 kernel, centre at index 13
 OFFSETS = torch.tensor([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)],
                        dtype=torch.int64)
-_BITS = 20  # per spatial axis: coordinates up to 2^20 voxels after the shift
+_BITS = 20  # per spatial axis at most: coordinates up to 2^20 voxels after the shift
 
 
-def _pack(coords: torch.Tensor) -> torch.Tensor:
-    """(N, 4) int64 (batch, x, y, z) with x, y, z in [0, 2^20) -> (N,) int64 keys."""
+def _axis_bits(coords: torch.Tensor) -> int:
+    """Bits per spatial axis that hold every coordinate of (N, 4) ``coords`` and one step beyond
+    (a neighbour query), at least 1."""
+    top = int(coords[:, 1:].max()) + 1 if len(coords) else 0
+    return max(1, top.bit_length())
+
+
+def _pack(coords: torch.Tensor, bits: int) -> torch.Tensor:
+    """(N, 4) int64 (batch, x, y, z) with x, y, z in [0, 2^bits) -> (N,) int64 keys that sort as
+    (batch, x, y, z) and are unique for unique rows.
+
+    The batch index takes the bits the axes leave of 63 (a key stays non-negative).
+
+    Raises:
+        ValueError: the batch index does not fit beside ``3 * bits`` bits of coordinates.
+    """
     b, x, y, z = coords.unbind(1)
-    return (((b << _BITS) | x) << _BITS | y) << _BITS | z
+    top_batch = int(b.max()) if len(b) else 0
+    if top_batch.bit_length() + 3 * bits > 63:
+        raise ValueError(f"{top_batch + 1} clouds of {bits}-bit voxel coordinates do not fit one packed key; "
+                         "use fewer clouds per batch or a larger voxel size")
+    return (((b << bits) | x) << bits | y) << bits | z
 
 
 def voxelize(points: torch.Tensor, batch: torch.Tensor, voxel_size: float
@@ -45,7 +63,8 @@ def voxelize(points: torch.Tensor, batch: torch.Tensor, voxel_size: float
 
     Args:
         points: (P, 3) float positions.
-        batch: (P,) int64 cloud index of each point (at most 8 bits' worth, < 256 clouds).
+        batch: (P,) int64 cloud index of each point (as many clouds as the bits the voxel
+            coordinates leave of a 63-bit key: thousands for a LiDAR scan at 5 cm).
         voxel_size: edge length.
 
     Returns:
@@ -64,7 +83,7 @@ def voxelize(points: torch.Tensor, batch: torch.Tensor, voxel_size: float
     if int(grid.max()) >= 1 << _BITS:
         raise ValueError(f"the scene spans more than 2^{_BITS} voxels along an axis; use a larger voxel size")
     coords = torch.cat([batch.to(torch.int64)[:, None], grid], 1)
-    keys = _pack(coords)
+    keys = _pack(coords, _axis_bits(coords))
     uniq, inverse = torch.unique(keys, sorted=True, return_inverse=True)
     first = torch.full((len(uniq),), len(keys), dtype=torch.int64, device=keys.device)
     first.scatter_reduce_(0, inverse, torch.arange(len(keys), device=keys.device), reduce="amin")
@@ -85,14 +104,15 @@ class VoxelLevel:
 
     @classmethod
     def build(cls, coords: torch.Tensor) -> "VoxelLevel":
-        keys = _pack(coords)
+        bits = _axis_bits(coords)  # room for the +1 neighbour of the largest coordinate
+        keys = _pack(coords, bits)
         order = torch.argsort(keys)
         coords, keys = coords[order], keys[order]
         off = OFFSETS.to(coords.device)
         nb = coords[:, None, 1:] + off[None]  # (N, 27, 3)
-        valid = (nb >= 0).all(-1) & (nb < (1 << _BITS)).all(-1)
-        full = torch.cat([coords[:, None, :1].expand(-1, 27, 1), nb.clamp(0, (1 << _BITS) - 1)], -1)
-        q = _pack(full.reshape(-1, 4))
+        valid = (nb >= 0).all(-1)
+        full = torch.cat([coords[:, None, :1].expand(-1, 27, 1), nb.clamp_min(0)], -1)
+        q = _pack(full.reshape(-1, 4), bits)
         pos = torch.searchsorted(keys, q).clamp_max(len(keys) - 1)
         found = (keys[pos] == q) & valid.reshape(-1)
         return cls(coords, torch.where(found, pos, torch.full_like(pos, -1)).reshape(-1, 27))
@@ -103,7 +123,7 @@ class VoxelLevel:
     def coarser(self) -> tuple["VoxelLevel", torch.Tensor]:
         """(the level at twice the voxel size, (N,) int64 parent row of each voxel)."""
         parent_coords = torch.cat([self.coords[:, :1], self.coords[:, 1:] // 2], 1)
-        keys = _pack(parent_coords)
+        keys = _pack(parent_coords, _axis_bits(parent_coords))
         uniq, inverse = torch.unique(keys, sorted=True, return_inverse=True)
         first = torch.full((len(uniq),), len(keys), dtype=torch.int64, device=keys.device)
         first.scatter_reduce_(0, inverse, torch.arange(len(keys), device=keys.device), reduce="amin")
