@@ -19,7 +19,8 @@ def _random_level(seed: int = 0, shape=(6, 7, 5), p=0.35) -> VoxelLevel:
 def test_submanifold_conv_equals_dense_conv_at_occupied_voxels():
     lvl = _random_level()
     feats = torch.randn(len(lvl), 4, generator=torch.Generator().manual_seed(1))
-    conv = SubMConv3d(4, 3, chunk=7)  # several chunks
+    conv = SubMConv3d(4, 3)
+    feats.requires_grad_(True)
     out = conv(feats, lvl)
     grid = torch.zeros(1, 4, 6, 7, 5)
     x, y, z = lvl.coords[:, 1], lvl.coords[:, 2], lvl.coords[:, 3]
@@ -27,6 +28,14 @@ def test_submanifold_conv_equals_dense_conv_at_occupied_voxels():
     weight = conv.weight.view(3, 3, 3, 4, 3).permute(4, 3, 0, 1, 2)
     ref = F.conv3d(grid, weight, conv.bias, padding=1)[0][:, x, y, z].T
     assert torch.allclose(out, ref, atol=1e-5)
+    # the rulebook's gradients are the dense convolution's, at the occupied voxels
+    (g_sparse,) = torch.autograd.grad(out.square().sum(), feats)
+    dense_in = torch.zeros(1, 4, 6, 7, 5)
+    dense_in[0, :, x, y, z] = feats.detach().T
+    dense_in.requires_grad_(True)
+    dense_out = F.conv3d(dense_in, weight.detach(), conv.bias.detach(), padding=1)[0][:, x, y, z].T
+    (g_dense,) = torch.autograd.grad(dense_out.square().sum(), dense_in)
+    assert torch.allclose(g_sparse, g_dense[0][:, x, y, z].T, atol=1e-4)
 
 
 def test_voxelize_and_parent_maps():

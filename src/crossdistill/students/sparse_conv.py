@@ -9,8 +9,9 @@ the occupied voxels. Here:
   (``(N, 27)`` row index of each neighbour, -1 when empty), built once with a sort and
   ``searchsorted`` over packed int64 keys, shared by every convolution at that level;
 * :class:`SubMConv3d`: a submanifold convolution (outputs only at occupied voxels, as
-  spconv's ``SubMConv3d``): gather the 27 neighbours' features and multiply by the
-  (27 * C_in, C_out) weight, in chunks to bound memory;
+  spconv's ``SubMConv3d``) that works only on occupied neighbour pairs: a rulebook per level
+  lists, for each of the 27 offsets, the (output, input) rows it joins, and each offset is
+  one gather and one (pairs, C_in) @ (C_in, C_out) product;
 * :meth:`VoxelLevel.coarser`: the next level (coordinates // 2) with each voxel's parent,
   so features go down by a scatter-mean (:func:`pool`) and back up by indexing
   (:func:`unpool`).
@@ -20,7 +21,7 @@ Everything is device-agnostic and deterministic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -101,6 +102,19 @@ class VoxelLevel:
 
     coords: torch.Tensor
     neighbours: torch.Tensor
+    _rulebook: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False, compare=False)
+
+    def rulebook(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per offset (order :data:`OFFSETS`): (output rows, input rows) of its occupied pairs,
+        each (M_k,) int64; computed once per level and shared by every convolution on it."""
+        if self._rulebook is None:
+            book = []
+            for k in range(27):
+                col = self.neighbours[:, k]
+                rows = (col >= 0).nonzero().squeeze(1)
+                book.append((rows, col[rows]))
+            self._rulebook = book
+        return self._rulebook
 
     @classmethod
     def build(cls, coords: torch.Tensor) -> "VoxelLevel":
@@ -153,20 +167,24 @@ class SubMConv3d(nn.Module):
         torch.Size([2, 3])
     """
 
-    def __init__(self, c_in: int, c_out: int, bias: bool = True, chunk: int = 65536) -> None:
+    def __init__(self, c_in: int, c_out: int, bias: bool = True) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(27 * c_in, c_out))
         nn.init.kaiming_uniform_(self.weight.view(27, c_in, c_out).permute(2, 0, 1).reshape(c_out, -1), a=5 ** 0.5)
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
-        self.c_in, self.chunk = c_in, chunk
+        self.c_in = c_in
 
     def forward(self, features: torch.Tensor, level: VoxelLevel) -> torch.Tensor:
-        """(N, C_in) -> (N, C_out) at the same voxels."""
-        padded = torch.cat([features, features.new_zeros(1, self.c_in)])  # row N = empty neighbour
-        nb = torch.where(level.neighbours >= 0, level.neighbours, torch.full_like(level.neighbours, len(features)))
-        outs = []
-        for s in range(0, len(features), self.chunk):
-            gathered = padded[nb[s:s + self.chunk]].reshape(-1, 27 * self.c_in)
-            outs.append(gathered @ self.weight)
-        out = torch.cat(outs) if outs else features.new_zeros(0, self.weight.shape[1])
+        """(N, C_in) -> (N, C_out) at the same voxels.
+
+        Works on the occupied (output, input) pairs of each offset only (the level's
+        :meth:`~VoxelLevel.rulebook`): per offset one gather, one (pairs, C_in) @ (C_in, C_out)
+        product and one add at the output rows. Within an offset every output row and every input
+        row occurs at most once, so the adds never collide (deterministic on CUDA too).
+        """
+        weight = self.weight.view(27, self.c_in, -1)
+        out = features @ weight[13]  # the centre: every voxel is its own neighbour
+        for k, (rows, cols) in enumerate(level.rulebook()):
+            if k != 13 and len(rows):
+                out = out.index_put((rows,), features[cols] @ weight[k], accumulate=True)
         return out + self.bias if self.bias is not None else out
