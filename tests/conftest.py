@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -71,3 +72,40 @@ def toy_part_image(kind: str, seed: int, size: int = 96):
 def toy_image():
     """:func:`toy_part_image`, for tests (test modules cannot import conftest under plain `pytest`)."""
     return toy_part_image
+
+
+def make_three_primitives():
+    """A box, a sphere and a cylinder, well apart along x: (trimesh mesh, (F,) primitive id per face)."""
+    import trimesh
+
+    parts = [trimesh.creation.box(extents=(1, 1, 1)),
+             trimesh.creation.icosphere(subdivisions=2, radius=0.6),
+             trimesh.creation.cylinder(radius=0.4, height=1.2, sections=24)]
+    for p, x in zip(parts, (-2.0, 0.0, 2.0)):
+        p.apply_translation((x, 0, 0))
+    gt = np.concatenate([np.full(len(p.faces), k) for k, p in enumerate(parts)])
+    return trimesh.util.concatenate(parts), gt
+
+
+@pytest.fixture
+def three_primitives():
+    """:func:`make_three_primitives`: a shape whose parts are unambiguous."""
+    return make_three_primitives()
+
+
+@pytest.fixture(scope="module")
+def three_primitives_module():
+    """:func:`make_three_primitives` for module-scoped fixtures."""
+    return make_three_primitives()
+
+
+@pytest.fixture(scope="session")
+def three_primitives_session():
+    """:func:`make_three_primitives` for session-scoped fixtures."""
+    return make_three_primitives()
+
+
+@pytest.fixture(scope="session")
+def fast_segment_args() -> list[str]:
+    """`crossdistill segment` options small enough for a unit test (a few seconds per object)."""
+    return ["--points", "3000", "--views", "10", "--size", "96", "--iterations", "60", "--quiet"]

@@ -75,7 +75,8 @@ def test_teacher_gives_nested_masks_per_view_and_the_offline_policy():
 
 
 def test_shape_kind_decides_the_rules_of_sam_like_masks():
-    from crossdistill.methods.sampart3d.rules import PAPER_RULES, SAM_RULES, rules_for_teacher, shape_kind_of
+    from crossdistill.methods.sampart3d.rules import PAPER_RULES, SAM_RULES, rules_for_teacher
+    from crossdistill.teachers.geometric_parts import shape_kind_of
 
     shape, _ = _dumbbell()
     unit, _ = normalize_shape(shape)

@@ -194,15 +194,15 @@ def test_view_cli_bad_input_exit_2(viewed, tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("error:"), (argv, err)
 
 
-def test_a_point_cloud_is_served_and_exported_as_points(tmp_path, primitives, fast_args):
+def test_a_point_cloud_is_served_and_exported_as_points(tmp_path, three_primitives, fast_segment_args):
     from crossdistill.view.server import ViewerServer
     from crossdistill.view.session import ViewerSession
 
-    mesh, gt = primitives
+    mesh, gt = three_primitives
     pts, fid = trimesh.sample.sample_surface(mesh, 3000, seed=0)
     src = tmp_path / "cloud.ply"
     trimesh.PointCloud(pts).export(src)
-    assert main(["segment", str(src), "-o", str(tmp_path / "out"), *fast_args]) == 0
+    assert main(["segment", str(src), "-o", str(tmp_path / "out"), *fast_segment_args]) == 0
     obj = tmp_path / "out" / "cloud"
     srv = ViewerServer(ViewerSession.open(obj, export_dir=tmp_path / "exports"), port=0, precompute=False).start()
     try:

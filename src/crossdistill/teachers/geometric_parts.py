@@ -56,6 +56,15 @@ def is_closed_surface(shape: Shape, components: np.ndarray | None) -> bool:
     return bool(mesh.is_watertight)
 
 
+def shape_kind_of(shape: Shape, components: np.ndarray | None) -> str:
+    """Which of :data:`crossdistill.methods.sampart3d.rules.SHAPE_KINDS` a shape is: "points" (a point
+    cloud), "closed_surface" (:func:`is_closed_surface`) or "pieces" (any other mesh);
+    ``components``: (F,) mesh pieces, None for point clouds."""
+    if not shape.is_mesh:
+        return "points"
+    return "closed_surface" if is_closed_surface(shape, components) else "pieces"
+
+
 class CombinedMaskTeacher:
     """The masks of several teachers of the same views, view by view (a union of mask sets).
 
@@ -110,16 +119,18 @@ class OfflineTeacher:
                 raise ValueError(f"offline teacher policy must be one of {OFFLINE_POLICIES}, got {v!r}")
         self.single_surface, self.multi_piece, self.point_cloud = single_surface, multi_piece, point_cloud
 
-    def choice(self, shape: Shape, components: np.ndarray | None) -> str:
-        if not shape.is_mesh:
-            return self.point_cloud
-        return self.single_surface if is_closed_surface(shape, components) else self.multi_piece
+    def choice(self, shape: Shape, components: np.ndarray | None, shape_kind: str | None = None) -> str:
+        """The policy for a shape of ``shape_kind`` (:func:`shape_kind_of`, found when None)."""
+        shape_kind = shape_kind or shape_kind_of(shape, components)
+        return {"points": self.point_cloud, "closed_surface": self.single_surface,
+                "pieces": self.multi_piece}[shape_kind]
 
-    def for_shape(self, shape: Shape, components: np.ndarray | None):
-        """The mask teacher of one shape (``components``: (F,) mesh pieces, None for point clouds)."""
+    def for_shape(self, shape: Shape, components: np.ndarray | None, shape_kind: str | None = None):
+        """The mask teacher of one shape (``components``: (F,) mesh pieces, None for point clouds;
+        ``shape_kind``: its :func:`shape_kind_of` when the caller has it already)."""
         from crossdistill.teachers.offline_masks import RenderMaskTeacher
 
-        kind = self.choice(shape, components)
+        kind = self.choice(shape, components, shape_kind)
         render = RenderMaskTeacher(face_groups={"piece": components} if shape.is_mesh else {})
         if kind == "render":
             return render

@@ -28,14 +28,14 @@ from crossdistill.geometry.sampling import estimate_normals, farthest_point_samp
 from crossdistill.geometry.topology import face_components, region_growing
 from crossdistill.labels import relabel_by_size
 from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
-from crossdistill.methods.sampart3d.rules import PAPER_RULES, PartRules, rules_for_teacher, shape_kind_of
+from crossdistill.methods.sampart3d.rules import PAPER_RULES, PartRules, rules_for_teacher
 from crossdistill.methods.sampart3d.supervision import MaskSupervision, build_supervision
 from crossdistill.methods.sampart3d.support import MaskPointSets
 from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, piece_codes, train_grouping_field
 from crossdistill.methods.sampart3d.vote import majority_per_group, piece_parts, split_at_pieces, vote_faces
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
-from crossdistill.teachers.geometric_parts import OfflineTeacher
+from crossdistill.teachers.geometric_parts import OfflineTeacher, shape_kind_of
 from crossdistill.types import RenderResult, Shape, UnitBoxTransform
 
 PAPER_SCALES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -208,8 +208,8 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     timer.lap("render")
     if mask_teacher is None:
         mask_teacher = DEFAULT_OFFLINE_TEACHER
-    teacher = mask_teacher.for_shape(unit, components) if hasattr(mask_teacher, "for_shape") else mask_teacher
     kind = shape_kind_of(unit, components)
+    teacher = mask_teacher.for_shape(unit, components, kind) if hasattr(mask_teacher, "for_shape") else mask_teacher
     rules = config.rules_for(teacher, kind)
     mask_sets = teacher.masks(rendered.views)
     timer.lap("masks")

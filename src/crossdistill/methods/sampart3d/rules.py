@@ -34,8 +34,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class PartRules:
@@ -99,7 +97,7 @@ RENDER_CUE_RULES = PartRules(piece_codes=True, face_spill=0.5, pieces=True, piec
 
 #: The kinds of shape the rules are chosen for: a mesh that is not one closed surface (objects
 #: assembled from pieces, open surfaces), a closed single surface (one connected watertight
-#: piece: :func:`crossdistill.teachers.geometric_parts.is_closed_surface`), a point cloud.
+#: piece: :func:`crossdistill.teachers.geometric_parts.shape_kind_of` tells which), a point cloud.
 SHAPE_KINDS = ("pieces", "closed_surface", "points")
 
 #: SAM-like masks (SAM, and the mask emulator that stands in for it on benchmarks), per shape
@@ -118,15 +116,6 @@ GEOMETRIC_PART_RULES = PAPER_RULES
 #: a teacher without the attribute is taken to be SAM-like (a real 2D model).
 RULES_BY_MASK_KIND: dict[str, PartRules | dict[str, PartRules]] = {
     "render-cues": RENDER_CUE_RULES, "sam-like": SAM_RULES, "geometric-parts": GEOMETRIC_PART_RULES}
-
-
-def shape_kind_of(shape, components: np.ndarray | None) -> str:
-    """The :data:`SHAPE_KINDS` entry of a shape (``components``: (F,) mesh pieces, None for clouds)."""
-    from crossdistill.teachers.geometric_parts import is_closed_surface
-
-    if not shape.is_mesh:
-        return "points"
-    return "closed_surface" if is_closed_surface(shape, components) else "pieces"
 
 
 def rules_for_teacher(teacher, shape_kind: str = "pieces") -> PartRules:
