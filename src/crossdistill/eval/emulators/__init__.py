@@ -5,7 +5,10 @@ teacher's kind of output when the teacher's weights cannot be had. Every report 
 one names it.
 """
 
+from crossdistill.eval.emulators.detector import (DETECTOR_STRENGTHS, Detections, DetectorGroundTruth,
+                                                  EmulatedDetectorTeacher)
 from crossdistill.eval.emulators.masks import (STRENGTHS, EmulatedMaskTeacher, hierarchy_partitions,
                                                segmentation_partitions)
 
-__all__ = ["EmulatedMaskTeacher", "STRENGTHS", "hierarchy_partitions", "segmentation_partitions"]
+__all__ = ["EmulatedDetectorTeacher", "DetectorGroundTruth", "Detections", "DETECTOR_STRENGTHS",
+           "EmulatedMaskTeacher", "STRENGTHS", "hierarchy_partitions", "segmentation_partitions"]
