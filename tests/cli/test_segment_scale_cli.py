@@ -138,3 +138,17 @@ def test_sigterm_stops_the_workers_and_leaves_no_partial_object(shapes, tmp_path
     assert [ln for ln in err.splitlines() if ln.strip()] == ["terminated"], err  # no warning, no traceback
     unfinished = [p.parent for p in out.glob("*/.crossdistill-item.json") if not (p.parent / "segment.json").exists()]
     assert not unfinished and not list(out.glob(".stale-*")) and not (out / ".crossdistill-claims").exists()
+
+
+def test_ray_with_2_local_workers_writes_the_labels_of_one_process(shapes, tmp_path, fast_segment_args, sharded):
+    pytest.importorskip("ray", reason="--ray needs the [scale] extra (ray), which is not installed")
+    out = tmp_path / "out"
+    run = subprocess.run(_cmd(shapes, out, fast_segment_args, "--ray", "--workers", "2"), capture_output=True,
+                         text=True, env=_env(), timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert _counts(run.stderr)[:3] == (4, 0, 0)
+    _check_complete(out)
+    assert _labels(out) and _labels(out) == _labels(sharded[0])
+    again = subprocess.run(_cmd(shapes, out, fast_segment_args, "--ray", "--workers", "2"), capture_output=True,
+                           text=True, env=_env(), timeout=600)
+    assert again.returncode == 0 and _counts(again.stderr)[:3] == (0, 4, 0), again.stderr  # resumes: nothing redone

@@ -159,7 +159,12 @@ def run_segment(args: argparse.Namespace) -> int:
     out = Path(args.output)
     progress = not args.quiet
     workers = int(getattr(args, "workers", 1) or 1)
-    job = SegmentJob(args, cfg, settings, digest, progress=progress and workers == 1, teacher=teacher,
+    ray = getattr(args, "ray", None)
+    if ray is not None:
+        from crossdistill.engine.ray_tasks import import_ray
+
+        import_ray()  # a missing extra is one line before any work
+    job = SegmentJob(args, cfg, settings, digest, progress=progress and workers == 1 and ray is None, teacher=teacher,
                      backbone=backbone)
 
     if args.demo:
@@ -169,4 +174,4 @@ def run_segment(args: argparse.Namespace) -> int:
     else:
         items = find_inputs(Path(args.input))
     return run_inputs(items, out, MARKER, digest, job, progress=progress, desc="segment", shard=args.shard,
-                      workers=workers, threads=getattr(args, "threads", None))
+                      workers=workers, threads=getattr(args, "threads", None), ray=ray)

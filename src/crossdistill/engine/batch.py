@@ -12,7 +12,8 @@ the others, and a failed item leaves no partial folder.
 Scale: every item is claimed before it is looked at (:mod:`crossdistill.engine.claims`), so
 several processes may share one output folder, each doing the items no other live process
 holds; ``shard`` splits the items for job arrays (:mod:`crossdistill.engine.shards`) and
-``workers`` runs them in local worker processes (:mod:`crossdistill.engine.workers`). One item
+``workers`` runs them in local worker processes (:mod:`crossdistill.engine.workers`), ``ray`` as
+Ray tasks on a local instance or a cluster (:mod:`crossdistill.engine.ray_tasks`). One item
 runs the same code whichever runner does it (:mod:`crossdistill.engine.items`).
 """
 
@@ -78,7 +79,7 @@ class BatchReport:
 def run_batch(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: str | Callable[[Path], Path],
               digest: str, job: Callable[[Path, Path], None], progress: bool = True,
               desc: str = "objects", claim: bool = False, shard: Shard | None = None, workers: int = 1,
-              threads: int | None = None) -> BatchReport:
+              threads: int | None = None, ray: str | None = None) -> BatchReport:
     """Run ``job(input_path, item_out_dir)`` for every item not already finished nor claimed by another process.
 
     Every item is claimed before it is looked at (:mod:`crossdistill.engine.claims`): processes
@@ -98,6 +99,8 @@ def run_batch(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: st
         shard: only this shard of the items (:mod:`crossdistill.engine.shards`).
         workers: item processes (:mod:`crossdistill.engine.workers`); 1 runs them in this process.
         threads: numeric threads per worker process (None: the CPUs shared out); unused with one worker.
+        ray: run the items as Ray tasks (:mod:`crossdistill.engine.ray_tasks`): ``"local"`` or a
+            cluster address; ``workers`` tasks at once.
     """
     report = BatchReport()
     mine = shard.select(items) if shard is not None else list(items)
@@ -115,7 +118,12 @@ def run_batch(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: st
         bar.update(1)
 
     try:
-        if workers > 1 and len(tasks) > 1:
+        if ray is not None and tasks:
+            from crossdistill.engine.ray_tasks import run_in_ray
+            from crossdistill.engine.workers import worker_threads
+
+            run_in_ray(tasks, job, workers, worker_threads(workers, threads), record, address=ray)
+        elif workers > 1 and len(tasks) > 1:
             from crossdistill.engine.workers import run_in_workers, worker_threads
 
             run_in_workers(tasks, job, min(workers, len(tasks)), worker_threads(workers, threads), record)
@@ -162,7 +170,7 @@ def _remove_if_only_mark(out_root: Path) -> None:
 
 def run_inputs(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: str, digest: str,
                job: Callable[[Path, Path], None], progress: bool, desc: str, shard: Shard | None = None,
-               workers: int = 1, threads: int | None = None) -> int:
+               workers: int = 1, threads: int | None = None, ray: str | None = None) -> int:
     """A command's run over its inputs; returns its exit code.
 
     The output folder is checked first (one line, exit 2, before any work). Inputs found by
@@ -170,15 +178,15 @@ def run_inputs(items: Sequence[tuple[str, Path]], out_root: Path, marker_name: s
     trees are marked and skipped), also when ``-o`` lies inside the input folder. One input: its
     errors are the command's own (they propagate, so bad input exits 2, and nothing is left
     written); skipped when already done for this input content and these settings, or while
-    another process works on it. Several: :func:`run_batch` (``shard``, ``workers``, ``threads``
-    passed on) with claimed item folders, failures isolated and summarised on stderr (exit 1 if
+    another process works on it. Several: :func:`run_batch` (``shard``, ``workers``, ``threads``,
+    ``ray`` passed on) with claimed item folders, failures isolated and summarised on stderr (exit 1 if
     any failed).
     """
     check_output_dir(out_root)
     if len(items) == 1 and (shard is None or shard.select(items)):
         return _run_single(items[0], out_root, marker_name, digest, job)
     report = run_batch(items, out_root, marker_name, digest, job, progress=progress, desc=desc, claim=True,
-                       shard=shard, workers=workers, threads=threads)
+                       shard=shard, workers=workers, threads=threads, ray=ray)
     text = report.summary(desc, out_root)
     if shard is not None:
         text += f" (shard {shard}: {len(shard.select(items))} of {len(items)} inputs)"

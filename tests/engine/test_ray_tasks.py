@@ -1,0 +1,43 @@
+"""Batch items as Ray tasks on a local instance (issue 27, item 2: ``--ray``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from crossdistill.engine.batch import run_batch
+
+from .scale_jobs import FileJob
+
+ray = pytest.importorskip("ray", reason="--ray needs the [scale] extra (ray), which is not installed")
+
+
+def test_ray_tasks_isolate_errors_and_dead_workers_and_match_one_process(tmp_path, monkeypatch):
+    # Ray's worker processes inherit the environment, not this interpreter's sys.path: let them import the job
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    items = []
+    for n in "abcde":
+        (inputs / f"{n}.ply").write_bytes(f"shape {n}".encode())
+        items.append((n, inputs / f"{n}.ply"))
+    log = tmp_path / "calls.log"
+    job = FileJob(log, fail_on="b.ply", die_on="c.ply")
+    report = run_batch(items, tmp_path / "ray", "done.json", "d1", job, progress=False, claim=True, workers=2,
+                       threads=1, ray="local")
+    assert sorted(report.done) == ["a", "d", "e"] and not report.skipped
+    assert report.failed["b"].startswith("InputError")
+    assert "died" in report.failed["c"]
+    assert sorted(job.calls()) == ["a", "b", "c", "c", "d", "e"]  # a dead worker's item is retried once, no more
+    assert not (tmp_path / "ray" / "b").exists() and not (tmp_path / "ray" / "c").exists()  # no partial folders
+    assert not ray.is_initialized()  # the local instance this run started is shut down
+
+    one = run_batch(items, tmp_path / "one", "done.json", "d1", FileJob(tmp_path / "one.log", fail_on="b.ply"),
+                    progress=False, claim=True)
+    for name in report.done:
+        for rel in ("scale_1/labels.txt", "done.json"):
+            assert (tmp_path / "ray" / name / rel).read_bytes() == (tmp_path / "one" / name / rel).read_bytes()
+    assert sorted(one.done) == ["a", "c", "d", "e"]
