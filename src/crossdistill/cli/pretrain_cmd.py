@@ -27,7 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", "--steps", dest="steps", type=int, default=400,
                    help="training steps (default 400)" + alias_note("--steps"))
     p.add_argument("--batch", type=int, default=4, help="shapes per step (default 4)")
-    p.add_argument("--width", type=int, default=96, help="backbone channels (default 96)")
+    p.add_argument("--width", type=int, default=96, help="backbone channels of the light network (default 96)")
+    p.add_argument("--backbone", choices=["light", "ptv3", "ptv3-paper"], default="light",
+                   help="network: light (kNN pooling, default), ptv3 (PTv3-object, CPU preset) or ptv3-paper "
+                        "(SAMPart3D's PTv3-object configuration; a GPU network)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, views and training (default 0)")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -69,7 +72,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise InputError(f"--shapes must be a folder of shapes: {root}")
     config = PretrainConfig(n_points=args.points, n_views=args.views, image_size=args.size, width=args.width,
-                            steps=args.steps, batch=args.batch, seed=args.seed, device=_device(args.device))
+                            backbone=args.backbone, steps=args.steps, batch=args.batch, seed=args.seed,
+                            device=_device(args.device))
     teacher = _teacher(args)
     data, failures = [], {}
     for i, (name, path) in enumerate(tqdm(find_inputs(root), desc="render + teacher", disable=args.quiet)):

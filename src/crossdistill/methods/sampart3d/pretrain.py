@@ -41,6 +41,7 @@ from crossdistill.geometry.normalize import normalize_shape
 from crossdistill.geometry.sampling import farthest_point_sampling, sample_surface
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
+from crossdistill.students.backbones import make_point_net
 from crossdistill.students.point_student import PointStudent, knn_graph, point_features
 from crossdistill.types import Correspondence, Shape
 
@@ -56,6 +57,9 @@ class PretrainConfig:
         n_views: rendered views per shape (6 axis + random).
         image_size: render resolution.
         width, n_blocks, k: backbone channels, pooling blocks and neighbours.
+        backbone: the network, by :func:`~crossdistill.students.backbones.make_point_net` name:
+            "light" (kNN pooling, default), "ptv3" (PTv3-object, CPU preset), "ptv3-paper"
+            (SAMPart3D's PTv3-object); ``width`` and ``n_blocks`` apply to "light" only.
         steps: optimisation steps; batch: shapes per step; lr: AdamW learning rate.
         seed: seeds sampling, cameras, weights and batches.
         device: torch device of the training.
@@ -67,6 +71,7 @@ class PretrainConfig:
     width: int = 96
     n_blocks: int = 4
     k: int = 16
+    backbone: str = "light"
     steps: int = 400
     batch: int = 4
     lr: float = 2e-3
@@ -217,7 +222,7 @@ class PointBackbone:
 
         def build(doc: dict) -> "PointBackbone":
             config = PretrainConfig(**doc["config"])
-            net = PointStudent(int(doc["channels"]), width=config.width, n_blocks=config.n_blocks).to(device)
+            net = make_point_net(config.backbone, int(doc["channels"]), config.width, config.n_blocks).to(device)
             net.load_state_dict(doc["state_dict"])
             return cls(net, config, doc["teacher_id"], doc["mean"].numpy(), doc["std"].numpy(), doc["meta"])
 
@@ -259,7 +264,7 @@ def pretrain_backbone(data: Iterable[ShapeTargets], teacher_id: str, config: Pre
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     dev = torch.device(config.device)
-    net = PointStudent(C, width=config.width, n_blocks=config.n_blocks).to(dev)
+    net = make_point_net(config.backbone, C, config.width, config.n_blocks).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     warm = max(1, config.steps // 10)  # linear warm-up over 10% of the steps, then cosine decay
     sched = torch.optim.lr_scheduler.LambdaLR(
