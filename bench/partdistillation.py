@@ -1,37 +1,32 @@
-"""PartDistillation (2D part discovery) on renders of the shared PartNet-Mobility objects.
+"""PartDistillation's stages on renders of the shared PartNet-Mobility objects.
 
-Writes docs/results/partdistillation.md, partdistillation.json and partdistillation.png
-(test images: ground truth, proposals, decoder parts, class-specific parts).
+Writes docs/results/<stem>.md, <stem>.json and <stem>.png (stem ``partdistillation``).
 
 Data: every object of ../shared/data/partnet_mobility_dev, normalised and rendered from 4
 views (one ring at 25 degrees elevation, ``--size`` px; shaded colour on white). Per
 category, objects sorted by id alternate between the training half (even positions), on
-which the method learns without labels, and the test half (odd positions), scored.
-Ground truth per pixel: the part of the face it sees, at the link level (articulated
-parts) and the leaf level (PartNet leaves); pixels of unknown parts are not scored.
+which the method learns without labels (all 13 categories), and the test half (odd
+positions), scored. Ground truth per pixel: the part of the face it sees, at the link level
+(articulated parts) and the leaf level (PartNet leaves); pixels of unknown parts are not
+scored. Teacher: the offline instance teacher (no Mask2Former weights here).
 
-Teacher: the offline instance teacher (no Mask2Former weights here): instances are the
-rendered objects' silhouettes, features the image-only channels of
-``crossdistill.teachers.offline_instances``. Object classes: the category names (the
-image-level labels PartDistillation reads from ImageNet).
+Categories are split for settings (category-level cross-validation): settings are chosen
+on the test images of the SELECT categories and reported on the REPORT categories.
 
-Side by side on the test images, class-agnostic (per image, over object pixels with known
-parts: NMI, ARI, mIoU = each ground-truth part's best IoU, averaged; AR@k of the ranked
-masks, COCO IoU thresholds 0.5:0.95):
+Stages compared on the test images (per image, over object pixels with known parts):
 
-* (a) RGB k-means: k-means of colour + position only, K = 4 (no teacher features);
-* (b) proposals: stage 1, k-means of the teacher features, K = 4 (AR@k ranks the
-  proposals of K = 2..6 by K, then area);
-* (c) decoder trained on the proposals (one round);
-* (d) decoder after self-training (the method's default, two rounds).
+* proposals: stage 1, cosine k-means of the teacher features inside each instance, K = 4
+  (NMI / mIoU); AR@k ranks the parts of the K = 2..6 partitions by K, then area;
+* self-trained: the decoder trained on the proposals, then self-trained (``--rounds``);
+* final: + the final self-training on class-specific part ids (``--final-steps``).
 
-Class-specific (per category: each discovered part class maps to the link-level semantic
-part it overlaps most on the *training* images; semantic IoU per part over all test pixels,
-averaged over parts, then over categories): (b) with the same ranking run on the
-proposals' mean teacher features, and (d) with its ranking of query features.
+NMI, ARI and class-agnostic mIoU (each ground-truth part's best IoU, averaged) at both
+levels; AR@10 and AR@200 of the leaf parts, COCO IoU thresholds 0.5:0.95. Semantic mIoU
+(class-specific, link level): each discovered part class maps to the semantic part it
+overlaps most on the training images.
 
-    python bench/partdistillation.py              # all 13 categories, ~10 min on 2 cores
-    python bench/partdistillation.py --categories Bucket Laptop --steps 100   # quick look
+    python bench/partdistillation.py                    # the report (~15 min on 2 busy cores)
+    python bench/partdistillation.py --tag x --no-report --final-steps 0   # a variant, JSON only
 """
 
 from __future__ import annotations
@@ -39,10 +34,13 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as _dt
+import json
 import os
+import pickle
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -52,14 +50,14 @@ sys.path.insert(0, str(REPO / "src"))
 DATA = REPO / ".." / "shared" / "data"
 OUT = REPO / "docs" / "results"
 STEM = "partdistillation"
-METHODS = ("rgb_kmeans", "proposals", "decoder", "decoder_selftrain")
-TITLES = {"rgb_kmeans": "(a) RGB + position k-means, K=4", "proposals": "(b) teacher-feature k-means (stage 1), K=4",
-          "decoder": "(c) part decoder, trained on (b)", "decoder_selftrain": "(d) + self-training (default)"}
-AR_KS = (5, 10)
+STAGES = ("proposals", "selftrained", "final")
+AR_KS = (10, 200)
+SELECT = ("Bucket", "Safe", "Toaster", "Stapler", "Switch", "Toilet")
+REPORT = ("Laptop", "Box", "Suitcase", "KitchenPot", "TrashCan", "Bottle", "WashingMachine")
 
 
 def render_split(bench, categories, size: int):
-    """{"train"|"test": [image dicts]} with rgb views, instance sets and per-pixel ground truth."""
+    """{"train"|"test": [image dicts]} with rgb views and per-pixel ground truth."""
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.methods.partdistill.data import link_face_labels, link_part_names
     from crossdistill.render.cameras import orbit_rig
@@ -85,17 +83,34 @@ def render_split(bench, categories, size: int):
     return split, names
 
 
-def rgb_crop(crop, rgb: np.ndarray):
-    """The crop with the image's RGB (sampled over the box) in place of the teacher features."""
-    from dataclasses import replace
+def load_data(size: int, grid: int, cache_dir: Path):
+    """Renders, teacher instances and crops of every image (cached: the teacher is deterministic)."""
+    from crossdistill.eval.benchmarks import get_benchmark
+    from crossdistill.methods.partdistillation.crops import crop_instances
+    from crossdistill.teachers.offline_instances import RenderInstanceTeacher
+    from crossdistill.types import Views
 
-    from crossdistill.methods.partdistillation.crops import _sample_grid
-    import torch
-    import torch.nn.functional as F
-
-    g = _sample_grid(crop.box, crop.image_size, crop.grid)
-    img = torch.as_tensor(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-    return replace(crop, features=F.grid_sample(img, g, mode="bilinear", align_corners=False)[0].numpy())
+    teacher = RenderInstanceTeacher()
+    path = cache_dir / f"partdistillation_{size}_{grid}_{teacher.teacher_id.replace(':', '_')}.pkl"
+    if path.exists():
+        with open(path, "rb") as fh:
+            return pickle.load(fh) + (teacher.teacher_id,)
+    bench = get_benchmark("partnet_mobility_dev", root=DATA)
+    cats = sorted({r.category for r in bench.records()})
+    split, names = render_split(bench, cats, size)
+    for img in split["train"] + split["test"]:
+        views, v = img.pop("views"), img["v"]
+        one = Views(views.cameras.subset([v]), views.face_id[v:v + 1], views.depth[v:v + 1], views.normal[v:v + 1],
+                    views.rgb[v:v + 1])
+        img["inst"] = teacher.instances(one)[0]
+        img["rgb"] = views.rgb[v]
+        img["crops"] = crop_instances([img["inst"]], (size, size), grid, classes=[img["category"]])
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump((split, names), fh)
+    os.replace(tmp, path)
+    return split, names, teacher.teacher_id
 
 
 def scores_for(gt_link, gt_leaf, pred, mask):
@@ -113,24 +128,6 @@ def scores_for(gt_link, gt_leaf, pred, mask):
     return out
 
 
-def semantic_miou(per_cat: dict[str, list[tuple[np.ndarray, np.ndarray]]], train_maps: dict, n_parts: dict) -> dict:
-    """Mean over categories of the mean IoU over semantic parts; discovered classes mapped by training majority."""
-    result = {}
-    for cat, pairs in per_cat.items():
-        P = n_parts[cat]
-        mapping = train_maps.get(cat, {})
-        inter, union = np.zeros(P), np.zeros(P)
-        for gt, pred in pairs:
-            mapped = np.array([mapping.get(int(p), -1) for p in pred]) if len(pred) else pred
-            for c in range(P):
-                g, p = gt == c, mapped == c
-                inter[c] += (g & p).sum()
-                union[c] += (g | p).sum()
-        present = union > 0
-        result[cat] = float((inter[present] / union[present]).mean()) if present.any() else float("nan")
-    return result
-
-
 def majority_map(pairs) -> dict[int, int]:
     """Discovered class -> the semantic part it overlaps most (pairs of (gt, discovered) pixel arrays)."""
     votes: dict[int, np.ndarray] = {}
@@ -141,187 +138,208 @@ def majority_map(pairs) -> dict[int, int]:
     return {p: int(v.argmax()) for p, v in votes.items()}
 
 
+def semantic_miou(pairs_by_cat: dict, train_maps: dict, n_parts: dict) -> dict[str, float]:
+    """Per category: mean IoU over semantic parts of the mapped discovered classes (all test pixels)."""
+    out = {}
+    for cat, pairs in pairs_by_cat.items():
+        P, mapping = n_parts[cat], train_maps.get(cat, {})
+        inter, union = np.zeros(P), np.zeros(P)
+        for gt, pred in pairs:
+            mapped = np.array([mapping.get(int(p), -1) for p in pred]) if len(pred) else pred
+            for c in range(P):
+                g, p = gt == c, mapped == c
+                inter[c] += (g & p).sum()
+                union[c] += (g | p).sum()
+        ok = union > 0
+        out[cat] = float((inter[ok] / union[ok]).mean()) if ok.any() else float("nan")
+    return out
+
+
+def image_partition(img, labels, size: int) -> np.ndarray:
+    """Pasted grid partitions of one image's crops -> (H, W) int labels (instances offset by 100)."""
+    from crossdistill.methods.partdistillation.crops import paste_partition
+
+    out = np.full((size, size), -1, np.int64)
+    for j, (crop, lab) in enumerate(zip(img["crops"], labels)):
+        p = paste_partition(lab, crop.box, (size, size), img["inst"].masks[crop.instance_index])
+        out[p >= 0] = p[p >= 0] + 100 * j
+    return out
+
+
+def proposal_rows(split, config, size: int, seed: int):
+    """Stage 1 on the test images: (rows, AR triples)."""
+    from crossdistill.methods.partdistillation.crops import paste_logits
+    from crossdistill.methods.partdistillation.proposals import kmeans_partition, partition_masks
+
+    rows, ar = [], []
+    for img in split["test"]:
+        if not img["crops"]:
+            continue
+        fg = img["inst"].masks.any(0)
+        pred = image_partition(img, [kmeans_partition(c, 4, config.proposals, seed) for c in img["crops"]], size)
+        s = scores_for(img["link"], img["leaf"], pred, fg)
+        if s is not None:
+            rows.append({"id": img["id"], "category": img["category"], "view": img["view"], **s})
+        masks, scores = [], []
+        for c in img["crops"]:
+            props = []
+            for k in (2, 3, 4, 5, 6):
+                for pm in partition_masks(kmeans_partition(c, k, config.proposals, seed)):
+                    props.append((k, -pm.sum(), pm))
+            props.sort(key=lambda x: (x[0], x[1]))
+            obj = img["inst"].masks[c.instance_index]
+            for rank, (_, _, pm) in enumerate(props):
+                masks.append(paste_logits((pm.astype(np.float32) - 0.5)[None], c.box, (size, size), obj)[0] > 0)
+                scores.append(-float(rank))
+        if (img["leaf"] >= 0).any() and masks:
+            ar.append((img["category"], np.where(fg, img["leaf"], -1), np.stack(masks), np.asarray(scores)))
+    return rows, ar
+
+
+def model_rows(model, split, which: str = "test", keep_examples: int = 0):
+    """A trained model on one half: (rows, AR triples, semantic pairs by category, examples)."""
+    rows, ar, sem, examples = [], [], {}, []
+    for img in split[which]:
+        if not img["crops"]:
+            continue
+        res = model.predict_image(img["crops"], img["inst"].masks)
+        fg = img["inst"].masks.any(0)
+        ok = img["sem"] >= 0
+        sem.setdefault(img["category"], []).append((img["sem"][ok], res.part_classes[ok]))
+        if which != "test":
+            continue
+        s = scores_for(img["link"], img["leaf"], res.parts.astype(np.int64), fg)
+        if s is not None:
+            rows.append({"id": img["id"], "category": img["category"], "view": img["view"], **s})
+        if (img["leaf"] >= 0).any():
+            ar.append((img["category"], np.where(fg, img["leaf"], -1), res.proposals, res.proposal_scores))
+        if img["view"] == 1 and len(examples) < keep_examples and img["category"] in REPORT:
+            examples.append((img["rgb"], img["link"], img["leaf"], res.parts, res.part_classes))
+    return rows, ar, sem, examples
+
+
+def summarise(rows, ar, cats) -> dict:
+    from crossdistill.eval.metrics.instances import average_recall
+
+    sel = [r for r in rows if r["category"] in cats]
+    out = {k: float(np.mean([r[k] for r in sel])) for k in sel[0] if k not in ("id", "category", "view")} if sel else {}
+    arr = [(g, p, s) for c, g, p, s in ar if c in cats]
+    for k in AR_KS:
+        out[f"ar{k}"] = average_recall(arr, k=k) if arr else float("nan")
+    out["images"] = len(sel)
+    return out
+
+
+def build_config(args):
+    from crossdistill.methods.partdistillation.augment import AugmentConfig
+    from crossdistill.methods.partdistillation.pipeline import PartDistillationConfig, SelfTrainConfig
+    from crossdistill.methods.partdistillation.proposals import ProposalConfig
+    from crossdistill.methods.partdistillation.training import TrainConfig
+
+    aug = None if args.no_augment else AugmentConfig()
+    return PartDistillationConfig(
+        grid=args.grid, queries=args.queries, proposals=ProposalConfig(metric=args.metric),
+        train=TrainConfig(steps=args.steps, seed=args.seed), rounds=args.rounds, normalize_input=args.normalize_input,
+        self_train=SelfTrainConfig(augment=aug, momentum=args.momentum, refresh_every=args.refresh_every,
+                                   proposal_augment=args.proposal_augment),
+        final_steps=args.final_steps, seed=args.seed)
+
+
 def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--categories", nargs="*", default=None)
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--grid", type=int, default=48)
     ap.add_argument("--steps", type=int, default=300, help="decoder steps per round")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--final-steps", type=int, default=300)
+    ap.add_argument("--queries", type=int, default=12)
+    ap.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
+    ap.add_argument("--normalize-input", type=int, default=1)
+    ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--proposal-augment", action="store_true")
+    ap.add_argument("--momentum", type=float, default=0.99)
+    ap.add_argument("--refresh-every", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--stem", default=STEM)
-    ap.add_argument("--ks", type=int, nargs="+", default=[4],
-                    help="cluster counts of the decoder's training proposals (rows (a), (b) stay K=4)")
+    ap.add_argument("--tag", default="default", help="name of this variant in the runs folder")
+    ap.add_argument("--no-report", action="store_true", help="write only the variant's JSON")
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "crossdistill_bench")
     args = ap.parse_args()
+    args.normalize_input = bool(args.normalize_input)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from crossdistill.eval.benchmarks import get_benchmark
-    from crossdistill.eval.metrics.instances import average_recall
-    from crossdistill.methods.partdistillation.crops import crop_instances, paste_partition
-    from crossdistill.methods.partdistillation.pipeline import PartDistillation, PartDistillationConfig
-    from crossdistill.methods.partdistillation.proposals import ProposalConfig, kmeans_partition, partition_masks
-    from crossdistill.methods.partdistillation.ranking import PartRanking, class_part_features
-    from crossdistill.methods.partdistillation.training import TrainConfig
-    from crossdistill.methods.partdistillation.crops import paste_logits
-    from crossdistill.teachers.offline_instances import RenderInstanceTeacher
+    from crossdistill.methods.partdistillation.pipeline import PartDistillation
+    from crossdistill.methods.partdistillation.ranking import PartRanking
 
     t_all = time.perf_counter()
-    bench = get_benchmark("partnet_mobility_dev", root=DATA)
-    cats = args.categories or sorted({r.category for r in bench.records()})
-    t = time.perf_counter()
-    split, names = render_split(bench, cats, args.size)
-    render_s = time.perf_counter() - t
-    teacher = RenderInstanceTeacher()
-    t = time.perf_counter()
-    for img in split["train"] + split["test"]:
-        views, v = img["views"], img["v"]
-        from crossdistill.types import Views
-        one = Views(views.cameras.subset([v]), views.face_id[v:v + 1], views.depth[v:v + 1], views.normal[v:v + 1],
-                    views.rgb[v:v + 1])
-        img["inst"] = teacher.instances(one)[0]
-        img["rgb"] = views.rgb[v]
-        img["crops"] = crop_instances([img["inst"]], (args.size, args.size), args.grid, classes=[img["category"]])
-        del img["views"]
-    teacher_s = time.perf_counter() - t
+    split, names, teacher_id = load_data(args.size, args.grid, args.cache)
+    config = build_config(args)
     train_crops = [c for img in split["train"] for c in img["crops"]]
-    config = PartDistillationConfig(grid=args.grid, proposals=ProposalConfig(ks=tuple(args.ks)),
-                                    train=TrainConfig(steps=args.steps, seed=args.seed), seed=args.seed)
+    results, timings = {}, {}
 
-    def image_partitions(img, decoded):
-        """Pasted partitions of one image's crops -> (H, W) int labels (instances offset)."""
-        H = W = args.size
-        out = np.full((H, W), -1, np.int64)
-        for j, (crop, lab) in enumerate(zip(img["crops"], decoded)):
-            m = img["inst"].masks[crop.instance_index]
-            p = paste_partition(lab, crop.box, (H, W), m)
-            out[p >= 0] = p[p >= 0] + 100 * j
-        return out
-
-    rows = {m: [] for m in METHODS}
-    ar_pairs = {m: [] for m in METHODS}
-    sem_pairs = {"proposals": {}, "decoder_selftrain": {}}
-    train_sem = {"proposals": {}, "decoder_selftrain": {}}
-    examples = []
-
-    # (a), (b): no training
     t = time.perf_counter()
-    prop_feats = {}
-    for which in ("train", "test"):
-        for img in split[which]:
-            if not img["crops"]:
-                continue
-            labs_b = [kmeans_partition(c, 4, config.proposals, args.seed) for c in img["crops"]]  # (b): K = 4
-            pred_b = image_partitions(img, labs_b)
-            crop = img["crops"][0]
-            means = np.stack([crop.features[:, m].mean(1) for m in partition_masks(labs_b[0])])
-            prop_feats[(which, id(img))] = (labs_b[0], means)
-            if which == "train":
-                continue
-            labs_a = [kmeans_partition(rgb_crop(c, img["rgb"]), 4, config.proposals, args.seed) for c in img["crops"]]
-            pred_a = image_partitions(img, labs_a)
-            fg = img["inst"].masks.any(0)
-            for m, pred in (("rgb_kmeans", pred_a), ("proposals", pred_b)):
-                s = scores_for(img["link"], img["leaf"], pred, fg)
-                if s is not None:
-                    rows[m].append({"id": img["id"], "category": img["category"], "view": img["view"], **s})
-            for m, crops_fn in (("rgb_kmeans", lambda c: rgb_crop(c, img["rgb"])), ("proposals", lambda c: c)):
-                masks, scores = [], []
-                for c in img["crops"]:
-                    props = []
-                    for k in (2, 3, 4, 5, 6):
-                        for pm in partition_masks(kmeans_partition(crops_fn(c), k, config.proposals, args.seed)):
-                            props.append((k, -pm.sum(), pm))
-                    props.sort(key=lambda x: (x[0], x[1]))
-                    obj_m = img["inst"].masks[c.instance_index]
-                    for rank, (_, _, pm) in enumerate(props):
-                        masks.append(paste_logits((pm.astype(np.float32) - 0.5)[None], c.box, (args.size,) * 2,
-                                                  obj_m)[0] > 0)
-                        scores.append(-float(rank))
-                gt = img["leaf"]
-                if (gt >= 0).any() and masks:
-                    ar_pairs[m].append((np.where(fg, gt, -1), np.stack(masks), np.asarray(scores)))
-    baselines_s = time.perf_counter() - t
+    rows, ar = proposal_rows(split, config, args.size, args.seed)
+    results["proposals"] = {"rows": rows, "ar": ar, "sem": {}}
+    timings["proposals"] = time.perf_counter() - t
 
-    # ranking of (b): mean teacher features of the proposals, per class
-    tr = [(img["category"], prop_feats[("train", id(img))][1]) for img in split["train"] if ("train", id(img)) in prop_feats]
-    ranking_b = PartRanking.fit(class_part_features([c for c, _ in tr], [f for _, f in tr]), config.ranking, args.seed)
-
-    def class_map_b(img, which):
-        lab, means = prop_feats[(which, id(img))]
-        ranks = ranking_b.assign(img["category"], means)
-        part = image_partitions(img, [lab])
-        cls = np.where(part >= 0, ranks[np.maximum(part, 0) % 100], -1)
-        return cls
-
-    for which, store in (("train", train_sem["proposals"]), ("test", sem_pairs["proposals"])):
-        for img in split[which]:
-            if (which, id(img)) in prop_feats:
-                cls = class_map_b(img, which)
-                ok = img["sem"] >= 0
-                store.setdefault(img["category"], []).append((img["sem"][ok], cls[ok]))
-
-    # (c), (d): the decoder
-    evaluated = {}
-
-    def evaluate(model, tag):
-        for img in split["test"]:
-            if not img["crops"]:
-                continue
-            res = model.predict_image(img["crops"], img["inst"].masks)
-            fg = img["inst"].masks.any(0)
-            s = scores_for(img["link"], img["leaf"], res.parts.astype(np.int64), fg)
-            if s is not None:
-                rows[tag].append({"id": img["id"], "category": img["category"], "view": img["view"], **s})
-            if (img["leaf"] >= 0).any():
-                ar_pairs[tag].append((np.where(fg, img["leaf"], -1), res.proposals, res.proposal_scores))
-            if tag == "decoder_selftrain":
-                ok = img["sem"] >= 0
-                sem_pairs[tag].setdefault(img["category"], []).append((img["sem"][ok], res.part_classes[ok]))
-                if img["view"] == 1 and len(examples) < 2 * len(cats):
-                    examples.append((img, res))
-        evaluated[tag] = True
+    snaps = {}
 
     def after_round(r, decoder):
-        if r == 0 and config.rounds > 1:
-            snap = PartDistillation(copy.deepcopy(decoder), PartRanking(), config)
-            snap.ranking = snap.fit_ranking(train_crops)
-            evaluate(snap, "decoder")
+        if r == config.rounds - 1:
+            snaps["selftrained"] = copy.deepcopy(decoder)
 
     t = time.perf_counter()
-    model, history = PartDistillation.fit(train_crops, config, teacher.teacher_id, progress=False,
-                                         after_round=after_round)
-    fit_s = time.perf_counter() - t
-    evaluate(model, "decoder_selftrain")
-    for img in split["train"]:
-        if img["crops"]:
-            res = model.predict_image(img["crops"], img["inst"].masks)
-            ok = img["sem"] >= 0
-            train_sem["decoder_selftrain"].setdefault(img["category"], []).append((img["sem"][ok], res.part_classes[ok]))
-
-    n_parts = {c: len(n) for c, n in names.items()}
-    sem = {m: semantic_miou(sem_pairs[m], {c: majority_map(p) for c, p in train_sem[m].items()}, n_parts)
-           for m in sem_pairs}
-    ar = {m: {k: average_recall(ar_pairs[m], k=k) for k in AR_KS} for m in METHODS}
+    model, history = PartDistillation.fit(train_crops, config, teacher_id, progress=False, after_round=after_round)
+    timings["fit"] = time.perf_counter() - t
+    st = PartDistillation(snaps["selftrained"], PartRanking(config=config.ranking), replace(config, final_steps=0))
+    st.ranking = st.fit_ranking(train_crops)
+    examples = []
+    t = time.perf_counter()
+    for stage, m in (("selftrained", st), ("final", model if config.final_steps > 0 else None)):
+        if m is None:
+            continue
+        rows, ar, sem, ex = model_rows(m, split, "test", keep_examples=7 if stage == "final" else 0)
+        _, _, sem_train, _ = model_rows(m, split, "train")
+        n_parts = {c: len(n) for c, n in names.items()}
+        results[stage] = {"rows": rows, "ar": ar,
+                          "sem": semantic_miou(sem, {c: majority_map(p) for c, p in sem_train.items()}, n_parts)}
+        examples += ex
+    timings["evaluate"] = time.perf_counter() - t
     wall = time.perf_counter() - t_all
+    summary = {s: {fold: summarise(results[s]["rows"], results[s]["ar"], cats)
+                   for fold, cats in (("select", SELECT), ("report", REPORT))} for s in results}
+    for s in results:
+        for fold, cats in (("select", SELECT), ("report", REPORT)):
+            vals = [results[s]["sem"][c] for c in cats if c in results[s]["sem"]]
+            summary[s][fold]["sem_miou"] = float(np.nanmean(vals)) if vals else float("nan")
+    per_cat = {s: {c: summarise(results[s]["rows"], results[s]["ar"], (c,)) for c in sorted(names)} for s in results}
     report = {
         "command": "python bench/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
-        "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores, "
-        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, torch threads {args.threads}",
-        "teacher": teacher.teacher_id, "categories": cats, "config": config.to_dict(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores ({platform.machine()}, {platform.processor() or 'cpu'}), "
+                   f"Python {platform.python_version()}, torch threads {args.threads}, shared with other jobs",
+        "loadavg_end": os.getloadavg(), "teacher": teacher_id, "tag": args.tag, "args": vars(args) | {"cache": str(args.cache)},
+        "config": config.to_dict(), "select": SELECT, "report": REPORT,
         "n_images": {k: len(v) for k, v in split.items()}, "n_train_instances": len(train_crops),
-        "rows": rows, "ar": ar, "semantic_miou": sem, "losses": [l[-1] for l in history.losses],
-        "parts_per_object_targets": history.parts_per_object, "vocabulary": list(model.vocabulary),
-        "timings_s": {"render": render_s, "teacher": teacher_s, "baselines": baselines_s, "fit": fit_s, "wall": wall},
-        "fit_s_per_train_instance": fit_s / max(len(train_crops), 1),
+        "summary": summary, "per_category": per_cat,
+        "semantic": {s: results[s]["sem"] for s in results},
+        "final_loss_per_stage": [l[-1] for l in history.losses],
+        "timings_s": timings | {"wall": wall},
     }
-    from partdistillation_report import write_report
+    runs = OUT / f"{STEM}_runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / f"{args.tag}.json").write_text(json.dumps(report, indent=1, default=float))
+    print(json.dumps({s: {f: {k: round(100 * v, 1) if k != "images" else v for k, v in d.items()}
+                          for f, d in summary[s].items()} for s in summary}, indent=None))
+    if not args.no_report:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from partdistillation_report import write_report
 
-    write_report(report, examples, names, OUT, args.stem)
-    print(f"wrote {OUT / (args.stem + '.md')} in {wall:.0f} s")
+        write_report(report, examples, names, OUT, STEM)
+        print(f"wrote {OUT / (STEM + '.md')} in {wall:.0f} s")
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from partdistillation import AR_KS, METHODS, TITLES
-
 from crossdistill.viz.palette import overlay_labels
 
+TITLES = {"proposals": "proposals (stage 1: cosine k-means, K=4)", "selftrained": "self-trained decoder",
+          "final": "final (self-trained on cluster ids)"}
+COLS = (("nmi_link", "NMI link"), ("nmi_leaf", "NMI leaf"), ("miou_link", "mIoU link"), ("miou_leaf", "mIoU leaf"),
+        ("ar10", "AR@10 leaf"), ("ar200", "AR@200 leaf"), ("sem_miou", "semantic mIoU"))
+TARGET = ("nmi_link", "nmi_leaf", "miou_link", "miou_leaf", "ar200")
 
-def _mean(rows: list[dict], key: str) -> float:
-    vals = [r[key] for r in rows if key in r and np.isfinite(r[key])]
-    return 100.0 * float(np.mean(vals)) if vals else float("nan")
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.1f}"
 
 
 def _picture(examples, path: Path) -> None:
@@ -22,70 +25,76 @@ def _picture(examples, path: Path) -> None:
 
     if not examples:
         return
-    tiles = []
-    for img, res in examples:
-        tiles.append(np.concatenate([img["rgb"], overlay_labels(img["rgb"], img["link"]), overlay_labels(img["rgb"], img["leaf"]),
-                                     overlay_labels(img["rgb"], res.parts), overlay_labels(img["rgb"], res.part_classes)], 1))
-    sheet = np.concatenate(tiles, 0)
-    Image.fromarray(sheet).save(path, optimize=True)
+    tiles = [np.concatenate([rgb, overlay_labels(rgb, link), overlay_labels(rgb, leaf), overlay_labels(rgb, parts),
+                             overlay_labels(rgb, classes)], 1) for rgb, link, leaf, parts, classes in examples]
+    Image.fromarray(np.concatenate(tiles, 0)).save(path, optimize=True)
+
+
+def target_lines(summary: dict, fold: str) -> list[str]:
+    """One line per target metric: final > self-trained > proposals, met or missed."""
+    out = []
+    for key, name in COLS:
+        if key not in TARGET or "final" not in summary:
+            continue
+        p, s, f = (summary[x][fold].get(key, float("nan")) for x in ("proposals", "selftrained", "final"))
+        ok = f > s > p
+        out.append(f"- {name}: final {_fmt(f)} {'>' if f > s else '<='} self-trained {_fmt(s)} "
+                   f"{'>' if s > p else '<='} proposals {_fmt(p)}: **{'met' if ok else 'MISSED'}**")
+    return out
 
 
 def write_report(report: dict, examples, names: dict, out: Path, stem: str) -> None:
-    rows, ar, sem = report["rows"], report["ar"], report["semantic_miou"]
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(report, indent=1, default=float))
     _picture(examples, out / f"{stem}.png")
-    t = report["timings_s"]
+    summary, per_cat, t, cfg = report["summary"], report["per_category"], report["timings_s"], report["config"]
+    stages = [s for s in TITLES if s in summary]
     lines = [
-        "# PartDistillation: 2D part discovery on renders of PartNet-Mobility (shared data)", "",
+        "# PartDistillation: its stages on renders of PartNet-Mobility (shared data)", "",
         f"Command: `{report['command']}`  ",
-        f"Machine: {report['machine']}  ",
+        f"Machine: {report['machine']}; load average at the end {', '.join(f'{x:.1f}' for x in report['loadavg_end'])}  ",
         f"Date: {report['date']}", "",
         f"Images: {report['n_images']['train']} training and {report['n_images']['test']} test renders (4 views per "
-        f"object, {len(report['categories'])} categories; per category the objects alternate between the halves). "
-        f"The method learns on the training half without labels; every figure below is on the test half.",
-        f"Teacher: `{report['teacher']}` (the offline instance teacher: no Mask2Former weights on this machine; "
-        "instances are the rendered silhouettes, pixel features only what one image shows: colour, camera-frame "
-        "normal, relative depth, and their smoothed copies). Object classes: the category names.",
-        f"The decoder (c, d) trains on the k-means partitions of K = "
-        f"{', '.join(str(k) for k in report['config']['proposals']['ks'])} (rows (a) and (b) are K = 4).", "",
-        "## Class-agnostic parts (x100, mean over test images)", "",
-        "NMI / ARI over the object's pixels with a known part; mIoU: each ground-truth part's best IoU with a "
-        "predicted part, averaged per image; AR@k: average recall of the leaf parts by the k best-ranked masks, "
-        "COCO IoU thresholds 0.5:0.95.", "",
-        "| method | NMI link | ARI link | mIoU link | NMI leaf | ARI leaf | mIoU leaf | "
-        + " | ".join(f"AR@{k} leaf" for k in AR_KS) + " |",
-        "|---|" + "---:|" * (6 + len(AR_KS)),
+        "object, 13 categories, objects alternating between the halves). The method learns on every training image "
+        "without labels; the figures are on the test images.",
+        f"Teacher: `{report['teacher']}` (offline instance teacher: no Mask2Former weights on this machine; instances "
+        "are the rendered silhouettes, pixel features what one image shows: colour, camera-frame normal, relative "
+        "depth and smoothed copies).", "",
+        f"**Settings were chosen on the test images of {', '.join(report['select'])} (select) and are reported on "
+        f"{', '.join(report['report'])} (report).** The report categories' figures played no part in any choice.", "",
+        f"Stages: proposals = cosine k-means (K = 4) of the teacher features per instance; self-trained = the part "
+        f"decoder trained on them ({cfg['train']['steps']} steps), then {cfg['rounds'] - 1} self-training round(s) of "
+        f"{cfg['train']['steps']} steps from an EMA teacher snapshot (momentum {cfg['self_train']['momentum']}, "
+        f"re-labelling every {cfg['self_train']['refresh_every']} steps) on strongly augmented crops; final = "
+        f"{cfg['final_steps']} more steps of self-training on class-specific part ids (cluster head, same snapshot "
+        "and augmentation).", "",
+        "NMI over the object's pixels with a known part; mIoU: each ground-truth part's best IoU with a predicted "
+        "part, averaged per image; AR@k: average recall of the leaf parts by the k best-ranked masks, COCO IoU "
+        "thresholds 0.5:0.95 (proposals: the parts of K = 2..6, by K then area; decoder: its parts, then every "
+        "query's mask by part-ness); semantic mIoU: discovered part classes mapped to link-level semantic parts by "
+        "majority on the training images (proposals have no classes).", "",
     ]
-    for m in METHODS:
-        r = rows[m]
-        vals = [_mean(r, f"{x}_{lvl}") for lvl in ("link", "leaf") for x in ("nmi", "ari", "miou")]
-        vals += [100.0 * ar[m][k] for k in AR_KS]
-        lines.append(f"| {TITLES[m]} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
-    lines += ["", "Per category (leaf mIoU x100):", "",
-              "| category | images | " + " | ".join(m for m in METHODS) + " |", "|---|---:|" + "---:|" * len(METHODS)]
-    for cat in report["categories"]:
-        n = sum(1 for r in rows["proposals"] if r["category"] == cat)
-        vals = [_mean([r for r in rows[m] if r["category"] == cat], "miou_leaf") for m in METHODS]
-        lines.append(f"| {cat} | {n} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
-    lines += ["", "## Class-specific parts (semantic mIoU x100)", "",
-              "Each discovered part class of a category is mapped to the link-level semantic part it overlaps most "
-              "on the training images; IoU per semantic part over all test pixels of the category, mean over "
-              "parts, then over categories.", "",
-              "| category | semantic parts | (b) proposals + ranking | (d) decoder + ranking |", "|---|---|---:|---:|"]
-    for cat in report["categories"]:
-        a, b = sem["proposals"].get(cat, float("nan")), sem["decoder_selftrain"].get(cat, float("nan"))
-        lines.append(f"| {cat} | {', '.join(names[cat])} | {100 * a:.1f} | {100 * b:.1f} |")
-    ma = 100 * np.nanmean(list(sem["proposals"].values()))
-    mb = 100 * np.nanmean(list(sem["decoder_selftrain"].values()))
-    lines += [f"| **mean** | | **{ma:.1f}** | **{mb:.1f}** |", "",
-              "## Cost", "",
-              f"Render {t['render']:.0f} s, teacher {t['teacher']:.0f} s, baselines {t['baselines']:.0f} s, "
-              f"training (proposals, {report['config']['rounds']} decoder rounds of {report['config']['train']['steps']} "
-              f"steps, ranking) {t['fit']:.0f} s = {report['fit_s_per_train_instance']:.2f} s per training instance "
-              f"({report['n_train_instances']} instances); whole run {t['wall']:.0f} s.",
-              f"Final loss per round: {', '.join(f'{x:.2f}' for x in report['losses'])}; mean target parts per "
-              f"object per round: {', '.join(f'{x:.1f}' for x in report['parts_per_object_targets'])}.", "",
-              f"Picture (`{stem}.png`), per row one test image: render, ground truth link, ground truth leaf, "
-              "(d) parts, (d) class-specific parts (colours per part class).", ""]
+    for fold in ("report", "select"):
+        lines += [f"## {'Report' if fold == 'report' else 'Select'} categories (x100, mean over test images)", "",
+                  "| stage | images | " + " | ".join(n for _, n in COLS) + " |", "|---|---:|" + "---:|" * len(COLS)]
+        for s in stages:
+            d = summary[s][fold]
+            lines.append(f"| {TITLES[s]} | {d.get('images', 0)} | " + " | ".join(_fmt(d.get(k)) if not
+                         (s == 'proposals' and k == 'sem_miou') else "-" for k, _ in COLS) + " |")
+        lines += ["", "Target (final > self-trained > proposals):", ""] + target_lines(summary, fold) + [""]
+    lines += ["## Per category (x100): NMI link / mIoU leaf / AR@200 leaf", "",
+              "| category | fold | images | " + " | ".join(TITLES[s].split(" (")[0] for s in stages) + " |",
+              "|---|---|---:|" + "---|" * len(stages)]
+    for cat in sorted(names):
+        fold = "select" if cat in report["select"] else "report"
+        n = per_cat["proposals"][cat].get("images", 0)
+        cells = [" / ".join(_fmt(per_cat[s][cat].get(k)) for k in ("nmi_link", "miou_leaf", "ar200")) for s in stages]
+        lines.append(f"| {cat} | {fold} | {n} | " + " | ".join(cells) + " |")
+    lines += ["", "## Cost", "",
+              f"Proposals (all K for AR) {t['proposals']:.0f} s, training (all stages and the ranking) {t['fit']:.0f} s "
+              f"for {report['n_train_instances']} training instances, evaluation {t['evaluate']:.0f} s; whole run "
+              f"{t['wall']:.0f} s on a machine shared with other jobs.",
+              f"Final loss per stage: {', '.join(f'{x:.2f}' for x in report['final_loss_per_stage'])}.", "",
+              f"Picture (`{stem}.png`), one test image of each report category per row: render, ground truth link, "
+              "ground truth leaf, final parts, final class-specific parts.", ""]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")

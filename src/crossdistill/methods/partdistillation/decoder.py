@@ -5,6 +5,9 @@ queries attend to the object's pixel features and each returns a mask, a part-ne
 and a query feature (the part's embedding, later clustered per object class). This module
 is that decoder at CPU size, over the frozen teacher features of one :class:`InstanceCrop`:
 
+* with ``normalize_input``, every channel of the teacher features is standardised over the
+  object's cells first, per crop (what k-means of the proposals sees: the parts of one
+  object differ by small feature offsets that vary between objects);
 * pixel embeddings ``E`` (B, D, S, S): two 1x1 convolutions of the teacher features (per cell:
   the teacher already gives each cell its context). Masks are dot products with ``E``, so a
   part is a feature-coherent region; an explicit position code in ``E`` was measured and
@@ -32,7 +35,22 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
-__all__ = ["DecoderConfig", "PartDecoder", "sine_position"]
+__all__ = ["DecoderConfig", "PartDecoder", "sine_position", "standardize_over_object"]
+
+
+def standardize_over_object(features: torch.Tensor, object_mask: torch.Tensor) -> torch.Tensor:
+    """(B, C, S, S) features standardised per crop and channel over the object cells; 0 elsewhere.
+
+    Example:
+        >>> f = torch.arange(8.0).view(1, 2, 2, 2); m = torch.ones(1, 2, 2, dtype=torch.bool)
+        >>> standardize_over_object(f, m).mean((2, 3)).abs().max() < 1e-6
+        tensor(True)
+    """
+    w = object_mask[:, None].to(features.dtype)  # (B, 1, S, S)
+    n = w.sum((2, 3), keepdim=True).clamp_min(1.0)
+    mean = (features * w).sum((2, 3), keepdim=True) / n
+    var = (((features - mean) * w) ** 2).sum((2, 3), keepdim=True) / n
+    return (features - mean) / var.add(1e-6).sqrt() * w
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,7 @@ class DecoderConfig:
         layers: L, decoder layers.
         heads: attention heads.
         grid: S, the crop grid the decoder runs on.
+        normalize_input: standardise each feature channel over the object's cells, per crop.
     """
 
     in_channels: int
@@ -54,6 +73,7 @@ class DecoderConfig:
     layers: int = 3
     heads: int = 4
     grid: int = 48
+    normalize_input: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,6 +149,8 @@ class PartDecoder(nn.Module):
         B, _, S, _ = features.shape
         if S != self.config.grid or features.shape[3] != S:
             raise ValueError(f"features must be on the {self.config.grid}x{self.config.grid} grid, got {S}")
+        if self.config.normalize_input:
+            features = standardize_over_object(features, object_mask)
         emb = self.pixel(features).flatten(2)  # (B, D, N): content only; position enters the attention keys
         obj = object_mask.flatten(1)  # (B, N)
         keys_v = emb.transpose(1, 2)  # (B, N, D)

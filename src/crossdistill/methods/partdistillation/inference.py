@@ -35,12 +35,15 @@ class CropParts:
         scores: (Q,) float32 part-ness in [0, 1].
         queries: (Q, D) float32 L2-normalised query features.
         labels: (S, S) int64 partition: index of the query owning each object cell, -1 outside.
+        label_probs: (Q, K) float32 class-specific label probabilities of a model with a
+            cluster head (:mod:`.final`), else None.
     """
 
     logits: np.ndarray
     scores: np.ndarray
     queries: np.ndarray
     labels: np.ndarray
+    label_probs: np.ndarray | None = None
 
     @property
     def part_queries(self) -> np.ndarray:

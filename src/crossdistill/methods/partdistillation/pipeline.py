@@ -3,16 +3,21 @@
 :meth:`PartDistillation.fit` takes the :class:`InstanceCrop` of every object instance of a
 collection of images (``crop_instances`` of an instance teacher's output) and
 
-1. proposes parts by k-means of the teacher's pixel features inside each instance
+1. proposes parts by cosine k-means of the teacher's pixel features inside each instance
    (:mod:`.proposals`);
 2. trains the query-based part decoder on the proposals (:mod:`.training`);
-3. self-trains it ``rounds - 1`` more times, each round on the decoder's own partitions of
-   the objects (:mod:`.inference`), continuing from the previous weights;
-4. ranks the decoded parts per object class (:mod:`.ranking`).
+3. self-trains it ``rounds - 1`` more times, continuing from the previous weights: a
+   teacher snapshot (EMA of the decoder, :class:`~.augment.TeacherSnapshot`) re-labels the
+   objects with its partitions (:mod:`.inference`) every ``self_train.refresh_every`` steps
+   and the decoder learns them on strongly augmented crops (:mod:`.augment`);
+4. ranks the decoded parts per object class (:mod:`.ranking`);
+5. with ``final_steps > 0``, self-trains decoder and a per-class cluster head on
+   class-specific part ids (:mod:`.final`), again from a snapshot on augmented crops.
 
 :meth:`PartDistillation.predict_image` then labels the pixels of one image: a
 class-agnostic part id per pixel and a class-specific part (an index into
-:attr:`PartDistillation.vocabulary`).
+:attr:`PartDistillation.vocabulary`). A model with a cluster head labels parts by their
+class-specific score (part-ness x label probability) and merges the parts of one label.
 """
 
 from __future__ import annotations
@@ -25,16 +30,35 @@ import numpy as np
 import torch
 
 from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
+from crossdistill.methods.partdistillation.augment import AugmentConfig, TeacherSnapshot
 from crossdistill.methods.partdistillation.crops import InstanceCrop, paste_logits
 from crossdistill.methods.partdistillation.decoder import DecoderConfig, PartDecoder
-from crossdistill.methods.partdistillation.inference import CropParts, decode_crops
+from crossdistill.methods.partdistillation.final import ClusterHead, decode_with_labels, final_targets
+from crossdistill.methods.partdistillation.inference import CropParts, decode_crops, parts_partition
 from crossdistill.methods.partdistillation.proposals import ProposalConfig, part_proposals, partition_masks
 from crossdistill.methods.partdistillation.ranking import PartRanking, RankingConfig, class_part_features
 from crossdistill.methods.partdistillation.training import TrainConfig, train_decoder
 
-__all__ = ["PartDistillationConfig", "PartDistillation", "ImageParts", "FORMAT"]
+__all__ = ["PartDistillationConfig", "PartDistillation", "ImageParts", "SelfTrainConfig", "FORMAT"]
 
 FORMAT = "crossdistill.partdistillation/1"
+
+
+@dataclass(frozen=True)
+class SelfTrainConfig:
+    """Self-training (rounds after the first, and the final stage).
+
+    Attributes:
+        augment: strong augmentation of the student's crops; None: none.
+        momentum: EMA momentum of the teacher snapshot per step (0: a copy refreshed at each re-labelling).
+        refresh_every: steps between re-labellings of all crops by the snapshot.
+        proposal_augment: also augment the first round (training on the proposals).
+    """
+
+    augment: AugmentConfig | None = AugmentConfig()
+    momentum: float = 0.99
+    refresh_every: int = 50
+    proposal_augment: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,9 @@ class PartDistillationConfig:
         score_threshold: part-ness a query needs to own cells.
         min_fraction: smallest part kept, as a share of its object.
         ranking: class-specific part ranking.
+        normalize_input: the decoder standardises its input features per object (:class:`DecoderConfig`).
+        self_train: how rounds after the first (and the final stage) self-train.
+        final_steps: steps of the final self-training on class-specific part ids (0: none).
         seed: seeds proposals, decoder initialisation, batches and ranking.
     """
 
@@ -64,14 +91,20 @@ class PartDistillationConfig:
     score_threshold: float = 0.5
     min_fraction: float = 0.01
     ranking: RankingConfig = RankingConfig()
+    normalize_input: bool = False
+    self_train: SelfTrainConfig = SelfTrainConfig()
+    final_steps: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise ValueError("rounds must be >= 1")
+        if self.final_steps < 0:
+            raise ValueError("final_steps must be >= 0")
 
     def decoder_config(self, in_channels: int) -> DecoderConfig:
-        return DecoderConfig(in_channels, self.dim, self.queries, self.layers, self.heads, self.grid)
+        return DecoderConfig(in_channels, self.dim, self.queries, self.layers, self.heads, self.grid,
+                             self.normalize_input)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,6 +115,10 @@ class PartDistillationConfig:
         d["proposals"] = ProposalConfig(**{**d.get("proposals", {}), "ks": tuple(d.get("proposals", {}).get("ks", (4,)))})
         d["train"] = TrainConfig(**d.get("train", {}))
         d["ranking"] = RankingConfig(**d.get("ranking", {}))
+        st = dict(d.get("self_train", {}))
+        aug = st.get("augment", AugmentConfig().to_dict())
+        st["augment"] = None if aug is None else AugmentConfig(**{**aug, "scale": tuple(aug.get("scale", (0.6, 1.6)))})
+        d["self_train"] = SelfTrainConfig(**st)
         return cls(**d)
 
 
@@ -123,14 +160,16 @@ class PartDistillation:
         ranking: recurring parts per object class.
         config: the settings it was trained with.
         teacher_id: the instance teacher whose features it reads.
+        head: the cluster head of the final stage (None: parts named by nearest ranking centroid).
     """
 
     def __init__(self, decoder: PartDecoder, ranking: PartRanking, config: PartDistillationConfig,
-                 teacher_id: str = "") -> None:
+                 teacher_id: str = "", head: ClusterHead | None = None) -> None:
         self.decoder = decoder.eval()
         self.ranking = ranking
         self.config = config
         self.teacher_id = teacher_id
+        self.head = head.eval() if head is not None else None
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -151,18 +190,46 @@ class PartDistillation:
         decoder = PartDecoder(config.decoder_config(int(crops[0].features.shape[0])))
         targets = [part_proposals(c, config.proposals, config.seed) for c in crops]
         history = FitHistory()
+        st = config.self_train
+
+        def relabel(model: PartDecoder) -> tuple[list[np.ndarray], None]:
+            decoded = decode_crops(model, crops, config.score_threshold, config.min_fraction, device=device)
+            out = [partition_masks(d.labels) for d in decoded]
+            history.parts_per_object.append(float(np.mean([len(t) for t in out])))
+            return out, None
+
         for r in range(config.rounds):
-            history.parts_per_object.append(float(np.mean([len(t) for t in targets])))
             tc = replace(config.train, seed=config.train.seed + r)
-            history.losses.append(train_decoder(decoder, crops, targets, tc, device, progress,
-                                                desc=f"part decoder, round {r + 1}/{config.rounds}"))
+            desc = f"part decoder, round {r + 1}/{config.rounds}"
+            if r == 0:
+                history.parts_per_object.append(float(np.mean([len(t) for t in targets])))
+                aug = st.augment if st.proposal_augment else None
+                history.losses.append(train_decoder(decoder, crops, targets, tc, device, progress, desc, augment=aug))
+            else:
+                teacher = TeacherSnapshot(decoder, st.momentum)
+                history.losses.append(train_decoder(decoder, crops, [], tc, device, progress, desc, augment=st.augment,
+                                                    teacher=teacher, make_targets=relabel,
+                                                    refresh_every=st.refresh_every))
             if after_round is not None:
                 after_round(r, decoder)
-            if r + 1 < config.rounds:
-                decoded = decode_crops(decoder, crops, config.score_threshold, config.min_fraction, device=device)
-                targets = [partition_masks(d.labels) for d in decoded]
         model = cls(decoder, PartRanking(config=config.ranking), config, teacher_id)
         model.ranking = model.fit_ranking(crops, device)
+        if config.final_steps > 0 and model.ranking.classes:
+            head = ClusterHead({c: p.centroids for c, p in model.ranking.classes.items()}, config.ranking.temperature)
+            joint = torch.nn.ModuleDict({"decoder": decoder, "head": head})
+            teacher = TeacherSnapshot(joint, st.momentum)
+
+            def relabel_final(j: torch.nn.ModuleDict) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                out = final_targets(j, crops, config.score_threshold, config.min_fraction, device)
+                history.parts_per_object.append(float(np.mean([len(t) for t in out[0]])))
+                return out
+
+            tc = replace(config.train, steps=config.final_steps, seed=config.train.seed + config.rounds)
+            history.losses.append(train_decoder(decoder, crops, [], tc, device, progress, "part decoder, final",
+                                                augment=st.augment, teacher=teacher, make_targets=relabel_final,
+                                                refresh_every=st.refresh_every, head=head))
+            model.head = head.eval()
+            model.ranking = model.ranking.with_centroids(head.centroids())
         return model, history
 
     def fit_ranking(self, crops: Sequence[InstanceCrop], device: str = "cpu") -> PartRanking:
@@ -178,8 +245,17 @@ class PartDistillation:
         return tuple(n for c in sorted(self.ranking.classes) for n in self.ranking.names(c))
 
     def decode(self, crops: Sequence[InstanceCrop], device: str = "cpu") -> list[CropParts]:
-        return decode_crops(self.decoder, crops, self.config.score_threshold, self.config.min_fraction,
-                            device=device)
+        """The decoder's reading of every crop; with a head, also each query's label probabilities."""
+        if self.head is None:
+            return decode_crops(self.decoder, crops, self.config.score_threshold, self.config.min_fraction,
+                                device=device)
+        joint = torch.nn.ModuleDict({"decoder": self.decoder, "head": self.head})
+        out = []
+        for crop, (lg, pn, q, pr) in zip(crops, decode_with_labels(joint, crops, device=device)):
+            k = len(self.ranking.names(crop.object_class))
+            labels = parts_partition(lg, pn, crop.mask, self.config.score_threshold, self.config.min_fraction)
+            out.append(CropParts(lg, pn, q, labels, pr[:, :k]))
+        return out
 
     def predict_image(self, crops: Sequence[InstanceCrop], instance_masks: np.ndarray,
                       decoded: Sequence[CropParts] | None = None, device: str = "cpu") -> ImageParts:
@@ -210,16 +286,25 @@ class PartDistillation:
             winner = weight.argmax(0)
             value = weight.max(0)
             better = obj & (value > best)  # overlapping instances: the more confident part wins
-            ranks = self.ranking.assign(crop.object_class, dec.queries[own])
             names = self.ranking.names(crop.object_class)
+            score = dec.scores[own]
+            if dec.label_probs is not None and dec.label_probs.shape[1]:
+                # class-specific scores (part-ness x label probability); one part per label
+                cs = dec.scores[own, None] * dec.label_probs[own]
+                ranks, score = cs.argmax(1), cs.max(1)
+                group_ids, group_of = np.unique(ranks, return_inverse=True)
+                group_rank = group_ids
+            else:
+                ranks = self.ranking.assign(crop.object_class, dec.queries[own])
+                group_of, group_rank = np.arange(len(own)), ranks
             first = len(p_inst)
-            for j, q in enumerate(own):
+            for g, r in enumerate(group_rank):
                 p_inst.append(crop.instance_index)
-                p_score.append(float(dec.scores[q]))
-                p_name.append(names[ranks[j]] if ranks[j] >= 0 else "")
-            parts[better] = first + winner[better]
+                p_score.append(float(score[group_of == g].max()))
+                p_name.append(names[r] if r >= 0 and r < len(names) else "")
+            parts[better] = first + group_of[winner[better]]
             name_idx = np.array([vocab_index.get(n, -1) for n in p_name[first:]], np.int32)
-            classes[better] = name_idx[winner[better]]
+            classes[better] = name_idx[group_of[winner[better]]]
             best[better] = value[better]
         present = np.unique(parts[parts >= 0])
         remap = np.full(len(p_inst) + 1, -1, np.int32)
@@ -240,7 +325,7 @@ class PartDistillation:
         return save_checkpoint(path, FORMAT, {
             "config": self.config.to_dict(), "decoder_config": self.decoder.config.to_dict(),
             "state_dict": self.decoder.state_dict(), "ranking": self.ranking.to_dict(),
-            "teacher_id": self.teacher_id})
+            "teacher_id": self.teacher_id, "head": self.head.state() if self.head is not None else None})
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "PartDistillation":
@@ -248,7 +333,8 @@ class PartDistillation:
         def build(blob: dict) -> "PartDistillation":
             decoder = PartDecoder(DecoderConfig(**blob["decoder_config"]))
             decoder.load_state_dict(blob["state_dict"])
+            head = ClusterHead.from_state(blob["head"]).to(device) if blob.get("head") else None
             return cls(decoder.to(device), PartRanking.from_dict(blob["ranking"]),
-                       PartDistillationConfig.from_dict(blob["config"]), str(blob.get("teacher_id", "")))
+                       PartDistillationConfig.from_dict(blob["config"]), str(blob.get("teacher_id", "")), head)
 
         return load_checkpoint(path, FORMAT, "PartDistillation model", build, device)

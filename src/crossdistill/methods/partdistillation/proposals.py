@@ -3,11 +3,16 @@
 Cho et al. (PartDistillation, CVPR 2023) observe that the pixel features of a strong
 instance-segmentation model already separate an object's parts: clustering them inside
 each instance mask (k-means, K = 4 in their released configuration) gives class-agnostic
-part segments, which they smooth with a dense CRF. Here, per :class:`InstanceCrop`:
+part segments, which they smooth with a dense CRF. The paper compares distance metrics for
+this grouping and finds cosine better than Euclidean. Here, per :class:`InstanceCrop`:
 
-1. the features of the object's grid cells are standardised per channel (the teacher's
-   channels have arbitrary scales), and the cell's normalised (x, y) position in the box,
-   times ``spatial_weight``, is appended so that a cluster tends to be one region;
+1. the features of the object's grid cells are, with ``standardize``, standardised per
+   channel over the object (the offline teacher's channels have arbitrary scales and
+   constant channels); with ``metric="cosine"`` each cell's feature vector is then scaled
+   to unit length, so k-means groups by direction (for unit vectors the squared Euclidean
+   distance is ``2 - 2 cos``: k-means on them is cosine k-means); ``metric="euclidean"``
+   keeps the lengths. The cell's normalised (x, y) position in the box, times
+   ``spatial_weight``, is appended so that a cluster tends to be one region;
 2. k-means (scikit-learn, ``n_init`` restarts, seeded) for every K in ``ks``;
 3. in place of the dense CRF, a 3 x 3 majority filter inside the object smooths the
    labels, and pieces of a cluster below ``min_fraction`` of the object join the cluster
@@ -27,7 +32,8 @@ from scipy import ndimage
 
 from crossdistill.methods.partdistillation.crops import InstanceCrop
 
-__all__ = ["ProposalConfig", "absorb_small_pieces", "kmeans_partition", "part_proposals", "partition_masks"]
+__all__ = ["ProposalConfig", "absorb_small_pieces", "cell_features", "kmeans_partition", "part_proposals",
+           "partition_masks"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class ProposalConfig:
         min_fraction: smallest piece of a cluster kept on its own, as a share of the object.
         n_init: k-means restarts.
         dedupe_iou: proposals overlapping an earlier one by at least this IoU are dropped.
+        metric: "cosine" (unit-length features, the paper's better metric) or "euclidean".
+        standardize: standardise every channel over the object's cells first.
     """
 
     ks: tuple[int, ...] = (4,)
@@ -47,22 +55,34 @@ class ProposalConfig:
     min_fraction: float = 0.01
     n_init: int = 3
     dedupe_iou: float = 0.9
+    metric: str = "cosine"
+    standardize: bool = True
 
     def __post_init__(self) -> None:
         if not self.ks or min(self.ks) < 1:
             raise ValueError("ks must hold cluster counts >= 1")
+        if self.metric not in ("cosine", "euclidean"):
+            raise ValueError(f"metric must be cosine or euclidean, got {self.metric!r}")
 
 
-def _cell_features(crop: InstanceCrop, spatial_weight: float) -> np.ndarray:
-    """(n, C + 2) standardised features + weighted position of the object's cells."""
+def cell_features(crop: InstanceCrop, config: "ProposalConfig") -> np.ndarray:
+    """(n, C + 2) grouping features of the object's n cells (row-major): features + weighted position.
+
+    See the module docstring (steps 1). A unit of position weighs as much as all feature
+    channels together (standardised features are scaled by 1/sqrt(C), unit ones have norm 1).
+    """
     m = crop.mask
     f = crop.features[:, m].T.astype(np.float64)  # (n, C)
-    f = (f - f.mean(0)) / np.maximum(f.std(0), 1e-6)
-    f /= np.sqrt(f.shape[1])  # a unit of position weighs as much as all feature channels together
+    if config.standardize:
+        f = (f - f.mean(0)) / np.maximum(f.std(0), 1e-6)
+    if config.metric == "cosine":
+        f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-9)
+    elif config.standardize:
+        f /= np.sqrt(f.shape[1])
     S = crop.grid
     ys, xs = np.nonzero(m)
     pos = np.stack([xs, ys], 1) / max(S - 1, 1)
-    return np.concatenate([f, spatial_weight * (pos - pos.mean(0))], 1)
+    return np.concatenate([f, config.spatial_weight * (pos - pos.mean(0))], 1)
 
 
 def _majority_smooth(labels: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
@@ -109,7 +129,7 @@ def kmeans_partition(crop: InstanceCrop, k: int, config: ProposalConfig = Propos
     out = np.full(m.shape, -1, np.int64)
     if n == 0:
         return out
-    x = _cell_features(crop, config.spatial_weight)
+    x = cell_features(crop, config)
     k_eff = max(1, min(k, n, len(np.unique(x.round(6), axis=0))))
     if k_eff == 1:
         out[m] = 0

@@ -15,6 +15,16 @@ are ranked by a density estimate:
 * clusters with coverage >= ``min_coverage`` are the class's recurring parts, ranked by
   density and named ``"<class> part <rank>"``; every part is then labelled with its nearest
   recurring centroid (cosine), so each object is fully named.
+
+The class-specific score of a part (:func:`class_part_scores`, the score PartDistillation
+ranks class-specific part predictions by, as its released code computes it: "ranking score
+* confidence") is its part-ness times the softmax over the class's clusters of its cosine
+similarity to each centroid, at temperature ``temperature``:
+
+    s(p, k) = partness(p) * exp(cos(f_p, c_k) / T) / sum_j exp(cos(f_p, c_j) / T)
+
+so a part scores high for a cluster when it is confidently a part and clearly that
+cluster's member.
 """
 
 from __future__ import annotations
@@ -24,7 +34,33 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RankingConfig", "ClassParts", "PartRanking", "class_part_features"]
+__all__ = ["RankingConfig", "ClassParts", "PartRanking", "class_part_features", "class_part_scores"]
+
+
+def class_part_scores(partness: np.ndarray, feats: np.ndarray, centroids: np.ndarray,
+                      temperature: float = 0.1) -> np.ndarray:
+    """(P, K) class-specific part scores (module docstring) of P parts against K centroids.
+
+    Args:
+        partness: (P,) part-ness in [0, 1].
+        feats: (P, D) part features (any length; compared by cosine).
+        centroids: (K, D) cluster centres.
+        temperature: T > 0.
+
+    Example:
+        >>> s = class_part_scores(np.array([0.5]), np.array([[1.0, 0.0]]), np.eye(2), 1.0)
+        >>> np.round(s, 4).tolist()  # 0.5 * e / (e + 1), 0.5 * 1 / (e + 1)
+        [[0.3655, 0.1345]]
+    """
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    f = _unit(np.asarray(feats, np.float64))
+    c = _unit(np.asarray(centroids, np.float64))
+    logits = f @ c.T / temperature
+    logits -= logits.max(1, keepdims=True) if logits.size else 0.0
+    p = np.exp(logits)
+    p /= np.maximum(p.sum(1, keepdims=True), 1e-300)
+    return np.asarray(partness, np.float64)[:, None] * p
 
 
 @dataclass(frozen=True)
@@ -35,11 +71,13 @@ class RankingConfig:
         clusters: k-means clusters per object class (fewer when it has fewer parts).
         min_coverage: share of the class's instances a cluster must reach to be a recurring part.
         bandwidth: kernel bandwidth in feature space; None: median 5-NN distance.
+        temperature: T of the class-specific part score (:func:`class_part_scores`).
     """
 
     clusters: int = 8
     min_coverage: float = 0.2
     bandwidth: float | None = None
+    temperature: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -138,13 +176,30 @@ class PartRanking:
             return np.full(len(feats), -1, np.int64)
         return (_unit(np.asarray(feats, np.float64)) @ parts.centroids.T.astype(np.float64)).argmax(1).astype(np.int64)
 
+    def scores(self, object_class: str, partness: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """(P, K) class-specific part scores (:func:`class_part_scores`) against the class's
+        recurring parts, in rank order; (P, 0) for an unknown class."""
+        parts = self.classes.get(object_class)
+        if parts is None:
+            return np.zeros((len(feats), 0))
+        return class_part_scores(partness, feats, parts.centroids, self.config.temperature)
+
+    def with_centroids(self, centroids: Mapping[str, np.ndarray]) -> "PartRanking":
+        """A copy whose classes have the given (K, D) centroids (same order and names)."""
+        out = dict(self.classes)
+        for name, c in centroids.items():
+            old = out[name]
+            out[name] = ClassParts(name, _unit(np.asarray(c, np.float64)).astype(np.float32), old.density,
+                                   old.coverage, old.names)
+        return PartRanking(out, self.config)
+
     def names(self, object_class: str) -> tuple[str, ...]:
         parts = self.classes.get(object_class)
         return () if parts is None else parts.names
 
     def to_dict(self) -> dict:
         return {"config": {"clusters": self.config.clusters, "min_coverage": self.config.min_coverage,
-                           "bandwidth": self.config.bandwidth},
+                           "bandwidth": self.config.bandwidth, "temperature": self.config.temperature},
                 "classes": {k: v.to_dict() for k, v in self.classes.items()}}
 
     @classmethod

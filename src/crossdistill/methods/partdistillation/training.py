@@ -8,14 +8,21 @@ Mask2Former's set loss, over the object cells of each crop:
 * matched queries learn their target's mask (binary cross-entropy + dice) and a part-ness
   of 1; the others a part-ness of 0, weighted ``no_part_weight`` (0.1, Mask2Former's
   no-object weight);
+* with part labels (the final self-training on cluster ids), matched queries also learn
+  their target's label by cross-entropy over ``outputs["classes"]`` (weight
+  ``class_weight``), and the matching cost adds ``-class_weight * p(label)``;
 * the loss is summed over the decoder's layers (auxiliary losses).
 
-:func:`train_decoder` runs AdamW over random batches of crops, seeded.
+:func:`train_decoder` runs AdamW over random batches of crops, seeded. For self-training it
+takes a :class:`~.augment.TeacherSnapshot` and a ``make_targets`` callable: every
+``refresh_every`` steps the snapshot (an EMA of the decoder, outside the optimiser)
+re-labels every crop, and the student learns those targets on strongly augmented crops
+(:func:`~.augment.augment_batch`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -24,6 +31,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
+from crossdistill.methods.partdistillation.augment import AugmentConfig, TeacherSnapshot, augment_batch
 from crossdistill.methods.partdistillation.crops import InstanceCrop
 from crossdistill.methods.partdistillation.decoder import PartDecoder
 
@@ -40,6 +48,7 @@ class TrainConfig:
         lr: AdamW learning rate (weight decay 1e-4, cosine decay to 10%).
         score_weight, mask_weight, dice_weight: loss and matching-cost weights (Mask2Former: 2, 5, 5).
         no_part_weight: weight of the part-ness loss of unmatched queries.
+        class_weight: weight of the part-label loss and cost (final self-training only).
         seed: draws the batches and initialises the decoder.
     """
 
@@ -50,6 +59,7 @@ class TrainConfig:
     mask_weight: float = 5.0
     dice_weight: float = 5.0
     no_part_weight: float = 0.1
+    class_weight: float = 2.0
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -126,13 +136,15 @@ def pad_targets(targets: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
 
 
 def set_loss(outputs: list[dict[str, torch.Tensor]], object_masks: torch.Tensor, targets: Sequence[torch.Tensor],
-             config: TrainConfig = TrainConfig()) -> torch.Tensor:
+             config: TrainConfig = TrainConfig(), labels: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
     """Mask2Former set loss summed over layers, averaged over the batch's crops.
 
     Args:
-        outputs: :meth:`PartDecoder.forward` output for a batch of B crops.
+        outputs: :meth:`PartDecoder.forward` output for a batch of B crops; with ``labels``
+            each layer's dict also holds ``classes`` (B, Q, K) label logits.
         object_masks: (B, S, S) bool.
         targets: B tensors (T_b, S, S) bool, each inside its object.
+        labels: optional B tensors (T_b,) int64 in [0, K): the label of each target.
     """
     B = len(targets)
     tgt, counts = pad_targets(targets)  # (B, T, N)
@@ -145,7 +157,15 @@ def set_loss(outputs: list[dict[str, torch.Tensor]], object_masks: torch.Tensor,
         logits = torch.where(cells[:, None, :], out["masks"].flatten(2), torch.zeros((), device=scores.device))
         with torch.no_grad():
             bce, dice = _pair_costs(logits.detach(), tgt, cells)
-            cost = _cost(scores.detach(), bce, dice, config).cpu().numpy()
+            cost_t = _cost(scores.detach(), bce, dice, config)
+            if labels is not None:
+                lab_pad = torch.zeros(B, tgt.shape[1], dtype=torch.int64, device=scores.device)
+                for b, lb in enumerate(labels):
+                    lab_pad[b, : len(lb)] = lb
+                prob = out["classes"].detach().float().softmax(-1)  # (B, Q, K)
+                cost_t = cost_t - config.class_weight * torch.gather(
+                    prob, 2, lab_pad[:, None, :].expand(-1, prob.shape[1], -1))
+            cost = cost_t.cpu().numpy()
         bi, qi, ti = [], [], []
         for b in range(B):
             q, t = linear_sum_assignment(cost[b, :, : int(counts[b])])
@@ -170,6 +190,11 @@ def set_loss(outputs: list[dict[str, torch.Tensor]], object_masks: torch.Tensor,
             dice_m = 1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
             # each crop's matched parts average, then crops average (as the per-crop formulation)
             per_pair = config.mask_weight * bce_m + config.dice_weight * dice_m
+            if labels is not None:
+                q_idx = torch.tensor(qi, device=scores.device)
+                want = torch.stack([labels[b][t] for b, t in zip(bi, ti)]).to(scores.device)
+                per_pair = per_pair + config.class_weight * F.cross_entropy(
+                    out["classes"][b_idx, q_idx].float(), want, reduction="none")
             per_crop_mask = torch.zeros(B, device=scores.device).index_add(0, b_idx, per_pair)
             matched = torch.bincount(b_idx, minlength=B).clamp_min(1).float()
             loss = loss + (per_crop_mask / matched).mean()
@@ -179,32 +204,80 @@ def set_loss(outputs: list[dict[str, torch.Tensor]], object_masks: torch.Tensor,
 
 def train_decoder(decoder: PartDecoder, crops: Sequence[InstanceCrop], targets: Sequence[np.ndarray],
                   config: TrainConfig = TrainConfig(), device: str = "cpu", progress: bool = True,
-                  desc: str = "part decoder") -> list[float]:
+                  desc: str = "part decoder", *, augment: AugmentConfig | None = None,
+                  teacher: TeacherSnapshot | None = None,
+                  make_targets: Callable[[PartDecoder], tuple[list[np.ndarray], list[np.ndarray] | None]] | None = None,
+                  refresh_every: int = 50, head: torch.nn.Module | None = None,
+                  labels: Sequence[np.ndarray] | None = None) -> list[float]:
     """Train ``decoder`` in place to predict ``targets[i]`` ((T_i, S, S) bool) on ``crops[i]``.
 
-    Crops without any target part are left out. Returns the loss of every step.
+    Args:
+        augment: strong augmentation of every batch (None: the crops as they are).
+        teacher: with ``make_targets``, the snapshot that re-labels the crops: every
+            ``refresh_every`` steps (and before the first) ``make_targets(teacher.model)``
+            returns (targets, labels or None) for all crops, replacing ``targets`` /
+            ``labels``; the snapshot follows the decoder by EMA after every step. With a
+            ``head`` the snapshot must be of ``ModuleDict({"decoder": decoder, "head": head})``.
+        head: optional module ``head(queries (B, Q, D), classes: list[str]) -> (B, Q, K)``
+            adding ``classes`` logits to every layer's output (trained with the decoder);
+            then ``labels[i]`` ((T_i,) int64) are the targets' labels.
+
+    Crops without any target part are skipped when batches are drawn. Returns the loss of
+    every step.
     """
-    keep = [i for i, t in enumerate(targets) if len(t)]
-    if not keep:
-        raise ValueError("no crop has a target part to train on")
-    feats, objs = stack_crops([crops[i] for i in keep], torch.float16)
-    tgts = [torch.as_tensor(np.asarray(targets[i], bool)) for i in keep]
+    if (teacher is None) != (make_targets is None):
+        raise ValueError("teacher and make_targets go together")
+    if labels is not None and head is None:
+        raise ValueError("labels need a head")
+    feats_all, objs_all = stack_crops(crops, torch.float16)
+    classes = [c.object_class for c in crops]
     gen = torch.Generator().manual_seed(config.seed)
     decoder.to(device).train()
-    opt = torch.optim.AdamW(decoder.parameters(), lr=config.lr, weight_decay=1e-4)
+    # the snapshot of a decoder with a head is taken of ModuleDict(decoder=..., head=...)
+    student = decoder if head is None else torch.nn.ModuleDict({"decoder": decoder, "head": head})
+    params = list(student.parameters())
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(s, config.steps) / max(config.steps, 1))))
-    losses = []
+    losses: list[float] = []
+    tgts: list[torch.Tensor] = []
+    labs: list[torch.Tensor] | None = None
+    keep: list[int] = []
+
+    def set_targets(t: Sequence[np.ndarray], lb: Sequence[np.ndarray] | None) -> None:
+        nonlocal tgts, labs, keep
+        tgts = [torch.as_tensor(np.asarray(x, bool)) for x in t]
+        labs = [torch.as_tensor(np.asarray(x, np.int64)) for x in lb] if lb is not None else None
+        keep = [i for i, x in enumerate(tgts) if len(x)]
+        if not keep:
+            raise ValueError("no crop has a target part to train on")
+
+    if make_targets is None:
+        set_targets(targets, labels)
     bar = tqdm(range(config.steps), desc=desc, disable=not progress, leave=False)
-    for _ in bar:
-        idx = torch.randint(len(keep), (min(config.batch_size, len(keep)),), generator=gen)
-        f, o = feats[idx].to(device).float(), objs[idx].to(device)
-        loss = set_loss(decoder(f, o), o, [tgts[int(i)].to(device) for i in idx], config)
+    for step in bar:
+        if make_targets is not None and step % max(1, refresh_every) == 0:
+            set_targets(*make_targets(teacher.model))
+            decoder.train()
+        pick = torch.randint(len(keep), (min(config.batch_size, len(keep)),), generator=gen)
+        idx = [keep[int(i)] for i in pick]
+        f, o = feats_all[idx].to(device).float(), objs_all[idx].to(device)
+        t = [tgts[i].to(device) for i in idx]
+        lb = [labs[i].to(device) for i in idx] if labs is not None else None
+        if augment is not None:
+            f, o, t, lb = augment_batch(f, o, t, augment, gen, lb)
+        outputs = decoder(f, o)
+        if head is not None:
+            cls = [classes[i] for i in idx]
+            outputs = [{**out, "classes": head(out["queries"], cls)} for out in outputs]
+        loss = set_loss(outputs, o, t, config, lb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
+        if teacher is not None:
+            teacher.update(student)
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     decoder.eval()

@@ -1,0 +1,185 @@
+"""PartDistillation's stages: cosine k-means, teacher snapshot, augmentation, Eq. 2 scores, AR@k, final stage."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from crossdistill.eval.metrics.clustering import ari
+from crossdistill.eval.metrics.instances import average_recall
+from crossdistill.methods.partdistillation.augment import AugmentConfig, TeacherSnapshot, augment_batch
+from crossdistill.methods.partdistillation.crops import InstanceCrop, crop_instances
+from crossdistill.methods.partdistillation.decoder import DecoderConfig, PartDecoder
+from crossdistill.methods.partdistillation.final import ClusterHead, labelled_partition
+from crossdistill.methods.partdistillation.pipeline import PartDistillation, PartDistillationConfig
+from crossdistill.methods.partdistillation.proposals import ProposalConfig, kmeans_partition
+from crossdistill.methods.partdistillation.ranking import RankingConfig, class_part_scores
+from crossdistill.methods.partdistillation.training import TrainConfig, set_loss, train_decoder
+from crossdistill.render.images import views_from_images
+from crossdistill.teachers.offline_instances import RenderInstanceTeacher
+
+
+def _crop(features: np.ndarray) -> InstanceCrop:
+    S = features.shape[-1]
+    return InstanceCrop(features.astype(np.float32), np.ones((S, S), bool), np.array([0, 0, S, S]), (S, S), 0, 0,
+                        "", 1.0)
+
+
+def test_cosine_kmeans_groups_by_direction_where_euclidean_groups_by_length():
+    # left half points along (1, 0.1), right half along (0.1, 1); bottom rows 10x longer
+    f = np.zeros((2, 8, 8))
+    f[:, :, :4] = np.array([1.0, 0.1])[:, None, None]
+    f[:, :, 4:] = np.array([0.1, 1.0])[:, None, None]
+    f[:, 4:, :] *= 10.0
+    halves = np.repeat((np.arange(8) >= 4)[None], 8, 0).astype(int)  # the direction split
+    cos = kmeans_partition(_crop(f), 2, ProposalConfig(metric="cosine", standardize=False, spatial_weight=0.0))
+    euc = kmeans_partition(_crop(f), 2, ProposalConfig(metric="euclidean", standardize=False, spatial_weight=0.0))
+    assert ari(halves.ravel(), cos.ravel()) == pytest.approx(1.0)
+    # squared-error optimum by hand: the long (10, 1) cells alone against the rest (SSE 968 < 1296 of top/bottom)
+    assert ari(halves.ravel(), euc.ravel()) < 0.5
+    quad = lambda a: np.bincount(a.ravel()).argmax()  # noqa: E731 - majority label of a quadrant
+    assert quad(euc[4:, :4]) != quad(euc[:4, :4]) == quad(euc[:4, 4:]) == quad(euc[4:, 4:])
+    with pytest.raises(ValueError):
+        ProposalConfig(metric="manhattan")
+
+
+def test_class_specific_score_matches_a_hand_computed_example():
+    partness = np.array([0.8, 0.5])
+    feats = np.array([[2.0, 0.0], [0.6, 0.8]])  # length does not matter: cosine
+    centroids = np.array([[1.0, 0.0], [0.0, 3.0]])
+    s = class_part_scores(partness, feats, centroids, temperature=0.5)
+    # part 1: cosines (1, 0) -> logits (2, 0); part 2: cosines (0.6, 0.8) -> logits (1.2, 1.6)
+    e2 = math.exp(2.0)
+    expected = [[0.8 * e2 / (e2 + 1), 0.8 / (e2 + 1)],
+                [0.5 * math.exp(1.2) / (math.exp(1.2) + math.exp(1.6)), 0.5 * math.exp(1.6) / (math.exp(1.2) + math.exp(1.6))]]
+    assert np.allclose(s, expected, atol=1e-9)
+    assert np.allclose(s.sum(1), partness)  # the label probabilities sum to one
+    with pytest.raises(ValueError):
+        class_part_scores(partness, feats, centroids, temperature=0.0)
+
+
+def test_average_recall_at_k_on_a_hand_made_case():
+    gt = np.array([[0, 0, 1, 1]])
+    exact0 = np.array([[True, True, False, False]])
+    half1 = np.array([[False, False, True, False]])  # IoU 0.5 with part 1
+    exact1 = np.array([[False, False, True, True]])
+    pred = np.stack([exact0[0], half1[0], exact1[0]])[:, None, :]
+    scores = np.array([0.9, 0.8, 0.1])
+    assert average_recall([(gt, pred, scores)], k=1) == pytest.approx(0.5)  # part 0 at all ten thresholds
+    # + part 1 at IoU threshold 0.5 only: (2 + 9 * 1) / (10 * 2)
+    assert average_recall([(gt, pred, scores)], k=2) == pytest.approx(0.55)
+    assert average_recall([(gt, pred, scores)], k=200) == pytest.approx(1.0)
+
+
+def test_teacher_snapshot_is_not_updated_by_the_optimiser():
+    torch.manual_seed(0)
+    dec = PartDecoder(DecoderConfig(in_channels=3, dim=16, queries=3, layers=1, heads=2, grid=8))
+    snap = TeacherSnapshot(dec, momentum=0.9)
+    assert all(not p.requires_grad for p in snap.model.parameters())
+    before = [p.clone() for p in snap.model.parameters()]
+    opt = torch.optim.SGD(dec.parameters(), lr=0.5)
+    obj = torch.ones(2, 8, 8, dtype=torch.bool)
+    left = torch.zeros(1, 8, 8, dtype=torch.bool)
+    left[:, :, :4] = True
+    loss = set_loss(dec(torch.randn(2, 3, 8, 8), obj), obj, [left, ~left])
+    loss.backward()
+    opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, snap.model.parameters()))  # optimiser left it alone
+    assert all(p.grad is None for p in snap.model.parameters())
+    snap.update(dec)
+    for t, b, s in zip(snap.model.parameters(), before, dec.parameters()):
+        assert torch.allclose(t, 0.9 * b + 0.1 * s.detach(), atol=1e-6)  # moved by the EMA only
+    assert not any(t.data_ptr() == s.data_ptr() for t, s in zip(snap.model.parameters(), dec.parameters()))
+
+
+def test_self_training_draws_targets_from_the_snapshot():
+    torch.manual_seed(0)
+    f = np.zeros((2, 8, 8), np.float32)
+    f[0, :, :4], f[1, :, 4:] = 1.0, 1.0
+    crops = [_crop(f + 0.01 * np.random.default_rng(i).normal(size=f.shape)) for i in range(4)]
+    dec = PartDecoder(DecoderConfig(in_channels=2, dim=16, queries=3, layers=1, heads=2, grid=8))
+    snap = TeacherSnapshot(dec, momentum=0.5)
+    seen = []
+
+    def make_targets(model):
+        seen.append(model)
+        m = np.zeros((2, 8, 8), bool)
+        m[0, :, :4], m[1, :, 4:] = True, True
+        return [m] * len(crops), None
+
+    losses = train_decoder(dec, crops, [], TrainConfig(steps=6, batch_size=2), progress=False,
+                           augment=AugmentConfig(), teacher=snap, make_targets=make_targets, refresh_every=3)
+    assert len(losses) == 6 and len(seen) == 2 and all(m is snap.model for m in seen)
+    assert all(p.grad is None for p in snap.model.parameters())
+    with pytest.raises(ValueError):
+        train_decoder(dec, crops, [], TrainConfig(steps=1), progress=False, make_targets=make_targets)
+
+
+def test_augmentation_moves_features_and_targets_together():
+    S = 16
+    ys, xs = np.mgrid[:S, :S]
+    quad = torch.as_tensor((ys >= S // 2) * 2 + (xs >= S // 2))  # four quadrant parts
+    targets = torch.stack([quad == k for k in range(4)])  # (4, S, S)
+    feats = targets.float()[None].repeat(3, 1, 1, 1)  # features = one-hot of the part
+    objs = torch.ones(3, S, S, dtype=torch.bool)
+    labels = [torch.arange(4)] * 3
+    cfg = AugmentConfig(jitter=0.0, channel_drop=0.0)
+    f, o, t, lab = augment_batch(feats, objs, [targets] * 3, cfg, torch.Generator().manual_seed(1), labels)
+    for b in range(3):
+        inside = o[b]
+        assert inside.any()
+        # every kept target is exactly where its feature channel is the largest
+        for mask, k in zip(t[b], lab[b]):
+            assert bool((f[b].argmax(0)[mask] == k).float().mean() > 0.9)
+        assert not (t[b] & ~inside).any()
+    again = augment_batch(feats, objs, [targets] * 3, cfg, torch.Generator().manual_seed(1), labels)
+    assert torch.equal(again[0], f)  # seeded
+
+
+def test_labelled_partition_and_cluster_head():
+    head = ClusterHead({"mug": np.array([[1.0, 0.0], [0.0, 1.0]]), "lamp": np.array([[1.0, 1.0]])}, 0.5)
+    logits = head(torch.tensor([[[0.0, 2.0]], [[1.0, 0.0]]]), ["mug", "lamp"])
+    assert logits.shape == (2, 1, 2)
+    assert torch.allclose(logits[0, 0], torch.tensor([0.0, 2.0])) and logits[1, 0, 1] < -1e3  # lamp has one part
+    back = ClusterHead.from_state(head.state())
+    assert all(np.allclose(a, b) for a, b in zip(back.centroids().values(), head.centroids().values()))
+    lg = np.stack([np.full((2, 2), 5.0), np.full((2, 2), -5.0)])
+    lg[0, 1], lg[1, 1] = -5.0, 5.0
+    masks, labels = labelled_partition(lg, np.array([0.9, 0.9]), np.array([[0.9, 0.1], [0.2, 0.8]]),
+                                       np.ones((2, 2), bool), min_fraction=0.0)
+    assert labels.tolist() == [0, 1] and masks[0, 0].all() and masks[1, 1].all()
+
+
+@pytest.fixture(scope="module")
+def toy_crops(toy_image):
+    teacher = RenderInstanceTeacher()
+    crops, images = [], []
+    for kind in ("mug", "lamp"):
+        for s in range(5):
+            img, _ = toy_image(kind, s, 96)
+            inst = teacher.instances(views_from_images([img]))[0]
+            for c in crop_instances([inst], (96, 96), 24, classes=[kind]):
+                crops.append(c.__class__(**{**c.__dict__, "image_index": len(images)}))
+            images.append(inst)
+    return crops, images
+
+
+def test_fit_with_the_final_stage_round_trips(tmp_path, toy_crops):
+    crops, insts = toy_crops
+    cfg = PartDistillationConfig(grid=24, dim=32, queries=6, layers=2, heads=4, normalize_input=True,
+                                 train=TrainConfig(steps=40, batch_size=8, lr=3e-3), rounds=2, final_steps=20,
+                                 ranking=RankingConfig(clusters=3))
+    model, history = PartDistillation.fit(crops, cfg, "offline", progress=False)
+    assert model.head is not None and len(history.losses) == 3
+    assert set(model.head.names) == {"mug", "lamp"}
+    res = model.predict_image([c for c in crops if c.image_index == 0], insts[0].masks)
+    named = res.part_classes[res.part_classes >= 0]
+    assert len(named) and all(model.vocabulary[i].startswith("mug part") for i in np.unique(named))
+    assert len(res.part_names) == len(set(res.part_names))  # one part per class-specific label
+    back = PartDistillation.load(model.save(tmp_path / "m.pt"))
+    again = back.predict_image([c for c in crops if c.image_index == 0], insts[0].masks)
+    assert np.array_equal(again.parts, res.parts) and np.array_equal(again.part_classes, res.part_classes)
+    assert back.config == model.config
