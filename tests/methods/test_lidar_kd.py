@@ -10,6 +10,7 @@ from crossdistill.methods.lidar_kd.distill import (DistillConfig, context_region
                                                    load_student, predict_points, save_student, soft_label_kl)
 from crossdistill.methods.lidar_kd.evaluate import map_classes, zero_shot_iou
 from crossdistill.methods.lidar_kd.frames import CameraImage, LidarFrame
+from crossdistill.methods.lidar_kd.loader import Augment
 from crossdistill.methods.lidar_kd.student import StudentConfig
 from crossdistill.methods.lidar_kd.targets import PointTargets, point_targets
 from crossdistill.render.lidar import CameraCalib
@@ -102,11 +103,12 @@ def test_context_region_keeps_what_surrounds_the_seen_points():
 FAST = StudentConfig(voxel_size=0.4, widths=(8, 16, 16))
 
 
-@pytest.mark.parametrize("mode", ["fskd", "udakd"])
-def test_the_student_labels_cars_no_camera_saw(mode):
+@pytest.mark.parametrize("mode, batch_size, augment", [("fskd", 1, None), ("udakd", 1, None), ("fskd", 2, Augment())])
+def test_the_student_labels_cars_no_camera_saw(mode, batch_size, augment):
     frames = [_frame(s) for s in range(2)]
     targets = [_teacher_targets(f, seed=i) for i, f in enumerate(frames)]
-    cfg = DistillConfig(mode=mode, student=FAST, iterations=80, pairs=512, lr=5e-3, context=100.0)
+    cfg = DistillConfig(mode=mode, student=FAST, iterations=80 // batch_size, pairs=512, lr=5e-3, context=100.0,
+                        batch_size=batch_size, augment=augment)
     student, losses = distill_lidar(frames, targets, CLASSIFIER, cfg, progress=False)
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     test = _frame(7)
@@ -119,7 +121,7 @@ def test_the_student_labels_cars_no_camera_saw(mode):
 def test_student_round_trip_and_determinism(tmp_path):
     frames = [_frame(0)]
     targets = [_teacher_targets(frames[0])]
-    cfg = DistillConfig(mode="fskd", student=FAST, iterations=5, pairs=256)
+    cfg = DistillConfig(mode="fskd", student=FAST, iterations=5, pairs=256, augment=Augment(jitter=0.02))
     a, _ = distill_lidar(frames, targets, CLASSIFIER, cfg, progress=False)
     b, _ = distill_lidar(frames, targets, CLASSIFIER, cfg, progress=False)
     pa, pb = predict_points(a, frames[0]), predict_points(b, frames[0])

@@ -116,6 +116,11 @@ class VoxelLevel:
             self._rulebook = book
         return self._rulebook
 
+    def to(self, device: str | torch.device) -> "VoxelLevel":
+        """The level on ``device`` (its rulebook too, when built)."""
+        book = None if self._rulebook is None else [(r.to(device), c.to(device)) for r, c in self._rulebook]
+        return VoxelLevel(self.coords.to(device), self.neighbours.to(device), book)
+
     @classmethod
     def build(cls, coords: torch.Tensor) -> "VoxelLevel":
         bits = _axis_bits(coords)  # room for the +1 neighbour of the largest coordinate

@@ -56,8 +56,7 @@ class VoxelPyramid:
         return cls(levels, parents)
 
     def to(self, device: str | torch.device) -> "VoxelPyramid":
-        return VoxelPyramid([VoxelLevel(lv.coords.to(device), lv.neighbours.to(device)) for lv in self.levels],
-                            [p.to(device) for p in self.parents])
+        return VoxelPyramid([lv.to(device) for lv in self.levels], [p.to(device) for p in self.parents])
 
 
 class _Block(nn.Module):

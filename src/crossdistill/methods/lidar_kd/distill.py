@@ -13,8 +13,11 @@ network with no 3D label, using the calibrated correspondence between points and
   between the teacher's soft labels and the student's, both produced by the same (shared,
   frozen) classifier, at temperature ``T`` (scaled by T^2, Hinton et al.).
 
-:func:`distill_lidar` trains a :class:`LidarStudent` on frames with their
-:class:`PointTargets`; :func:`predict_points` labels any scan.
+:func:`train_student` trains a :class:`LidarStudent` by streaming frames from a source and
+their targets from the cache (:mod:`.loader`: batches of several augmented scans, DataLoader
+workers); :func:`distill_lidar` does the same for frames and targets already in memory;
+:func:`predict_points` labels any scan. The loop is this module's own: the shared
+``crossdistill.engine.training`` loop did not exist when it was written.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from tqdm.auto import tqdm
 from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.errors import InputError
 from crossdistill.methods.lidar_kd.frames import LidarFrame
+from crossdistill.methods.lidar_kd.loader import Augment, DistillFrames, make_loader
 from crossdistill.methods.lidar_kd.student import LidarStudent, StudentConfig, prepare_scan
 from crossdistill.methods.lidar_kd.targets import PointTargets
 
-__all__ = ["DistillConfig", "context_region", "info_nce", "soft_label_kl", "distill_lidar", "predict_points", "save_student",
-           "load_student", "FORMAT", "MODES"]
+__all__ = ["DistillConfig", "context_region", "info_nce", "soft_label_kl", "distill_lidar", "train_student",
+           "predict_points", "save_student", "load_student", "FORMAT", "MODES"]
 
 FORMAT = "crossdistill.lidar_student/1"
 MODES = ("udakd", "fskd")
@@ -48,8 +52,8 @@ class DistillConfig:
     Attributes:
         mode: "udakd" (InfoNCE feature alignment) or "fskd" (cosine features + soft-label KL).
         student: architecture.
-        iterations: optimiser steps (one scan per step, cycling).
-        pairs: seen points drawn per step (the InfoNCE batch; its other points are the negatives).
+        iterations: optimiser steps (one batch of ``batch_size`` scans per step; epochs repeat).
+        pairs: seen points drawn per step over the batch (the InfoNCE batch; its other points are the negatives).
         balanced: draw them with weight 1 / (count of the teacher's class) instead of uniformly, so
             rare classes (a car is a few hundred of 20,000 seen points) are in every batch, and the
             InfoNCE negatives are not nearly all background points of near-identical teacher features.
@@ -61,7 +65,10 @@ class DistillConfig:
         context: metres; training scans keep only the points within about this distance
             (horizontally) of a point some camera sees, the region the loss is on plus its
             context (KITTI's front camera sees a sixth of the scan). Prediction uses every point.
-        seed: initialisation and draws.
+        seed: initialisation, frame order, augmentation and draws.
+        batch_size: scans per step, packed into one voxel batch.
+        workers: DataLoader worker processes reading frames (0: in the training process).
+        augment: the training augmentation (:class:`~crossdistill.methods.lidar_kd.loader.Augment`); None for none.
     """
 
     mode: str = "udakd"
@@ -77,13 +84,29 @@ class DistillConfig:
     max_range: float = 50.0
     context: float = 4.0
     seed: int = 0
+    batch_size: int = 1
+    workers: int = 0
+    augment: Augment | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise InputError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.batch_size < 1 or self.workers < 0:
+            raise InputError(f"need batch_size >= 1 and workers >= 0, got {self.batch_size}, {self.workers}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "student": self.student.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DistillConfig":
+        d = dict(d)
+        s = d.pop("student")
+        aug = d.pop("augment", None)
+        student = StudentConfig(float(s["voxel_size"]), tuple(s["widths"]), bool(s["use_da"]), int(s["in_channels"]),
+                                **({"backend": s["backend"]} if "backend" in s else {}))
+        augment = None if aug is None else Augment(float(aug["rotate"]), float(aug["flip"]), tuple(aug["scale"]),
+                                                   float(aug["jitter"]))
+        return cls(student=student, augment=augment, **d)
 
 
 def info_nce(student: torch.Tensor, teacher: torch.Tensor, tau: float = 0.07) -> torch.Tensor:
@@ -135,55 +158,97 @@ def _loss(config: DistillConfig, f3: torch.Tensor, z3: torch.Tensor, f2: torch.T
     return config.feature_weight * cos + config.semantic_weight * soft_label_kl(z3, z2, config.temperature)
 
 
+class _MemorySource:
+    """Frames already in memory, as a frame source."""
+
+    name = "memory"
+
+    def __init__(self, frames: Sequence[LidarFrame]) -> None:
+        self._frames = {f.name: f for f in frames}
+        self.ids = list(self._frames)
+
+    def load(self, frame_id: str) -> LidarFrame:
+        return self._frames[frame_id]
+
+
+class _MemoryTargets:
+    """Targets already in memory, read as the cache reads them."""
+
+    def __init__(self, frames: Sequence[LidarFrame], targets: Sequence[PointTargets]) -> None:
+        from crossdistill.methods.lidar_kd.cache import CachedTargets
+
+        self._t = {}
+        for f, t in zip(frames, targets):
+            idx = np.nonzero(t.seen)[0]
+            self._t[f.name] = CachedTargets(len(t.seen), idx, t.features[idx], t.logits[idx],
+                                            float(np.linalg.norm(t.features[idx], axis=1).sum()))
+
+    def get(self, source_name: str, frame_id: str):
+        return self._t[frame_id]
+
+    def mean_feature_norm(self, source_name: str, ids: Sequence[str]) -> float:
+        return sum(self._t[i].norm_sum for i in ids) / max(sum(len(self._t[i].index) for i in ids), 1)
+
+
 def distill_lidar(frames: Sequence[LidarFrame], targets: Sequence[PointTargets], classifier: tuple[np.ndarray, np.ndarray],
                   config: DistillConfig = DistillConfig(), device: str = "cpu", progress: bool = True
                   ) -> tuple[LidarStudent, list[float]]:
-    """Train a student on frames and their targets; returns (student, loss per step)."""
+    """Train a student on frames and their targets held in memory; returns (student, loss per step)."""
     if not frames or len(frames) != len(targets):
         raise InputError("distillation needs frames with one target set each")
+    return train_student(_MemorySource(frames), _MemoryTargets(frames, targets), [f.name for f in frames], classifier,
+                         config, device, progress)
+
+
+def _usable(source, targets, ids: Sequence[str]) -> list[str]:
+    return [i for i in ids if len(targets.get(source.name, i).index)]
+
+
+def train_student(source, targets, ids: Sequence[str], classifier: tuple[np.ndarray, np.ndarray],
+                  config: DistillConfig = DistillConfig(), device: str = "cpu", progress: bool = True
+                  ) -> tuple[LidarStudent, list[float]]:
+    """Train a student on the frames ``ids`` of ``source`` with their targets (a TargetCache), streamed.
+
+    Frames no camera sees (no target) are left out. Returns (student, loss per step).
+    """
+    ids = _usable(source, targets, ids)
+    if not ids:
+        raise InputError("no point of any frame is seen by a camera: nothing to distil")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    scans = []
-    for frame, tgt in zip(frames, targets):
-        keep = (np.hypot(frame.points[:, 0], frame.points[:, 1]) <= config.max_range) & \
-            context_region(frame.points, tgt.seen, config.context)
-        seen = np.nonzero(tgt.seen[keep])[0]
-        if not len(seen):
-            continue
-        kept = np.nonzero(keep)[0]
-        scan = prepare_scan(frame.point_features()[kept], frame.points[kept], config.student, device)
-        weight = None
-        if config.balanced:
-            cls = tgt.logits[kept][seen].argmax(1)
-            weight = torch.as_tensor(1.0 / np.bincount(cls)[cls], dtype=torch.float64)
-        scans.append((scan, torch.as_tensor(seen, device=device),
-                      torch.as_tensor(tgt.features[kept][seen], device=device),
-                      torch.as_tensor(tgt.logits[kept][seen], device=device), weight))
-    if not scans:
-        raise InputError("no point of any frame is seen by a camera: nothing to distil")
+    dataset = DistillFrames(source, targets, ids, config.max_range, config.context, config.augment, config.seed)
+    loader = make_loader(dataset, config.student, config.batch_size, config.workers, config.seed)
     student = LidarStudent(config.student, *classifier).to(device)
     if config.mode == "udakd":
-        norms = torch.cat([f2.norm(dim=1) for _, _, f2, _, _ in scans])
-        student.readout_norm.fill_(float(norms.mean()))
+        student.readout_norm.fill_(float(targets.mean_feature_norm(source.name, ids)))
     opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(config.iterations, 1), eta_min=0.1 * config.lr)
-    losses = []
+    losses: list[float] = []
     student.train()
-    bar = tqdm(range(config.iterations), desc=f"{config.mode} student", disable=not progress, leave=False)
-    for it in bar:
-        scan, seen, f2, z2, weight = scans[it % len(scans)]
-        if weight is None or len(seen) <= config.pairs:
-            pick = torch.randperm(len(seen), generator=gen)[: config.pairs].to(device)
-        else:
-            pick = torch.multinomial(weight, config.pairs, replacement=False, generator=gen).to(device)
-        f3, z3 = student(scan)
-        loss = _loss(config, f3[seen[pick]], z3[seen[pick]], f2[pick], z2[pick])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar = tqdm(total=config.iterations, desc=f"{config.mode} student", disable=not progress, leave=False)
+    while len(losses) < config.iterations:
+        dataset.epoch = len(losses) // max(len(loader), 1)
+        for batch in loader:
+            if len(losses) >= config.iterations:
+                break
+            batch = batch.to(device)
+            seen = batch.seen
+            if not config.balanced or len(seen) <= config.pairs:
+                pick = torch.randperm(len(seen), generator=gen)[: config.pairs].to(device)
+            else:
+                cls = batch.z2.argmax(1).cpu()
+                weight = 1.0 / torch.bincount(cls).double()[cls]
+                pick = torch.multinomial(weight, config.pairs, replacement=False, generator=gen).to(device)
+            f3, z3 = student(batch.scan)
+            loss = _loss(config, f3[seen[pick]], z3[seen[pick]], batch.f2[pick], batch.z2[pick])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            bar.update()
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
     student.eval()
     return student, losses
 
@@ -205,12 +270,9 @@ def save_student(path: str | Path, student: LidarStudent, class_names: Sequence[
 def load_student(path: str | Path, device: str = "cpu") -> tuple[LidarStudent, tuple[str, ...], DistillConfig]:
     """(student, class names, config) of a checkpoint written by :func:`save_student`."""
     def build(blob: dict):
-        cfg = dict(blob["config"])
-        s = cfg.pop("student")
-        scfg = StudentConfig(float(s["voxel_size"]), tuple(s["widths"]), bool(s["use_da"]), int(s["in_channels"]))
-        config = DistillConfig(student=scfg, **cfg)
+        config = DistillConfig.from_dict(blob["config"])
         sd = blob["state_dict"]
-        student = LidarStudent(scfg, sd["cls_weight"].numpy(), sd["cls_bias"].numpy())
+        student = LidarStudent(config.student, sd["cls_weight"].numpy(), sd["cls_bias"].numpy())
         student.load_state_dict(sd)
         return student.to(device).eval(), tuple(blob["class_names"]), config
 

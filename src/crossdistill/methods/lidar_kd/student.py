@@ -23,7 +23,7 @@ import torch.nn as nn
 from crossdistill.students.sparse_conv import voxelize
 from crossdistill.students.sparse_unet import DomainAdaptationModule, SparseUNet, VoxelPyramid
 
-__all__ = ["StudentConfig", "LidarStudent", "ScanInput", "prepare_scan"]
+__all__ = ["StudentConfig", "LidarStudent", "ScanInput", "prepare_scan", "prepare_batch"]
 
 
 @dataclass(frozen=True)
@@ -48,24 +48,38 @@ class StudentConfig:
 
 @dataclass
 class ScanInput:
-    """One voxelised scan: voxel features (M, F), its pyramid, and each point's voxel (N,)."""
+    """Voxelised scans: voxel features (M, F), their pyramid, and each point's voxel (N,) (scans packed)."""
 
     voxel_features: torch.Tensor
     pyramid: VoxelPyramid
     point_voxel: torch.Tensor
 
+    def to(self, device: str | torch.device) -> "ScanInput":
+        return ScanInput(self.voxel_features.to(device), self.pyramid.to(device), self.point_voxel.to(device))
 
-def prepare_scan(point_features: np.ndarray, points_xyz: np.ndarray, config: StudentConfig,
-                 device: str = "cpu") -> ScanInput:
-    """Voxelise one scan: (N, F) point features and (N, 3) positions -> :class:`ScanInput`."""
-    xyz = torch.as_tensor(np.ascontiguousarray(points_xyz[:, :3], np.float32))
-    feats = torch.as_tensor(np.ascontiguousarray(point_features, np.float32))
-    coords, pv = voxelize(xyz, torch.zeros(len(xyz), dtype=torch.int64), config.voxel_size)
+
+def prepare_batch(point_features: list[np.ndarray], points_xyz: list[np.ndarray], config: StudentConfig,
+                  device: str = "cpu") -> ScanInput:
+    """Voxelise several scans into one packed batch: per scan (N_i, F) features and (N_i, 3) positions.
+
+    Each scan is its own cloud (batch index) of the voxel grid; the point rows of the result are
+    the scans' points concatenated in order.
+    """
+    xyz = torch.as_tensor(np.ascontiguousarray(np.concatenate([p[:, :3] for p in points_xyz]), np.float32))
+    feats = torch.as_tensor(np.ascontiguousarray(np.concatenate(point_features), np.float32))
+    batch = torch.repeat_interleave(torch.arange(len(points_xyz)), torch.tensor([len(p) for p in points_xyz]))
+    coords, pv = voxelize(xyz, batch, config.voxel_size)
     vf = torch.zeros(len(coords), feats.shape[1]).index_add_(0, pv, feats)
     vf /= torch.bincount(pv, minlength=len(coords)).clamp_min(1)[:, None].float()
     pyramid = VoxelPyramid.build(coords, max(len(config.widths), 2))
     # VoxelLevel.build re-sorts by key; voxelize returns sorted keys, so rows agree
-    return ScanInput(vf.to(device), pyramid.to(device), pv.to(device))
+    return ScanInput(vf, pyramid, pv).to(device)
+
+
+def prepare_scan(point_features: np.ndarray, points_xyz: np.ndarray, config: StudentConfig,
+                 device: str = "cpu") -> ScanInput:
+    """Voxelise one scan: (N, F) point features and (N, 3) positions -> :class:`ScanInput`."""
+    return prepare_batch([point_features], [points_xyz], config, device)
 
 
 class LidarStudent(nn.Module):
