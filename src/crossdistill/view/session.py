@@ -89,7 +89,9 @@ class ViewerSession:
     def info(self) -> dict:
         """Name, element kind and counts, scales (segmented, slider range), named scales, notes, hierarchy."""
         saved = list(self.parts_at.saved_scales)
-        default = 1.0 if any(abs(s - 1.0) < 1e-9 for s in saved) else (saved[len(saved) // 2] if saved else 1.0)
+        default = (self.meta.get("meta") or {}).get("default_scale")  # segment.json: the object's own
+        if not isinstance(default, (int, float)) or not any(abs(s - default) < 1e-9 for s in saved):
+            default = 1.0 if any(abs(s - 1.0) < 1e-9 for s in saved) else (saved[len(saved) // 2] if saved else 1.0)
         return {
             "name": self.object_dir.name,
             "input": self.meta.get("input"),

@@ -28,6 +28,7 @@ from crossdistill.geometry.sampling import estimate_normals, farthest_point_samp
 from crossdistill.geometry.topology import face_components, region_growing
 from crossdistill.labels import relabel_by_size
 from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
+from crossdistill.methods.sampart3d.default_scale import default_scale_index
 from crossdistill.methods.sampart3d.rules import PAPER_RULES, PartRules, rules_for_teacher
 from crossdistill.methods.sampart3d.supervision import MaskSupervision, build_supervision
 from crossdistill.methods.sampart3d.support import MaskPointSets
@@ -166,6 +167,11 @@ class Segmentation:
     timings: dict[str, float]
     meta: dict
 
+    @property
+    def default_scale(self) -> float:
+        """The scale to show first (:mod:`crossdistill.methods.sampart3d.default_scale`)."""
+        return float(self.meta.get("default_scale", self.scales[len(self.scales) // 2]))
+
     def labels(self, scale_index: int) -> np.ndarray:
         """Labels of the input elements (faces for meshes, points for point clouds) at one scale."""
         src = self.face_labels if self.face_labels is not None else self.input_point_labels
@@ -230,6 +236,9 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     point_labels, face_labels, input_labels = parts_from_field(trained, sup, unit, samples, components, scales,
                                                                config, rules, timer)
     timer.lap("vote")
+    elements = face_labels if face_labels is not None else input_labels
+    default = default_scale_index(scales, [int(l.max()) + 1 for l in elements], kind,
+                                  getattr(teacher, "mask_kind", "sam-like"))
     meta = {
         "method": "SAMPart3D (stages 2-3)",
         "mask_teacher": getattr(teacher, "teacher_id", type(teacher).__name__),
@@ -249,6 +258,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "keep_in_pieces": [rules.keep_in_pieces(s) for s in scales] if unit.is_mesh else None,
         "join_margins": [rules.join_at(s, unit.is_mesh) for s in scales],
         "final_loss": float(trained.losses[-10:].mean()) if len(trained.losses) else float("nan"),
+        "default_scale": scales[default],
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
                         list(mask_sets), sup, timer.times, meta)
@@ -306,7 +316,10 @@ def with_rules(seg: "Segmentation", shape: Shape, config: SegmentConfig, rules: 
     components = face_components(unit.vertices, unit.faces) if unit.is_mesh else None
     pl, fl, il = parts_from_field(seg.field, seg.supervision, unit, seg.render.samples, components, seg.scales,
                                   config, rules)
-    meta = dict(seg.meta, rules=rules.names)
+    elements = fl if fl is not None else il
+    default = default_scale_index(seg.scales, [int(l.max()) + 1 for l in elements],
+                                  seg.meta.get("shape_kind", "pieces"), seg.meta.get("mask_kind", "sam-like"))
+    meta = dict(seg.meta, rules=rules.names, default_scale=seg.scales[default])
     return replace(seg, point_labels=pl, face_labels=fl, input_point_labels=il, meta=meta)
 
 
