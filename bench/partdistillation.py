@@ -238,7 +238,7 @@ def build_config(args):
 
     aug = None if args.no_augment else AugmentConfig()
     return PartDistillationConfig(
-        grid=args.grid, queries=args.queries, proposals=ProposalConfig(metric=args.metric),
+        grid=args.grid, queries=args.queries, proposals=ProposalConfig(metric=args.metric, spatial_weight=args.spatial_weight),
         train=TrainConfig(steps=args.steps, seed=args.seed), rounds=args.rounds, normalize_input=args.normalize_input,
         self_train=SelfTrainConfig(augment=aug, momentum=args.momentum, refresh_every=args.refresh_every,
                                    proposal_augment=args.proposal_augment),
@@ -254,6 +254,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--final-steps", type=int, default=300)
     ap.add_argument("--queries", type=int, default=12)
     ap.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
+    ap.add_argument("--spatial-weight", type=float, default=1.0, help="k-means position weight of the proposals")
     ap.add_argument("--normalize-input", type=int, default=1)
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--proposal-augment", action="store_true")

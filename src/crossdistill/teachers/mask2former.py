@@ -5,9 +5,23 @@ pixel mask). Each query gives a class distribution (last class = "no object") an
 logit map at 1/4 of the network input. A query becomes an instance when
 ``p(best class) * mean mask probability inside its mask`` exceeds ``score_threshold``
 (Mask2Former's own instance scoring). Masks are mapped back to the view in one
-interpolation; the pixel decoder's last feature map -- the per-pixel mask embedding that
-PartDistillation builds its part queries on -- is returned cropped to the unpadded image,
-at the network's 1/4 resolution.
+interpolation.
+
+Pixel features (``feature_layer``), cropped to the unpadded image:
+
+* ``"res3+res4"``: the layer PartDistillation groups into parts. Its released
+  pixel-grouping configuration (``configs/PixelGrouping.yaml``, ``PixelGroupingModel``)
+  takes the *backbone* stages ``res3`` and ``res4`` of the COCO-instance Mask2Former
+  (Swin-L, ImageNet-21K pre-trained, 200 queries; inputs resized to 640 px): ``res3`` is at
+  stride 8, ``res4`` at stride 16 and is resized bilinearly to ``res3``'s grid, and the two
+  are concatenated along channels (Swin-L: 384 + 768 = 1152 channels, an 80 x 80 map for a
+  640 px input). Here they are the second and third of ``encoder_hidden_states``
+  (``output_hidden_states=True``), the backbone feature maps, so ``C`` = the two stages'
+  widths and the map is at 1/8 of the network input.
+* ``"pixel_decoder"`` (default, kept for existing users and caches): the pixel decoder's
+  last map, the per-pixel mask embedding
+  (``pixel_decoder_last_hidden_state``, ``mask_feature_size`` channels, 1/4 of the input),
+  what Mask2Former's own queries' masks are dot products with.
 """
 
 from __future__ import annotations
@@ -20,7 +34,10 @@ from crossdistill.teachers._ops import resize_padded
 from crossdistill.teachers.base import InstanceSet
 from crossdistill.types import Views
 
-__all__ = ["Mask2FormerInstanceTeacher"]
+__all__ = ["Mask2FormerInstanceTeacher", "FEATURE_LAYERS"]
+
+#: pixel feature layers the teacher can return (module docstring)
+FEATURE_LAYERS = ("res3+res4", "pixel_decoder")
 
 
 class Mask2FormerInstanceTeacher(HFTeacher):
@@ -34,6 +51,8 @@ class Mask2FormerInstanceTeacher(HFTeacher):
         mask_threshold: mask logit threshold.
         max_instances: most instances kept per view (best scores).
         feature_dtype: numpy dtype of the returned pixel features.
+        feature_layer: ``"pixel_decoder"`` (default) or ``"res3+res4"`` (the layer
+            PartDistillation clusters; see the module docstring).
         batch_size: views per forward pass.
         device, dtype, name: see :class:`~crossdistill.teachers._hf.HFTeacher`.
     """
@@ -45,8 +64,12 @@ class Mask2FormerInstanceTeacher(HFTeacher):
 
     def __init__(self, model, processor=None, *, score_threshold: float = 0.5, mask_threshold: float = 0.0,
                  max_instances: int | None = 100, feature_dtype: type = np.float32, device: str = "cpu",
-                 dtype=None, batch_size: int = 2, name: str | None = None) -> None:
+                 dtype=None, batch_size: int = 2, name: str | None = None,
+                 feature_layer: str = "pixel_decoder") -> None:
         super().__init__(model, processor, device=device, dtype=dtype, batch_size=batch_size, name=name)
+        if feature_layer not in FEATURE_LAYERS:
+            raise ValueError(f"feature_layer must be one of {FEATURE_LAYERS}, got {feature_layer!r}")
+        self.feature_layer = feature_layer
         self.score_threshold = float(score_threshold)
         self.mask_threshold = float(mask_threshold)
         self.max_instances = max_instances
@@ -61,7 +84,8 @@ class Mask2FormerInstanceTeacher(HFTeacher):
     @property
     def teacher_id(self) -> str:
         return (f"mask2former:{self.model_tag}:thr={self.score_threshold}:mthr={self.mask_threshold}"
-                f":max={self.max_instances}:{self.feature_dtype.name}")
+                f":max={self.max_instances}:{self.feature_dtype.name}"
+                + ("" if self.feature_layer == "pixel_decoder" else f":feat={self.feature_layer}"))
 
     def instances(self, views: Views) -> list[InstanceSet]:
         """Per view: masks (M, H, W) bool, scores (M,), classes (M,), features (C, h, w)."""
@@ -78,7 +102,8 @@ class Mask2FormerInstanceTeacher(HFTeacher):
         pixel_mask = enc.get("pixel_mask")
         if pixel_mask is None:
             pixel_mask = torch.ones((len(rgb), *pixel_values.shape[-2:]), dtype=torch.long)
-        out = self.model(pixel_values=pixel_values, pixel_mask=pixel_mask.to(self.device))
+        out = self.model(pixel_values=pixel_values, pixel_mask=pixel_mask.to(self.device),
+                         output_hidden_states=self.feature_layer != "pixel_decoder")
         padded = tuple(pixel_values.shape[-2:])
         results = []
         for i in range(len(rgb)):
@@ -96,7 +121,7 @@ class Mask2FormerInstanceTeacher(HFTeacher):
             masks = resize_padded(logits[keep][:, None], valid, padded, (H, W))[:, 0] > self.mask_threshold
             nonempty = masks.flatten(1).any(1)
             keep, masks = keep[nonempty], masks[nonempty]
-            feats = out.pixel_decoder_last_hidden_state[i].float()  # (C, h4, w4) over the padded input
+            feats = self._pixel_features(out, i)  # (C, h, w) over the padded input
             fh = max(1, round(feats.shape[1] * valid[0] / padded[0]))
             fw = max(1, round(feats.shape[2] * valid[1] / padded[1]))
             results.append(InstanceSet(
@@ -106,3 +131,12 @@ class Mask2FormerInstanceTeacher(HFTeacher):
                 features=feats[:, :fh, :fw].cpu().numpy().astype(self.feature_dtype),
             ))
         return results
+
+    def _pixel_features(self, out, i: int) -> torch.Tensor:
+        """(C, h, w) float features of image i over the padded input (module docstring)."""
+        if self.feature_layer == "pixel_decoder":
+            return out.pixel_decoder_last_hidden_state[i].float()
+        res3, res4 = out.encoder_hidden_states[1][i].float(), out.encoder_hidden_states[2][i].float()
+        res4 = torch.nn.functional.interpolate(res4[None], size=res3.shape[-2:], mode="bilinear",
+                                               align_corners=False)[0]
+        return torch.cat([res3, res4], 0)

@@ -183,3 +183,27 @@ def test_fit_with_the_final_stage_round_trips(tmp_path, toy_crops):
     again = back.predict_image([c for c in crops if c.image_index == 0], insts[0].masks)
     assert np.array_equal(again.parts, res.parts) and np.array_equal(again.part_classes, res.part_classes)
     assert back.config == model.config
+
+
+def test_mask2former_teacher_gives_the_backbone_res3_res4_layer(toy_image):
+    pytest.importorskip("transformers")
+    from transformers import Mask2FormerImageProcessorPil
+
+    from crossdistill.teachers.mask2former import Mask2FormerInstanceTeacher
+    from crossdistill.teachers.testing import tiny_mask2former
+
+    model = tiny_mask2former()
+    proc = Mask2FormerImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 128}, size_divisor=32)
+    img, _ = toy_image("mug", 0, 64)
+    views = views_from_images([img])
+    paper = Mask2FormerInstanceTeacher(model, proc, score_threshold=0.0, feature_layer="res3+res4")
+    plain = Mask2FormerInstanceTeacher(model, proc, score_threshold=0.0)
+    (a,), (b,) = paper.instances(views), plain.instances(views)
+    widths = model.config.backbone_config.hidden_sizes if hasattr(model.config.backbone_config, "hidden_sizes") \
+        else [model.config.backbone_config.embed_dim * 2 ** i for i in range(4)]
+    assert a.features.shape == (widths[1] + widths[2], 8, 8)  # stride 8 of the 64 px input
+    assert b.features.shape[1:] == (16, 16)  # the pixel decoder's map: stride 4
+    assert np.array_equal(a.masks, b.masks) and "feat=res3+res4" in paper.teacher_id
+    assert "feat=" not in plain.teacher_id
+    with pytest.raises(ValueError):
+        Mask2FormerInstanceTeacher(model, proc, feature_layer="res5")
