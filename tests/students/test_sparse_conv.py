@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -112,3 +114,57 @@ def test_packing_keeps_300_clouds_apart():
     huge = torch.tensor([[0.0, 0.0, 0.0], [2.0**19, 2.0**19, 2.0**19]])
     with pytest.raises(ValueError, match="clouds"):
         voxelize(huge, torch.tensor([0, 9]), 1.0)  # 20-bit axes leave 3 bits: 8 clouds
+
+
+def _needs_spconv():
+    from crossdistill.students.sparse_conv import spconv_available
+
+    if not spconv_available():
+        pytest.skip("spconv is not installed (pip install 'crossdistill[lidar]'); the torch backend is tested alone")
+
+
+def test_spconv_backend_equals_the_torch_one_to_1e5():
+    """Same weights, two clouds in one batch: outputs and weight gradients of one convolution and of the
+    whole LiDAR student (U-Net + DA module) agree to 1e-5 between the rulebook and spconv."""
+    _needs_spconv()
+    from crossdistill.methods.lidar_kd.student import LidarStudent, StudentConfig, prepare_batch
+    from crossdistill.students.sparse_conv import set_backend
+
+    lvl = _random_level(3)
+    conv = SubMConv3d(5, 7)
+    x = torch.randn(len(lvl), 5)
+    outs, grads = [], []
+    for backend in ("torch", "spconv"):
+        set_backend(conv, backend)
+        conv.zero_grad()
+        y = conv(x, lvl)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outs.append(y.detach())
+        grads.append(conv.weight.grad.clone())
+    assert (outs[0] - outs[1]).abs().max() < 1e-5 and (grads[0] - grads[1]).abs().max() < 1e-5
+    rng = np.random.default_rng(0)
+    xyz = [rng.uniform(-10, 10, (3000, 3)).astype(np.float32) for _ in range(2)]
+    feats = [rng.uniform(0, 1, (3000, 4)).astype(np.float32) for _ in range(2)]
+    cfg = StudentConfig(voxel_size=0.5, widths=(8, 16, 16), backend="torch")
+    torch.manual_seed(0)
+    student = LidarStudent(cfg, np.eye(3, 6, dtype=np.float32), np.zeros(3, np.float32))
+    scan = prepare_batch(feats, xyz, cfg)
+    res = []
+    for backend in ("torch", "spconv"):
+        set_backend(student, backend)
+        student.zero_grad()
+        f, z = student(scan)
+        (f.square().mean() + z.mean()).backward()
+        res.append((f.detach(), z.detach(), [p.grad.clone() for p in student.parameters() if p.grad is not None]))
+    assert (res[0][0] - res[1][0]).abs().max() < 1e-5 and (res[0][1] - res[1][1]).abs().max() < 1e-5
+    assert max(float((a - b).abs().max()) for a, b in zip(res[0][2], res[1][2])) < 1e-5
+    assert student.state_dict().keys() == LidarStudent(cfg, np.eye(3, 6), np.zeros(3)).state_dict().keys()
+
+
+def test_backend_names_are_checked():
+    from crossdistill.students.sparse_conv import resolve_backend, spconv_available
+
+    assert resolve_backend("auto") == ("spconv" if spconv_available() else "torch")
+    assert resolve_backend("torch") == "torch"
+    with pytest.raises(ValueError, match="unknown sparse backend"):
+        resolve_backend("minkowski")

@@ -17,6 +17,18 @@ the occupied voxels. Here:
   (:func:`unpool`).
 
 Everything is device-agnostic and deterministic.
+
+**Backends.** :class:`SubMConv3d` runs either on this module's rulebook (``backend="torch"``,
+the fallback, nothing to install) or through spconv's ``SubMConv3d`` (``backend="spconv"``,
+the ``[lidar]`` extra: ``pip install spconv`` is its CPU build; with an NVIDIA GPU install the
+wheel matching the CUDA version instead, e.g. ``spconv-cu120`` / ``spconv-cu121``). Both read
+the same weight (27 * C_in, C_out), so a model and its checkpoint do not depend on the backend;
+spconv's per-level index pairs are cached on the :class:`VoxelLevel` and shared by its
+convolutions, as the rulebook is. :func:`set_backend` switches every convolution of a model;
+:func:`resolve_backend` turns "auto" into spconv when it imports, else torch. A CPU-only spconv
+build given CUDA tensors falls back to the torch backend. Only submanifold convolutions go
+through spconv: levels are coarsened by scatter-mean pooling, never by spconv's strided
+``SparseConv3d`` (which gave wrong outputs with 2 threads in its 2.3.8 CPU build, STACK.md).
 """
 
 from __future__ import annotations
@@ -26,7 +38,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-__all__ = ["voxelize", "VoxelLevel", "SubMConv3d", "pool", "unpool", "OFFSETS"]
+__all__ = ["voxelize", "VoxelLevel", "SubMConv3d", "pool", "unpool", "OFFSETS", "BACKENDS", "resolve_backend",
+           "set_backend", "spconv_available"]
+
+BACKENDS = ("torch", "spconv")
 
 #: the 27 offsets of a 3x3x3 kernel, centre at index 13
 OFFSETS = torch.tensor([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)],
@@ -103,6 +118,7 @@ class VoxelLevel:
     coords: torch.Tensor
     neighbours: torch.Tensor
     _rulebook: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False, compare=False)
+    _spconv_pairs: dict | None = field(default=None, repr=False, compare=False)
 
     def rulebook(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per offset (order :data:`OFFSETS`): (output rows, input rows) of its occupied pairs,
@@ -172,8 +188,9 @@ class SubMConv3d(nn.Module):
         torch.Size([2, 3])
     """
 
-    def __init__(self, c_in: int, c_out: int, bias: bool = True) -> None:
+    def __init__(self, c_in: int, c_out: int, bias: bool = True, backend: str = "torch") -> None:
         super().__init__()
+        self.backend = resolve_backend(backend) if backend != "torch" else "torch"
         self.weight = nn.Parameter(torch.empty(27 * c_in, c_out))
         nn.init.kaiming_uniform_(self.weight.view(27, c_in, c_out).permute(2, 0, 1).reshape(c_out, -1), a=5 ** 0.5)
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
@@ -187,9 +204,87 @@ class SubMConv3d(nn.Module):
         product and one add at the output rows. Within an offset every output row and every input
         row occurs at most once, so the adds never collide (deterministic on CUDA too).
         """
+        if self.backend == "spconv" and not (features.is_cuda and _spconv()[1]):
+            return _spconv_forward(self, features, level)
         weight = self.weight.view(27, self.c_in, -1)
         out = features @ weight[13]  # the centre: every voxel is its own neighbour
         for k, (rows, cols) in enumerate(level.rulebook()):
             if k != 13 and len(rows):
                 out = out.index_put((rows,), features[cols] @ weight[k], accumulate=True)
         return out + self.bias if self.bias is not None else out
+
+
+# ------------------------------------------------------------------------------ spconv backend
+_SPCONV = None
+
+
+def _spconv():
+    """spconv.pytorch, imported once; on its CPU-only build the CUDA stream lookups that its
+    backward asserts on are replaced by the null stream (STACK.md: "the stream patch")."""
+    global _SPCONV
+    if _SPCONV is None:
+        try:
+            import spconv.pytorch as sp
+            from spconv.cppconstants import CPU_ONLY_BUILD
+            from spconv.pytorch import cppcore, ops
+        except ImportError:
+            raise ImportError("the spconv sparse backend needs spconv: pip install 'crossdistill[lidar]' "
+                              "(CPU build; with CUDA install the spconv-cuXXX wheel of your CUDA)") from None
+        cpu_only = bool(CPU_ONLY_BUILD)
+        if cpu_only:
+            ops.get_current_stream = lambda: 0
+            cppcore.get_current_stream = lambda: 0
+        _SPCONV = (sp, cpu_only)
+    return _SPCONV
+
+
+def spconv_available() -> bool:
+    """Whether spconv imports here."""
+    try:
+        _spconv()
+        return True
+    except ImportError:
+        return False
+
+
+def resolve_backend(name: str) -> str:
+    """"auto" -> "spconv" when it imports, else "torch"; "torch" / "spconv" as given (spconv checked)."""
+    if name == "auto":
+        return "spconv" if spconv_available() else "torch"
+    if name not in BACKENDS:
+        raise ValueError(f"unknown sparse backend {name!r}: one of {BACKENDS} or 'auto'")
+    if name == "spconv":
+        _spconv()
+    return name
+
+
+def set_backend(module: nn.Module, name: str) -> nn.Module:
+    """Switch every :class:`SubMConv3d` inside ``module`` to backend ``name`` (resolved); returns ``module``."""
+    name = resolve_backend(name)
+    for m in module.modules():
+        if isinstance(m, SubMConv3d):
+            m.backend = name
+    return module
+
+
+def _spconv_forward(conv: "SubMConv3d", features: torch.Tensor, level: VoxelLevel) -> torch.Tensor:
+    sp, _ = _spconv()
+    c_out = conv.weight.shape[1]
+    if "_sp" not in conv.__dict__:  # not a registered submodule: the state dict stays the backend's-agnostic one
+        conv.__dict__["_sp"] = sp.SubMConv3d(conv.c_in, c_out, 3, bias=conv.bias is not None, indice_key="subm")
+    module = conv.__dict__["_sp"]
+    if level._spconv_pairs is None:
+        level._spconv_pairs = {}
+    coords = level.coords.to(torch.int32)
+    shape = (coords[:, 1:].max(0).values + 1).tolist() if len(coords) else [1, 1, 1]
+    batch = int(coords[:, 0].max()) + 1 if len(coords) else 1
+    st = sp.SparseConvTensor(features.contiguous(), coords.contiguous(), shape, batch)
+    st.indice_dict = level._spconv_pairs
+    # spconv's weight layout (C_out, 3, 3, 3, C_in) with the kernel axes in OFFSETS order
+    weight = conv.weight.view(27, conv.c_in, c_out).permute(2, 0, 1).reshape(c_out, 3, 3, 3, conv.c_in)
+    params = {"weight": weight.contiguous()}
+    if conv.bias is not None:
+        params["bias"] = conv.bias
+    out = torch.func.functional_call(module, params, (st,))
+    level._spconv_pairs.update(out.indice_dict)  # spconv copies the dict: keep the pairs for the level's next convs
+    return out.features

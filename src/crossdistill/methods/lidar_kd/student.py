@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from crossdistill.students.sparse_conv import voxelize
+from crossdistill.students.sparse_conv import set_backend, voxelize
 from crossdistill.students.sparse_unet import DomainAdaptationModule, SparseUNet, VoxelPyramid
 
 __all__ = ["StudentConfig", "LidarStudent", "ScanInput", "prepare_scan", "prepare_batch"]
@@ -35,12 +35,15 @@ class StudentConfig:
         widths: U-Net widths per level (also its depth).
         use_da: with the self-calibrated domain-adaptation module (the methods' default).
         in_channels: point feature channels.
+        backend: sparse convolution backend: "torch", "spconv" or "auto" (spconv when installed,
+            :func:`~crossdistill.students.sparse_conv.resolve_backend`); the weights are the same for both.
     """
 
     voxel_size: float = 0.2
     widths: tuple[int, ...] = (16, 32, 64)
     use_da: bool = True
     in_channels: int = 4
+    backend: str = "auto"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
@@ -104,6 +107,7 @@ class LidarStudent(nn.Module):
         # UDAKD aligns directions only (InfoNCE on unit vectors): its features are read out at the
         # teacher's mean feature norm; 0 = read out as they are (FSKD trains them through the classifier)
         self.register_buffer("readout_norm", torch.zeros(()))
+        set_backend(self, config.backend)
 
     @property
     def n_classes(self) -> int:
