@@ -18,7 +18,12 @@ def test_distill_lidar_on_kitti_and_reuse(shared_data, tmp_path):
     assert main(["distill", "lidar", "--kitti", str(kitti), "-o", str(out), *FAST]) == 0
     meta = json.loads((out / "distill.json").read_text())
     assert meta["mode"] == "fskd" and meta["teacher"].startswith("box2d:") and len(meta["frames"]) == 4
-    assert set(meta["zero_shot"]) == set(meta["frames"]) and all(0 <= e["miou"] <= 1 for e in meta["zero_shot"].values())
+    assert meta["split"]["train"] == ["000000", "000001"] and meta["split"]["test"] == ["000002", "000003"]
+    zs = meta["zero_shot"]  # one confusion matrix over the two test frames
+    assert zs["frames"] == 2 and 0 <= zs["all"]["miou"] <= 1 and 0 <= zs["seen"]["miou"] <= 1
+    assert np.array(zs["confusion"]).sum() == sum(zs["all"]["points"].values())
+    assert meta["config"]["batch_size"] == 2 and meta["config"]["augment"] is not None
+    assert meta["timings"]["targets_computed"] == 4
     labels = np.load(out / "frames" / "000003" / "labels.npy")
     n_points = (kitti / "training" / "velodyne" / "000003.bin").stat().st_size // 16
     assert labels.shape == (n_points,) and labels.dtype == np.int32
@@ -32,8 +37,10 @@ def test_distill_lidar_on_kitti_and_reuse(shared_data, tmp_path):
     # the saved teacher can be reused too
     third = tmp_path / "third"
     assert main(["distill", "lidar", "--kitti", str(kitti), "-o", str(third), "--teacher-weights",
-                 str(out / "teacher.pt"), "--mode", "udakd", *FAST]) == 0
-    assert json.loads((third / "distill.json").read_text())["mode"] == "udakd"
+                 str(out / "teacher.pt"), "--mode", "udakd", "--cache", str(out / "targets"), *FAST]) == 0
+    third_meta = json.loads((third / "distill.json").read_text())
+    assert third_meta["mode"] == "udakd"
+    assert third_meta["timings"]["targets_reused"] == 4 and third_meta["timings"]["targets_computed"] == 0
 
 
 @pytest.mark.parametrize("extra, message", [
