@@ -29,16 +29,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--extra-shapes", help="more unlabelled shapes (e.g. generated ones) used as knowledge sources")
     q.add_argument("-o", "--output", required=True, help="output folder")
     q.add_argument("--views", type=int, default=10, help="rendered views per shape (default 10)")
-    q.add_argument("--size", type=int, default=128, help="render size in pixels (default 128)")
+    q.add_argument("--size", type=int, default=128,
+                   help="render size in pixels (default 128, DistillConfig's; chosen in partdistill_emulated.md)")
     q.add_argument("--min-score", dest="min_score", type=float, default=0.5,
-                   help="forward distillation uses 2D predictions at least this confident (default 0.5; "
-                        "OWLv2's own detection threshold is 0.1)")
+                   help="forward distillation uses 2D predictions at least this confident (default 0.5, "
+                        "DistillConfig's, chosen in partdistill_emulated.md; OWLv2's own detection threshold is 0.1)")
     q.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     q.add_argument("--teacher-iterations", type=int, default=500, help="few-shot teacher training steps")
     q.add_argument("--backward-rounds", type=int, default=1,
                    help="backward-distillation rounds after the forward one (default 1; 0 = forward only)")
     q.add_argument("--backward-rule", choices=["absolute", "class_relative", "reweight"], default="absolute",
-                   help="backward distillation keeps predictions whose student agreement is >= 0.5 (absolute), "
+                   help="(default absolute, DistillConfig's, chosen in partdistill_emulated.md) backward distillation keeps predictions whose student agreement is >= 0.5 (absolute), "
                         ">= 0.5 x their class's 90th-percentile agreement (class_relative), or keeps them all "
                         "weighted by the share of their points the student gives their part (reweight, as the "
                         "released PartDistill code)")

@@ -110,6 +110,10 @@ class DistillConfig:
             ``partdistill_backward_rules.md``, worse on Toaster and on the 5-category mean in
             ``partdistill_class_relative.md``) or "reweight" (the released code's soft rule:
             see :func:`select_by_agreement`).
+        per_point_mean: the student's targets are the mean instead of the sum of the confidences
+            of the predictions covering a point (the released code's loss; see
+            :meth:`.knowledge.Knowledge.point_targets`), so points covered by few predictions
+            (thin parts) weigh as much as points covered by many.
         student: the student's settings (points per shape, network, steps).
     """
 
@@ -120,6 +124,7 @@ class DistillConfig:
     backward_rounds: int = 1
     keep_agreement: float = 0.5
     backward_rule: str = "absolute"
+    per_point_mean: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
 
     def __post_init__(self) -> None:
@@ -128,7 +133,7 @@ class DistillConfig:
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("views", "image_size", "min_score", "pool_min_score", "backward_rounds",
-                                           "keep_agreement", "backward_rule")}
+                                           "keep_agreement", "backward_rule", "per_point_mean")}
         d["student"] = self.student.to_dict()
         return d
 
@@ -235,7 +240,8 @@ class PartDistill:
                desc: str) -> PointStudent:
         P = len(self.part_names)
         cfg = replace(self.config.student, seed=self.config.student.seed + seed_offset)
-        return train_student([s.points for s in items], [k.point_targets(P) for k in knowledge], P, cfg,
+        return train_student([s.points for s in items], [k.point_targets(P, self.config.per_point_mean)
+                                                         for k in knowledge], P, cfg,
                              self.device, self.progress, desc)
 
     def rescore(self, student: PointStudent, items: Sequence[DistillShape]) -> tuple[list[Knowledge], dict]:
@@ -260,8 +266,13 @@ class PartDistill:
             refined.append(s.knowledge.subset(keep).with_scores(score[keep]))
         return refined, {"kept": kept, "dropped_from_forward": dropped, "added_from_pool": added}
 
-    def fit(self, items: Sequence[DistillShape]) -> DistillResult:
-        """Forward distillation, then ``backward_rounds`` rounds of re-scoring and re-training."""
+    def fit(self, items: Sequence[DistillShape], forward: PointStudent | None = None) -> DistillResult:
+        """Forward distillation, then ``backward_rounds`` rounds of re-scoring and re-training.
+
+        ``forward``: a student already trained by forward distillation on these ``items``
+        with this config (e.g. from an earlier fit that differs only in the backward
+        settings); it is used as is instead of training one.
+        """
         if not items:
             raise InputError("no shapes to distil into")
         forward_k = [s.knowledge.subset(s.knowledge.scores >= self.config.min_score) for s in items]
@@ -270,7 +281,8 @@ class PartDistill:
                              "on any shape: nothing to distil")
         rounds = [{"stage": "forward", "predictions": _count(forward_k), "pool": _count(s.knowledge for s in items),
                    "covered_points": float(np.mean([k.covered.mean() for k in forward_k]))}]
-        student = forward = self._train(items, forward_k, 0, "forward distillation")
+        student = forward = forward if forward is not None else self._train(items, forward_k, 0,
+                                                                             "forward distillation")
         knowledge = forward_k
         for r in range(self.config.backward_rounds):
             refined, stats = self.rescore(student, items)

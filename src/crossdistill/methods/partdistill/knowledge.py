@@ -76,14 +76,20 @@ class Knowledge:
     def with_scores(self, scores: np.ndarray) -> "Knowledge":
         return replace(self, scores=np.asarray(scores, np.float32))
 
-    def point_targets(self, n_parts: int) -> np.ndarray:
+    def point_targets(self, n_parts: int, per_point_mean: bool = False) -> np.ndarray:
         """(N, P) float32 confidence-weighted votes: sum over predictions covering a point.
 
-        Row i is zero when no prediction covers point i (unknown: no loss there).
+        Row i is zero when no prediction covers point i (unknown: no loss there). With
+        ``per_point_mean`` each row is divided by the number of predictions covering the
+        point (the released PartDistill code's loss: every covered point weighs the mean
+        confidence of its predictions, however many cover it).
         """
         out = np.zeros((self.n_points, n_parts), np.float32)
         owner = self._owner()
         np.add.at(out, (self.points, self.labels[owner]), self.scores[owner])
+        if per_point_mean:
+            count = np.bincount(self.points, minlength=self.n_points).astype(np.float32)
+            out /= np.maximum(count, 1.0)[:, None]
         return out
 
     @property
