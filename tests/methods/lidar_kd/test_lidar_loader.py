@@ -13,7 +13,7 @@ from crossdistill.methods.lidar_kd.cache import TargetCache
 from crossdistill.methods.lidar_kd.datasets import open_source, split_ids
 from crossdistill.methods.lidar_kd.distill import DistillConfig, predict_points, train_student
 from crossdistill.methods.lidar_kd.evaluate import evaluate_frames, map_classes
-from crossdistill.methods.lidar_kd.loader import Augment, DistillFrames, collate_scans, make_loader
+from crossdistill.methods.lidar_kd.loader import Augment, DistillFrames, LoaderBatches, collate_scans, make_loader
 from crossdistill.methods.lidar_kd.student import StudentConfig
 
 FAST = StudentConfig(voxel_size=0.5, widths=(8, 16))
@@ -68,9 +68,21 @@ def test_a_batch_packs_several_scans_apart(data):
 def test_workers_give_the_same_batches_as_the_main_process(data):
     source, cache = data
     ds = DistillFrames(source, cache, source.ids, augment=Augment(), seed=1)
-    one = [(b.names, b.f2.sum().item(), b.scan.voxel_features.sum().item()) for b in make_loader(ds, FAST, 2, 0, seed=5)]
-    two = [(b.names, b.f2.sum().item(), b.scan.voxel_features.sum().item()) for b in make_loader(ds, FAST, 2, 2, seed=5)]
+
+    def summary(batches, n):
+        return [(b.names, b.f2.sum().item(), b.scan.voxel_features.sum().item()) for b, _ in zip(batches, range(n))]
+
+    one = summary(make_loader(ds, FAST, 2, 0, seed=5), 3)
+    two = summary(make_loader(ds, FAST, 2, 2, seed=5), 3)
     assert one == two and sorted(sum((n for n, _, _ in one), [])) == sorted(source.ids)
+    # the engine's data source: endless epochs (augmentation redrawn), resumable at any batch, ranks share a batch
+    from crossdistill.engine.distributed import World
+
+    engine = summary(LoaderBatches(ds, FAST, 2, 1, seed=5).batches(0, World()), 6)
+    assert [n for n, _, _ in engine[:3]] != [n for n, _, _ in engine[3:]] or engine[:3] != engine[3:]
+    assert summary(LoaderBatches(ds, FAST, 2, 0, seed=5).batches(4, World()), 2) == engine[4:]
+    halves = [summary(LoaderBatches(ds, FAST, 2, 0, seed=5).batches(0, World(rank=r, size=2)), 3) for r in (0, 1)]
+    assert [a[0] + b[0] for a, b in zip(*halves)] == [n for n, _, _ in engine[:3]]
 
 
 def test_train_on_some_frames_and_score_others_with_one_confusion_matrix(data):

@@ -16,12 +16,15 @@ network with no 3D label, using the calibrated correspondence between points and
 :func:`train_student` trains a :class:`LidarStudent` by streaming frames from a source and
 their targets from the cache (:mod:`.loader`: batches of several augmented scans, DataLoader
 workers); :func:`distill_lidar` does the same for frames and targets already in memory;
-:func:`predict_points` labels any scan. The loop is this module's own: the shared
-``crossdistill.engine.training`` loop did not exist when it was written.
+:func:`predict_points` labels any scan. Training runs through the shared loop
+(:func:`crossdistill.engine.training.fit`: device, checkpoint / resume with ``run_dir``, DDP
+under torchrun, where each rank reads its share of every batch of scans); this module gives
+it the student, the optimiser and the loss of one batch.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,12 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.errors import InputError
 from crossdistill.methods.lidar_kd.frames import LidarFrame
-from crossdistill.methods.lidar_kd.loader import Augment, DistillFrames, make_loader
+from crossdistill.methods.lidar_kd.loader import Augment, DistillFrames, LoaderBatches
 from crossdistill.methods.lidar_kd.student import LidarStudent, StudentConfig, prepare_scan
 from crossdistill.methods.lidar_kd.targets import PointTargets
 
@@ -205,52 +207,45 @@ def _usable(source, targets, ids: Sequence[str]) -> list[str]:
 
 
 def train_student(source, targets, ids: Sequence[str], classifier: tuple[np.ndarray, np.ndarray],
-                  config: DistillConfig = DistillConfig(), device: str = "cpu", progress: bool = True
-                  ) -> tuple[LidarStudent, list[float]]:
+                  config: DistillConfig = DistillConfig(), device: str = "cpu", progress: bool = True,
+                  run_dir: str | Path | None = None) -> tuple[LidarStudent, list[float]]:
     """Train a student on the frames ``ids`` of ``source`` with their targets (a TargetCache), streamed.
 
-    Frames no camera sees (no target) are left out. Returns (student, loss per step).
+    Frames no camera sees (no target) are left out. With ``run_dir`` the engine checkpoints
+    there and a run started again resumes. Returns (student, loss per step).
     """
+    from crossdistill.engine.training import TrainConfig, fit
+
     ids = _usable(source, targets, ids)
     if not ids:
         raise InputError("no point of any frame is seen by a camera: nothing to distil")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     dataset = DistillFrames(source, targets, ids, config.max_range, config.context, config.augment, config.seed)
-    loader = make_loader(dataset, config.student, config.batch_size, config.workers, config.seed)
-    student = LidarStudent(config.student, *classifier).to(device)
+    data = LoaderBatches(dataset, config.student, config.batch_size, config.workers, config.seed)
+    student = LidarStudent(config.student, *classifier)
     if config.mode == "udakd":
         student.readout_norm.fill_(float(targets.mean_feature_norm(source.name, ids)))
     opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(config.iterations, 1), eta_min=0.1 * config.lr)
-    losses: list[float] = []
-    student.train()
-    bar = tqdm(total=config.iterations, desc=f"{config.mode} student", disable=not progress, leave=False)
-    while len(losses) < config.iterations:
-        dataset.epoch = len(losses) // max(len(loader), 1)
-        for batch in loader:
-            if len(losses) >= config.iterations:
-                break
-            batch = batch.to(device)
-            seen = batch.seen
-            if not config.balanced or len(seen) <= config.pairs:
-                pick = torch.randperm(len(seen), generator=gen)[: config.pairs].to(device)
-            else:
-                cls = batch.z2.argmax(1).cpu()
-                weight = 1.0 / torch.bincount(cls).double()[cls]
-                pick = torch.multinomial(weight, config.pairs, replacement=False, generator=gen).to(device)
-            f3, z3 = student(batch.scan)
-            loss = _loss(config, f3[seen[pick]], z3[seen[pick]], batch.f2[pick], batch.z2[pick])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            bar.update()
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    bar.close()
-    student.eval()
-    return student, losses
+
+    def step(model, batch, _step):
+        batch = batch.to(device)
+        seen = batch.seen
+        if not config.balanced or len(seen) <= config.pairs:
+            pick = torch.randperm(len(seen), generator=gen)[: config.pairs].to(device)
+        else:
+            cls = batch.z2.argmax(1).cpu()
+            weight = 1.0 / torch.bincount(cls).double()[cls]
+            pick = torch.multinomial(weight, config.pairs, replacement=False, generator=gen).to(device)
+        f3, z3 = model(batch.scan)
+        return _loss(config, f3[seen[pick]], z3[seen[pick]], batch.f2[pick], batch.z2[pick])
+
+    train = TrainConfig(steps=config.iterations, device=device, run_dir=run_dir, progress=progress,
+                        desc=f"{config.mode} student", run_key=json.dumps(config.to_dict(), sort_keys=True))
+    result = fit(student, opt, step, train, scheduler=sched, data=data, rngs={"pairs": gen})
+    student = result.model.eval()
+    return student, [float(v) for v in result.losses]
 
 
 @torch.no_grad()

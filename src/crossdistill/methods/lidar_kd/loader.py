@@ -28,7 +28,7 @@ import torch
 
 from crossdistill.methods.lidar_kd.student import ScanInput, StudentConfig, prepare_batch
 
-__all__ = ["Augment", "DistillFrames", "TrainBatch", "collate_scans", "point_features", "make_loader"]
+__all__ = ["Augment", "DistillFrames", "TrainBatch", "collate_scans", "point_features", "make_loader", "LoaderBatches"]
 
 
 @dataclass(frozen=True)
@@ -165,3 +165,46 @@ def make_loader(dataset: DistillFrames, student: StudentConfig, batch_size: int 
         dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
         collate_fn=partial(collate_scans, student=student), generator=torch.Generator().manual_seed(seed),
         persistent_workers=False, prefetch_factor=2 if workers else None)
+
+
+class LoaderBatches:
+    """The training engine's data source (``crossdistill.engine.training.StepData``) over :class:`DistillFrames`.
+
+    Each epoch's order is torch's ``DistributedSampler`` permutation (seed + epoch, shared out
+    between ranks under torchrun, the last incomplete batch dropped, as
+    :class:`crossdistill.engine.data.SampledBatches` does); the batches are read by a DataLoader
+    with ``workers`` processes and packed by :func:`collate_scans`. ``dataset.epoch`` follows the
+    epoch, so the augmentation differs between epochs. ``batch_size`` is the global batch
+    (all ranks), at most the number of frames.
+    """
+
+    def __init__(self, dataset: DistillFrames, student: StudentConfig, batch_size: int = 2, workers: int = 0,
+                 seed: int = 0) -> None:
+        self.dataset, self.student, self.workers, self.seed = dataset, student, workers, seed
+        self.batch_size = max(1, min(batch_size, len(dataset)))
+
+    @property
+    def per_epoch(self) -> int:
+        return len(self.dataset) // self.batch_size
+
+    def batches(self, start: int, world):
+        from crossdistill.errors import InputError
+
+        if self.batch_size % world.size:
+            raise InputError(f"the global batch ({self.batch_size} scans) must be a multiple of the number of "
+                             f"processes ({world.size})")
+        local = self.batch_size // world.size
+        sampler = torch.utils.data.DistributedSampler(self.dataset, num_replicas=world.size, rank=world.rank,
+                                                      shuffle=True, seed=self.seed, drop_last=True)
+        epoch, j = divmod(start, self.per_epoch)
+        while True:
+            sampler.set_epoch(epoch)
+            self.dataset.epoch = epoch
+            order = list(sampler)
+            blocks = [order[k * local:(k + 1) * local] for k in range(j, self.per_epoch)]
+            loader = torch.utils.data.DataLoader(
+                self.dataset, batch_sampler=blocks, num_workers=self.workers,
+                collate_fn=partial(collate_scans, student=self.student), persistent_workers=False,
+                prefetch_factor=2 if self.workers else None)
+            yield from loader
+            epoch, j = epoch + 1, 0
