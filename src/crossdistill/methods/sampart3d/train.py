@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from crossdistill.engine.training import TrainConfig, fit
 from crossdistill.methods.sampart3d.grouping import GroupingField, fourier_features, pairwise_grouping_loss
 from crossdistill.methods.sampart3d.scale import ScaleQuantiles
 from crossdistill.methods.sampart3d.supervision import MaskSupervision
@@ -257,34 +257,35 @@ def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, norma
     opt = torch.optim.AdamW(field.parameters(), lr=config.lr, weight_decay=1e-8)
     sched = _one_cycle(opt, config.lr, config.iterations)
     sampler = _ImageSampler(supervision, quant, config, rng)
-    losses = np.zeros(config.iterations, dtype=np.float32)
     P = config.pixels_per_image
     n_views = len(supervision.views)
-    for it in tqdm(range(config.iterations), desc="grouping field", disable=not progress, leave=False):
-        replace = config.pair_sampling == "released" or config.images_per_iter > n_views
-        picks = rng.choice(n_views, size=config.images_per_iter if replace else min(config.images_per_iter, n_views),
-                           replace=replace)
+    replace = config.pair_sampling == "released" or config.images_per_iter > n_views
+    n_picks = config.images_per_iter if replace else min(config.images_per_iter, n_views)
+
+    def step(model: torch.nn.Module, _batch: None, it: int) -> torch.Tensor | None:
+        """The loss of one iteration's images (None when no drawn image has two pixels with a group)."""
+        picks = rng.choice(n_views, size=n_picks, replace=replace)
         batch = [b for b in (sampler.draw(int(vi)) for vi in picks) if b is not None]
         if not batch:
-            continue
+            return None
         pt = torch.as_tensor(np.stack([b[0] for b in batch]), device=device)  # (I, P)
         mid = torch.as_tensor(np.stack([b[1] for b in batch]).astype(np.int64), device=device)
         q_np = np.concatenate([b[2] for b in batch]).astype(np.float32)
         raw = np.concatenate([b[3] for b in batch])
         q = torch.as_tensor(q_np, device=device)  # (I*P,)
         flat = pt.reshape(-1)
-        feat = field(bb[flat], low[flat], q[:, None]).reshape(len(batch), P, -1)
+        feat = model(bb[flat], low[flat], q[:, None]).reshape(len(batch), P, -1)
         feat_l = None
         if config.hierarchy:
             u = float(torch.rand((), generator=gen))
             q_l = torch.as_tensor(sampler.larger(q_np, raw, u), device=device)
-            feat_l = field(bb[flat], low[flat], q_l[:, None]).reshape(len(batch), P, -1)
-        out = pairwise_grouping_loss(feat, mid, config.margin, feat_l, equal_terms=config.equal_terms)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        opt.step()
-        sched.step()
-        losses[it] = float(out["loss"].detach())
+            feat_l = model(bb[flat], low[flat], q_l[:, None]).reshape(len(batch), P, -1)
+        return pairwise_grouping_loss(feat, mid, config.margin, feat_l, equal_terms=config.equal_terms)["loss"]
+
+    result = fit(field, opt, step, TrainConfig(steps=config.iterations, device=str(device), progress=progress,
+                                               desc="grouping field"),
+                 scheduler=sched, rngs={"pixels": rng, "hierarchy": gen})
+    losses = np.nan_to_num(result.losses, nan=0.0)  # a skipped iteration counts 0, as before the engine
     field.eval()
     return TrainedField(field, bb, low, quant, losses)
 
