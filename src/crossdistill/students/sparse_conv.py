@@ -202,16 +202,56 @@ class SubMConv3d(nn.Module):
         Works on the occupied (output, input) pairs of each offset only (the level's
         :meth:`~VoxelLevel.rulebook`): per offset one gather, one (pairs, C_in) @ (C_in, C_out)
         product and one add at the output rows. Within an offset every output row and every input
-        row occurs at most once, so the adds never collide (deterministic on CUDA too).
+        row occurs at most once, so the adds never collide (deterministic on CUDA too). Autograd
+        keeps only the input and the weight (:class:`_RulebookConv`): the gathered pairs are
+        gathered again in backward instead of being stored, as spconv does.
         """
         if self.backend == "spconv" and not (features.is_cuda and _spconv()[1]):
             return _spconv_forward(self, features, level)
-        weight = self.weight.view(27, self.c_in, -1)
-        out = features @ weight[13]  # the centre: every voxel is its own neighbour
-        for k, (rows, cols) in enumerate(level.rulebook()):
-            if k != 13 and len(rows):
-                out = out.index_put((rows,), features[cols] @ weight[k], accumulate=True)
+        out = _RulebookConv.apply(features, self.weight.view(27, self.c_in, -1), level.rulebook())
         return out + self.bias if self.bias is not None else out
+
+
+class _RulebookConv(torch.autograd.Function):
+    """Sum over offsets k of ``scatter(rows_k, features[cols_k] @ weight[k])``; saves only inputs.
+
+    ``weight`` (27, C_in, C_out), offset 13 the centre (rows = cols = every voxel).
+    """
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor, weight: torch.Tensor, book: list) -> torch.Tensor:
+        out = features @ weight[13]  # the centre: every voxel is its own neighbour
+        for k, (rows, cols) in enumerate(book):
+            if k != 13 and len(rows):
+                out.index_add_(0, rows, features[cols] @ weight[k])
+        ctx.save_for_backward(features, weight)
+        ctx.book = book
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        features, weight = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        gf = gw = None
+        if ctx.needs_input_grad[1]:
+            gw = torch.empty_like(weight)
+            gw[13] = features.T @ grad_out
+        if ctx.needs_input_grad[0]:
+            gf = grad_out @ weight[13].T
+        for k, (rows, cols) in enumerate(ctx.book):
+            if k == 13:
+                continue
+            if not len(rows):
+                if gw is not None:
+                    gw[k] = 0
+                continue
+            g = grad_out[rows]  # (pairs, C_out)
+            if gw is not None:
+                gw[k] = features[cols].T @ g
+            if gf is not None:
+                gf.index_add_(0, cols, g @ weight[k].T)
+        return gf, gw, None
 
 
 # ------------------------------------------------------------------------------ spconv backend
