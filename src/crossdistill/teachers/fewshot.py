@@ -40,6 +40,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
+from crossdistill.engine.training import TrainConfig, fit
 from crossdistill.errors import InputError
 from crossdistill.render.raycast import view_positions
 from crossdistill.teachers.base import PartPredictions
@@ -345,11 +346,18 @@ def inverse_sqrt_class_weights(counts: torch.Tensor) -> torch.Tensor:
     return weight / weight[counts > 0].mean()
 
 
-def segmentation_step(model: nn.Module, opt, sched, xb: torch.Tensor, yb: torch.Tensor, weight: torch.Tensor) -> None:
-    """One weighted cross-entropy step on labelled pixels (-1 ignored) of a batch; skipped if none is labelled."""
+def segmentation_loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
+    """Weighted cross-entropy on the labelled pixels (-1 ignored) of a batch; None if none is labelled."""
     if not bool((yb >= 0).any()):
+        return None
+    return F.cross_entropy(model(xb), yb, weight=weight, ignore_index=-1)
+
+
+def segmentation_step(model: nn.Module, opt, sched, xb: torch.Tensor, yb: torch.Tensor, weight: torch.Tensor) -> None:
+    """One optimizer step of :func:`segmentation_loss` on a batch; skipped if no pixel is labelled."""
+    loss = segmentation_loss(model, xb, yb, weight)
+    if loss is None:
         return
-    loss = F.cross_entropy(model(xb), yb, weight=weight, ignore_index=-1)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -386,8 +394,11 @@ def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: FewShotC
     c = min(config.crop, H, W)
     # crops come from views that see at least one labelled pixel
     has = (y >= 0).flatten(1).any(1).nonzero().flatten()
-    model.train()
-    for _ in tqdm(range(config.iterations), desc="train few-shot teacher", disable=not progress):
+
+    def step(net: nn.Module, _batch: None, _it: int) -> torch.Tensor | None:
         xb, yb = random_crops(x, y, has, c, config.batch_size, gen)
-        segmentation_step(model, opt, sched, xb.to(device), yb.to(device), weight)
+        return segmentation_loss(net, xb.to(device), yb.to(device), weight)
+
+    fit(model, opt, step, TrainConfig(steps=config.iterations, device=str(device), progress=progress,
+                                      desc="train few-shot teacher"), scheduler=sched, rngs={"crops": gen})
     model.eval()

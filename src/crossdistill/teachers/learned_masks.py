@@ -34,6 +34,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
+from crossdistill.engine.training import TrainConfig, fit
 from crossdistill.errors import InputError
 from crossdistill.teachers.base import MaskSet
 from crossdistill.teachers.cache import hash_array
@@ -320,16 +321,15 @@ def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: LearnedM
     has = (y >= 0).flatten(1).any(1).nonzero().flatten()
     if len(has) == 0:
         raise InputError("no training view sees a labelled face or point")
-    model.train()
-    for _ in tqdm(range(config.iterations), desc="train mask teacher", disable=not progress):
+
+    def step(net: torch.nn.Module, _batch: None, _it: int) -> torch.Tensor:
         xb, yb = random_crops(x, y, has, c, config.batch_size, gen)
         xb, yb = xb.to(device), yb.to(device)
-        emb = model(xb).reshape(len(xb), L, D, -1)
+        emb = net(xb).reshape(len(xb), L, D, -1)
         lab = yb.reshape(len(xb), L, -1)
-        loss = sum(discriminative_loss(emb[b, li], lab[b, li], config.delta_var, config.delta_dist)
+        return sum(discriminative_loss(emb[b, li], lab[b, li], config.delta_var, config.delta_dist)
                    for b in range(len(xb)) for li in range(L)) / (len(xb) * L)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+
+    fit(model, opt, step, TrainConfig(steps=config.iterations, device=str(device), progress=progress,
+                                      desc="train mask teacher"), scheduler=sched, rngs={"crops": gen})
     model.eval()
