@@ -103,7 +103,10 @@ def test_context_region_keeps_what_surrounds_the_seen_points():
 FAST = StudentConfig(voxel_size=0.4, widths=(8, 16, 16))
 
 
-@pytest.mark.parametrize("mode, batch_size, augment", [("fskd", 1, None), ("udakd", 1, None), ("fskd", 2, Augment())])
+@pytest.mark.parametrize("mode, batch_size, augment", [
+    ("fskd", 1, None), ("udakd", 1, None),
+    # batches + augmentation: slow (~15-30 s); tests/methods/lidar_kd/test_lidar_loader.py covers the path fast
+    pytest.param("fskd", 2, Augment(), marks=pytest.mark.slow)])
 def test_the_student_labels_cars_no_camera_saw(mode, batch_size, augment):
     frames = [_frame(s) for s in range(2)]
     targets = [_teacher_targets(f, seed=i) for i, f in enumerate(frames)]
