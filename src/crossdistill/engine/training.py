@@ -337,7 +337,7 @@ def _save(run_dir: Path, backend, model, optimizer, scheduler, step: int, losses
         doc = {"format": _FORMAT, "run_key": run_key, "step": int(step),
                "model": {k: v.detach().cpu() for k, v in backend.unwrap(model).state_dict().items()},
                "optimizer": _to_cpu(optimizer.state_dict()),
-               "scheduler": scheduler.state_dict() if scheduler is not None else None,
+               "scheduler": _to_cpu(scheduler.state_dict()) if scheduler is not None else None,
                "losses": torch.from_numpy(losses[:step].copy()), "rng": states}
         buf = io.BytesIO()
         torch.save(doc, buf)
@@ -346,10 +346,15 @@ def _save(run_dir: Path, backend, model, optimizer, scheduler, step: int, losses
 
 
 def _to_cpu(obj: Any) -> Any:
+    """A state dict with tensors on the CPU and NumPy values as plain ones (loadable with weights_only)."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
     if isinstance(obj, dict):
         return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
     return obj

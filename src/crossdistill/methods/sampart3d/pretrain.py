@@ -26,6 +26,7 @@ light CPU network (see ``docs/results/pretrain.md`` for what it costs and what i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
-from tqdm.auto import tqdm
 
 from crossdistill.engine.checkpoints import load_checkpoint, save_checkpoint
 from crossdistill.errors import InputError
 from crossdistill.geometry.normalize import normalize_shape
 from crossdistill.geometry.sampling import farthest_point_sampling, sample_surface
+from crossdistill.methods.sampart3d.pretrain_cache import ShapeCache
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
 from crossdistill.students.backbones import make_point_net
@@ -237,58 +238,78 @@ class PretrainResult:
     losses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
-def pretrain_backbone(data: Iterable[ShapeTargets], teacher_id: str, config: PretrainConfig = PretrainConfig(),
-                      progress: bool = True) -> PretrainResult:
+def pretrain_backbone(data: Iterable[ShapeTargets] | ShapeCache, teacher_id: str | None = None,
+                      config: PretrainConfig = PretrainConfig(), progress: bool = True,
+                      run_dir: str | Path | None = None, checkpoint_every: int = 0, accumulate: int = 1,
+                      window: int = 2) -> PretrainResult:
     """Fit a :class:`PointBackbone` to the back-projected teacher features of many shapes.
 
+    Training runs through :func:`crossdistill.engine.training.fit`: under ``torchrun`` every
+    process is one DDP rank and takes its share of each global batch of ``config.batch``
+    shapes; with ``run_dir`` it checkpoints and resumes.
+
     Args:
-        data: prepared shapes (:func:`prepare_shape`), all with the same N and C.
-        teacher_id: recorded in the backbone.
-        config: settings.
+        data: prepared shapes (:func:`prepare_shape`, held in memory), all with the same N and C;
+            or a :class:`~crossdistill.methods.sampart3d.pretrain_cache.ShapeCache`, streamed
+            ``window`` shards at a time (memory independent of the collection's size).
+        teacher_id: recorded in the backbone (None: the cache's).
+        config: settings (``config.batch`` is the global batch).
+        run_dir: checkpoint / scalars folder of the run (None: none).
+        checkpoint_every: checkpoint every this many steps (and at the end) when ``run_dir`` is given.
+        accumulate: micro-batches of ``config.batch`` shapes per optimizer step.
 
     Returns:
-        the backbone and its (steps,) loss curve (MSE in standardised units on seen points).
+        the backbone and its (steps,) loss curve: per shape, the MSE over its seen points in
+        standardised units; averaged over the shapes of a step.
     """
-    shapes = list(data)
-    if not shapes:
-        raise InputError("no usable training shapes for pretraining")
-    C = shapes[0].target.shape[1]
-    count = sum(int(s.seen.sum()) for s in shapes)
-    if count == 0:
-        raise InputError("no view saw any sampled point of the training shapes")
-    # per-channel mean / std over every seen point, accumulated shape by shape (no copy of all targets)
-    total = sum(s.target[s.seen].astype(np.float64).sum(0) for s in shapes)
-    total_sq = sum((s.target[s.seen].astype(np.float64) ** 2).sum(0) for s in shapes)
-    mean = (total / count).astype(np.float32)
-    std = np.maximum(np.sqrt(np.maximum(total_sq / count - (total / count) ** 2, 0.0)), 1e-4).astype(np.float32)
+    from crossdistill.engine.data import SampledBatches
+    from crossdistill.engine.training import TrainConfig, fit
+    from crossdistill.methods.sampart3d.pretrain_cache import CacheStream, collate_shapes
+
+    if isinstance(data, ShapeCache):
+        C, mean, std = data.channels, data.mean, data.std
+        teacher_id = teacher_id or data.teacher_id
+        names = data.names()
+        source = CacheStream(data, min(config.batch, len(data)), seed=config.seed, window=window)
+    else:
+        shapes = list(data)
+        if not shapes:
+            raise InputError("no usable training shapes for pretraining")
+        C = shapes[0].target.shape[1]
+        count = sum(int(s.seen.sum()) for s in shapes)
+        if count == 0:
+            raise InputError("no view saw any sampled point of the training shapes")
+        # per-channel mean / std over every seen point, accumulated shape by shape (no copy of all targets)
+        total = sum(s.target[s.seen].astype(np.float64).sum(0) for s in shapes)
+        total_sq = sum((s.target[s.seen].astype(np.float64) ** 2).sum(0) for s in shapes)
+        mean = (total / count).astype(np.float32)
+        std = np.maximum(np.sqrt(np.maximum(total_sq / count - (total / count) ** 2, 0.0)), 1e-4).astype(np.float32)
+        names = [s.name for s in shapes]
+        source = SampledBatches(shapes, min(config.batch, len(shapes)), seed=config.seed, collate=lambda rows: (
+            collate_shapes([(s.inputs, s.knn, s.target, s.seen) for s in rows], mean, std)))
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     dev = torch.device(config.device)
-    net = make_point_net(config.backbone, C, config.width, config.n_blocks).to(dev)
+    net = PointStudent(C, width=config.width, n_blocks=config.n_blocks).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     warm = max(1, config.steps // 10)  # linear warm-up over 10% of the steps, then cosine decay
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda t: min(1.0, (t + 1) / warm) * 0.5 * (1.0 + np.cos(np.pi * min(t, config.steps) / config.steps)))
 
-    def batch(idx: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """Inputs, kNN, standardised targets and seen mask of the shapes ``idx``, on the device."""
-        picked = [shapes[i] for i in idx]
-        target = (np.stack([s.target for s in picked]).astype(np.float32) - mean) / std
-        seen = np.stack([s.seen for s in picked])
-        target[~seen] = 0.0  # unseen points carry no target (and no loss)
-        return tuple(torch.from_numpy(a).to(dev) for a in (np.stack([s.inputs for s in picked]),
-                                                             np.stack([s.knn for s in picked]), target, seen))
+    def step(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], _step: int) -> torch.Tensor:
+        """Mean over the batch's shapes of the squared error on each shape's seen points."""
+        where = next(model.parameters()).device
+        inputs, knn, target, seen = (t.to(where) for t in batch)
+        per_point = ((model(inputs, knn) - target) ** 2).mean(-1)
+        per_shape = (per_point * seen).sum(1) / seen.sum(1).clamp(min=1)
+        return per_shape.mean()
 
-    losses = np.zeros(config.steps, dtype=np.float32)
-    net.train()
-    for step in tqdm(range(config.steps), desc="pretrain backbone", disable=not progress, leave=False):
-        inputs, knn, target, seen = batch(rng.choice(len(shapes), size=min(config.batch, len(shapes)), replace=False))
-        pred = net(inputs, knn)
-        loss = ((pred - target) ** 2).mean(-1)[seen].mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses[step] = float(loss.detach())
-    meta = {"shapes": [s.name for s in shapes], "final_loss": float(losses[-20:].mean()) if len(losses) else None}
-    return PretrainResult(PointBackbone(net.cpu(), config, teacher_id, mean, std, meta), losses)
+    key = json.dumps({**{k: v for k, v in asdict(config).items() if k != "device"}, "teacher": teacher_id,
+                      "shapes": len(names), "accumulate": accumulate, "window": window}, sort_keys=True)
+    result = fit(net, opt, step, TrainConfig(steps=config.steps, accumulate=accumulate, device=config.device,
+                                             run_dir=run_dir, checkpoint_every=checkpoint_every, run_key=key,
+                                             progress=progress, desc="pretrain backbone"),
+                 scheduler=sched, data=source)
+    losses = result.losses
+    meta = {"shapes": names, "final_loss": float(np.nanmean(losses[-20:])) if len(losses) else None,
+            "world_size": result.world.size}
+    return PretrainResult(PointBackbone(result.model.cpu(), config, teacher_id, mean, std, meta), losses)
