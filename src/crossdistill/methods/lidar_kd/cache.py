@@ -140,6 +140,14 @@ class TargetCache:
             self.put(source.name, fid, point_targets(frame, maps, self.occlusion_px))
         return {"computed": len(todo), "reused": len(ids) - len(todo)}
 
+    def seen_count(self, source_name: str, frame_id: str) -> int:
+        """How many points of the frame have targets (reads only the stored index)."""
+        try:
+            with np.load(self.path(source_name, frame_id), allow_pickle=False) as z:
+                return int(z["index"].shape[0])
+        except FileNotFoundError:
+            raise InputError(f"no cached targets for frame {frame_id} (teacher {self.teacher_id})") from None
+
     def mean_feature_norm(self, source_name: str, ids: Sequence[str]) -> float:
         """Mean teacher feature norm over the seen points of ``ids`` (reads two scalars per frame)."""
         total, count = 0.0, 0

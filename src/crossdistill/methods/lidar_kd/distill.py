@@ -188,6 +188,9 @@ class _MemoryTargets:
     def get(self, source_name: str, frame_id: str):
         return self._t[frame_id]
 
+    def seen_count(self, source_name: str, frame_id: str) -> int:
+        return len(self._t[frame_id].index)
+
     def mean_feature_norm(self, source_name: str, ids: Sequence[str]) -> float:
         return sum(self._t[i].norm_sum for i in ids) / max(sum(len(self._t[i].index) for i in ids), 1)
 
@@ -203,7 +206,7 @@ def distill_lidar(frames: Sequence[LidarFrame], targets: Sequence[PointTargets],
 
 
 def _usable(source, targets, ids: Sequence[str]) -> list[str]:
-    return [i for i in ids if len(targets.get(source.name, i).index)]
+    return [i for i in ids if targets.seen_count(source.name, i)]
 
 
 def train_student(source, targets, ids: Sequence[str], classifier: tuple[np.ndarray, np.ndarray],
