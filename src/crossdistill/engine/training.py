@@ -225,6 +225,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepF
                 continue
             if config.max_grad_norm is not None:
                 backend.clip(model, optimizer, config.max_grad_norm)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -237,7 +238,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepF
                 if w.is_main and (step + 1) % config.log_every == 0:
                     if log is None:
                         log = _open_log(run_dir, ["loss", "lr", *extra], step)
-                    log.log(step, {"loss": values[0], "lr": optimizer.param_groups[0]["lr"],
+                    log.log(step, {"loss": values[0], "lr": lr,
                                    **dict(zip(extra, values[1:]))})
                 if (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0) or step + 1 == config.steps:
                     _save(run_dir, backend, model, optimizer, scheduler, step + 1, losses, rngs, config.run_key)
