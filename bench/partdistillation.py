@@ -17,6 +17,7 @@ Stages compared on the test images (per image, over object pixels with known par
 
 * proposals: stage 1, cosine k-means of the teacher features inside each instance, K = 4
   (NMI / mIoU); AR@k ranks the parts of the K = 2..6 partitions by K, then area;
+* decoder: the part decoder after its first round, trained on the proposals (diagnostic row);
 * self-trained: the decoder trained on the proposals, then self-trained (``--rounds``);
 * final: + the final self-training on class-specific part ids (``--final-steps``).
 
@@ -50,7 +51,7 @@ sys.path.insert(0, str(REPO / "src"))
 DATA = REPO / ".." / "shared" / "data"
 OUT = REPO / "docs" / "results"
 STEM = "partdistillation"
-STAGES = ("proposals", "selftrained", "final")
+STAGES = ("proposals", "decoder", "selftrained", "final")
 AR_KS = (10, 200)
 SELECT = ("Bucket", "Safe", "Toaster", "Stapler", "Switch", "Toilet")
 REPORT = ("Laptop", "Box", "Suitcase", "KitchenPot", "TrashCan", "Bottle", "WashingMachine")
@@ -242,7 +243,7 @@ def build_config(args):
         train=TrainConfig(steps=args.steps, seed=args.seed), rounds=args.rounds, normalize_input=args.normalize_input,
         self_train=SelfTrainConfig(augment=aug, momentum=args.momentum, refresh_every=args.refresh_every,
                                    proposal_augment=args.proposal_augment),
-        final_steps=args.final_steps, seed=args.seed)
+        final_steps=args.final_steps, min_fraction=args.min_fraction, seed=args.seed)
 
 
 def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
@@ -256,6 +257,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
     ap.add_argument("--spatial-weight", type=float, default=1.0, help="k-means position weight of the proposals")
     ap.add_argument("--normalize-input", type=int, default=1)
+    ap.add_argument("--min-fraction", type=float, default=0.05, help="decoder parts below this share of the object "
+                    "are absorbed by their surroundings")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--proposal-augment", action="store_true")
     ap.add_argument("--momentum", type=float, default=0.99)
@@ -265,8 +268,20 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--tag", default="default", help="name of this variant in the runs folder")
     ap.add_argument("--no-report", action="store_true", help="write only the variant's JSON")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "crossdistill_bench")
+    ap.add_argument("--report-from", default=None, metavar="TAG",
+                    help="write the report from the saved run TAG (its JSON and cached example images), no run")
     args = ap.parse_args()
     args.normalize_input = bool(args.normalize_input)
+    if args.report_from:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from partdistillation_report import write_report
+
+        report = json.loads((OUT / f"{STEM}_runs" / f"{args.report_from}.json").read_text())
+        with open(args.cache / f"{STEM}_examples_{args.report_from}.pkl", "rb") as fh:
+            examples, names = pickle.load(fh)
+        write_report(report, examples, names, OUT, STEM)
+        print(f"wrote {OUT / (STEM + '.md')} from run {args.report_from}")
+        return
 
     import torch
 
@@ -288,19 +303,25 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     snaps = {}
 
     def after_round(r, decoder):
+        if r == 0 and config.rounds > 1:
+            snaps["decoder"] = copy.deepcopy(decoder)
         if r == config.rounds - 1:
             snaps["selftrained"] = copy.deepcopy(decoder)
 
     t = time.perf_counter()
     model, history = PartDistillation.fit(train_crops, config, teacher_id, progress=False, after_round=after_round)
     timings["fit"] = time.perf_counter() - t
-    st = PartDistillation(snaps["selftrained"], PartRanking(config=config.ranking), replace(config, final_steps=0))
-    st.ranking = st.fit_ranking(train_crops)
+    stage_models = {}
+    for stage in ("decoder", "selftrained"):
+        if stage in snaps:
+            m = PartDistillation(snaps[stage], PartRanking(config=config.ranking), replace(config, final_steps=0))
+            m.ranking = m.fit_ranking(train_crops)
+            stage_models[stage] = m
+    if config.final_steps > 0:
+        stage_models["final"] = model
     examples = []
     t = time.perf_counter()
-    for stage, m in (("selftrained", st), ("final", model if config.final_steps > 0 else None)):
-        if m is None:
-            continue
+    for stage, m in stage_models.items():
         rows, ar, sem, ex = model_rows(m, split, "test", keep_examples=7 if stage == "final" else 0)
         _, _, sem_train, _ = model_rows(m, split, "train")
         n_parts = {c: len(n) for c, n in names.items()}
@@ -332,6 +353,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     runs = OUT / f"{STEM}_runs"
     runs.mkdir(parents=True, exist_ok=True)
     (runs / f"{args.tag}.json").write_text(json.dumps(report, indent=1, default=float))
+    with open(args.cache / f"{STEM}_examples_{args.tag}.pkl", "wb") as fh:
+        pickle.dump((examples, names), fh)
     print(json.dumps({s: {f: {k: round(100 * v, 1) if k != "images" else v for k, v in d.items()}
                           for f, d in summary[s].items()} for s in summary}, indent=None))
     if not args.no_report:

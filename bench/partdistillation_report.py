@@ -9,7 +9,8 @@ import numpy as np
 
 from crossdistill.viz.palette import overlay_labels
 
-TITLES = {"proposals": "proposals (stage 1: cosine k-means, K=4)", "selftrained": "self-trained decoder",
+TITLES = {"proposals": "proposals (stage 1: cosine k-means, K=4)", "decoder": "decoder, first round (diagnostic)",
+          "selftrained": "self-trained decoder",
           "final": "final (self-trained on cluster ids)"}
 COLS = (("nmi_link", "NMI link"), ("nmi_leaf", "NMI leaf"), ("miou_link", "mIoU link"), ("miou_leaf", "mIoU leaf"),
         ("ar10", "AR@10 leaf"), ("ar200", "AR@200 leaf"), ("sem_miou", "semantic mIoU"))

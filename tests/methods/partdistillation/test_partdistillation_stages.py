@@ -170,7 +170,7 @@ def toy_crops(toy_image):
 def test_fit_with_the_final_stage_round_trips(tmp_path, toy_crops):
     crops, insts = toy_crops
     cfg = PartDistillationConfig(grid=24, dim=32, queries=6, layers=2, heads=4, normalize_input=True,
-                                 train=TrainConfig(steps=40, batch_size=8, lr=3e-3), rounds=2, final_steps=20,
+                                 train=TrainConfig(steps=16, batch_size=8, lr=3e-3), rounds=2, final_steps=8,
                                  ranking=RankingConfig(clusters=3))
     model, history = PartDistillation.fit(crops, cfg, "offline", progress=False)
     assert model.head is not None and len(history.losses) == 3

@@ -5,9 +5,10 @@ queries attend to the object's pixel features and each returns a mask, a part-ne
 and a query feature (the part's embedding, later clustered per object class). This module
 is that decoder at CPU size, over the frozen teacher features of one :class:`InstanceCrop`:
 
-* with ``normalize_input``, every channel of the teacher features is standardised over the
-  object's cells first, per crop (what k-means of the proposals sees: the parts of one
-  object differ by small feature offsets that vary between objects);
+* with ``normalize_input``, a copy of the teacher features standardised per channel over
+  the object's cells (what k-means of the proposals sees: the parts of one object differ
+  by small feature offsets that vary between objects) is concatenated to them (the raw
+  values keep what a part is across objects, which the class-specific parts need);
 * pixel embeddings ``E`` (B, D, S, S): two 1x1 convolutions of the teacher features (per cell:
   the teacher already gives each cell its context). Masks are dot products with ``E``, so a
   part is a feature-coherent region; an explicit position code in ``E`` was measured and
@@ -64,7 +65,7 @@ class DecoderConfig:
         layers: L, decoder layers.
         heads: attention heads.
         grid: S, the crop grid the decoder runs on.
-        normalize_input: standardise each feature channel over the object's cells, per crop.
+        normalize_input: also give the decoder the features standardised over the object, per crop.
     """
 
     in_channels: int
@@ -127,7 +128,8 @@ class PartDecoder(nn.Module):
         super().__init__()
         self.config = config
         D = config.dim
-        self.pixel = nn.Sequential(nn.Conv2d(config.in_channels, D, 1), nn.GroupNorm(8 if D % 8 == 0 else 1, D),
+        c_in = config.in_channels * (2 if config.normalize_input else 1)
+        self.pixel = nn.Sequential(nn.Conv2d(c_in, D, 1), nn.GroupNorm(8 if D % 8 == 0 else 1, D),
                                    nn.GELU(), nn.Conv2d(D, D, 1))
         self.register_buffer("pos", sine_position(D, config.grid), persistent=False)
         self.query_content = nn.Embedding(config.queries, D)
@@ -150,7 +152,7 @@ class PartDecoder(nn.Module):
         if S != self.config.grid or features.shape[3] != S:
             raise ValueError(f"features must be on the {self.config.grid}x{self.config.grid} grid, got {S}")
         if self.config.normalize_input:
-            features = standardize_over_object(features, object_mask)
+            features = torch.cat([features, standardize_over_object(features, object_mask)], 1)
         emb = self.pixel(features).flatten(2)  # (B, D, N): content only; position enters the attention keys
         obj = object_mask.flatten(1)  # (B, N)
         keys_v = emb.transpose(1, 2)  # (B, N, D)

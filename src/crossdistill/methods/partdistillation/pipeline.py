@@ -74,7 +74,7 @@ class PartDistillationConfig:
         score_threshold: part-ness a query needs to own cells.
         min_fraction: smallest part kept, as a share of its object.
         ranking: class-specific part ranking.
-        normalize_input: the decoder standardises its input features per object (:class:`DecoderConfig`).
+        normalize_input: the decoder also reads its input features standardised per object (:class:`DecoderConfig`).
         self_train: how rounds after the first (and the final stage) self-train.
         final_steps: steps of the final self-training on class-specific part ids (0: none).
         seed: seeds proposals, decoder initialisation, batches and ranking.
@@ -89,7 +89,7 @@ class PartDistillationConfig:
     train: TrainConfig = TrainConfig()
     rounds: int = 2
     score_threshold: float = 0.5
-    min_fraction: float = 0.01
+    min_fraction: float = 0.05
     ranking: RankingConfig = RankingConfig()
     normalize_input: bool = False
     self_train: SelfTrainConfig = SelfTrainConfig()
@@ -132,7 +132,9 @@ class ImageParts:
         part_instance: (P,) int64 instance (index into the teacher's instances) of each part id.
         part_scores: (P,) float32 part-ness of each part id.
         part_names: P names (class-specific, "" when the instance's class was not ranked).
-        proposals: (R, H, W) bool every query's mask (AR@k), with ``proposal_scores`` (R,).
+        proposals: (R, H, W) bool ranked part masks for AR@k, with ``proposal_scores`` (R,): the
+            image's parts first (score 1 + part score), then every query's own mask (logit > 0
+            inside its object, score its part-ness).
     """
 
     parts: np.ndarray
@@ -307,6 +309,9 @@ class PartDistillation:
             classes[better] = name_idx[group_of[winner[better]]]
             best[better] = value[better]
         present = np.unique(parts[parts >= 0])
+        if len(present):
+            props.insert(0, parts[None] == present[:, None, None])
+            prop_scores.insert(0, 1.0 + np.asarray(p_score, np.float32)[present])
         remap = np.full(len(p_inst) + 1, -1, np.int32)
         remap[present] = np.arange(len(present), dtype=np.int32)
         parts = np.where(parts >= 0, remap[np.maximum(parts, 0)], -1).astype(np.int32)
