@@ -11,7 +11,8 @@ import trimesh
 
 from crossdistill.cli.main import main
 from crossdistill.engine.checkpoints import save_checkpoint
-from crossdistill.methods.sampart3d.pretrain import _FORMAT, PointBackbone, PretrainConfig, ShapeTargets, pretrain_backbone
+from crossdistill.methods.sampart3d.pretrain import (_FORMAT, PointBackbone, PretrainConfig, ShapeTargets,
+                                                     pretrain_backbone)
 from crossdistill.students.point_student import PointStudent, knn_graph
 from crossdistill.students.ptv3_object import PTv3Object
 
