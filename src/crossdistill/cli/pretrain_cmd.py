@@ -110,7 +110,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     cache_dir = Path(args.cache) if args.cache else out.with_name(out.name + ".cache")
     run_dir = Path(args.run_dir) if args.run_dir else out.with_name(out.name + ".run")
     config = PretrainConfig(n_points=args.points, n_views=args.views, image_size=args.size, width=args.width,
-                            steps=args.steps, batch=args.batch, seed=args.seed, device=_device(args.device))
+                            backbone=args.backbone, steps=args.steps, batch=args.batch, seed=args.seed,
+                            device=_device(args.device))
     w = world()
     if w.is_main:
         spec, teacher = _teacher(args)

@@ -289,7 +289,7 @@ def pretrain_backbone(data: Iterable[ShapeTargets] | ShapeCache, teacher_id: str
             collate_shapes([(s.inputs, s.knn, s.target, s.seen) for s in rows], mean, std)))
     torch.manual_seed(config.seed)
     dev = torch.device(config.device)
-    net = PointStudent(C, width=config.width, n_blocks=config.n_blocks).to(dev)
+    net = make_point_net(config.backbone, C, config.width, config.n_blocks).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     warm = max(1, config.steps // 10)  # linear warm-up over 10% of the steps, then cosine decay
     sched = torch.optim.lr_scheduler.LambdaLR(
