@@ -22,8 +22,9 @@ Protocol, per category with at least 10 objects (objects sorted by id):
 
 Phases (``--phase``; default all, in this order):
 * ``select``: on the SELECTION categories (``--select``, default Bucket and Safe), box output,
-  medium strength, 128 px: every (min_score, backward rule) of the grid; the pair with the
-  best mean (c) is chosen;
+  medium strength, 128 px, a coordinate search (the CPU allows no full grid): every backward
+  variant at min_score 0.3, the one with the best mean (c) chosen; then min_score 0.1 / 0.3 /
+  0.5 with that variant, the best mean (c) chosen;
 * ``size``: same categories, the chosen pair at 128 and 256 px; the size with the best mean
   (c) is chosen (ties: the smaller);
 * ``report``: every category at the chosen settings, box and mask outputs, strengths medium,
@@ -72,6 +73,8 @@ def run_key(cat: str, output: str, t: float, size: int, min_score: float, rule: 
             forward: bool = False) -> str:
     """Cache name of one run; ``forward``: of its forward student (shared by variants with the same loss)."""
     base = f"{cat}_{output}_t{t:g}_s{size}_m{min_score:g}_p{args.points}_i{args.iterations}"
+    if getattr(args, "width", 64) != 64:
+        base += f"_w{args.width}"
     if forward:
         v = VARIANTS[rule]
         return base + ("_mean" if v.get("per_point_mean") else "") + (f"_w{v['class_weights']}"
@@ -142,7 +145,8 @@ def do_run(cat: Category, output: str, t: float, size: int, min_score: float, ru
     if path.is_file():
         return json.loads(path.read_text())
     v = VARIANTS[rule]
-    scfg = StudentConfig(n_points=args.points, iterations=args.iterations, class_weights=v.get("class_weights"))
+    scfg = StudentConfig(n_points=args.points, iterations=args.iterations, width=getattr(args, "width", 64),
+                         class_weights=v.get("class_weights"))
     items, knowledge_s = cat.items(output, t, size, scfg)
     config = DistillConfig(image_size=size, min_score=min_score, pool_min_score=min(0.05, min_score),
                            backward_rule=v["backward_rule"], per_point_mean=v.get("per_point_mean", False),
@@ -282,11 +286,19 @@ def main() -> None:
 
     t_start = time.perf_counter()
     stop = {"select": 1, "size": 2, "report": 3, "all": 3}[args.phase]
-    grid = [run(c, "box", 0.5, 128, m, rule) for c in args.select for m in MIN_SCORES for rule in RULES]
+    # coordinate search: the backward variant at min_score 0.3, then min_score for that variant
+    grid = [run(c, "box", 0.5, 128, 0.3, rule) for c in args.select for rule in RULES]
     select = [r for r in grid if r is not None]
     chosen = [None, None, None]
     if select and len(select) == len(grid):
-        chosen[0], chosen[1] = choose(select, ("min_score", "rule"))
+        chosen[1] = choose(select, ("rule",))[0]
+        got = [run(c, "box", 0.5, 128, m, chosen[1]) for c in args.select for m in MIN_SCORES]
+        if all(r is not None for r in got):
+            chosen[0] = choose(got, ("min_score",))[0]
+    # every selection-category run at 128 px, medium, box in the cache (also those of earlier full grids)
+    select = [r for c in args.select for m in MIN_SCORES for rule in RULES
+              if (p := CACHE / f"{run_key(c, 'box', 0.5, 128, m, rule, args)}.json").is_file()
+              and (r := json.loads(p.read_text()))]
     sizes, report, supervised = [], [], {}
     if chosen[0] is not None and stop >= 2:
         got = [run(c, "box", 0.5, s, chosen[0], chosen[1]) for c in args.select for s in SIZES]
@@ -294,7 +306,9 @@ def main() -> None:
         if len(sizes) == len(got):
             chosen[2] = choose(sizes, ("size",))[0]
     if chosen[2] is not None and stop >= 3:
-        settings = [(STRENGTHS[sname], output) for sname in args.strengths for output in args.outputs]
+        order = [("medium", "box"), ("medium", "mask"), ("high", "box"), ("zero", "box"), ("high", "mask"),
+                 ("zero", "mask")]
+        settings = [(STRENGTHS[sn], o) for sn, o in order if sn in args.strengths and o in args.outputs]
         for n, (t, output) in enumerate(settings):
             for c in cats_all:
                 r = run(c, output, t, chosen[2], chosen[0], chosen[1])

@@ -107,11 +107,14 @@ def write_report(select, sizes, report, supervised, chosen, cats_all, args, wall
             cs.append(s["forward+backward"]["miou"])
         star = " (chosen)" if (r0["min_score"], r0["rule"]) == (m_star, rule_star) else ""
         lines.append(f"| {r0['min_score']:g} | `{r0['rule']}`{star} | " + " | ".join(cells)
-                     + f" | {np.mean(cs):.1f} |")
+                     + (f" | {np.mean(cs):.1f} |" if len(cs) == len(args.select) else " | - |"))
     if m_star is None:
-        lines += ["", "The selection grid is not complete: nothing chosen yet."]
+        lines += ["", "The selection is not complete: nothing chosen yet."]
     else:
-        lines += ["", f"Chosen by the best mean (c): **min_score {m_star:g}, backward rule `{rule_star}`**."]
+        lines += ["", "Coordinate search (a full grid does not fit the shared CPU; Bucket's extra cells come from an "
+                      "earlier full-grid start): the variant with the best mean (c) at min_score 0.3, then the "
+                      "min_score with the best mean (c) for that variant. "
+                      f"Chosen: **backward rule `{rule_star}`, min_score {m_star:g}**."]
     if sizes:
         lines += ["", "## Choice of render size (selection categories, box output, medium, chosen min_score and rule)", "",
                   "| size | " + " | ".join(f"{c} (a) / (b) / (c)" for c in args.select) + " | mean (c) |",

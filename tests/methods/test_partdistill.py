@@ -117,7 +117,7 @@ class _OracleWithPlantedError:
 @pytest.fixture(scope="module")
 def distilled():
     teacher = _OracleWithPlantedError()
-    cfg = DistillConfig(views=6, image_size=64,
+    cfg = DistillConfig(views=6, image_size=64, backward_rule="absolute",
                         student=StudentConfig(n_points=512, width=32, n_blocks=2, k=8, iterations=80, batch_size=4))
     pd = PartDistill(teacher, ["base", "top"], cfg, progress=False)
     items = []

@@ -38,9 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--teacher-iterations", type=int, default=500, help="few-shot teacher training steps")
     q.add_argument("--backward-rounds", type=int, default=1,
                    help="backward-distillation rounds after the forward one (default 1; 0 = forward only)")
-    q.add_argument("--backward-rule", choices=["absolute", "class_relative", "reweight"], default="absolute",
-                   help="(default absolute, DistillConfig's, chosen in partdistill_emulated.md) backward distillation keeps predictions whose student agreement is >= 0.5 (absolute), "
-                        ">= 0.5 x their class's 90th-percentile agreement (class_relative), or keeps them all "
+    q.add_argument("--backward-rule", choices=["absolute", "class_relative", "reweight"], default="class_relative",
+                   help="backward distillation keeps predictions whose student agreement is >= 0.5 (absolute), "
+                        ">= 0.5 x their class's 90th-percentile agreement (class_relative, the default, "
+                        "DistillConfig's, chosen in partdistill_emulated.md), or keeps them all "
                         "weighted by the share of their points the student gives their part (reweight, as the "
                         "released PartDistill code)")
     q.add_argument("--class-weights", choices=["none", "released"], default="none",

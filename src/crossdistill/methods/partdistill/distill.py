@@ -98,18 +98,20 @@ class DistillConfig:
 
     Attributes:
         views: rendered views per shape (two orbit rings at +-30 deg, ``views // 2`` each).
-        image_size: render size in pixels.
-        min_score: forward distillation uses 2D predictions at least this confident.
+        min_score: forward distillation uses 2D predictions at least this confident (0.5 kept
+            after the choice among 0.1 / 0.3 / 0.5 in ``partdistill_emulated.md``).
+        image_size: render size in pixels (chosen in ``partdistill_emulated.md``).
         pool_min_score: predictions below this are not even kept for backward re-scoring.
         backward_rounds: backward distillation rounds (0: forward only).
         keep_agreement: a prediction survives backward distillation when the student's
             mean probability of its label on its points (its agreement) is at least this
             (``backward_rule="absolute"``), or at least this times its class's reference
             agreement (``"class_relative"``, see :func:`select_by_agreement`).
-        backward_rule: "absolute" (default), "class_relative" (better on Bucket and Safe in
-            ``partdistill_backward_rules.md``, worse on Toaster and on the 5-category mean in
-            ``partdistill_class_relative.md``) or "reweight" (the released code's soft rule:
-            see :func:`select_by_agreement`).
+        backward_rule: "class_relative" (default: chosen with the detector-like teacher emulator,
+            box-level, on the selection categories of ``partdistill_emulated.md``; with the
+            few-shot pixel-level teacher it was worse on the 5-category mean, see
+            ``partdistill_class_relative.md``), "absolute" or "reweight" (the released code's
+            soft rule: see :func:`select_by_agreement`).
         per_point_mean: the student's targets are the mean instead of the sum of the confidences
             of the predictions covering a point (the released code's loss; see
             :meth:`.knowledge.Knowledge.point_targets`), so points covered by few predictions
@@ -123,7 +125,7 @@ class DistillConfig:
     pool_min_score: float = 0.05
     backward_rounds: int = 1
     keep_agreement: float = 0.5
-    backward_rule: str = "absolute"
+    backward_rule: str = "class_relative"
     per_point_mean: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
 

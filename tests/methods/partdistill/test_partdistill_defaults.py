@@ -1,0 +1,17 @@
+"""`crossdistill distill partdistill` defaults are PartDistill's (DistillConfig), which the emulated
+detector bench chose (docs/results/partdistill_emulated.md)."""
+
+from __future__ import annotations
+
+from crossdistill.cli.main import build_parser
+from crossdistill.methods.partdistill import DistillConfig
+
+
+def test_cli_defaults_are_the_method_defaults():
+    args = build_parser().parse_args(["distill", "partdistill", "--shapes", "s", "--parts", "a,b", "-o", "o"])
+    cfg = DistillConfig()
+    assert args.size == cfg.image_size
+    assert args.min_score == cfg.min_score
+    assert args.backward_rule == cfg.backward_rule
+    assert args.views == cfg.views and args.backward_rounds == cfg.backward_rounds
+    assert args.iterations == cfg.student.iterations
