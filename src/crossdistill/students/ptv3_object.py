@@ -28,6 +28,9 @@ PTv3-object of SAMPart3D's released code:
   resolution;
 * a linear head to C outputs.
 
+The device is the parameters'; on CPU a seeded run is bit-for-bit repeatable (on CUDA the voxel
+averaging and max pooling are atomic scatters, equal to float rounding only).
+
 Shapes: ``feats`` (B, N, F) float32 with xyz in ``feats[..., :3]``; output (B, N, C).
 :meth:`PTv3Config.small` and :meth:`PTv3Config.paper` are the presets (the module
 :mod:`.backbones` names them).
