@@ -116,3 +116,13 @@ def test_skipped_steps_and_bad_settings():
     with pytest.raises(InputError, match="multiple"):
         next(SampledBatches(_toy(), 3).batches(0, __import__("crossdistill.engine.distributed",
                                                               fromlist=["World"]).World(0, 2, 0, 2)))
+
+
+def test_a_per_process_fit_under_torchrun_stays_in_its_process(monkeypatch):
+    from crossdistill.engine.distributed import LocalBackend, make_backend
+
+    for k, v in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(k, v)
+    assert isinstance(make_backend("cpu", "32", distributed=False), LocalBackend)
+    res = _train(8, 1, distributed=False)  # no process group is created, the whole batch is used
+    assert res.world.size == 1 and np.isfinite(res.losses).all()

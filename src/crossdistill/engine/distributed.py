@@ -117,15 +117,16 @@ class FabricBackend:
         device: ``cpu`` or ``cuda`` (``cuda:N`` in one process); under torchrun each rank takes
             ``cuda:LOCAL_RANK``.
         precision: one of :data:`PRECISIONS`.
+        single: one process even under torchrun (a per-rank training, not a DDP one).
     """
 
-    def __init__(self, device: str | torch.device = "cpu", precision: str = "32") -> None:
+    def __init__(self, device: str | torch.device = "cpu", precision: str = "32", single: bool = False) -> None:
         try:
             from lightning_fabric import Fabric
         except ImportError:
             raise InputError("distributed or mixed-precision training needs lightning-fabric: "
                              "pip install 'crossdistill[train]'") from None
-        w = world()
+        w = World() if single else world()
         dev = torch.device(device)
         accelerator = "cuda" if dev.type == "cuda" else dev.type
         if w.size > 1:
@@ -177,16 +178,19 @@ class FabricBackend:
         return model.module if isinstance(model, _FabricModule) else model  # the user's module (DDP sits inside)
 
 
-def make_backend(device: str | torch.device = "cpu", precision: str = "32"
+def make_backend(device: str | torch.device = "cpu", precision: str = "32", distributed: bool = True
                  ) -> LocalBackend | FabricBackend:
-    """:class:`FabricBackend` under torchrun or with a mixed precision, else :class:`LocalBackend`.
+    """:class:`FabricBackend` under torchrun (when ``distributed``) or with a mixed precision, else
+    :class:`LocalBackend`.
 
     Raises:
         InputError: an unknown precision, or Fabric needed but not installed.
     """
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if world().size > 1 or precision != "32":
+    if distributed and world().size > 1:
         return FabricBackend(device, precision)
+    if precision != "32":
+        return FabricBackend(device, precision, single=True)
     return LocalBackend(device)
 

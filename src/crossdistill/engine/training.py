@@ -110,6 +110,8 @@ class TrainConfig:
         log_every: write a CSV row every this many steps.
         progress: show a tqdm bar (rank 0 only).
         desc: the bar's label.
+        distributed: under torchrun, train as one DDP rank; False keeps the training in this
+            process (a per-object fit that each rank runs for itself).
     """
 
     steps: int
@@ -125,6 +127,7 @@ class TrainConfig:
     log_every: int = 1
     progress: bool = True
     desc: str = "train"
+    distributed: bool = True
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.accumulate < 1 or self.checkpoint_every < 0 or self.log_every < 1:
@@ -172,7 +175,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepF
         InputError: a run folder whose checkpoint has another ``run_key`` or cannot be read,
             or a setting this machine cannot honour.
     """
-    backend = make_backend(config.device, config.precision)
+    backend = make_backend(config.device, config.precision, config.distributed)
     w = backend.world
     if config.seed is not None:
         _seed_all(config.seed)

@@ -400,5 +400,6 @@ def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: FewShotC
         return segmentation_loss(net, xb.to(device), yb.to(device), weight)
 
     fit(model, opt, step, TrainConfig(steps=config.iterations, device=str(device), progress=progress,
-                                      desc="train few-shot teacher"), scheduler=sched, rngs={"crops": gen})
+                                      desc="train few-shot teacher", distributed=False),
+        scheduler=sched, rngs={"crops": gen})
     model.eval()

@@ -331,5 +331,6 @@ def _train(model: RenderUNet, x: torch.Tensor, y: torch.Tensor, config: LearnedM
                    for b in range(len(xb)) for li in range(L)) / (len(xb) * L)
 
     fit(model, opt, step, TrainConfig(steps=config.iterations, device=str(device), progress=progress,
-                                      desc="train mask teacher"), scheduler=sched, rngs={"crops": gen})
+                                      desc="train mask teacher", distributed=False),
+        scheduler=sched, rngs={"crops": gen})
     model.eval()

@@ -283,7 +283,7 @@ def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, norma
         return pairwise_grouping_loss(feat, mid, config.margin, feat_l, equal_terms=config.equal_terms)["loss"]
 
     result = fit(field, opt, step, TrainConfig(steps=config.iterations, device=str(device), progress=progress,
-                                               desc="grouping field"),
+                                               desc="grouping field", distributed=False),
                  scheduler=sched, rngs={"pixels": rng, "hierarchy": gen})
     losses = np.nan_to_num(result.losses, nan=0.0)  # a skipped iteration counts 0, as before the engine
     field.eval()
