@@ -141,7 +141,7 @@ def serialize(coords: torch.Tensor, batch: torch.Tensor, orders: Sequence[str] =
     Example:
         >>> s = serialize(torch.tensor([[1, 1, 1], [0, 0, 0]]), torch.zeros(2, dtype=torch.long), ("z",))
         >>> s.order.tolist(), s.code.tolist()
-        ([[1, 0]], [[0, 7]])
+        ([[1, 0]], [[7, 0]])
     """
     depth = code_depth(coords) if depth is None else depth
     code = torch.stack([encode(coords, batch, depth, o) for o in orders])
