@@ -116,7 +116,7 @@ def timing(files: list[Path], args) -> list[dict]:
 
     def run(name: str, batch: int, steps: int, cap: float, **extra) -> None:
         rows.append({**run_worker(dict(name=name, batch=batch, steps=steps, data=str(data_path), cap_gb=cap, **extra),
-                                  900), **extra})
+                                  900), **extra, "load_after": os.getloadavg()[0]})
         r = rows[-1]
         print(r.get("error") or f"{name} B={batch}: {np.median(r['step_s']):.2f} s/step, peak {r['peak_mb']:.0f} MB",
               flush=True)
@@ -223,6 +223,7 @@ def report(tim: list[dict], qual: dict, args, load_start: float, t_wall: float) 
                 f"{', cold' if r.get('first_step_only') else ''}) | {r['peak_mb'] - r['before_mb']:.0f} | "
                 f"{r['peak_mb']:.0f} |")
 
+    loads = [r["load_after"] for r in tim if "load_after" in r]
     rows = qual["rows"]
     variants = ("positional encoding", "light", "ptv3")
     mean = {v: {lvl: float(np.mean([r[v][lvl] for r in rows])) for lvl in ("link", "leaf")} for v in variants}
@@ -238,8 +239,11 @@ def report(tim: list[dict], qual: dict, args, load_start: float, t_wall: float) 
         "those of the run that made them)  ",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other "
         f"engineers' jobs), torch {torch.__version__}, 1 torch thread everywhere; 1-minute load average "
-        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. Absolute times are under that load; "
-        "the ratios compare runs measured back to back in the same round.", "",
+        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end of this invocation; "
+        + (f"{min(loads):.1f}-{max(loads):.1f} after each timing process. " if loads else
+           "the step costs below come from the cache, measured in an earlier invocation whose load was not recorded "
+           "(the machine was shared then too). ")
+        + "Absolute times are under load; the ratios compare runs measured back to back in the same round.", "",
         "## Cost of one training step (CPU)", "",
         "Real prepared shapes (PartNet-Mobility pretraining set, offline teacher, 33 target channels), AdamW, "
         "forward + backward + step; each row its own process. Memory: resident-set growth over the step "
