@@ -9,11 +9,12 @@ is that decoder at CPU size, over the frozen teacher features of one :class:`Ins
   the object's cells (what k-means of the proposals sees: the parts of one object differ
   by small feature offsets that vary between objects) is concatenated to them (the raw
   values keep what a part is across objects, which the class-specific parts need);
-* pixel embeddings ``E`` (B, D, S, S): two 1x1 convolutions of the teacher features (per cell:
-  the teacher already gives each cell its context). Masks are dot products with ``E``, so a
-  part is a feature-coherent region; an explicit position code in ``E`` was measured and
-  dropped (it let the decoder copy k-means' spatial cuts of uniform regions: toy objects
-  fell from ARI 0.76 to 0.39, the shared renders moved by +1.4 NMI, within noise);
+* pixel embeddings ``E`` (B, D, S, S): two convolutions of the teacher features, 1x1 then
+  ``pixel_kernel`` x ``pixel_kernel`` (1: per cell, the teacher already gives each cell its
+  context; 3: a learnt smoothing over the neighbours, masked to the object). Masks are
+  dot products with ``E``, so a part is a feature-coherent region; an explicit position
+  code in ``E`` was measured and dropped (it let the decoder copy k-means' spatial cuts of
+  uniform regions; docs/results/partdistillation_notes.md);
 * a 2D sine positional code added to the attention keys;
 * ``Q`` queries, each offset by the object token (the mean pixel embedding over the
   object), so the queries are object-aware;
@@ -66,6 +67,8 @@ class DecoderConfig:
         heads: attention heads.
         grid: S, the crop grid the decoder runs on.
         normalize_input: also give the decoder the features standardised over the object, per crop.
+        pixel_kernel: kernel of the pixel embedding's second convolution (1: per cell; 3: each
+            cell also sees its 8 neighbours).
     """
 
     in_channels: int
@@ -75,6 +78,7 @@ class DecoderConfig:
     heads: int = 4
     grid: int = 48
     normalize_input: bool = False
+    pixel_kernel: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,8 +133,9 @@ class PartDecoder(nn.Module):
         self.config = config
         D = config.dim
         c_in = config.in_channels * (2 if config.normalize_input else 1)
+        k = config.pixel_kernel
         self.pixel = nn.Sequential(nn.Conv2d(c_in, D, 1), nn.GroupNorm(8 if D % 8 == 0 else 1, D),
-                                   nn.GELU(), nn.Conv2d(D, D, 1))
+                                   nn.GELU(), nn.Conv2d(D, D, k, padding=k // 2))
         self.register_buffer("pos", sine_position(D, config.grid), persistent=False)
         self.query_content = nn.Embedding(config.queries, D)
         self.query_pos = nn.Embedding(config.queries, D)
@@ -153,6 +158,8 @@ class PartDecoder(nn.Module):
             raise ValueError(f"features must be on the {self.config.grid}x{self.config.grid} grid, got {S}")
         if self.config.normalize_input:
             features = torch.cat([features, standardize_over_object(features, object_mask)], 1)
+        if self.config.pixel_kernel > 1:  # neighbours outside the object add nothing
+            features = features * object_mask[:, None].to(features.dtype)
         emb = self.pixel(features).flatten(2)  # (B, D, N): content only; position enters the attention keys
         obj = object_mask.flatten(1)  # (B, N)
         keys_v = emb.transpose(1, 2)  # (B, N, D)

@@ -75,6 +75,7 @@ class PartDistillationConfig:
         min_fraction: smallest part kept, as a share of its object.
         ranking: class-specific part ranking.
         normalize_input: the decoder also reads its input features standardised per object (:class:`DecoderConfig`).
+        pixel_kernel: kernel of the decoder's second pixel convolution (:class:`DecoderConfig`).
         self_train: how rounds after the first (and the final stage) self-train.
         final_steps: steps of the final self-training on class-specific part ids (0: none).
         seed: seeds proposals, decoder initialisation, batches and ranking.
@@ -92,6 +93,7 @@ class PartDistillationConfig:
     min_fraction: float = 0.05
     ranking: RankingConfig = RankingConfig()
     normalize_input: bool = False
+    pixel_kernel: int = 1
     self_train: SelfTrainConfig = SelfTrainConfig()
     final_steps: int = 0
     seed: int = 0
@@ -104,7 +106,7 @@ class PartDistillationConfig:
 
     def decoder_config(self, in_channels: int) -> DecoderConfig:
         return DecoderConfig(in_channels, self.dim, self.queries, self.layers, self.heads, self.grid,
-                             self.normalize_input)
+                             self.normalize_input, self.pixel_kernel)
 
     def to_dict(self) -> dict:
         return asdict(self)
