@@ -102,3 +102,15 @@ def test_train_on_some_frames_and_score_others_with_one_confusion_matrix(data):
         cm = cm + confusion_matrix(f.labels, pred, len(f.class_names))
     assert res["frames"] == len(test) and res["confusion"] == cm.tolist()
     assert set(res["all"]["points"]) == {"car", "road"} and res["seen"]["points"]["car"] < res["all"]["points"]["car"]
+
+
+def test_training_checkpoints_through_the_engine_and_resumes(data, tmp_path):
+    source, cache = data
+    cfg = DistillConfig(mode="fskd", student=FAST, iterations=2, pairs=64, batch_size=2)
+    clf = (np.eye(2, 4, dtype=np.float32), np.zeros(2))
+    a, losses = train_student(source, cache, source.ids, clf, cfg, progress=False, run_dir=tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    b, again = train_student(source, cache, source.ids, clf, cfg, progress=False, run_dir=tmp_path / "run")
+    assert again == losses  # finished run: resumed at its last step, nothing redone
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
