@@ -29,8 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
-from tqdm.auto import tqdm
 
+from crossdistill.engine.training import TrainConfig as EngineConfig
+from crossdistill.engine.training import fit
 from crossdistill.methods.partdistillation.augment import AugmentConfig, TeacherSnapshot, augment_batch
 from crossdistill.methods.partdistillation.crops import InstanceCrop
 from crossdistill.methods.partdistillation.decoder import PartDecoder
@@ -239,7 +240,6 @@ def train_decoder(decoder: PartDecoder, crops: Sequence[InstanceCrop], targets: 
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(s, config.steps) / max(config.steps, 1))))
-    losses: list[float] = []
     tgts: list[torch.Tensor] = []
     labs: list[torch.Tensor] | None = None
     keep: list[int] = []
@@ -254,8 +254,10 @@ def train_decoder(decoder: PartDecoder, crops: Sequence[InstanceCrop], targets: 
 
     if make_targets is None:
         set_targets(targets, labels)
-    bar = tqdm(range(config.steps), desc=desc, disable=not progress, leave=False)
-    for step in bar:
+
+    def step_fn(model: torch.nn.Module, batch, step: int) -> torch.Tensor:
+        if teacher is not None and step > 0:
+            teacher.update(student)  # the snapshot follows the decoder after every optimizer step
         if make_targets is not None and step % max(1, refresh_every) == 0:
             set_targets(*make_targets(teacher.model))
             decoder.train()
@@ -266,19 +268,18 @@ def train_decoder(decoder: PartDecoder, crops: Sequence[InstanceCrop], targets: 
         lb = [labs[i].to(device) for i in idx] if labs is not None else None
         if augment is not None:
             f, o, t, lb = augment_batch(f, o, t, augment, gen, lb)
-        outputs = decoder(f, o)
+        net = model["decoder"] if head is not None else model
+        outputs = net(f, o)
         if head is not None:
             cls = [classes[i] for i in idx]
-            outputs = [{**out, "classes": head(out["queries"], cls)} for out in outputs]
-        loss = set_loss(outputs, o, t, config, lb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        if teacher is not None:
-            teacher.update(student)
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            outputs = [{**out, "classes": model["head"](out["queries"], cls)} for out in outputs]
+        return set_loss(outputs, o, t, config, lb)
+
+    result = fit(student, opt, step_fn, EngineConfig(steps=config.steps, device=device, max_grad_norm=1.0,
+                                                     progress=progress, desc=desc, distributed=False),
+                 scheduler=sched, rngs={"batches": gen})
+    if teacher is not None and config.steps > 0:
+        teacher.update(student)
+    losses = [float(v) for v in result.losses]
     decoder.eval()
     return losses
