@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["TARGET_PARTS", "FIXED_DEFAULT", "default_scale_index"]
+import numpy as np
+
+__all__ = ["TARGET_PARTS", "FIXED_DEFAULT", "default_scale_index", "default_scale_of"]
 
 #: part count the default scale aims at on closed single surfaces (geometric part teacher)
 TARGET_PARTS = 10
@@ -44,3 +46,8 @@ def default_scale_index(scales: Sequence[float], n_parts: Sequence[int], shape_k
         if abs(float(s) - FIXED_DEFAULT) < 1e-9:
             return i
     return len(scales) // 2
+
+
+def default_scale_of(scales: Sequence[float], labels: Sequence[np.ndarray], shape_kind: str, mask_kind: str) -> float:
+    """The scale to show first, given each scale's element labels ((S,) arrays of 0-based part ids)."""
+    return float(scales[default_scale_index(scales, [int(l.max()) + 1 for l in labels], shape_kind, mask_kind)])

@@ -28,7 +28,7 @@ from crossdistill.geometry.sampling import estimate_normals, farthest_point_samp
 from crossdistill.geometry.topology import face_components, region_growing
 from crossdistill.labels import relabel_by_size
 from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
-from crossdistill.methods.sampart3d.default_scale import default_scale_index
+from crossdistill.methods.sampart3d.default_scale import default_scale_of
 from crossdistill.methods.sampart3d.rules import PAPER_RULES, PartRules, rules_for_teacher
 from crossdistill.methods.sampart3d.supervision import MaskSupervision, build_supervision
 from crossdistill.methods.sampart3d.support import MaskPointSets
@@ -236,9 +236,8 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
     point_labels, face_labels, input_labels = parts_from_field(trained, sup, unit, samples, components, scales,
                                                                config, rules, timer)
     timer.lap("vote")
-    elements = face_labels if face_labels is not None else input_labels
-    default = default_scale_index(scales, [int(l.max()) + 1 for l in elements], kind,
-                                  getattr(teacher, "mask_kind", "sam-like"))
+    default = default_scale_of(scales, face_labels if face_labels is not None else input_labels, kind,
+                               getattr(teacher, "mask_kind", "sam-like"))
     meta = {
         "method": "SAMPart3D (stages 2-3)",
         "mask_teacher": getattr(teacher, "teacher_id", type(teacher).__name__),
@@ -258,7 +257,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "keep_in_pieces": [rules.keep_in_pieces(s) for s in scales] if unit.is_mesh else None,
         "join_margins": [rules.join_at(s, unit.is_mesh) for s in scales],
         "final_loss": float(trained.losses[-10:].mean()) if len(trained.losses) else float("nan"),
-        "default_scale": scales[default],
+        "default_scale": default,
     }
     return Segmentation(scales, point_labels, face_labels, input_labels, rendered, transform, trained,
                         list(mask_sets), sup, timer.times, meta)
@@ -316,10 +315,9 @@ def with_rules(seg: "Segmentation", shape: Shape, config: SegmentConfig, rules: 
     components = face_components(unit.vertices, unit.faces) if unit.is_mesh else None
     pl, fl, il = parts_from_field(seg.field, seg.supervision, unit, seg.render.samples, components, seg.scales,
                                   config, rules)
-    elements = fl if fl is not None else il
-    default = default_scale_index(seg.scales, [int(l.max()) + 1 for l in elements],
-                                  seg.meta.get("shape_kind", "pieces"), seg.meta.get("mask_kind", "sam-like"))
-    meta = dict(seg.meta, rules=rules.names, default_scale=seg.scales[default])
+    default = default_scale_of(seg.scales, fl if fl is not None else il, seg.meta.get("shape_kind", "pieces"),
+                               seg.meta.get("mask_kind", "sam-like"))
+    meta = dict(seg.meta, rules=rules.names, default_scale=default)
     return replace(seg, point_labels=pl, face_labels=fl, input_point_labels=il, meta=meta)
 
 
