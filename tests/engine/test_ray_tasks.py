@@ -41,3 +41,24 @@ def test_ray_tasks_isolate_errors_and_dead_workers_and_match_one_process(tmp_pat
         for rel in ("scale_1/labels.txt", "done.json"):
             assert (tmp_path / "ray" / name / rel).read_bytes() == (tmp_path / "one" / name / rel).read_bytes()
     assert sorted(one.done) == ["a", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("address,why", [("127.0.0.1:1", "no Ray cluster answers"), ("nonsense", "host:port"),
+                                         ("ray://:10001", "host:port")])
+def test_a_bad_cluster_address_is_one_line_and_nothing_written(tmp_path, address, why):
+    import subprocess
+    import sys
+
+    import trimesh
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b"):
+        trimesh.creation.box().export(folder / f"{name}.ply")
+    run = subprocess.run([sys.executable, "-m", "crossdistill.cli.main", "segment", str(folder), "-o",
+                          str(tmp_path / "out"), "--ray", address], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --ray") and why in lines[0], run.stderr
+    assert not (tmp_path / "out").exists()

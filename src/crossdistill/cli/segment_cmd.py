@@ -148,6 +148,12 @@ def run_segment(args: argparse.Namespace) -> int:
     from crossdistill.engine.batch import run_inputs, settings_hash
     from crossdistill.methods.sampart3d.outputs import MARKER
 
+    ray = getattr(args, "ray", None)
+    if ray is not None:
+        from crossdistill.engine.ray_tasks import check_address, import_ray
+
+        import_ray()  # a missing extra or an address nobody answers at is one line before any work
+        check_address(ray)
     teacher = mask_teacher_from_args(args)
     cfg = config_from_args(args, teacher)
     backbone = _backbone(args)
@@ -159,11 +165,6 @@ def run_segment(args: argparse.Namespace) -> int:
     out = Path(args.output)
     progress = not args.quiet
     workers = int(getattr(args, "workers", 1) or 1)
-    ray = getattr(args, "ray", None)
-    if ray is not None:
-        from crossdistill.engine.ray_tasks import import_ray
-
-        import_ray()  # a missing extra is one line before any work
     job = SegmentJob(args, cfg, settings, digest, progress=progress and workers == 1 and ray is None, teacher=teacher,
                      backbone=backbone)
 

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Sequence
 
-from crossdistill.errors import require
+from crossdistill.errors import InputError, require
 from crossdistill.engine.items import FAILED, Job, Outcome, Task, attempt, discard_orphan
 
-__all__ = ["LOCAL", "import_ray", "run_in_ray"]
+__all__ = ["LOCAL", "import_ray", "check_address", "run_in_ray"]
 
 #: ``--ray`` given without an address: start a local Ray instance for this run
 LOCAL = "local"
@@ -40,6 +41,22 @@ DIED = "Ray worker process died (killed, or out of memory) while doing this item
 def import_ray():
     """The ``ray`` module, or a :class:`~crossdistill.errors.MissingDependencyError` naming the extra."""
     return require("ray", "scale", "--ray")
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (InputError, one line) when a ``host:port`` or ``ray://host:port`` address does not
+    answer; Ray itself would retry for minutes. :data:`LOCAL` and ``auto`` are not probed."""
+    if address in (LOCAL, "auto"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise InputError(f"--ray {address}: give a Ray address as host:port, ray://host:port or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise InputError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
 
 
 def _ray_attempt(task: Task, job: Job, threads: int) -> Outcome:
@@ -58,9 +75,13 @@ def _start(ray, address: str, cpus: int) -> bool:
                  configure_logging=True)
     if address == LOCAL:
         ray.init(num_cpus=cpus, **quiet)
-    else:
-        quiet.pop("include_dashboard")  # a setting of the head node, not of a client
+        return True
+    check_address(address)
+    quiet.pop("include_dashboard")  # a setting of the head node, not of a client
+    try:
         ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise InputError(f"--ray {address}: cannot connect ({str(exc).splitlines()[0] if str(exc) else exc})") from None
     return True
 
 
