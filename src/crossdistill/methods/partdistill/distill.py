@@ -12,8 +12,9 @@
    prediction's label on the prediction's points. Predictions it disagrees with
    (score < ``keep_agreement``) are dropped, the others are kept with the student's
    score as their new confidence (so a low-confidence 2D prediction the student supports
-   enters the training set), and a fresh student is trained on the refined set.
-   Repeated ``backward_rounds`` times.
+   enters the training set), and a student is trained on the refined set: a fresh one, or
+   the previous one continued (``backward_init``), optionally on the predictions cut to the
+   student's own mask of their part (``backward_refine``). Repeated ``backward_rounds`` times.
 
 Also here: :func:`lift_knowledge`, the PartSLIP-style baseline that labels each point by
 the confidence-weighted vote of the 2D predictions covering it, filling uncovered points
@@ -42,10 +43,12 @@ from crossdistill.teachers.base import TextTeacher
 from crossdistill.types import Cameras, Shape, SurfaceSample
 
 __all__ = ["DistillConfig", "DistillShape", "DistillResult", "PartDistill", "partdistill_rig", "lift_knowledge",
-           "shape_points", "select_by_agreement", "BACKWARD_RULES"]
+           "shape_points", "select_by_agreement", "BACKWARD_RULES",
+           "BACKWARD_INITS"]
 
 
 BACKWARD_RULES = ("absolute", "class_relative", "reweight")
+BACKWARD_INITS = ("fresh", "continue")
 
 
 def select_by_agreement(agreement: np.ndarray, labels: np.ndarray, n_parts: int, keep: float,
@@ -112,6 +115,15 @@ class DistillConfig:
             few-shot pixel-level teacher it was worse on the 5-category mean, see
             ``partdistill_class_relative.md``), "absolute" or "reweight" (the released code's
             soft rule: see :func:`select_by_agreement`).
+        backward_init: "fresh" (the backward student starts from new weights, seed + round) or
+            "continue" (it starts from the previous student's weights and trains on the re-scored
+            knowledge, as the released code does: it reloads its best forward checkpoint and keeps
+            training).
+        backward_refine: 0 (off) or r in (0, 1]: before the backward student trains, every kept
+            prediction is cut to the points where the student's probability of its label is at
+            least r times its maximum over the prediction (:meth:`.knowledge.Knowledge.refine`:
+            a box becomes the student's mask of the part inside it). Re-scoring still reads the
+            whole prediction.
         per_point_mean: the student's targets are the mean instead of the sum of the confidences
             of the predictions covering a point (the released code's loss; see
             :meth:`.knowledge.Knowledge.point_targets`), so points covered by few predictions
@@ -126,16 +138,23 @@ class DistillConfig:
     backward_rounds: int = 1
     keep_agreement: float = 0.5
     backward_rule: str = "class_relative"
+    backward_init: str = "fresh"
+    backward_refine: float = 0.0
     per_point_mean: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
 
     def __post_init__(self) -> None:
         if self.backward_rule not in BACKWARD_RULES:
             raise InputError(f"backward_rule must be one of {BACKWARD_RULES}, got {self.backward_rule!r}")
+        if self.backward_init not in BACKWARD_INITS:
+            raise InputError(f"backward_init must be one of {BACKWARD_INITS}, got {self.backward_init!r}")
+        if not 0.0 <= self.backward_refine <= 1.0:
+            raise InputError(f"backward_refine must be in [0, 1], got {self.backward_refine!r}")
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("views", "image_size", "min_score", "pool_min_score", "backward_rounds",
-                                           "keep_agreement", "backward_rule", "per_point_mean")}
+                                           "keep_agreement", "backward_rule", "backward_init", "backward_refine",
+                                           "per_point_mean")}
         d["student"] = self.student.to_dict()
         return d
 
@@ -239,20 +258,21 @@ class PartDistill:
     # ------------------------------------------------------------------ distillation
 
     def _train(self, items: Sequence[DistillShape], knowledge: Sequence[Knowledge], seed_offset: int,
-               desc: str) -> PointStudent:
+               desc: str, init: PointStudent | None = None) -> PointStudent:
         P = len(self.part_names)
         cfg = replace(self.config.student, seed=self.config.student.seed + seed_offset)
         return train_student([s.points for s in items], [k.point_targets(P, self.config.per_point_mean)
                                                          for k in knowledge], P, cfg,
-                             self.device, self.progress, desc)
+                             self.device, self.progress, desc, init=init)
 
     def rescore(self, student: PointStudent, items: Sequence[DistillShape]) -> tuple[list[Knowledge], dict]:
         """Backward distillation: the student's agreement with every pooled 2D prediction."""
         refined, dropped, added, kept = [], 0, 0, 0
         P = len(self.part_names)
-        probs = [predict_probs(student, s.points, self.device) for s in items]
+        soft = [predict_probs(student, s.points, self.device) for s in items]
+        probs = soft
         if self.config.backward_rule == "reweight":  # share of points the student labels with the part
-            probs = [np.eye(P, dtype=np.float32)[p.argmax(1)] for p in probs]
+            probs = [np.eye(P, dtype=np.float32)[p.argmax(1)] for p in soft]
         agree = [s.knowledge.agreement(p) for s, p in zip(items, probs)]
         keep_all, score_all = select_by_agreement(
             np.concatenate(agree), np.concatenate([s.knowledge.labels for s in items]), P,
@@ -265,7 +285,8 @@ class PartDistill:
             dropped += int((was_used & ~keep).sum())
             added += int((~was_used & keep).sum())
             kept += int(keep.sum())
-            refined.append(s.knowledge.subset(keep).with_scores(score[keep]))
+            refined.append(s.knowledge.subset(keep).with_scores(score[keep]).refine(soft[i],
+                                                                                     self.config.backward_refine))
         return refined, {"kept": kept, "dropped_from_forward": dropped, "added_from_pool": added}
 
     def fit(self, items: Sequence[DistillShape], forward: PointStudent | None = None) -> DistillResult:
@@ -294,7 +315,8 @@ class PartDistill:
             knowledge = refined
             rounds.append({"stage": f"backward {r + 1}", "predictions": _count(refined),
                            "covered_points": float(np.mean([k.covered.mean() for k in refined])), **stats})
-            student = self._train(items, refined, r + 1, f"backward distillation {r + 1}")
+            student = self._train(items, refined, r + 1, f"backward distillation {r + 1}",
+                                  init=student if self.config.backward_init == "continue" else None)
         return DistillResult(forward, student, knowledge, rounds)
 
 

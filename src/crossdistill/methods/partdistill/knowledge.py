@@ -110,6 +110,30 @@ class Knowledge:
         sums = np.bincount(owner, weights=vals, minlength=len(self))
         return (sums / np.maximum(self.sizes, 1)).astype(np.float32)
 
+    def refine(self, point_probs: np.ndarray, ratio: float) -> "Knowledge":
+        """Each prediction cut to the points where the student's probability of its label is at
+        least ``ratio`` times that probability's maximum over the prediction's points.
+
+        A box becomes the student's mask of its part inside the box, relative to the part's own
+        confidence (a box prompt refined to a mask, as PartDistill refines GLIP boxes with SAM),
+        so a small part the student is unsure of everywhere keeps its most likely points. No
+        prediction becomes empty (its most probable point stays); ``ratio`` 0 changes nothing.
+
+        Args:
+            point_probs: (N, P) the student's per-point probabilities.
+            ratio: in [0, 1].
+        """
+        if ratio <= 0 or len(self) == 0:
+            return self
+        owner = self._owner()
+        vals = np.asarray(point_probs, np.float64)[self.points, self.labels[owner]]
+        peak = np.zeros(len(self))
+        np.maximum.at(peak, owner, vals)
+        entry = vals >= ratio * peak[owner]
+        sizes = np.bincount(owner[entry], minlength=len(self))
+        return replace(self, indptr=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                       points=self.points[entry])
+
 
 def _covered_points(pred: PartPredictions, j: int, vis: np.ndarray, xy: np.ndarray, width: int) -> np.ndarray:
     if pred.masks is not None:

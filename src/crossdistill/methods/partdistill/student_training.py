@@ -133,8 +133,8 @@ def released_class_weights(targets: Sequence[np.ndarray], n_classes: int) -> np.
 
 def train_student(shapes: Sequence[ShapePoints], targets: Sequence[np.ndarray], n_classes: int,
                   config: StudentConfig = StudentConfig(), device: str = "cpu", progress: bool = True,
-                  desc: str = "train student") -> PointStudent:
-    """Train a fresh :class:`PointStudent` on ``shapes`` with per-point target weights.
+                  desc: str = "train student", init: PointStudent | None = None) -> PointStudent:
+    """Train a :class:`PointStudent` on ``shapes`` with per-point target weights.
 
     Args:
         shapes: S shapes of N points each (the same N for all).
@@ -143,6 +143,9 @@ def train_student(shapes: Sequence[ShapePoints], targets: Sequence[np.ndarray], 
         config: settings (seed, steps, sizes).
         device: torch device.
         progress: tqdm bar.
+        init: a student to continue from (its weights are copied, it is not modified; a fresh
+            optimiser and learning-rate schedule run ``config.iterations`` steps); None: a
+            fresh student from ``config.seed``.
 
     Returns:
         the trained student in eval mode.
@@ -155,6 +158,8 @@ def train_student(shapes: Sequence[ShapePoints], targets: Sequence[np.ndarray], 
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     model = PointStudent(n_classes, config.width, config.n_blocks).to(device)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
     feats = torch.from_numpy(np.stack([s.feats for s in shapes]))
     knn = torch.from_numpy(np.stack([s.knn for s in shapes]))
     tgt = torch.from_numpy(np.stack([np.asarray(t, np.float32) for t in targets]))

@@ -1,0 +1,143 @@
+"""Backward distillation's student options: a box cut to the student's relative mask of its part
+(``backward_refine``) and a backward student that continues from the forward one (``backward_init``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from crossdistill.errors import InputError
+from crossdistill.methods.partdistill import DistillConfig, Knowledge, PartDistill, StudentConfig, train_student
+from crossdistill.methods.partdistill.student_training import ShapePoints, predict_probs
+from crossdistill.types import Shape
+
+
+def _knowledge() -> Knowledge:
+    # 6 points; prediction 0 (part 1, "handle" box) covers points 0-3, prediction 1 (part 0) covers 2-5
+    return Knowledge(np.array([1, 0]), np.array([0.7, 0.9], np.float32), np.zeros(2, np.int32),
+                     np.array([0, 4, 8]), np.array([0, 1, 2, 3, 2, 3, 4, 5]), 6)
+
+
+def test_refine_cuts_each_prediction_to_its_parts_relative_mask():
+    k = _knowledge()
+    # the student is unsure of the handle everywhere (at most 0.4) but surest on points 0 and 1
+    probs = np.array([[0.6, 0.4], [0.65, 0.35], [0.9, 0.1], [0.95, 0.05], [0.3, 0.7], [0.99, 0.01]])
+    r = k.refine(probs, 0.5)
+    # handle: points with p >= 0.5 * 0.4 -> {0, 1}; body: p >= 0.5 * 0.99 -> {2, 3, 5}
+    assert r.members(0).tolist() == [0, 1] and r.members(1).tolist() == [2, 3, 5]
+    np.testing.assert_array_equal(r.labels, k.labels)
+    np.testing.assert_array_equal(r.scores, k.scores)
+    assert r.n_points == 6
+    # an absolute cut at 0.5 would have left the handle box empty; ratio 1 keeps only its peak point
+    assert k.refine(probs, 1.0).members(0).tolist() == [0]
+    assert k.refine(probs, 0.0) is k
+    t = r.point_targets(2)
+    assert t[0, 1] == pytest.approx(0.7) and t[0, 0] == 0 and t[4].sum() == 0
+
+
+def _toy_points(n: int = 64, seed: int = 0) -> tuple[ShapePoints, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    xyz = rng.random((n, 3)).astype(np.float32)
+    feats = np.concatenate([xyz, np.zeros((n, 6), np.float32)], 1)
+    tgt = np.zeros((n, 2), np.float32)
+    tgt[np.arange(n), (xyz[:, 1] > 0.5).astype(int)] = 1.0
+    return ShapePoints.build(feats, 8, "toy"), tgt
+
+
+def test_train_student_continues_from_init_without_modifying_it():
+    pts, tgt = _toy_points()
+    cfg = StudentConfig(n_points=64, width=16, n_blocks=1, k=8, iterations=20, batch_size=1)
+    first = train_student([pts], [tgt], 2, cfg, progress=False)
+    before = {k: v.clone() for k, v in first.state_dict().items()}
+    same = train_student([pts], [tgt], 2, replace(cfg, iterations=0), progress=False, init=first)
+    assert all(torch.equal(v, same.state_dict()[k]) for k, v in before.items())  # 0 steps: the init's weights
+    cont = train_student([pts], [tgt], 2, replace(cfg, seed=1), progress=False, init=first)
+    assert all(torch.equal(v, first.state_dict()[k]) for k, v in before.items())  # the init is untouched
+    fresh = train_student([pts], [tgt], 2, replace(cfg, seed=1), progress=False)
+    loss = {}
+    for name, net in (("first", first), ("continued", cont), ("fresh", fresh)):
+        p = predict_probs(net, pts)
+        loss[name] = float(-np.mean(np.log(p[np.arange(64), tgt.argmax(1)])))
+    # 20 more steps from the first student fit better than 20 steps from scratch, and than the first
+    assert loss["continued"] < loss["fresh"] and loss["continued"] < loss["first"]
+
+
+def test_backward_options_are_validated_and_recorded():
+    with pytest.raises(InputError, match="backward_init"):
+        DistillConfig(backward_init="restart")
+    with pytest.raises(InputError, match="backward_refine"):
+        DistillConfig(backward_refine=1.5)
+    d = DistillConfig(backward_init="continue", backward_refine=0.5).to_dict()
+    assert d["backward_init"] == "continue" and d["backward_refine"] == 0.5
+
+
+def _two_box_shape(height: float) -> tuple[Shape, np.ndarray]:
+    """A flat base box under a taller top box, and the part (0 base, 1 top) of each face."""
+    a = trimesh.creation.box((1.0, 0.4, 1.0))
+    b = trimesh.creation.box((0.5, height, 0.5))
+    b.apply_translation((0, 0.2 + height / 2 + 0.05, 0))
+    faces = np.concatenate([a.faces, b.faces + len(a.vertices)])
+    shape = Shape(np.concatenate([a.vertices, b.vertices]), faces)
+    return shape, np.concatenate([np.zeros(len(a.faces), np.int64), np.ones(len(b.faces), np.int64)])
+
+
+class _BoxOracle:
+    """Test data source (TextTeacher protocol): per view one tight box per part from the render's face ids."""
+
+    teacher_id = "test-box-oracle"
+    is_offline_default = True
+    face_labels: np.ndarray
+
+    def predict(self, views, part_names):
+        from crossdistill.teachers.base import PartPredictions
+
+        out = []
+        for v in range(len(views)):
+            fid = views.face_id[v]
+            lab = np.where(fid >= 0, self.face_labels[np.clip(fid, 0, None)], -1)
+            boxes, labels = [], []
+            for p in range(len(part_names)):
+                ys, xs = np.nonzero(lab == p)
+                if len(xs):
+                    boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+                    labels.append(p)
+            out.append(PartPredictions(np.array(labels), np.full(len(labels), 0.9, np.float32),
+                                       boxes=np.array(boxes, np.float32).reshape(-1, 4),
+                                       part_names=tuple(part_names)))
+        return out
+
+
+def test_refined_backward_trains_on_fewer_points_and_continued_student_starts_from_forward():
+    teacher = _BoxOracle()
+    cfg = DistillConfig(views=4, image_size=48, backward_init="continue", backward_refine=0.9,
+                        student=StudentConfig(n_points=256, width=16, n_blocks=1, k=8, iterations=30, batch_size=2))
+    pd = PartDistill(teacher, ["base", "top"], cfg, progress=False)
+    items = []
+    for s, h in enumerate([0.8, 1.2, 1.0]):
+        shape, labels = _two_box_shape(h)
+        teacher.face_labels = labels
+        items.append(pd.prepare(shape, f"s{s}"))
+    res = pd.fit(items)
+    assert res.rounds[1]["stage"] == "backward 1"
+    full, _ = replace_pd(pd, backward_refine=0.0).rescore(res.forward_student, items)
+    cut, _ = pd.rescore(res.forward_student, items)
+    # same predictions kept, each on a subset of its box's points, and strictly fewer in all
+    assert [len(k) for k in cut] == [len(k) for k in full]
+    assert all(np.all(k.sizes <= f.sizes) for k, f in zip(cut, full))
+    assert sum(int(k.sizes.sum()) for k in cut) < sum(int(f.sizes.sum()) for f in full)
+    # the continued student is the forward one plus 30 steps: closer to it than a fresh student is
+    fresh = replace_pd(pd, backward_init="fresh").fit(items, forward=res.forward_student).student
+
+    def dist(a, b):
+        return sum(float((a.state_dict()[k].float() - b.state_dict()[k].float()).norm())
+                   for k in a.state_dict() if a.state_dict()[k].is_floating_point())
+
+    assert dist(res.student, res.forward_student) < dist(fresh, res.forward_student)
+
+
+def replace_pd(pd: PartDistill, **kw) -> PartDistill:
+    return PartDistill(pd.teacher, pd.part_names, replace(pd.config, **kw), progress=False)
