@@ -98,11 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     default = "default: ... confirmed at IoU >= 0.3, parts may span pieces at scale 2.0"
     variants = {default: sc.MESH_VARIANTS[default]}
     objects = sc.held_out(args.per_category, data_root)[: args.limit]
+    fields = cache / "fields" / backbone.fingerprint  # fields of another backbone are never reused
     rows = []
     for cat, oid in objects:
         base = sc.run_object("mesh", cat, oid, Path(args.baseline_cache), data_root, field_cfg, mesh_variants=variants)
         t1 = time.perf_counter()
-        with_bb = sc.run_object("mesh", cat, oid, cache / "fields", data_root, field_cfg, backbone=backbone,
+        with_bb = sc.run_object("mesh", cat, oid, fields, data_root, field_cfg, backbone=backbone,
                                 mesh_variants=variants)
         rows.append({"name": base["name"], "category": cat, "positional encoding": base[default],
                      "pretrained backbone": with_bb[default], "connected components": base["connected components"],
@@ -115,9 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     losses_ = sum(r["pretrained backbone"]["link"] < r["positional encoding"]["link"] - 1e-9 for r in rows)
     command = argv if argv is not None else sys.argv[1:]
     smoke = []
-    if config != PretrainConfig(steps=config.steps) or field_cfg != sc.field_config():
-        smoke = ["SMOKE settings (pretraining shapes or grouping fields smaller than the defaults): not comparable "
-                 "to the committed report.", ""]
+    if (config != PretrainConfig(steps=config.steps) or field_cfg != sc.field_config() or args.max_shapes
+            or args.limit):
+        smoke = ["SMOKE settings (fewer or smaller pretraining shapes, fewer objects or smaller grouping fields "
+                 "than the defaults): not comparable to the committed report.", ""]
     lines = [
         "# SAMPart3D stage 1: pretrained point backbone", "",
         "Command: `python bench/pretrain.py" + (" " + " ".join(command) if command else "") + "`  ",
