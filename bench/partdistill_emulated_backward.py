@@ -17,6 +17,8 @@ the backward one alike. Variants of the backward stage (``VARIANTS``):
 * ``continue+refine``: both;
 * ``reweight+continue``: the released code's soft re-score (share of the box's points the student
   labels with the part) with a continued student;
+* ``product``: a kept prediction's new confidence is the teacher's times the student's score
+  (re-scoring only lowers weights) instead of the student's score alone; ``continue+product``;
 * ``control``: no re-scoring at all; the forward student continued for the same number of steps on
   the forward knowledge (what extra steps alone give a continued student).
 
@@ -50,6 +52,8 @@ CACHE = REPO / "bench" / "_cache" / STEM
 VARIANTS = {"fresh": {}, "continue": {"backward_init": "continue"}, "refine": {"backward_refine": 0.5},
             "continue+refine": {"backward_init": "continue", "backward_refine": 0.5},
             "reweight+continue": {"backward_rule": "reweight", "backward_init": "continue"},
+            "product": {"backward_score": "product"},
+            "continue+product": {"backward_init": "continue", "backward_score": "product"},
             "control": None}
 
 

@@ -86,7 +86,8 @@ def _two_box_shape(height: float) -> tuple[Shape, np.ndarray]:
 
 
 class _BoxOracle:
-    """Test data source (TextTeacher protocol): per view one tight box per part from the render's face ids."""
+    """Test data source (TextTeacher protocol): per view one tight box per part from the render's face ids,
+    0.9 confident for the base (part 0) and 0.6 for the top."""
 
     teacher_id = "test-box-oracle"
     is_offline_default = True
@@ -105,13 +106,14 @@ class _BoxOracle:
                 if len(xs):
                     boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
                     labels.append(p)
-            out.append(PartPredictions(np.array(labels), np.full(len(labels), 0.9, np.float32),
+            out.append(PartPredictions(np.array(labels), np.where(np.array(labels) == 0, 0.9, 0.6).astype(np.float32),
                                        boxes=np.array(boxes, np.float32).reshape(-1, 4),
                                        part_names=tuple(part_names)))
         return out
 
 
-def test_refined_backward_trains_on_fewer_points_and_continued_student_starts_from_forward():
+@pytest.fixture(scope="module")
+def box_distilled():
     teacher = _BoxOracle()
     cfg = DistillConfig(views=4, image_size=48, backward_init="continue", backward_refine=0.9,
                         student=StudentConfig(n_points=256, width=16, n_blocks=1, k=8, iterations=30, batch_size=2))
@@ -121,7 +123,11 @@ def test_refined_backward_trains_on_fewer_points_and_continued_student_starts_fr
         shape, labels = _two_box_shape(h)
         teacher.face_labels = labels
         items.append(pd.prepare(shape, f"s{s}"))
-    res = pd.fit(items)
+    return pd, items, pd.fit(items)
+
+
+def test_refined_backward_trains_on_fewer_points_and_continued_student_starts_from_forward(box_distilled):
+    pd, items, res = box_distilled
     assert res.rounds[1]["stage"] == "backward 1"
     full, _ = replace_pd(pd, backward_refine=0.0).rescore(res.forward_student, items)
     cut, _ = pd.rescore(res.forward_student, items)
@@ -141,3 +147,15 @@ def test_refined_backward_trains_on_fewer_points_and_continued_student_starts_fr
 
 def replace_pd(pd: PartDistill, **kw) -> PartDistill:
     return PartDistill(pd.teacher, pd.part_names, replace(pd.config, **kw), progress=False)
+
+
+def test_product_score_keeps_the_teachers_ranking_and_only_lowers_weights(box_distilled):
+    pd, items, res = box_distilled
+    student, _ = replace_pd(pd, backward_refine=0.0).rescore(res.forward_student, items)
+    product, _ = replace_pd(pd, backward_refine=0.0, backward_score="product").rescore(res.forward_student, items)
+    for a, b in zip(student, product):
+        np.testing.assert_array_equal(a.labels, b.labels)  # the same predictions are kept
+        assert np.all(b.scores <= a.scores + 1e-7)
+        np.testing.assert_allclose(b.scores, a.scores * np.where(a.labels == 0, 0.9, 0.6), rtol=1e-5)
+    with pytest.raises(InputError, match="backward_score"):
+        DistillConfig(backward_score="max")

@@ -44,11 +44,12 @@ from crossdistill.types import Cameras, Shape, SurfaceSample
 
 __all__ = ["DistillConfig", "DistillShape", "DistillResult", "PartDistill", "partdistill_rig", "lift_knowledge",
            "shape_points", "select_by_agreement", "BACKWARD_RULES",
-           "BACKWARD_INITS"]
+           "BACKWARD_INITS", "BACKWARD_SCORES"]
 
 
 BACKWARD_RULES = ("absolute", "class_relative", "reweight")
 BACKWARD_INITS = ("fresh", "continue")
+BACKWARD_SCORES = ("student", "product")
 
 
 def select_by_agreement(agreement: np.ndarray, labels: np.ndarray, n_parts: int, keep: float,
@@ -124,6 +125,10 @@ class DistillConfig:
             least r times its maximum over the prediction (:meth:`.knowledge.Knowledge.refine`:
             a box becomes the student's mask of the part inside it). Re-scoring still reads the
             whole prediction.
+        backward_score: the new confidence of a kept prediction: "student" (the student's score
+            of :func:`select_by_agreement` replaces the teacher's, as in the paper) or "product"
+            (the teacher's confidence times the student's score, so re-scoring can only lower a
+            prediction's weight and the teacher's ranking between parts is kept).
         per_point_mean: the student's targets are the mean instead of the sum of the confidences
             of the predictions covering a point (the released code's loss; see
             :meth:`.knowledge.Knowledge.point_targets`), so points covered by few predictions
@@ -140,6 +145,7 @@ class DistillConfig:
     backward_rule: str = "class_relative"
     backward_init: str = "fresh"
     backward_refine: float = 0.0
+    backward_score: str = "student"
     per_point_mean: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
 
@@ -148,13 +154,15 @@ class DistillConfig:
             raise InputError(f"backward_rule must be one of {BACKWARD_RULES}, got {self.backward_rule!r}")
         if self.backward_init not in BACKWARD_INITS:
             raise InputError(f"backward_init must be one of {BACKWARD_INITS}, got {self.backward_init!r}")
+        if self.backward_score not in BACKWARD_SCORES:
+            raise InputError(f"backward_score must be one of {BACKWARD_SCORES}, got {self.backward_score!r}")
         if not 0.0 <= self.backward_refine <= 1.0:
             raise InputError(f"backward_refine must be in [0, 1], got {self.backward_refine!r}")
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("views", "image_size", "min_score", "pool_min_score", "backward_rounds",
                                            "keep_agreement", "backward_rule", "backward_init", "backward_refine",
-                                           "per_point_mean")}
+                                           "backward_score", "per_point_mean")}
         d["student"] = self.student.to_dict()
         return d
 
@@ -281,6 +289,8 @@ class PartDistill:
         bounds = np.cumsum([0] + [len(a) for a in agree])
         for i, s in enumerate(items):
             keep, score = keep_all[bounds[i]:bounds[i + 1]], score_all[bounds[i]:bounds[i + 1]]
+            if self.config.backward_score == "product":
+                score = score * s.knowledge.scores
             was_used = s.knowledge.scores >= self.config.min_score
             dropped += int((was_used & ~keep).sum())
             added += int((~was_used & keep).sum())
