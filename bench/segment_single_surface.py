@@ -19,6 +19,12 @@ of one welded piece and the point track) to check the default loses nothing ther
     python bench/segment_single_surface.py --workers 2          # psb, 3 meshes per category
     python bench/segment_single_surface.py --partnet --tracks mesh --per-category 0 --teachers render both
                                                                 # the PartNet-Mobility check: every one-piece mesh
+    python bench/segment_single_surface.py --workers 1 --tracks mesh --teachers geometric --keep-labels
+                                                                # (re)runs that lack their per-scale labels
+
+``--keep-labels`` also stores each run's element labels per scale (and, for the geometric
+teacher, the geometric partitions and the face areas) beside its JSON (``*.labels.npz``): the
+report tries the default-scale rules that look at the labels themselves on them.
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ def main() -> int:
     ap.add_argument("--cache", default=str(REPO / "bench" / "_cache" / "segment_single_surface"))
     ap.add_argument("--out", default=None)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--keep-labels", action="store_true",
+                    help="store the per-scale labels of each run (redoing the runs that lack them)")
     args = ap.parse_args()
     data = Path(args.data)
     dataset = "partnet" if args.partnet else "psb"
@@ -67,10 +75,11 @@ def main() -> int:
     if args.partnet and args.tracks == ["mesh"]:
         objects = [o for o in objects if _welded(data, *o)]  # the meshes the default's policy changes
     cache = Path(args.cache) / dataset
-    jobs = [(cache / track / teacher / f"{c}_{o}.json", (str(data), dataset, track, c, o, teacher, args.threads))
+    jobs = [(cache / track / teacher / f"{c}_{o}.json",
+             (str(data), dataset, track, c, o, teacher, args.threads, args.keep_labels))
             for c, o in objects for track in args.tracks for teacher in args.teachers
             if not (teacher == "both" and track == "points" and not args.all_teachers)]
-    todo = [(f, a) for f, a in jobs if not f.exists()]
+    todo = [(f, a) for f, a in jobs if not f.exists() or (args.keep_labels and not labels_path(f).exists())]
     if todo and not args.report_only:
         print(f"{len(todo)} of {len(jobs)} runs to do", flush=True)
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),
@@ -84,12 +93,17 @@ def main() -> int:
                     print(f"FAILED {f}: {type(exc).__name__}: {exc}", flush=True)
                     continue
                 f.parent.mkdir(parents=True, exist_ok=True)
+                if "labels" in res:
+                    _save_labels(labels_path(f), res)
                 tmp = f.with_suffix(".tmp")
                 tmp.write_text(json.dumps(res))
                 tmp.replace(f)
                 print(f"{res['track']} {res['name']} {res['teacher']}: ours {res['ours']['best']} "
                       f"({res['seconds']:.0f} s)", flush=True)
-    results = [json.loads(f.read_text()) for f, _ in jobs if f.exists()]
+    results = [_with_labels(json.loads(f.read_text()), labels_path(f)) for f, _ in jobs if f.exists()]
+    for r in results:  # the mesh the kept labels label: the shipped default-scale rule looks at its creases
+        if "_labels" in r and r["track"] == "mesh":
+            r["_shape"] = _unit_mesh(data, dataset, *r["name"].split("/"))
     from segment_single_surface_report import write_report
 
     out = Path(args.out or REPO / "docs" / "results" / ("segment_single_surface" + ("_partnet" if args.partnet else "")))
@@ -97,6 +111,44 @@ def main() -> int:
                  dataset, total_runs=len(jobs), workers=args.workers)
     print(f"wrote {out}.md ({len(results)} runs)")
     return 0
+
+
+def labels_path(run_json: Path) -> Path:
+    """Where a run's per-scale labels are kept (beside its JSON)."""
+    return run_json.with_suffix(".labels.npz")
+
+
+def _save_labels(path: Path, res: dict) -> None:
+    """Move the label arrays out of a run's result into ``path`` (the JSON keeps the scores)."""
+    import numpy as np
+
+    arrays = {"labels": np.asarray(res.pop("labels"), dtype=np.int32)}
+    for key in ("partition_labels", "element_weights"):
+        if key in res:
+            arrays[key] = np.asarray(res.pop(key))
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _with_labels(res: dict, path: Path) -> dict:
+    """A cached run with its stored labels attached under ``_labels`` (and ``_partition_labels``,
+    ``_element_weights``) when they were kept; the report leaves ``_`` keys out of its JSON."""
+    if path.exists():
+        import numpy as np
+
+        with np.load(path) as z:
+            res.update({f"_{k}": z[k] for k in z.files})
+    return res
+
+
+def _unit_mesh(data: Path, dataset: str, cat: str, oid: str):
+    """An object's mesh in the unit box, as the pipeline segments it."""
+    from crossdistill.eval.segment_objects import load
+    from crossdistill.geometry.normalize import normalize_shape
+
+    obj, _ = load(data, dataset, "mesh", cat, oid)
+    return normalize_shape(obj.shape)[0]
 
 
 def _welded(data: Path, cat: str, oid: str) -> bool:
@@ -110,7 +162,8 @@ def _welded(data: Path, cat: str, oid: str) -> bool:
     return is_single_surface(face_components(unit.vertices, unit.faces), unit.face_areas, share=1.0)
 
 
-def run_one(data: str, dataset: str, track: str, cat: str, oid: str, teacher: str, threads: int) -> dict:
+def run_one(data: str, dataset: str, track: str, cat: str, oid: str, teacher: str, threads: int,
+            keep_labels: bool = False) -> dict:
     import numpy as np
     import torch
 
@@ -126,7 +179,7 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, teacher: st
     obj, _ = load(Path(data), dataset, track, cat, oid)
     t0 = time.perf_counter()
     res = evaluate_object(obj, preset("fast"), mask_teacher=OfflineTeacher(teacher, teacher, teacher),
-                          geometry_baselines=(teacher == "render"))
+                          geometry_baselines=(teacher == "render"), keep_labels=keep_labels)
     res.update(teacher=teacher, dataset=dataset, threads=threads, wall_s=round(time.perf_counter() - t0, 2))
     if teacher == "geometric":  # the partitions themselves, without the field
         weights = obj.shape.face_areas if obj.shape.is_mesh else None
@@ -136,6 +189,10 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, teacher: st
         res["partition_seconds"] = round(time.perf_counter() - tp, 2)
         per = [score_levels(p, obj.labels, weights, obj.scoring) for p in parts[1:]]
         res["partitions"] = {"per_setting": per, "best": {k: max(s[k] for s in per) for k in per[0]}}
+        if keep_labels:
+            res["partition_labels"] = parts.astype(np.int32).tolist()
+            if weights is not None:
+                res["element_weights"] = np.asarray(weights, dtype=np.float64).tolist()
     if teacher == "render" and obj.scoring == "humans":  # each person against the others
         segs = list(obj.labels.values())
         weights = obj.shape.face_areas if obj.shape.is_mesh else None

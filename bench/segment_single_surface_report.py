@@ -28,23 +28,118 @@ SCALES = (0.0, 0.5, 1.0, 1.5, 2.0)
 ScaleChoice = int | Callable[[dict], int] | None
 
 
-def shipped_default_index(r: dict) -> int:
-    """The scale index the shipped rule (``methods/sampart3d/default_scale.py``) opens this run at
-    (psb meshes are closed single surfaces; the point track is ``points``)."""
-    from crossdistill.methods.sampart3d.default_scale import default_scale_index
-
+def _kinds(r: dict) -> tuple[str, str]:
+    """(shape kind, mask kind) of a run (psb meshes are closed single surfaces; the point track is ``points``)."""
     kind = (r.get("meta") or {}).get("shape_kind") or ("closed_surface" if r["track"] == "mesh" else "points")
-    return default_scale_index(r["scales"], r["n_parts"], kind, MASK_KIND.get(r["teacher"], "sam-like"))
+    return kind, MASK_KIND.get(r["teacher"], "sam-like")
 
 
-def _candidates() -> dict[str, Callable[[dict], int]]:
-    """Label-free rules for the one scale to show first, tried on fold A."""
-    out: dict[str, Callable[[dict], int]] = {f"scale {s:g}": (lambda r, i=i: i) for i, s in enumerate(SCALES)}
+def _needs_labels(r: dict) -> bool:
+    """Does the shipped rule look at this run's labels and mesh (closed surface, geometric masks)?"""
+    return _kinds(r) == ("closed_surface", "geometric-parts")
+
+
+def shipped_default_index(r: dict) -> int:
+    """The scale index the shipped rule (``methods/sampart3d/default_scale.py``) opens this run at,
+    from its kept labels and mesh (``_labels``, ``_shape``) where it has them, else from its part
+    counts alone (the count rule; :func:`write_report` says how many runs that was)."""
+    from crossdistill.methods.sampart3d.default_scale import default_scale_index, default_scale_of
+
+    kind, mask = _kinds(r)
+    if "_labels" in r and r.get("_shape") is not None:
+        return list(r["scales"]).index(default_scale_of(r["scales"], list(r["_labels"]), kind, mask,
+                                                        shape=r["_shape"]))
+    return default_scale_index(r["scales"], r["n_parts"], kind, mask)
+
+
+def count_rule_index(r: dict) -> int:
+    """The previous shipped rule: the part count nearest ``TARGET_PARTS`` over every scale."""
+    from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS, nearest_count_index
+
+    return nearest_count_index(r["n_parts"], TARGET_PARTS)
+
+
+def _features(r: dict) -> dict | None:
+    """Per-scale signals the label-based rules look at (None where the run kept no labels or mesh):
+    concave cut shares, mean adjusted Rand index with the neighbouring scales, area-effective part
+    count (inverse Simpson of the parts' area shares)."""
+    if "_labels" not in r or r.get("_shape") is None:
+        return None
+    if "_feat" not in r:
+        from sklearn.metrics import adjusted_rand_score
+
+        from crossdistill.methods.sampart3d.default_scale import concave_cut_shares
+
+        labels = [np.asarray(l) for l in r["_labels"]]
+        w = np.asarray(r.get("_element_weights", np.ones(len(labels[0]))), dtype=np.float64)
+        share = [np.bincount(l, weights=w) / w.sum() for l in labels]
+        r["_feat"] = {
+            "concave": concave_cut_shares(labels, r["_shape"]),
+            "stability": [float(np.mean([adjusted_rand_score(labels[i], labels[j]) for j in (i - 1, i + 1)
+                                         if 0 <= j < len(labels)])) for i in range(len(labels))],
+            "effective": [float(1.0 / (a ** 2).sum()) for a in share],
+        }
+    return r["_feat"]
+
+
+def _label_rule(rule: Callable[[dict, dict], int]) -> Callable[[dict], int | None]:
+    return lambda r: None if (f := _features(r)) is None else rule(r, f)
+
+
+def _gate_name(share: float, k: int) -> str:
+    return f"concave-cut gate {share:g}, part count nearest {k}"
+
+
+def shipped_rule_name() -> str:
+    """The shipped closed-surface rule under its candidate name."""
+    from crossdistill.methods.sampart3d.default_scale import CONCAVE_CUT_SHARE, TARGET_PARTS
+
+    return _gate_name(CONCAVE_CUT_SHARE, TARGET_PARTS)
+
+
+def _gate(share: float, k: int) -> Callable[[dict], int | None]:
+    from crossdistill.methods.sampart3d.default_scale import concave_gated_index
+
+    return _label_rule(lambda r, f: concave_gated_index(r["n_parts"], f["concave"], k, share))
+
+
+def _candidates() -> dict[str, Callable[[dict], int | None]]:
+    """Label-free rules for the one scale to show first, tried on fold A (None: the run lacks what
+    the rule looks at). The concave-cut gate is tried at its designed share
+    (``CONCAVE_CUT_SHARE``); :func:`_gate_sensitivity` shows other shares."""
+    from crossdistill.methods.sampart3d.default_scale import CONCAVE_CUT_SHARE, nearest_count_index
+
+    out: dict[str, Callable[[dict], int | None]] = {f"scale {s:g}": (lambda r, i=i: i) for i, s in enumerate(SCALES)}
     for k in (4, 6, 8, 10, 12):
-        out[f"part count nearest {k}"] = lambda r, k=k: min(range(len(r["n_parts"])),
-                                                            key=lambda i: (abs(r["n_parts"][i] - k), i))
+        out[f"part count nearest {k}"] = lambda r, k=k: nearest_count_index(r["n_parts"], k)
         out[f"coarsest scale with >= {k} parts"] = lambda r, k=k: max(
             [i for i, n in enumerate(r["n_parts"]) if n >= k] or [0])
+    for m in (2, 4):
+        out[f"most stable partition between neighbouring scales (>= {m} parts)"] = _label_rule(
+            lambda r, f, m=m: max([i for i, n in enumerate(r["n_parts"]) if n >= m] or [0],
+                                  key=lambda i: (f["stability"][i], -i)))
+    for k in (4, 6, 8, 10):
+        out[f"effective (area) part count nearest {k}"] = _label_rule(
+            lambda r, f, k=k: min(range(len(r["n_parts"])), key=lambda i: (abs(f["effective"][i] - k), i)))
+    for k in (6, 8, 10, 12):
+        out[_gate_name(CONCAVE_CUT_SHARE, k)] = _gate(CONCAVE_CUT_SHARE, k)
+    out[f"finest scale passing the concave-cut gate {CONCAVE_CUT_SHARE:g}"] = _label_rule(
+        lambda r, f: min([i for i, n in enumerate(r["n_parts"]) if n >= 2 and f["concave"][i] >= CONCAVE_CUT_SHARE]
+                         or [max([i for i, n in enumerate(r["n_parts"]) if n >= 2] or [0])]))
+    return out
+
+
+def _gate_sensitivity(results: list[dict], teacher: str) -> dict[str, float]:
+    """Fold-A score of the shipped gate at other concave shares (not part of the choice)."""
+    from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS
+
+    rs = [r for r in results if r["teacher"] == teacher and r["category"] in FOLD_A]
+    out = {}
+    for share in (0.05, 0.1, 0.2, 0.3):
+        picks = [_gate(share, TARGET_PARTS)(r) for r in rs]
+        if rs and None not in picks:
+            out[f"{share:g}"] = float(np.mean([(r["ours"]["per_scale"][i]["miou"] + r["ours"]["per_scale"][i]["ri"]) / 2
+                                               for r, i in zip(rs, picks)]))
     return out
 
 
@@ -105,15 +200,32 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                   f"**{SCALES[DEFAULT_SCALE_INDEX]:g}** (the previous default, scale 1, is what the viewer opened at)"]
         rule, rule_scores = _default_rule(by_track.get("mesh", results), picks.get("mesh", "render"))
         summary["default_scale_rule_fold_a"] = {"chosen": rule, "scores": rule_scores}
-        from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS
+        from crossdistill.methods.sampart3d.default_scale import CONCAVE_LINK_DEG, TARGET_PARTS
 
-        shipped = f"part count nearest {TARGET_PARTS}"
-        lines += [f"- default scale per object on closed surfaces, rule chosen on fold A among fixed scales, "
-                  f"'part count nearest K' and 'coarsest scale with >= K parts' (mean of mIoU and Rand index): "
-                  f"**{rule}** (" + "; ".join(f"{k} {100 * v:.1f}" for k, v in
-                                            sorted(rule_scores.items(), key=lambda kv: -kv[1])[:5])
+        shipped = shipped_rule_name()
+        previous = f"part count nearest {TARGET_PARTS}"
+        sens = _gate_sensitivity(by_track.get("mesh", results), picks.get("mesh", "render"))
+        summary["default_scale_rule_fold_a"]["gate_share_sensitivity"] = sens
+        lines += [f"- default scale per object on closed surfaces, rule chosen on fold A among {len(rule_scores)} "
+                  f"candidates (mean of mIoU and Rand index): fixed scales, 'part count nearest K', 'coarsest "
+                  f"scale with >= K parts', the most stable partition between neighbouring scales (adjusted Rand "
+                  f"index), the effective (area) part count nearest K, and the concave-cut gate (scales whose "
+                  f"cuts lie on concave creases, turning > {CONCAVE_LINK_DEG:g} degree, for at least the gate's "
+                  f"share of their length; among them the part count nearest K; none: the coarsest with >= 2 "
+                  f"parts): **{rule}** (" + "; ".join(f"{k} {100 * v:.1f}" for k, v in
+                                                      sorted(rule_scores.items(), key=lambda kv: -kv[1])[:6])
+                  + (f"; the previous rule, {previous}, {100 * rule_scores[previous]:.1f}"
+                     if previous in rule_scores else "")
                   + f"). Shipped (`default_scale.py`): {shipped}"
-                  + ("" if rule == shipped else " -- NOT the fold-A choice: update the code or this report"), ""]
+                  + ("" if rule == shipped else " -- NOT the fold-A choice: update the code or this report"),
+                  "- the gate's share, fold A, part count nearest {TARGET_PARTS} (not part of the choice): ".replace(
+                      "{TARGET_PARTS}", str(TARGET_PARTS)) + ("; ".join(f"{k}: {100 * v:.1f}" for k, v in sens.items())
+                                                             or "-")]
+        lacking = [r["name"] for r in by_track.get("mesh", []) if _needs_labels(r) and "_labels" not in r]
+        if lacking:
+            lines.append(f"- **{len(lacking)} closed-surface runs with geometric masks kept no labels**: their "
+                         f"'shipped default' cells use the count rule alone (rerun with --keep-labels)")
+        lines.append("")
         lines += _targets(by_track, picks, summary)
     for track, rs in sorted(by_track.items()):
         cats = sorted({r["category"] for r in rs})
@@ -149,6 +261,17 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                     cells.append(_cell(_mean(sub, key, "ri", shipped_default_index),
                                        _mean(sub, key, "miou", shipped_default_index)))
                 lines.append(f"| {NAMES[key]}, at the shipped default scale (per object) | " + " | ".join(cells) + " |")
+            if track == "mesh":  # where the previous rule applied (closed surfaces)
+                cells = []
+                for group in [[c] for c in cats] + [[c for c in cats if c in FOLD_A],
+                                                    [c for c in cats if c not in FOLD_A]]:
+                    sub = [r for r in rs if r["category"] in group]
+                    cells.append(_cell(_mean(sub, "geometric", "ri", count_rule_index),
+                                       _mean(sub, "geometric", "miou", count_rule_index)))
+                from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS
+
+                lines.append(f"| {NAMES['geometric']}, at the previous default rule (part count nearest "
+                             f"{TARGET_PARTS}, per object) | " + " | ".join(cells) + " |")
         secs = defaultdict(list)
         mem = defaultdict(list)
         for r in rs:
@@ -158,6 +281,9 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
         for t in sorted(secs):
             lines.append(f"| {t} | {np.median(secs[t]):.1f} | {max(secs[t]):.1f} | {max(mem[t]):.0f} |")
             summary.setdefault("seconds", {})[f"{track}:{t}"] = float(np.median(secs[t]))
+        lines.append("(each run's own wall time, under the machine's load when it ran: runs of one table can have "
+                     "run under different loads; the timing target is measured one object at a time on a quiet "
+                     "machine, `segment_single_surface_timing.md`)")
         if workers == 1:  # timed one object at a time
             for t in sorted(secs):
                 ok = np.median(secs[t]) <= 30 and max(mem[t]) <= 4096
@@ -166,7 +292,8 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
         lines.append("")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
-    write_json(out.with_suffix(".json"), {"command": command, "summary": summary, "runs": results})
+    runs = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]  # no label arrays
+    write_json(out.with_suffix(".json"), {"command": command, "summary": summary, "runs": runs})
 
 
 def _choose(results: list[dict]) -> tuple[str, dict]:
@@ -185,10 +312,15 @@ def _choose(results: list[dict]) -> tuple[str, dict]:
 
 
 def _default_rule(results: list[dict], teacher: str) -> tuple[str, dict[str, float]]:
-    """The label-free default-scale rule with the best mean of mIoU and RI on fold A for ``teacher``."""
+    """The label-free default-scale rule with the best mean of mIoU and RI on fold A for ``teacher``
+    (rules that need what some fold-A run lacks are left out; ties: the earlier candidate)."""
     rs = [r for r in results if r["teacher"] == teacher and r["category"] in FOLD_A]
-    scores = {name: float(np.mean([(r["ours"]["per_scale"][f(r)]["miou"] + r["ours"]["per_scale"][f(r)]["ri"]) / 2
-                                   for r in rs])) for name, f in _candidates().items()} if rs else {}
+    scores = {}
+    for name, f in _candidates().items():
+        picks = [f(r) for r in rs]
+        if rs and None not in picks:
+            scores[name] = float(np.mean([(r["ours"]["per_scale"][i]["miou"] + r["ours"]["per_scale"][i]["ri"]) / 2
+                                          for r, i in zip(rs, picks)]))
     return (max(scores, key=scores.get) if scores else "scale 1"), scores
 
 

@@ -90,14 +90,15 @@ def score_per_human_count(labels: dict[str, np.ndarray], predict, weights: np.nd
 
 
 def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = False, mask_teacher=None,
-                    geometry_baselines: bool = True, rule_sets: dict | None = None) -> dict:
+                    geometry_baselines: bool = True, rule_sets: dict | None = None, keep_labels: bool = False) -> dict:
     """Run the flagship and the baselines on one object and score everything.
 
     ``mask_teacher`` (a MaskTeacher, default: the offline render-based one) makes the 2D
     masks that both our method and the lifting baseline consume. ``geometry_baselines``
     off skips the baselines that do not depend on the masks (for repeated runs).
     ``rule_sets`` (name -> :class:`~crossdistill.methods.sampart3d.rules.PartRules`) scores the
-    same trained field under other stage-3 rules too (``res["rules"][name]``).
+    same trained field under other stage-3 rules too (``res["rules"][name]``). ``keep_labels``
+    adds ``res["labels"]``: our (S, E) element labels per scale, as nested lists.
 
     Returns:
         a JSON-able dict: scores[method][level] per scale / best, timings, peak memory, part counts.
@@ -124,6 +125,8 @@ def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = 
         "seconds": round(wall, 3),
         "meta": seg.meta,
     }
+    if keep_labels:
+        res["labels"] = [seg.labels(i).astype(int).tolist() for i in range(len(seg.scales))]
     if rule_sets:
         from crossdistill.methods.sampart3d.pipeline import with_rules
 
