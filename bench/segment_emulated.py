@@ -60,6 +60,8 @@ def main() -> int:
     ap.add_argument("--datasets", nargs="+", default=["partnet", "psb"], choices=["partnet", "psb"])
     ap.add_argument("--tracks", nargs="+", default=["mesh", "points"], choices=["mesh", "points"])
     ap.add_argument("--per-category", type=int, default=1, help="objects per category (first ids, sorted)")
+    ap.add_argument("--categories", nargs="+", default=None,
+                    help="only these categories (e.g. one fold's, for a partial run; default: all)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--strengths", nargs="+", default=None, choices=list(STRENGTHS),
                     help="override the strengths of every variant")
@@ -82,7 +84,7 @@ def main() -> int:
     cache = Path(args.cache)
     jobs = []
     for ds in args.datasets:
-        for cat, oid in select(data, ds, args.per_category):
+        for cat, oid in select(data, ds, args.per_category, args.categories):
             for track in args.tracks:
                 for variant in args.variants:
                     if not args.full_grid and variant != "fast" and track != "mesh":
