@@ -35,28 +35,17 @@ def _kinds(r: dict) -> tuple[str, str]:
 
 
 def _needs_labels(r: dict) -> bool:
-    """Does the shipped rule look at this run's labels and mesh (closed surface, geometric masks)?"""
+    """Do the label-based candidates look at this run's labels and mesh (closed surface, geometric masks)?"""
     return _kinds(r) == ("closed_surface", "geometric-parts")
 
 
 def shipped_default_index(r: dict) -> int:
-    """The scale index the shipped rule (``methods/sampart3d/default_scale.py``) opens this run at,
-    from its kept labels and mesh (``_labels``, ``_shape``) where it has them, else from its part
-    counts alone (the count rule; :func:`write_report` says how many runs that was)."""
-    from crossdistill.methods.sampart3d.default_scale import default_scale_index, default_scale_of
+    """The scale index the shipped rule (``methods/sampart3d/default_scale.py``) opens this run at
+    (it looks at the part counts only)."""
+    from crossdistill.methods.sampart3d.default_scale import default_scale_index
 
     kind, mask = _kinds(r)
-    if "_labels" in r and r.get("_shape") is not None:
-        return list(r["scales"]).index(default_scale_of(r["scales"], list(r["_labels"]), kind, mask,
-                                                        shape=r["_shape"]))
     return default_scale_index(r["scales"], r["n_parts"], kind, mask)
-
-
-def count_rule_index(r: dict) -> int:
-    """The previous shipped rule: the part count nearest ``TARGET_PARTS`` over every scale."""
-    from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS, nearest_count_index
-
-    return nearest_count_index(r["n_parts"], TARGET_PARTS)
 
 
 def _features(r: dict) -> dict | None:
@@ -68,7 +57,7 @@ def _features(r: dict) -> dict | None:
     if "_feat" not in r:
         from sklearn.metrics import adjusted_rand_score
 
-        from crossdistill.methods.sampart3d.default_scale import concave_cut_shares
+        from default_scale_candidates import concave_cut_shares
 
         labels = [np.asarray(l) for l in r["_labels"]]
         w = np.asarray(r.get("_element_weights", np.ones(len(labels[0]))), dtype=np.float64)
@@ -92,13 +81,13 @@ def _gate_name(share: float, k: int) -> str:
 
 def shipped_rule_name() -> str:
     """The shipped closed-surface rule under its candidate name."""
-    from crossdistill.methods.sampart3d.default_scale import CONCAVE_CUT_SHARE, TARGET_PARTS
+    from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS
 
-    return _gate_name(CONCAVE_CUT_SHARE, TARGET_PARTS)
+    return f"part count nearest {TARGET_PARTS}"
 
 
 def _gate(share: float, k: int) -> Callable[[dict], int | None]:
-    from crossdistill.methods.sampart3d.default_scale import concave_gated_index
+    from default_scale_candidates import concave_gated_index
 
     return _label_rule(lambda r, f: concave_gated_index(r["n_parts"], f["concave"], k, share))
 
@@ -107,7 +96,9 @@ def _candidates() -> dict[str, Callable[[dict], int | None]]:
     """Label-free rules for the one scale to show first, tried on fold A (None: the run lacks what
     the rule looks at). The concave-cut gate is tried at its designed share
     (``CONCAVE_CUT_SHARE``); :func:`_gate_sensitivity` shows other shares."""
-    from crossdistill.methods.sampart3d.default_scale import CONCAVE_CUT_SHARE, nearest_count_index
+    from default_scale_candidates import CONCAVE_CUT_SHARE
+
+    from crossdistill.methods.sampart3d.default_scale import nearest_count_index
 
     out: dict[str, Callable[[dict], int | None]] = {f"scale {s:g}": (lambda r, i=i: i) for i, s in enumerate(SCALES)}
     for k in (4, 6, 8, 10, 12):
@@ -200,10 +191,17 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                   f"**{SCALES[DEFAULT_SCALE_INDEX]:g}** (the previous default, scale 1, is what the viewer opened at)"]
         rule, rule_scores = _default_rule(by_track.get("mesh", results), picks.get("mesh", "render"))
         summary["default_scale_rule_fold_a"] = {"chosen": rule, "scores": rule_scores}
-        from crossdistill.methods.sampart3d.default_scale import CONCAVE_LINK_DEG, TARGET_PARTS
+        from default_scale_candidates import CONCAVE_LINK_DEG
+
+        from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS
 
         shipped = shipped_rule_name()
-        previous = f"part count nearest {TARGET_PARTS}"
+        teacher = picks.get("mesh", "render")
+        fold_b = [r for r in by_track.get("mesh", results) if r["teacher"] == teacher and r["category"] not in FOLD_A]
+        chosen_fn = _candidates().get(rule)
+        b_picks = [chosen_fn(r) for r in fold_b] if chosen_fn else []
+        b_changed = sum(int(i is not None and i != shipped_default_index(r)) for r, i in zip(fold_b, b_picks))
+        summary["default_scale_rule_fold_a"]["fold_b_picks_changed"] = b_changed
         sens = _gate_sensitivity(by_track.get("mesh", results), picks.get("mesh", "render"))
         summary["default_scale_rule_fold_a"]["gate_share_sensitivity"] = sens
         lines += [f"- default scale per object on closed surfaces, rule chosen on fold A among {len(rule_scores)} "
@@ -214,10 +212,13 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                   f"share of their length; among them the part count nearest K; none: the coarsest with >= 2 "
                   f"parts): **{rule}** (" + "; ".join(f"{k} {100 * v:.1f}" for k, v in
                                                       sorted(rule_scores.items(), key=lambda kv: -kv[1])[:6])
-                  + (f"; the previous rule, {previous}, {100 * rule_scores[previous]:.1f}"
-                     if previous in rule_scores else "")
+                  + (f"; the shipped rule, {shipped}, {100 * rule_scores[shipped]:.1f}"
+                     if shipped in rule_scores else "")
                   + f"). Shipped (`default_scale.py`): {shipped}"
-                  + ("" if rule == shipped else " -- NOT the fold-A choice: update the code or this report"),
+                  + ("" if rule == shipped else
+                     f" -- the fold-A choice is NOT shipped: on fold B it changes the opening scale of {b_changed} of "
+                     f"{len(fold_b)} objects, so it helps only where it was chosen, and such a rule is not a default "
+                     f"(its row below shows what it would give)"),
                   "- the gate's share, fold A, part count nearest {TARGET_PARTS} (not part of the choice): ".replace(
                       "{TARGET_PARTS}", str(TARGET_PARTS)) + ("; ".join(f"{k}: {100 * v:.1f}" for k, v in sens.items())
                                                              or "-")]
@@ -261,17 +262,19 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                     cells.append(_cell(_mean(sub, key, "ri", shipped_default_index),
                                        _mean(sub, key, "miou", shipped_default_index)))
                 lines.append(f"| {NAMES[key]}, at the shipped default scale (per object) | " + " | ".join(cells) + " |")
-            if track == "mesh":  # where the previous rule applied (closed surfaces)
+            chosen_rule = (summary.get("default_scale_rule_fold_a") or {}).get("chosen")
+            chosen_fn = _candidates().get(chosen_rule) if chosen_rule else None
+            chosen_index = (lambda r: i if (i := chosen_fn(r)) is not None else shipped_default_index(r)) \
+                if chosen_fn else None
+            if track == "mesh" and chosen_fn and chosen_rule != shipped_rule_name():  # the unshipped fold-A choice
                 cells = []
                 for group in [[c] for c in cats] + [[c for c in cats if c in FOLD_A],
                                                     [c for c in cats if c not in FOLD_A]]:
                     sub = [r for r in rs if r["category"] in group]
-                    cells.append(_cell(_mean(sub, "geometric", "ri", count_rule_index),
-                                       _mean(sub, "geometric", "miou", count_rule_index)))
-                from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS
-
-                lines.append(f"| {NAMES['geometric']}, at the previous default rule (part count nearest "
-                             f"{TARGET_PARTS}, per object) | " + " | ".join(cells) + " |")
+                    cells.append(_cell(_mean(sub, "geometric", "ri", chosen_index),
+                                       _mean(sub, "geometric", "miou", chosen_index)))
+                lines.append(f"| {NAMES['geometric']}, at the fold-A choice of rule ({chosen_rule}, per object; "
+                             f"not shipped) | " + " | ".join(cells) + " |")
         secs = defaultdict(list)
         mem = defaultdict(list)
         for r in rs:

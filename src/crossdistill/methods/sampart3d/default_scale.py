@@ -6,17 +6,13 @@ and mask teacher, is what held up under category-level cross-validation
 (``docs/results/segment_single_surface.md``, default-scale rows: chosen on fold A, reported on
 fold B):
 
-* closed single surfaces with the geometric part teacher: the minima rule says people cut a
-  surface into parts along concave creases. A scale *cuts parts* when at least
-  :data:`CONCAVE_CUT_SHARE` of the length of its cuts (mesh edges between faces of different
-  parts) lies on concave creases (links whose faces turn towards each other by more than
-  :data:`CONCAVE_LINK_DEG`). Among the scales that cut parts, the one whose part count is
-  closest to :data:`TARGET_PARTS` (ties go to the finer scale); where no scale cuts parts (a
-  near-convex shape: its finer scales only slice it), the coarsest scale with two parts or more.
-  Without the mesh (or with one part everywhere) the count rule alone over every scale.
-  Candidates were each fixed scale, "closest to K parts", "coarsest with at least K parts",
-  the most stable partition between neighbouring scales, the effective (area) part count
-  closest to K and this gate, ranked by the mean of mIoU and Rand index on fold A.
+* closed single surfaces with the geometric part teacher: the segmented scale whose part count
+  is closest to :data:`TARGET_PARTS` (ties go to the finer scale). Candidates were each fixed
+  scale, "closest to K parts", "coarsest with at least K parts", the most stable partition
+  between neighbouring scales, the effective (area) part count closest to K and a concave-cut
+  gate (``bench/default_scale_candidates.py``), ranked by the mean of mIoU and Rand index on
+  fold A; a candidate that beat this rule on fold A but changed nothing on fold B was not
+  adopted (a rule that helps only where it was chosen is not a default).
 * everything else (meshes of pieces, point clouds, SAM masks): scale 1.0 when it was segmented,
   else the middle one; no candidate was measured there against it.
 """
@@ -27,17 +23,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crossdistill.types import Shape
-
-__all__ = ["TARGET_PARTS", "CONCAVE_CUT_SHARE", "CONCAVE_LINK_DEG", "FIXED_DEFAULT", "concave_cut_shares",
-           "nearest_count_index", "concave_gated_index", "default_scale_index", "default_scale_of"]
+__all__ = ["TARGET_PARTS", "FIXED_DEFAULT", "nearest_count_index", "default_scale_index", "default_scale_of"]
 
 #: part count the default scale aims at on closed single surfaces (geometric part teacher)
 TARGET_PARTS = 10
-#: share of a scale's cut length that must lie on concave creases for the scale to count as cutting parts
-CONCAVE_CUT_SHARE = 0.1
-#: how far (degrees) two neighbouring faces must turn towards each other for their link to be a concave crease
-CONCAVE_LINK_DEG = 1.0
 #: the default scale where no rule was measured
 FIXED_DEFAULT = 1.0
 
@@ -49,59 +38,7 @@ def nearest_count_index(n_parts: Sequence[int], target: int, among: Sequence[int
     return min(idx, key=lambda i: (abs(int(n_parts[i]) - target), i))
 
 
-def concave_gated_index(n_parts: Sequence[int], concave_shares: Sequence[float], target: int = TARGET_PARTS,
-                        min_share: float = CONCAVE_CUT_SHARE) -> int:
-    """Among the scales with two parts or more whose cuts lie on concave creases for at least
-    ``min_share`` of their length, the one with the part count closest to ``target``; where none
-    does, the coarsest with two parts or more (one part everywhere: the count rule).
-
-    Args:
-        n_parts: (S,) part counts, finest scale first; concave_shares: (S,) :func:`concave_cut_shares`.
-    """
-    if len(concave_shares) != len(n_parts):
-        raise ValueError(f"need one concave share per scale, got {len(concave_shares)} for {len(n_parts)}")
-    multi = [i for i, n in enumerate(n_parts) if int(n) >= 2]
-    cutting = [i for i in multi if float(concave_shares[i]) >= min_share]
-    if cutting:
-        return nearest_count_index(n_parts, target, cutting)
-    return max(multi) if multi else nearest_count_index(n_parts, target)
-
-
-def concave_cut_shares(labels: Sequence[np.ndarray], shape: Shape, link_deg: float = CONCAVE_LINK_DEG) -> np.ndarray:
-    """(S,) share of each scale's cut length that lies on concave creases.
-
-    Args:
-        labels: S arrays of (F,) 0-based part ids of the mesh's faces, one per scale.
-        shape: the mesh (F faces).
-        link_deg: the turn (degrees) from which a concave link counts as a crease.
-
-    Returns:
-        (S,) float64 in [0, 1]: over the links between neighbouring faces of different parts,
-        the edge-length-weighted share that is concave and turns more than ``link_deg``; 0 for
-        a scale without cuts.
-    """
-    import trimesh
-
-    if not shape.is_mesh:
-        raise ValueError("concave cut shares need a mesh")
-    mesh = trimesh.Trimesh(shape.vertices, shape.faces, process=False)
-    pairs = np.asarray(mesh.face_adjacency, dtype=np.int64)
-    edges = np.asarray(mesh.face_adjacency_edges, dtype=np.int64)
-    length = np.linalg.norm(mesh.vertices[edges[:, 0]] - mesh.vertices[edges[:, 1]], axis=1)
-    crease = ~np.asarray(mesh.face_adjacency_convex, dtype=bool) & (mesh.face_adjacency_angles > np.radians(link_deg))
-    out = np.zeros(len(labels))
-    for s, lab in enumerate(labels):
-        lab = np.asarray(lab)
-        if len(lab) != shape.n_faces:
-            raise ValueError(f"scale {s}: {len(lab)} labels for {shape.n_faces} faces")
-        cut = lab[pairs[:, 0]] != lab[pairs[:, 1]]
-        total = float(length[cut].sum())
-        out[s] = float(length[cut & crease].sum()) / total if total > 0 else 0.0
-    return out
-
-
-def default_scale_index(scales: Sequence[float], n_parts: Sequence[int], shape_kind: str, mask_kind: str,
-                        concave_shares: Sequence[float] | None = None) -> int:
+def default_scale_index(scales: Sequence[float], n_parts: Sequence[int], shape_kind: str, mask_kind: str) -> int:
     """Index into ``scales`` (ascending) of the scale to show first.
 
     Args:
@@ -109,29 +46,19 @@ def default_scale_index(scales: Sequence[float], n_parts: Sequence[int], shape_k
         n_parts: part count at each of them (same length).
         shape_kind: :data:`crossdistill.methods.sampart3d.rules.SHAPE_KINDS` entry.
         mask_kind: the mask teacher's ``mask_kind``.
-        concave_shares: :func:`concave_cut_shares` of each scale (closed surfaces; None: unknown,
-            the count rule alone).
     """
     if len(scales) != len(n_parts) or not scales:
         raise ValueError(f"need one part count per scale, got {len(n_parts)} for {len(scales)} scales")
     if shape_kind == "closed_surface" and mask_kind == "geometric-parts":
-        if concave_shares is None:
-            return nearest_count_index(n_parts, TARGET_PARTS)
-        return concave_gated_index(n_parts, concave_shares)
+        return nearest_count_index(n_parts, TARGET_PARTS)
     for i, s in enumerate(scales):
         if abs(float(s) - FIXED_DEFAULT) < 1e-9:
             return i
     return len(scales) // 2
 
 
-def default_scale_of(scales: Sequence[float], labels: Sequence[np.ndarray], shape_kind: str, mask_kind: str,
-                     shape: Shape | None = None) -> float:
+def default_scale_of(scales: Sequence[float], labels: Sequence[np.ndarray], shape_kind: str, mask_kind: str) -> float:
     """The scale to show first, given each scale's element labels ((E,) arrays of 0-based part ids:
-    faces for meshes, points for point clouds) and, for meshes, the mesh they label (its concave
-    creases gate the scales of closed surfaces; None: the count rule alone)."""
+    faces for meshes, points for point clouds)."""
     n_parts = [int(np.asarray(l).max()) + 1 for l in labels]
-    shares = None
-    if (shape_kind == "closed_surface" and mask_kind == "geometric-parts" and shape is not None and shape.is_mesh
-            and all(len(l) == shape.n_faces for l in labels)):
-        shares = concave_cut_shares(labels, shape)
-    return float(scales[default_scale_index(scales, n_parts, shape_kind, mask_kind, shares)])
+    return float(scales[default_scale_index(scales, n_parts, shape_kind, mask_kind)])
