@@ -23,7 +23,9 @@ every human segmentation: Rand index error and mIoU). Variants of ours:
   sigma >= 2 dropped, erosion, HDBSCAN settings, no rule) at the fast preset's training and
   clustering budget -- the paper preset itself (5000 steps of 90 x 256 pixels, width 384)
   needs a GPU;
-* ``no_skip``: the fast preset without the long skip connection (the paper's ablation).
+* ``no_skip``: the fast preset without the long skip connection (the paper's ablation);
+* ``push_floor``: the fast preset with the push term of Eq. 5 never weighted below the pull term
+  (``GroupingTrainConfig.push_floor``; the strength-zero diagnosis of segment_notes.md).
 
 Each (object, strength, variant) runs in a fresh process; results are cached under
 ``bench/_cache/segment_emulated/`` so an interrupted run resumes.
@@ -51,7 +53,7 @@ sys.path.insert(0, str(REPO / "bench"))
 STRENGTHS = {"zero": 0.0, "low": 0.25, "medium": 0.5, "high": 1.0}
 #: variant -> strengths it runs at (by default)
 VARIANTS = {"fast": ("zero", "low", "medium", "high"), "equal_terms": ("zero", "medium"), "shared": ("medium",),
-            "paper_cpu": ("medium",), "no_skip": ("medium",)}
+            "paper_cpu": ("medium",), "no_skip": ("medium",), "push_floor": ("zero", "medium")}
 
 
 def main() -> int:
@@ -161,6 +163,8 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
                                   cluster=dataclasses.replace(paper.cluster, max_points=fast.cluster.max_points))
     elif variant == "equal_terms":
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, equal_terms=True))
+    elif variant == "push_floor":
+        cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, push_floor=True))
     elif variant == "no_skip":
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, long_skip=False))
     else:

@@ -56,6 +56,20 @@ def test_loss_matches_hand_computed_values():
     # equal terms: pull and push weigh 1 each, whatever their share of the pairs
     eq = pairwise_grouping_loss(f, m, margin=1.0, equal_terms=True)
     assert float(eq["loss"]) == pytest.approx(0.5 + push, abs=1e-5)
+    # push floor: here pushes already outnumber pulls, so the released weights stay
+    pf = pairwise_grouping_loss(f, m, margin=1.0, push_floor=True)
+    assert float(pf["loss"]) == pytest.approx(float(out["loss"]), abs=1e-6)
+
+
+def test_push_floor_weighs_pushes_as_pulls_where_one_group_dominates():
+    # 4 pixels of mask 0, 1 of mask 1: 6 same pairs, 4 different pairs, 10 in all
+    f = torch.tensor([[[0.0, 0.0], [0.0, 0.2], [0.2, 0.0], [0.2, 0.2], [0.5, 0.0]]])
+    m = torch.tensor([[0, 0, 0, 0, 1]])
+    out = pairwise_grouping_loss(f, m, margin=1.0)
+    pull, push = float(out["pull"]), float(out["push"])
+    assert float(out["loss"]) == pytest.approx(pull * 0.6 + push * 0.4, abs=1e-5)
+    pf = pairwise_grouping_loss(f, m, margin=1.0, push_floor=True)
+    assert float(pf["loss"]) == pytest.approx(pull * 0.6 + push * 0.6, abs=1e-5)
 
 
 def test_loss_ignores_unmasked_pixels_and_cross_image_pairs():

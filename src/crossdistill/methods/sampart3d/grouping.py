@@ -88,7 +88,8 @@ class GroupingField(nn.Module):
 
 
 def pairwise_grouping_loss(feat: torch.Tensor, mask_id: torch.Tensor, margin: float = 1.0,
-                           feat_larger: torch.Tensor | None = None, equal_terms: bool = False) -> dict[str, torch.Tensor]:
+                           feat_larger: torch.Tensor | None = None, equal_terms: bool = False,
+                           push_floor: bool = False) -> dict[str, torch.Tensor]:
     """Contrastive loss of Eq. 5 over the pixel pairs of each image.
 
     Args:
@@ -104,7 +105,10 @@ def pairwise_grouping_loss(feat: torch.Tensor, mask_id: torch.Tensor, margin: fl
         dict with "loss" (scalar) and its terms "pull", "push", "pull_larger".
         Each term is the mean over its pairs, weighted by the fraction of valid pairs
         it covers, as in the released code (``equal_terms``: weight 1 each, so that the
-        pushes of a small part weigh as much as the pulls of a large one); pairs (i, i)
+        pushes of a small part weigh as much as the pulls of a large one); ``push_floor``:
+        as the released code, but the push term never weighs less than the pull term (its
+        weight is the larger of the two shares: where same-group pairs outnumber the others,
+        as in images dominated by one large part, both terms weigh the same). Pairs (i, i)
         are excluded.
 
     Example:
@@ -129,6 +133,8 @@ def pairwise_grouping_loss(feat: torch.Tensor, mask_id: torch.Tensor, margin: fl
     if equal_terms:
         w_same = (same.any()).float()
         w_diff = (diff.any()).float()
+    elif push_floor and diff.any():
+        w_diff = torch.maximum(w_diff, w_same)
     out = {"pull": pull, "push": push}
     loss = pull * w_same + push * w_diff
     if feat_larger is not None:

@@ -59,6 +59,9 @@ class GroupingTrainConfig:
         long_skip: keep the F_P branch over low-level inputs [on; off is the paper's ablation].
         equal_terms: weight the pull and push terms of Eq. 5 equally instead of by their share
             of the pairs [off, as the released code] (ours; see segment_emulated.md).
+        push_floor: the push term of Eq. 5 never weighs less than the pull term [off, as the
+            released code]: with pair-share weights a small part's few pushes lose against a
+            large part's pulls and the field collapses (docs/results/segment_notes.md).
     """
 
     iterations: int = 400
@@ -75,6 +78,7 @@ class GroupingTrainConfig:
     pair_sampling: str = "shared_scale"
     long_skip: bool = True
     equal_terms: bool = False
+    push_floor: bool = False
 
     def __post_init__(self) -> None:
         if self.pair_sampling not in PAIR_SAMPLERS:
@@ -280,7 +284,8 @@ def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, norma
             u = float(torch.rand((), generator=gen))
             q_l = torch.as_tensor(sampler.larger(q_np, raw, u), device=device)
             feat_l = model(bb[flat], low[flat], q_l[:, None]).reshape(len(batch), P, -1)
-        return pairwise_grouping_loss(feat, mid, config.margin, feat_l, equal_terms=config.equal_terms)["loss"]
+        return pairwise_grouping_loss(feat, mid, config.margin, feat_l, equal_terms=config.equal_terms,
+                                      push_floor=config.push_floor)["loss"]
 
     result = fit(field, opt, step, TrainConfig(steps=config.iterations, device=str(device), progress=progress,
                                                desc="grouping field", distributed=False),
