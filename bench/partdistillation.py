@@ -241,7 +241,7 @@ def build_config(args):
     return PartDistillationConfig(
         grid=args.grid, queries=args.queries, proposals=ProposalConfig(metric=args.metric, spatial_weight=args.spatial_weight),
         train=TrainConfig(steps=args.steps, seed=args.seed), rounds=args.rounds, normalize_input=args.normalize_input,
-        pixel_kernel=args.pixel_kernel,
+        pixel_kernel=args.pixel_kernel, pixel_layers=args.pixel_layers, pixel_position=args.pixel_position,
         self_train=SelfTrainConfig(augment=aug, momentum=args.momentum, refresh_every=args.refresh_every,
                                    proposal_augment=args.proposal_augment),
         final_steps=args.final_steps, min_fraction=args.min_fraction, seed=args.seed)
@@ -261,6 +261,9 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--min-fraction", type=float, default=0.05, help="decoder parts below this share of the object "
                     "are absorbed by their surroundings")
     ap.add_argument("--pixel-kernel", type=int, default=1)
+    ap.add_argument("--pixel-layers", type=int, default=0, help="residual 3x3 blocks of the decoder's pixel embedding")
+    ap.add_argument("--pixel-position", type=int, default=0, help="channels of the cell-position code in the "
+                    "decoder's pixel embedding (0: none)")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--proposal-augment", action="store_true")
     ap.add_argument("--momentum", type=float, default=0.99)

@@ -207,3 +207,54 @@ def test_mask2former_teacher_gives_the_backbone_res3_res4_layer(toy_image):
     assert "feat=" not in plain.teacher_id
     with pytest.raises(ValueError):
         Mask2FormerInstanceTeacher(model, proc, feature_layer="res5")
+
+
+def _mask_logits(dec: PartDecoder, feats: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return dec(feats, obj)[-1]["masks"][0]  # (Q, S, S)
+
+
+def test_pixel_layers_give_each_cell_its_neighbours():
+    """With pixel_layers a cell's pixel embedding follows a neighbour's features; without, only through
+    the object-wide normalisation, which moves a far cell as much."""
+    torch.manual_seed(0)
+    S = 8
+    obj = torch.ones(1, S, S, dtype=torch.bool)
+    feats = torch.randn(1, 4, S, S)
+    moved = feats.clone()
+    moved[0, :, 3, 4] += 3.0  # the right neighbour of cell (3, 3); cell (7, 0) is far from it
+    for layers, expect_local in ((0, False), (2, True)):
+        torch.manual_seed(1)
+        dec = PartDecoder(DecoderConfig(in_channels=4, dim=16, queries=3, layers=0, heads=2, grid=S,
+                                        pixel_layers=layers)).eval()
+        with torch.no_grad():
+            change = (dec.pixel_embedding(feats, obj) - dec.pixel_embedding(moved, obj))[0].abs().amax(0)
+        ratio = float(change[3, 3] / change[7, 0].clamp_min(1e-9))
+        assert (ratio > 5.0) == expect_local, (layers, ratio)
+
+
+def test_pixel_position_separates_cells_with_equal_features():
+    """Cells with identical features get identical mask logits unless the position code is on."""
+    S = 8
+    obj = torch.ones(1, S, S, dtype=torch.bool)
+    feats = torch.ones(1, 4, S, S)
+    for channels in (0, 8):
+        torch.manual_seed(0)
+        dec = PartDecoder(DecoderConfig(in_channels=4, dim=16, queries=3, layers=1, heads=2, grid=S,
+                                        pixel_position=channels)).eval()
+        lg = _mask_logits(dec, feats, obj)
+        spread = float((lg - lg[:, :1, :1]).abs().max())
+        assert (spread > 1e-4) == (channels > 0), (channels, spread)
+
+
+def test_old_decoder_weights_still_load():
+    """Weights saved with the single ``pixel`` Sequential load into the current decoder."""
+    dec = PartDecoder(DecoderConfig(in_channels=4, dim=16, queries=3, layers=1, heads=2, grid=8))
+    sd = dec.state_dict()
+    old = {("pixel.0." + k[len("pixel_in.0."):] if k.startswith("pixel_in.0.") else
+            "pixel.1." + k[len("pixel_in.1."):] if k.startswith("pixel_in.1.") else
+            "pixel.3." + k[len("pixel_out."):] if k.startswith("pixel_out.") else k): v.clone() + 1.0
+           for k, v in sd.items()}
+    fresh = PartDecoder(DecoderConfig(in_channels=4, dim=16, queries=3, layers=1, heads=2, grid=8))
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.pixel_out.weight, sd["pixel_out.weight"] + 1.0)

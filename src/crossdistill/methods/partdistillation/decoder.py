@@ -69,6 +69,10 @@ class DecoderConfig:
         normalize_input: also give the decoder the features standardised over the object, per crop.
         pixel_kernel: kernel of the pixel embedding's second convolution (1: per cell; 3: each
             cell also sees its 8 neighbours).
+        pixel_layers: residual 3x3 convolution blocks between the two (0: none), masked to the
+            object: a small pixel decoder giving each cell's embedding its surroundings.
+        pixel_position: channels of a 2D sine code of the cell's place in the box appended to
+            the input features (0: none), so masks can follow where a cell is in the object.
     """
 
     in_channels: int
@@ -79,6 +83,8 @@ class DecoderConfig:
     grid: int = 48
     normalize_input: bool = False
     pixel_kernel: int = 1
+    pixel_layers: int = 0
+    pixel_position: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,6 +124,17 @@ class _Layer(nn.Module):
         return self.norms[2](q + self.ffn(q))
 
 
+_OLD_PIXEL_KEYS = {"pixel.0.": "pixel_in.0.", "pixel.1.": "pixel_in.1.", "pixel.3.": "pixel_out."}
+
+
+def _rename_old_pixel_keys(state_dict: dict, prefix: str, *args) -> None:
+    """Reads weights saved when the pixel embedding was one ``nn.Sequential`` named ``pixel``."""
+    for key in [k for k in state_dict if k.startswith(prefix + "pixel.")]:
+        for old, new in _OLD_PIXEL_KEYS.items():
+            if key.startswith(prefix + old):
+                state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)
+
+
 class PartDecoder(nn.Module):
     """Class-agnostic part decoder over one object's teacher features (see the module docstring).
 
@@ -132,10 +149,17 @@ class PartDecoder(nn.Module):
         super().__init__()
         self.config = config
         D = config.dim
-        c_in = config.in_channels * (2 if config.normalize_input else 1)
+        c_in = config.in_channels * (2 if config.normalize_input else 1) + config.pixel_position
         k = config.pixel_kernel
-        self.pixel = nn.Sequential(nn.Conv2d(c_in, D, 1), nn.GroupNorm(8 if D % 8 == 0 else 1, D),
-                                   nn.GELU(), nn.Conv2d(D, D, k, padding=k // 2))
+        groups = 8 if D % 8 == 0 else 1
+        self.pixel_in = nn.Sequential(nn.Conv2d(c_in, D, 1), nn.GroupNorm(groups, D), nn.GELU())
+        self.pixel_blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(D, D, 3, padding=1), nn.GroupNorm(groups, D), nn.GELU())
+            for _ in range(config.pixel_layers))
+        self.pixel_out = nn.Conv2d(D, D, k, padding=k // 2)
+        if config.pixel_position:
+            self.register_buffer("cell_pos", sine_position(config.pixel_position, config.grid), persistent=False)
+        self._register_load_state_dict_pre_hook(_rename_old_pixel_keys)
         self.register_buffer("pos", sine_position(D, config.grid), persistent=False)
         self.query_content = nn.Embedding(config.queries, D)
         self.query_pos = nn.Embedding(config.queries, D)
@@ -151,16 +175,28 @@ class PartDecoder(nn.Module):
         masks = masks.masked_fill(~obj[:, None, :], float("-inf"))
         return {"scores": self.score_head(h)[..., 0], "masks": masks, "queries": h}
 
+    def pixel_embedding(self, features: torch.Tensor, object_mask: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) features, (B, S, S) bool object mask -> (B, D, S, S) pixel embeddings ``E``."""
+        if self.config.normalize_input:
+            features = torch.cat([features, standardize_over_object(features, object_mask)], 1)
+        inside = object_mask[:, None].to(features.dtype)  # (B, 1, S, S)
+        if self.config.pixel_position:
+            B = features.shape[0]
+            features = torch.cat([features, self.cell_pos[None].expand(B, -1, -1, -1).to(features.dtype)], 1)
+        spatial = self.config.pixel_kernel > 1 or self.config.pixel_layers > 0
+        if spatial:  # neighbours outside the object add nothing
+            features = features * inside
+        h = self.pixel_in(features)
+        for block in self.pixel_blocks:
+            h = h + block(h * inside) * inside
+        return self.pixel_out(h * inside if self.config.pixel_layers else h)
+
     def forward(self, features: torch.Tensor, object_mask: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """features (B, C, S, S), object_mask (B, S, S) bool -> per-layer outputs (see module docstring)."""
         B, _, S, _ = features.shape
         if S != self.config.grid or features.shape[3] != S:
             raise ValueError(f"features must be on the {self.config.grid}x{self.config.grid} grid, got {S}")
-        if self.config.normalize_input:
-            features = torch.cat([features, standardize_over_object(features, object_mask)], 1)
-        if self.config.pixel_kernel > 1:  # neighbours outside the object add nothing
-            features = features * object_mask[:, None].to(features.dtype)
-        emb = self.pixel(features).flatten(2)  # (B, D, N): content only; position enters the attention keys
+        emb = self.pixel_embedding(features, object_mask).flatten(2)  # (B, D, N): content only; position enters the attention keys
         obj = object_mask.flatten(1)  # (B, N)
         keys_v = emb.transpose(1, 2)  # (B, N, D)
         keys = keys_v + self.pos.flatten(1).T[None]

@@ -76,6 +76,8 @@ class PartDistillationConfig:
         ranking: class-specific part ranking.
         normalize_input: the decoder also reads its input features standardised per object (:class:`DecoderConfig`).
         pixel_kernel: kernel of the decoder's second pixel convolution (:class:`DecoderConfig`).
+        pixel_layers: residual 3x3 blocks of the decoder's pixel embedding (:class:`DecoderConfig`).
+        pixel_position: channels of the cell-position code in the pixel embedding's input (:class:`DecoderConfig`).
         self_train: how rounds after the first (and the final stage) self-train.
         final_steps: steps of the final self-training on class-specific part ids (0: none).
         seed: seeds proposals, decoder initialisation, batches and ranking.
@@ -94,6 +96,8 @@ class PartDistillationConfig:
     ranking: RankingConfig = RankingConfig()
     normalize_input: bool = False
     pixel_kernel: int = 1
+    pixel_layers: int = 0
+    pixel_position: int = 0
     self_train: SelfTrainConfig = SelfTrainConfig()
     final_steps: int = 0
     seed: int = 0
@@ -106,7 +110,7 @@ class PartDistillationConfig:
 
     def decoder_config(self, in_channels: int) -> DecoderConfig:
         return DecoderConfig(in_channels, self.dim, self.queries, self.layers, self.heads, self.grid,
-                             self.normalize_input, self.pixel_kernel)
+                             self.normalize_input, self.pixel_kernel, self.pixel_layers, self.pixel_position)
 
     def to_dict(self) -> dict:
         return asdict(self)
