@@ -80,7 +80,9 @@ def run_key(cat: str, output: str, t: float, size: int, min_score: float, rule: 
         return base + ("_mean" if v.get("per_point_mean") else "") + (f"_w{v['class_weights']}"
                                                                        if v.get("class_weights") else "")
     init, refine = getattr(args, "backward_init", "fresh"), getattr(args, "backward_refine", 0.0)
-    return f"{base}_{rule}" + ("_continue" if init == "continue" else "") + (f"_refine{refine:g}" if refine else "")
+    score = getattr(args, "backward_score", "student")
+    return (f"{base}_{rule}" + ("_continue" if init == "continue" else "") + (f"_refine{refine:g}" if refine else "")
+            + ("_product" if score == "product" else ""))
 
 
 class Category:
@@ -151,7 +153,8 @@ def do_run(cat: Category, output: str, t: float, size: int, min_score: float, ru
     items, knowledge_s = cat.items(output, t, size, scfg)
     config = DistillConfig(image_size=size, min_score=min_score, pool_min_score=min(0.05, min_score),
                            backward_rule=v["backward_rule"], per_point_mean=v.get("per_point_mean", False),
-                           backward_init=args.backward_init, backward_refine=args.backward_refine, student=scfg)
+                           backward_init=args.backward_init, backward_refine=args.backward_refine,
+                           backward_score=args.backward_score, student=scfg)
     pd = PartDistill(None, cat.names, config, progress=False)  # knowledge is ready: no teacher call
     P = len(cat.names)
     fpath = CACHE / f"{run_key(cat.name, output, t, size, min_score, rule, args, forward=True)}.forward.pt"
@@ -250,7 +253,7 @@ def main() -> None:
     ap.add_argument("--strengths", nargs="*", default=list(STRENGTHS), choices=list(STRENGTHS))
     ap.add_argument("--report-only", action="store_true", help="write the report from the cache, run nothing")
     ap.add_argument("--threads", type=int, default=1)
-    from crossdistill.methods.partdistill.distill import BACKWARD_INITS, DistillConfig
+    from crossdistill.methods.partdistill.distill import BACKWARD_INITS, BACKWARD_SCORES, DistillConfig
 
     ap.add_argument("--backward-init", choices=BACKWARD_INITS, default=DistillConfig().backward_init,
                     help="backward student: fresh or continued from the forward one (default: the code's; chosen "
@@ -258,6 +261,9 @@ def main() -> None:
     ap.add_argument("--backward-refine", type=float, default=DistillConfig().backward_refine,
                     help="cut kept predictions to the student's relative mask of their part (0: off; default: "
                          "the code's)")
+    ap.add_argument("--backward-score", choices=BACKWARD_SCORES, default=DistillConfig().backward_score,
+                    help="a kept prediction's new confidence: the student's score, or the teacher's times it "
+                         "(default: the code's)")
     args = ap.parse_args()
     root = DATA / "partnet_mobility_dev"
     if not root.is_dir():

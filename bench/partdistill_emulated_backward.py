@@ -19,6 +19,8 @@ the backward one alike. Variants of the backward stage (``VARIANTS``):
   labels with the part) with a continued student;
 * ``product``: a kept prediction's new confidence is the teacher's times the student's score
   (re-scoring only lowers weights) instead of the student's score alone; ``continue+product``;
+* ``nopool``: backward distillation re-scores only the predictions forward distillation used
+  (``pool_min_score`` = min_score: none below the forward threshold can enter); ``nopool+product``;
 * ``control``: no re-scoring at all; the forward student continued for the same number of steps on
   the forward knowledge (what extra steps alone give a continued student).
 
@@ -54,6 +56,7 @@ VARIANTS = {"fresh": {}, "continue": {"backward_init": "continue"}, "refine": {"
             "reweight+continue": {"backward_rule": "reweight", "backward_init": "continue"},
             "product": {"backward_score": "product"},
             "continue+product": {"backward_init": "continue", "backward_score": "product"},
+            "nopool": {"pool_min_score": 0.5}, "nopool+product": {"pool_min_score": 0.5, "backward_score": "product"},
             "control": None}
 
 
@@ -111,7 +114,9 @@ def run_seed(cat, seed: int, variants: list[str], args) -> list[dict]:
                                   replace(scfg, seed=seed + 1), progress=False, init=forward)
             rounds = []
         else:
-            res = PartDistill(None, cat.names, replace(base, **VARIANTS[v]), progress=False).fit(items, forward=forward)
+            cfg = replace(base, **VARIANTS[v])
+            use = [replace(s, knowledge=s.knowledge.subset(s.knowledge.scores >= cfg.pool_min_score)) for s in items]
+            res = PartDistill(None, cat.names, cfg, progress=False).fit(use, forward=forward)
             forward, final, rounds = res.forward_student, res.student, res.rounds
         if not fpath.is_file():
             with atomic_write(fpath) as tmp:

@@ -79,7 +79,12 @@ def write_report(select, sizes, report, supervised, chosen, cats_all, args, wall
         "- (b) forward distillation; (c) forward + backward (1 round); (d) 3D net trained on the labelled objects.", "",
         f"CPU budget (stated): students of **{args.points} points per shape and {args.iterations} steps** of 8 shapes "
         f"(the method's defaults are {DistillConfig().student.n_points} and {DistillConfig().student.iterations}), "
-        "width 64, 4 blocks, the same for (b), (c) and (d); 10 views; emulator seed 0, student seed 0; one seed only.", "",
+        "width 64, 4 blocks, the same for (b), (c) and (d); 10 views; emulator seed 0, student seed 0; one seed only "
+        "(more student seeds for the target's setting: `partdistill_emulated_backward.md`).", "",
+        f"Backward student in every run here: `{getattr(args, 'backward_init', 'fresh')}`, new confidence "
+        f"`{getattr(args, 'backward_score', 'student')}`, refine {getattr(args, 'backward_refine', 0.0):g} "
+        "(0: off); these options were screened on the selection categories over student seeds in "
+        "`partdistill_emulated_backward.md`.", "",
         f"**Settings are chosen on {', '.join(args.select)} (selection categories) and reported on "
         f"{', '.join(held_out)} (held-out categories).**", "",
         "## The emulator's noise model (fixed before any measurement)", "", _noise_model(), "",
@@ -130,7 +135,8 @@ def write_report(select, sizes, report, supervised, chosen, cats_all, args, wall
         same = (cfg.min_score, cfg.backward_rule, cfg.image_size) == (m_star, rule_star, size_star)
         lines += ["", f"The code's defaults now (`DistillConfig()`, and so `crossdistill distill partdistill`): "
                       f"min_score {cfg.min_score:g}, backward rule `{cfg.backward_rule}`, {cfg.image_size} px -> "
-                      f"{'the chosen settings' if same else '**differ from the chosen settings**'}."]
+                      f"{'the chosen settings' if same else '**differ from the chosen settings**'}; backward student "
+                      f"`{cfg.backward_init}`, new confidence `{cfg.backward_score}`, refine {cfg.backward_refine:g}."]
     # ---------------------------------------------------------------- report
     lines += ["", "## Results at the chosen settings", ""]
     verdict = {}

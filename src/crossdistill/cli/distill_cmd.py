@@ -44,6 +44,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "DistillConfig's, chosen in partdistill_emulated.md), or keeps them all "
                         "weighted by the share of their points the student gives their part (reweight, as the "
                         "released PartDistill code)")
+    q.add_argument("--backward-init", choices=["fresh", "continue"], default="fresh",
+                   help="backward student: new weights (fresh, the default) or the forward student continued "
+                        "(continue, as the released code); screened in partdistill_emulated_backward.md")
+    q.add_argument("--backward-score", choices=["student", "product"], default="student",
+                   help="a kept prediction's new confidence: the student's score (student, the default) or the "
+                        "teacher's confidence times it (product)")
+    q.add_argument("--backward-refine", type=float, default=0.0,
+                   help="cut kept predictions to the points where the student's probability of their part is "
+                        ">= this x its maximum inside them (a box becomes a mask; 0 = off, the default)")
     q.add_argument("--class-weights", choices=["none", "released"], default="none",
                    help="student loss: every part weighs 1 (none) or rare parts weigh up to 4x (released: the "
                         "released PartDistill code's smoothed inverse-frequency weights)")
@@ -122,6 +131,8 @@ def run_partdistill(args: argparse.Namespace) -> int:
     config = DistillConfig(views=args.views, image_size=args.size, min_score=args.min_score,
                            pool_min_score=min(DistillConfig.pool_min_score, args.min_score),
                            backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
+                           backward_init=args.backward_init, backward_score=args.backward_score,
+                           backward_refine=args.backward_refine,
                            student=StudentConfig(iterations=args.iterations, seed=args.seed,
                                                  class_weights=None if args.class_weights == "none" else
                                                  args.class_weights))

@@ -13,5 +13,7 @@ def test_cli_defaults_are_the_method_defaults():
     assert args.size == cfg.image_size
     assert args.min_score == cfg.min_score
     assert args.backward_rule == cfg.backward_rule
+    assert (args.backward_init, args.backward_score, args.backward_refine) == (cfg.backward_init, cfg.backward_score,
+                                                                              cfg.backward_refine)
     assert args.views == cfg.views and args.backward_rounds == cfg.backward_rounds
     assert args.iterations == cfg.student.iterations
