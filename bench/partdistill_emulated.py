@@ -28,7 +28,10 @@ Phases (``--phase``; default all, in this order):
 * ``size``: same categories, the chosen pair at 128 and 256 px; the size with the best mean
   (c) is chosen (ties: the smaller);
 * ``report``: every category at the chosen settings, box and mask outputs, strengths medium,
-  high and zero. Targets are judged on the REPORT categories (the others) and on all five.
+  high and zero, with the backward student's options ``--backward-init / --backward-score /
+  --backward-refine`` (default: the code's, chosen afterwards on the same selection categories by
+  ``bench/partdistill_emulated_backward.py``; the select and size phases keep the earlier backward
+  student: fresh, the student's score, no refinement). Targets are judged on the REPORT categories (the others) and on all five.
 
     OMP_NUM_THREADS=1 python bench/partdistill_emulated.py            # all phases, resumes
     OMP_NUM_THREADS=1 python bench/partdistill_emulated.py --phase select
@@ -287,13 +290,19 @@ def main() -> None:
             loaded[name] = Category(bench, name, args.labelled)
         return loaded[name]
 
-    def run(name, output, t, size, m, rule):
-        path = CACHE / f"{run_key(name, output, t, size, m, rule, args)}.json"
+    # the selection and size phases were measured with the earlier backward student (fresh, the student's
+    # score, no refinement); the backward options (chosen afterwards in partdistill_emulated_backward.md)
+    # apply to the report phase
+    earlier = argparse.Namespace(**{**vars(args), "backward_init": "fresh", "backward_refine": 0.0,
+                                    "backward_score": "student"})
+
+    def run(name, output, t, size, m, rule, a=earlier):
+        path = CACHE / f"{run_key(name, output, t, size, m, rule, a)}.json"
         if path.is_file():
             return json.loads(path.read_text())
         if args.report_only:
             return None
-        row = do_run(cat(name), output, t, size, m, rule, args)
+        row = do_run(cat(name), output, t, size, m, rule, a)
         s = row["scores"]
         print(f"{name} {output} t={t:g} {size}px m={m:g} {rule}: " +
               " ".join(f"{k} {s[k]['miou']:.1f}" for k in METHODS[:3]) + f" ({row['train_s']:.0f} s)", flush=True)
@@ -312,7 +321,7 @@ def main() -> None:
             chosen[0] = choose(got, ("min_score",))[0]
     # every selection-category run at 128 px, medium, box in the cache (also those of earlier full grids)
     select = [r for c in args.select for m in MIN_SCORES for rule in RULES
-              if (p := CACHE / f"{run_key(c, 'box', 0.5, 128, m, rule, args)}.json").is_file()
+              if (p := CACHE / f"{run_key(c, 'box', 0.5, 128, m, rule, earlier)}.json").is_file()
               and (r := json.loads(p.read_text()))]
     sizes, report, supervised = [], [], {}
     if chosen[0] is not None and stop >= 2:
@@ -326,7 +335,7 @@ def main() -> None:
         settings = [(STRENGTHS[sn], o) for sn, o in order if sn in args.strengths and o in args.outputs]
         for n, (t, output) in enumerate(settings):
             for c in cats_all:
-                r = run(c, output, t, chosen[2], chosen[0], chosen[1])
+                r = run(c, output, t, chosen[2], chosen[0], chosen[1], args)
                 if r is not None:
                     report.append(r)
             if n == 0:  # (d) right after the target's setting

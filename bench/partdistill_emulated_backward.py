@@ -98,7 +98,9 @@ def run_seed(cat, seed: int, variants: list[str], args) -> list[dict]:
     scfg = replace(scfg0, seed=seed)
     P = len(cat.names)
     fpath = CACHE / f"{cat.name}_seed{seed}.forward.pt"
-    base = DistillConfig(min_score=0.5, backward_rule="class_relative", student=scfg)
+    # the earlier backward student (fresh, the student's score, no refinement); variants change it
+    base = DistillConfig(min_score=0.5, backward_rule="class_relative", backward_init="fresh",
+                         backward_score="student", backward_refine=0.0, student=scfg)
     forward = None
     if fpath.is_file():
         forward = PointStudent(P, scfg.width, scfg.n_blocks)

@@ -50,9 +50,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--backward-score", choices=["student", "product"], default="student",
                    help="a kept prediction's new confidence: the student's score (student, the default) or the "
                         "teacher's confidence times it (product)")
-    q.add_argument("--backward-refine", type=float, default=0.0,
+    q.add_argument("--backward-refine", type=float, default=0.5,
                    help="cut kept predictions to the points where the student's probability of their part is "
-                        ">= this x its maximum inside them (a box becomes a mask; 0 = off, the default)")
+                        ">= this x its maximum inside them (a box becomes a mask; default 0.5, DistillConfig's, "
+                        "chosen in partdistill_emulated_backward.md; 0 = off)")
     q.add_argument("--class-weights", choices=["none", "released"], default="none",
                    help="student loss: every part weighs 1 (none) or rare parts weigh up to 4x (released: the "
                         "released PartDistill code's smoothed inverse-frequency weights)")

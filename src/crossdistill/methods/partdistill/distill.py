@@ -124,7 +124,8 @@ class DistillConfig:
             prediction is cut to the points where the student's probability of its label is at
             least r times its maximum over the prediction (:meth:`.knowledge.Knowledge.refine`:
             a box becomes the student's mask of the part inside it). Re-scoring still reads the
-            whole prediction.
+            whole prediction. Default 0.5 (the one value tried, chosen over off and the other
+            backward options on the selection categories in ``partdistill_emulated_backward.md``).
         backward_score: the new confidence of a kept prediction: "student" (the student's score
             of :func:`select_by_agreement` replaces the teacher's, as in the paper) or "product"
             (the teacher's confidence times the student's score, so re-scoring can only lower a
@@ -144,7 +145,7 @@ class DistillConfig:
     keep_agreement: float = 0.5
     backward_rule: str = "class_relative"
     backward_init: str = "fresh"
-    backward_refine: float = 0.0
+    backward_refine: float = 0.5
     backward_score: str = "student"
     per_point_mean: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
