@@ -19,7 +19,8 @@ GEOMETRY = {"mesh": ("cc", "kmeans", "kmeans_count", "one_segment"),
 VARIANT_NAMES = {"fast": "ours, fast preset", "as_released": "ours, fast, released training choices",
                  "equal_terms": "ours, fast preset, pull and push weighted equally",
                  "shared": "ours, fast preset, other pair sampler",
-                 "paper_cpu": "ours, paper method at the CPU budget", "no_skip": "ours, fast, no long skip"}
+                 "paper_cpu": "ours, paper method at the CPU budget", "no_skip": "ours, fast, no long skip",
+                 "push_floor": "ours, fast preset, push term floored at the pull term"}
 GEO_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal), best k of 2-12",
              "region_grow": "normal region growing, best of 5 angles",
              "kmeans_count": "k-means told each person's segment count", "one_segment": "one segment"}

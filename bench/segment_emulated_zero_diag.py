@@ -243,7 +243,7 @@ HDBSCAN (the fast preset's, epsilon 0.1) best of 11 scales; with epsilon 0.
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(REPO / ".." / "shared" / "data"))
-    ap.add_argument("--objects", nargs="+", required=True, help="dataset/track/category/id")
+    ap.add_argument("--objects", nargs="*", default=[], help="dataset/track/category/id")
     ap.add_argument("--variant", default="fast", help="'fast' or a JSON dict of GroupingTrainConfig overrides")
     ap.add_argument("--cache", default=str(REPO / "bench" / "_cache" / "segment_emulated_zero_diag"))
     ap.add_argument("--train-only", action="store_true")

@@ -72,6 +72,33 @@ def test_push_floor_weighs_pushes_as_pulls_where_one_group_dominates():
     assert float(pf["loss"]) == pytest.approx(pull * 0.6 + push * 0.6, abs=1e-5)
 
 
+def test_sam_like_masks_train_point_clouds_with_the_push_floor_and_meshes_without(three_primitives):
+    import dataclasses
+
+    from crossdistill.eval.emulators import EmulatedMaskTeacher
+    from crossdistill.geometry.sampling import sample_surface
+    from crossdistill.methods.sampart3d.pipeline import SegmentConfig, segment_shape
+    from crossdistill.methods.sampart3d.rules import PAPER_RULES
+    from crossdistill.methods.sampart3d.train import GroupingTrainConfig
+    from crossdistill.types import Shape
+
+    mesh, gt = three_primitives
+    shape = Shape(vertices=np.asarray(mesh.vertices, float), faces=np.asarray(mesh.faces))
+    s = sample_surface(shape, 1500, seed=0)
+    cloud = Shape(vertices=s.points, vertex_normals=s.normals)
+    cfg = SegmentConfig(n_points=1500, n_views=6, image_size=64, train=GroupingTrainConfig(iterations=6))
+    parts_pts = np.stack([np.zeros(len(s.points), int), gt[s.face_id]])
+    seg = segment_shape(cloud, cfg, mask_teacher=EmulatedMaskTeacher(parts_pts), progress=False)
+    assert seg.meta["shape_kind"] == "points" and seg.meta["push_floor"] and "push_floor" in seg.meta["rules"]
+    plain = segment_shape(cloud, dataclasses.replace(cfg, rules=PAPER_RULES),
+                          mask_teacher=EmulatedMaskTeacher(parts_pts), progress=False)
+    assert not plain.meta["push_floor"]
+    assert not np.allclose(seg.field.losses, plain.field.losses)  # the weights changed what was trained
+    parts_faces = np.stack([np.zeros(len(gt), int), gt])
+    mseg = segment_shape(shape, cfg, mask_teacher=EmulatedMaskTeacher(parts_faces), progress=False)
+    assert mseg.meta["shape_kind"] == "pieces" and not mseg.meta["push_floor"]
+
+
 def test_loss_ignores_unmasked_pixels_and_cross_image_pairs():
     f = torch.tensor([[[0.0, 0.0], [0.0, 0.0]], [[5.0, 0.0], [5.0, 0.0]]])
     m = torch.tensor([[0, -1], [0, 1]])
@@ -224,8 +251,11 @@ def test_rules_follow_the_teacher_and_presets():
     assert cfg.rules_for(RenderMaskTeacher()) == RENDER_CUE_RULES
     assert cfg.rules_for(object()) == SAM_RULES["pieces"]  # an unknown (real) model is SAM-like
     assert "pieces" in SAM_RULES["pieces"].names and not SAM_RULES["pieces"].piece_codes
-    # on closed single surfaces and point clouds SAM-like masks get no rule; the render-cue teacher keeps its own
-    assert cfg.rules_for(object(), "closed_surface") == PAPER_RULES == cfg.rules_for(object(), "points")
+    # on closed single surfaces SAM-like masks get no rule, on point clouds only the push floor of training;
+    # the render-cue teacher keeps its own
+    assert cfg.rules_for(object(), "closed_surface") == PAPER_RULES
+    assert cfg.rules_for(object(), "points") == dataclasses.replace(PAPER_RULES, push_floor=True)
+    assert cfg.rules_for(object(), "points").names == ["push_floor"] and not SAM_RULES["pieces"].push_floor
     assert cfg.rules_for(RenderMaskTeacher(), "points") == RENDER_CUE_RULES
     with pytest.raises(ValueError, match="shape_kind"):
         cfg.rules_for(object(), "sphere")

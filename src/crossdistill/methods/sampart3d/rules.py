@@ -12,6 +12,11 @@ Rules (field of :class:`PartRules` -- what it does):
 
 * ``piece_codes`` -- meshes: a random code of each point's connected piece is appended to the
   field's F_B input (connectivity as a cue).
+* ``push_floor`` -- training: the push term of Eq. 5 never weighs less than the pull term
+  (:class:`.train.GroupingTrainConfig`); with the released code's pair-share weights, images
+  where one large part dominates let its pulls outweigh a small part's pushes, and the field
+  collapses parts together. Like ``piece_codes`` it acts when the field is trained, so
+  re-scoring a trained field under other rules (``pipeline.with_rules``) cannot change it.
 * ``face_spill`` -- meshes: a label holding less than this share of its area inside a piece
   is spill-over there and takes the piece's majority label (0: off).
 * ``pieces`` -- meshes: parts are kept inside connected pieces (split where a part spans
@@ -40,6 +45,7 @@ class PartRules:
     """Stage-3 rules beyond the paper (see the module docstring); the defaults are all off."""
 
     piece_codes: bool = False
+    push_floor: bool = False
     face_spill: float = 0.0
     pieces: bool = False
     pieces_until: float | None = None
@@ -73,6 +79,8 @@ class PartRules:
         on = []
         if self.piece_codes:
             on.append("piece_codes")
+        if self.push_floor:
+            on.append("push_floor")
         if self.face_spill > 0:
             on.append("face_spill")
         if self.pieces:
@@ -104,9 +112,11 @@ SHAPE_KINDS = ("pieces", "closed_surface", "points")
 #: kind: what held up under the category-level cross-validation of
 #: ``docs/results/segment_emulated.md`` (chosen on fold A, a gain on fold B), decided per kind:
 #: on meshes of pieces every render-cue rule but the piece codes (the field's input stays as
-#: published); on closed surfaces and point clouds no candidate gained on fold A: no rule.
+#: published); on closed surfaces and point clouds no stage-3 candidate gained on fold A. Point
+#: clouds train with the push floor (chosen on fold A at strength zero, reported on fold B:
+#: ``docs/results/segment_emulated_zero.md``); it was not measured on meshes.
 SAM_RULES: dict[str, PartRules] = {"pieces": replace(RENDER_CUE_RULES, piece_codes=False),
-                                   "closed_surface": PAPER_RULES, "points": PAPER_RULES}
+                                   "closed_surface": PAPER_RULES, "points": replace(PAPER_RULES, push_floor=True)}
 
 #: The geometric part teacher (spectral partitions of closed single surfaces): no rule, as it was
 #: measured in ``docs/results/segment_single_surface.md``.
