@@ -268,10 +268,14 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--proposal-augment", action="store_true")
     ap.add_argument("--momentum", type=float, default=0.99)
     ap.add_argument("--refresh-every", type=int, default=50)
+    ap.add_argument("--transductive", action="store_true",
+                    help="the method also learns (without labels) on the test renders, which the k-means proposals "
+                         "are computed on; default: it learns on the training renders only")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="default", help="name of this variant in the runs folder")
     ap.add_argument("--no-report", action="store_true", help="write only the variant's JSON")
+    ap.add_argument("--stem", default=STEM, help="name of the report files in docs/results")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "crossdistill_bench")
     ap.add_argument("--report-from", default=None, metavar="TAG",
                     help="write the report from the saved run TAG (its JSON and cached example images), no run")
@@ -284,8 +288,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
         report = json.loads((OUT / f"{STEM}_runs" / f"{args.report_from}.json").read_text())
         with open(args.cache / f"{STEM}_examples_{args.report_from}.pkl", "rb") as fh:
             examples, names = pickle.load(fh)
-        write_report(report, examples, names, OUT, STEM)
-        print(f"wrote {OUT / (STEM + '.md')} from run {args.report_from}")
+        write_report(report, examples, names, OUT, args.stem)
+        print(f"wrote {OUT / (args.stem + '.md')} from run {args.report_from}")
         return
 
     import torch
@@ -298,6 +302,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     split, names, teacher_id = load_data(args.size, args.grid, args.cache)
     config = build_config(args)
     train_crops = [c for img in split["train"] for c in img["crops"]]
+    if args.transductive:  # the unlabelled collection also holds the test renders, as the proposals see them
+        train_crops += [c for img in split["test"] for c in img["crops"]]
     results, timings = {}, {}
 
     t = time.perf_counter()
@@ -366,8 +372,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from partdistillation_report import write_report
 
-        write_report(report, examples, names, OUT, STEM)
-        print(f"wrote {OUT / (STEM + '.md')} in {wall:.0f} s")
+        write_report(report, examples, names, OUT, args.stem)
+        print(f"wrote {OUT / (args.stem + '.md')} in {wall:.0f} s")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--proposal-set", action="append", default=[], help="ProposalConfig field=value of the targets")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "crossdistill_bench")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--transductive", action="store_true",
+                    help="train on the instances of the test images themselves (as k-means sees them)")
     args = ap.parse_args()
 
     import torch
@@ -81,6 +83,8 @@ def main() -> None:
     train = [train[i] for i in sorted(rng.choice(len(train), min(args.n_train, len(train)), replace=False))]
     test = [img for img in split["test"] if img["category"] in cats and img["crops"]]
     test = [test[i] for i in sorted(rng.choice(len(test), min(args.n_test, len(test)), replace=False))]
+    if args.transductive:
+        train = [c for img in test for c in img["crops"]]
 
     cfg = PartDistillationConfig()
     cfg = replace(cfg, **{k: _parse_value(v) for k, v in (s.split("=", 1) for s in args.set)})

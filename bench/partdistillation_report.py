@@ -56,8 +56,12 @@ def write_report(report: dict, examples, names: dict, out: Path, stem: str) -> N
         f"Machine: {report['machine']}; load average at the end {', '.join(f'{x:.1f}' for x in report['loadavg_end'])}  ",
         f"Date: {report['date']}", "",
         f"Images: {report['n_images']['train']} training and {report['n_images']['test']} test renders (4 views per "
-        "object, 13 categories, objects alternating between the halves). The method learns on every training image "
-        "without labels; the figures are on the test images.",
+        "object, 13 categories, objects alternating between the halves). " + (
+            "**Transductive protocol:** the method learns without labels on every training *and test* image (the "
+            "k-means proposals are computed on the test images too); labels of test images are used only to score. "
+            if report.get("args", {}).get("transductive") else
+            "The method learns on every training image without labels (inductive: test objects are unseen). ")
+        + "The figures are on the test images.",
         f"Teacher: `{report['teacher']}` (offline instance teacher: no Mask2Former weights on this machine; instances "
         "are the rendered silhouettes, pixel features what one image shows: colour, camera-frame normal, relative "
         "depth and smoothed copies).", "",
