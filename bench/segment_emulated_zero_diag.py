@@ -210,7 +210,7 @@ def write_report(cache: Path, out: Path, cmd: str) -> None:
             pipe = r["pipeline_points"][lv]
             cells = [name, vdir.name, f"{r['train_s']:.0f}",
                      " / ".join(f"{100 * v:.2f}" for v in r["a_pix_point_err"].values()),
-                     f"{r['b_pairs'][lv][0][1]:.2f}", f"{merged[0]:.2f} / {min(merged):.2f}",
+                     f"{r['b_pairs'][lv][0][1]:.2f}", f"{merged[0]:.2f} / {min(merged):.2f} / {merged[-1]:.2f}",
                      f"{100 * max(r['b_oracle'][lv]):.1f}" if r.get("b_oracle", {}).get(lv) else "-",
                      f"{100 * max(pipe):.1f}",
                      f"{100 * max(r['c']['eps0.1_ms5'][lv]):.1f}" if "c" in r else "-",
@@ -229,7 +229,7 @@ points, first label level (PartNet: link; psb: the first human segmentation).
 Columns: (a) share of supervised pixels whose point has another ground-truth label than the element
 the pixel shows (link / leaf, %); (b) median feature distance of point pairs from different
 ground-truth parts at q = 0 (the push margin is 1); share of ground-truth part pairs whose mean
-features lie closer than 0.5, at q = 0 / the least over 11 scales; the oracle: Ward clustering of the
+features lie closer than 0.5, at q = 0 / the least over 11 scales / at q = 1; the oracle: Ward clustering of the
 features told the ground-truth part count, best of 11 scales; (c) the pipeline's best of its 5 scales;
 HDBSCAN (the fast preset's, epsilon 0.1) best of 11 scales; with epsilon 0.
 
