@@ -144,7 +144,8 @@ def analyse(f: Path, levels: list[str], quick: bool = False) -> dict:
         for i in qi:
             fi = feats[i]
             d = np.linalg.norm(fi[pa] - fi[pb], axis=1)
-            pairs.append([round(float(np.median(d[same])), 3), round(float(np.median(d[diff])), 3) if diff.any() else None,
+            pairs.append([round(float(np.median(d[same])), 3),
+                          round(float(np.median(d[diff])), 3) if diff.any() else None,
                           round(float(np.mean(d[diff] < 0.5)), 3) if diff.any() else None,
                           round(_merged_part_pairs(fi, g), 3)])
             if quick:

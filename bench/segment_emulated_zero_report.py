@@ -133,7 +133,8 @@ def write(cache: Path, out: Path, command: str) -> None:
                                  + " (" + " / ".join(f"{x:+.1f}" for x in d) + ") |")
             if means:
                 lines += ["", "Fold means, each variant against the fast preset on the objects both ran on:", "",
-                          "| fold | variant | n | fast preset | variant (difference) |", "|---|---|---|---|---|"] + means
+                          "| fold | variant | n | fast preset | variant (difference) |",
+                          "|---|---|---|---|---|"] + means
             lines.append("")
     lines += ["(For PSB the difference in RI error is given as a gain: positive = lower error.)", ""]
     out.write_text("\n".join(lines))
@@ -145,7 +146,8 @@ def main() -> int:
     ap.add_argument("--cache", default=str(REPO / "bench" / "_cache" / "segment_emulated"))
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "segment_emulated_zero.md"))
     args = ap.parse_args()
-    write(Path(args.cache), Path(args.out), "python bench/segment_emulated_zero_report.py " + " ".join(sys.argv[1:]))
+    command = ("python bench/segment_emulated_zero_report.py " + " ".join(sys.argv[1:])).strip()
+    write(Path(args.cache), Path(args.out), command)
     return 0
 
 
