@@ -62,7 +62,7 @@ def write(cache: Path, out: Path, command: str) -> None:
         "",
         f"Command: `{command}` (runs: `python bench/segment_emulated.py --tracks points --variants push_floor "
         "--strengths zero medium --full-grid --workers 1 --categories ...`, one fold at a time)  ",
-        f"Machine: 2 shared cores (load 6-8 from other work), {platform.machine()}, Python "
+        f"Machine: 2 shared cores (load 4-8 from other work during the runs), {platform.machine()}, Python "
         f"{platform.python_version()}, 1 torch thread  ",
         f"Date: {date.today().isoformat()}",
         "",
