@@ -178,7 +178,12 @@ def _contact_sheet(category: str, item, gt_faces, face_preds) -> None:
 
 
 def _plot(rows) -> None:
-    import matplotlib
+    """Per-category bars (``{STEM}.png``); skipped, with a note, where matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"note: matplotlib is not installed: {STEM}.png not drawn (pip install matplotlib)")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
