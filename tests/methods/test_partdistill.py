@@ -40,17 +40,8 @@ def test_backproject_box_and_mask_select_exactly_the_visible_covered_points():
     assert len(backproject([PartPredictions(np.array([0]), np.array([1.0], np.float32), masks=empty)], corr)) == 0
 
 
-def _two_box_shape(height: float = 1.0) -> tuple[Shape, np.ndarray]:
-    a = trimesh.creation.box((1.0, 0.4, 1.0))
-    b = trimesh.creation.box((0.5, height, 0.5))
-    b.apply_translation((0, 0.2 + height / 2 + 0.05, 0))
-    faces = np.concatenate([a.faces, b.faces + len(a.vertices)])
-    shape = Shape(np.concatenate([a.vertices, b.vertices]), faces)
-    return shape, np.concatenate([np.zeros(len(a.faces), np.int64), np.ones(len(b.faces), np.int64)])
-
-
-def test_backproject_on_a_rendered_scene_matches_visibility():
-    shape, face_labels = _two_box_shape()
+def test_backproject_on_a_rendered_scene_matches_visibility(two_box_shape):
+    shape, face_labels = two_box_shape()
     unit, samples, _ = shape_points(shape, 800, 8)
     res = render_shape(unit, partdistill_rig(4, 64), samples=samples, progress=False)
     fid = res.views.face_id
@@ -115,14 +106,14 @@ class _OracleWithPlantedError:
 
 
 @pytest.fixture(scope="module")
-def distilled():
+def distilled(two_box_shape):
     teacher = _OracleWithPlantedError()
     cfg = DistillConfig(views=6, image_size=64, backward_rule="absolute",
                         student=StudentConfig(n_points=512, width=32, n_blocks=2, k=8, iterations=80, batch_size=4))
     pd = PartDistill(teacher, ["base", "top"], cfg, progress=False)
     items = []
     for s, h in enumerate([0.8, 1.0, 1.2, 0.9, 1.1]):
-        shape, labels = _two_box_shape(h)
+        shape, labels = two_box_shape(h)
         teacher.face_labels, teacher.plant = labels, s == 0
         items.append(pd.prepare(shape, f"shape{s}"))
     return pd, items, pd.fit(items)
@@ -145,9 +136,9 @@ def test_backward_distillation_drops_the_planted_wrong_prediction(distilled):
     assert result.rounds[0]["stage"] == "forward" and result.rounds[1]["stage"] == "backward 1"
 
 
-def test_student_and_lifting_label_the_two_parts(distilled, tmp_path):
+def test_student_and_lifting_label_the_two_parts(distilled, tmp_path, two_box_shape):
     pd, items, result = distilled
-    shape, labels = _two_box_shape(1.05)
+    shape, labels = two_box_shape(1.05)
     path = save_student(tmp_path / "student.pt", result.student, pd.part_names, pd.config.student, {"x": 1})
     ckpt = load_student(path)
     assert ckpt.part_names == ("base", "top") and ckpt.meta == {"x": 1}

@@ -8,12 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-import trimesh
 
 from crossdistill.errors import InputError
 from crossdistill.methods.partdistill import DistillConfig, Knowledge, PartDistill, StudentConfig, train_student
 from crossdistill.methods.partdistill.student_training import ShapePoints, predict_probs
-from crossdistill.types import Shape
 
 
 def _knowledge() -> Knowledge:
@@ -75,16 +73,6 @@ def test_backward_options_are_validated_and_recorded():
     assert d["backward_init"] == "continue" and d["backward_refine"] == 0.5
 
 
-def _two_box_shape(height: float) -> tuple[Shape, np.ndarray]:
-    """A flat base box under a taller top box, and the part (0 base, 1 top) of each face."""
-    a = trimesh.creation.box((1.0, 0.4, 1.0))
-    b = trimesh.creation.box((0.5, height, 0.5))
-    b.apply_translation((0, 0.2 + height / 2 + 0.05, 0))
-    faces = np.concatenate([a.faces, b.faces + len(a.vertices)])
-    shape = Shape(np.concatenate([a.vertices, b.vertices]), faces)
-    return shape, np.concatenate([np.zeros(len(a.faces), np.int64), np.ones(len(b.faces), np.int64)])
-
-
 class _BoxOracle:
     """Test data source (TextTeacher protocol): per view one tight box per part from the render's face ids,
     0.9 confident for the base (part 0) and 0.6 for the top."""
@@ -113,14 +101,14 @@ class _BoxOracle:
 
 
 @pytest.fixture(scope="module")
-def box_distilled():
+def box_distilled(two_box_shape):
     teacher = _BoxOracle()
     cfg = DistillConfig(views=4, image_size=48, backward_init="continue", backward_refine=0.9,
                         student=StudentConfig(n_points=256, width=16, n_blocks=1, k=8, iterations=30, batch_size=2))
     pd = PartDistill(teacher, ["base", "top"], cfg, progress=False)
     items = []
     for s, h in enumerate([0.8, 1.2, 1.0]):
-        shape, labels = _two_box_shape(h)
+        shape, labels = two_box_shape(h)
         teacher.face_labels = labels
         items.append(pd.prepare(shape, f"s{s}"))
     return pd, items, pd.fit(items)
