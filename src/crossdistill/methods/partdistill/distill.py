@@ -279,9 +279,9 @@ class PartDistill:
         refined, dropped, added, kept = [], 0, 0, 0
         P = len(self.part_names)
         soft = [predict_probs(student, s.points, self.device) for s in items]
-        probs = soft
-        if self.config.backward_rule == "reweight":  # share of points the student labels with the part
-            probs = [np.eye(P, dtype=np.float32)[p.argmax(1)] for p in soft]
+        # reweight: the share of points the student labels with the part (one-hot); else its probabilities
+        probs = [np.eye(P, dtype=np.float32)[p.argmax(1)] for p in soft] \
+            if self.config.backward_rule == "reweight" else soft
         agree = [s.knowledge.agreement(p) for s, p in zip(items, probs)]
         keep_all, score_all = select_by_agreement(
             np.concatenate(agree), np.concatenate([s.knowledge.labels for s in items]), P,
