@@ -82,6 +82,7 @@ def main() -> int:
         print(f"error: {data} lacks partnet_mobility_dev/ or psb_dev/ (the shared data folder)", file=sys.stderr)
         return 2
     from crossdistill.eval.segment_objects import select
+    from segment_emulated_report import shipped_variant
 
     cache = Path(args.cache)
     jobs = []
@@ -89,8 +90,10 @@ def main() -> int:
         for cat, oid in select(data, ds, args.per_category, args.categories):
             for track in args.tracks:
                 for variant in args.variants:
-                    if not args.full_grid and variant != "fast" and track != "mesh":
-                        continue  # the default grid: variants on the mesh tracks only (one session's CPU)
+                    if (not args.full_grid and variant != "fast" and track != "mesh"
+                            and variant != shipped_variant(ds, track)):
+                        continue  # the default grid: variants on the mesh tracks only (one session's CPU),
+                        # and everywhere the variant that trains as the default does
                     for strength in (args.strengths or VARIANTS[variant]):
                         if strength in ("low", "high") and not args.full_grid:
                             continue  # low / high only with --full-grid (same reason)

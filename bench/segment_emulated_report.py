@@ -114,6 +114,18 @@ def shape_kind(dataset: str, track: str) -> str:
     return "points" if track == "points" else "closed_surface" if dataset == "psb" else "pieces"
 
 
+def shipped_variant(dataset: str, track: str, groups: dict | None = None, strength: str | None = None) -> str:
+    """The bench variant that trains the field as the default does for SAM-like masks on this track's kind of
+    shape (``rules.SAM_RULES``): ``push_floor`` where that kind's rules floor the push term, else ``fast``.
+    With ``groups`` and ``strength``, falls back to ``fast`` where the shipped variant was not run."""
+    from crossdistill.methods.sampart3d.rules import SAM_RULES
+
+    v = "push_floor" if SAM_RULES[shape_kind(dataset, track)].push_floor else "fast"
+    if groups is not None and strength is not None and not groups.get((dataset, track, v, strength)):
+        return "fast"
+    return v
+
+
 def ours_key_for(summary: dict, dataset: str, track: str) -> str:
     """The result key of `ours` on a track: the rule set adopted for its shape kind."""
     return summary.get("ours_key", {}).get(shape_kind(dataset, track), "ours")
@@ -124,7 +136,7 @@ def _targets(groups, geo, summary) -> list[str]:
     for ds in ("partnet", "psb"):
         for track in ("mesh", "points"):
             ours_key = ours_key_for(summary, ds, track)
-            rs = groups.get((ds, track, "fast", "zero"), [])
+            rs = groups.get((ds, track, shipped_variant(ds, track, groups, "zero"), "zero"), [])
             if rs:
                 for m in METRICS[ds]:
                     if m == "ri":
@@ -132,10 +144,11 @@ def _targets(groups, geo, summary) -> list[str]:
                     v = mean_best(rs, ours_key, m)
                     ok = v is not None and v >= 0.90
                     ceil = float(np.mean([r["visible_ceiling"].get(m, np.nan) for r in rs]))
-                    lines.append(f"- strength zero, {ds} {track}, {m}: ours {fmt(ds, m, v)} (target >= 90; visible "
+                    lines.append(f"- strength zero, {ds} {track}, {m}: ours{_as(ds, track, groups, 'zero')} "
+                                 f"{fmt(ds, m, v)} (target >= 90; visible "
                                  f"ceiling {fmt(ds, m, ceil)}): **{'met' if ok else 'MISSED'}**")
                     summary["targets"].append({"what": f"zero {ds} {track} {m}", "value": v, "met": ok})
-            rs = groups.get((ds, track, "fast", "medium"), [])
+            rs = groups.get((ds, track, shipped_variant(ds, track, groups, "medium"), "medium"), [])
             if not rs:
                 continue
             for m in METRICS[ds]:
@@ -148,12 +161,19 @@ def _targets(groups, geo, summary) -> list[str]:
                 d_lift, d_geo = better(m, ours, lift), better(m, ours, gv)
                 ok = d_lift >= 5 and d_geo >= 10
                 name = "RI error" if m == "ri" else m
-                lines.append(f"- strength medium, {ds} {track}, {name}: ours {fmt(ds, m, ours)}, lifting "
+                lines.append(f"- strength medium, {ds} {track}, {name}: ours{_as(ds, track, groups, 'medium')} "
+                             f"{fmt(ds, m, ours)}, lifting "
                              f"{fmt(ds, m, lift)} ({d_lift:+.1f}, target >= +5), best geometric ({GEO_NAMES[gk]}) "
                              f"{fmt(ds, m, gv)} ({d_geo:+.1f}, target >= +10): **{'met' if ok else 'MISSED'}**")
                 summary["targets"].append({"what": f"medium {ds} {track} {m}", "ours": ours, "lift": lift,
                                            "geometry": gv, "met": ok})
     return lines + [""]
+
+
+def _as(ds: str, track: str, groups: dict, strength: str) -> str:
+    """`` (push floor)`` where `ours` on a track is not the plain fast-preset field."""
+    v = shipped_variant(ds, track, groups, strength)
+    return "" if v == "fast" else " (push floor)" if v == "push_floor" else f" ({v})"
 
 
 def _table(groups, geo, ds, track, summary) -> list[str]:
@@ -176,9 +196,13 @@ def _table(groups, geo, ds, track, summary) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
 
     ours_key = ours_key_for(summary, ds, track)
+    shipped = shipped_variant(ds, track)
+    if shipped != "fast":
+        row(f"**ours as shipped**: {VARIANT_NAMES[shipped]}, adopted rules ({ours_key[6:] if ours_key != 'ours' else 'none'})",
+            ours_key, shipped)
     if ours_key != "ours":
         row(f"ours, fast preset, adopted rules ({ours_key[6:]})", ours_key, "fast")
-    for v in ("fast", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
+    for v in ("fast", "push_floor", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
         row(VARIANT_NAMES[v] + (" (no rule)" if v == "fast" else ""), "ours", v)
         if v != "fast" and ours_key.startswith("rules:") and ours_key != "rules:none" and any(
                 _entry(r, ours_key) for s in present for r in groups.get((ds, track, v, s), [])):
@@ -195,12 +219,14 @@ def _table(groups, geo, ds, track, summary) -> list[str]:
         for k in GEOMETRY[track] if mean_best(geo[(ds, track)], k, METRICS[ds][0]) is not None), ""]
     med = groups.get((ds, track, "fast", "medium"), [])
     if med:
-        lines += ["Per category at medium strength (ours fast / lifting):", "",
+        ours_med = groups.get((ds, track, shipped_variant(ds, track, groups, "medium"), "medium"), med)
+        lines += [f"Per category at medium strength (ours{_as(ds, track, groups, 'medium')} / lifting):", "",
                   "| category | n | ours | lifting |", "|---|---|---|---|"]
         for cat in cats:
-            rs = [r for r in med if r["category"] == cat]
+            rs = [r for r in ours_med if r["category"] == cat]
             o = " / ".join(fmt(ds, m, mean_best(rs, ours_key, m)) for m in METRICS[ds])
-            li = " / ".join(fmt(ds, m, mean_best(rs, "lift", m)) for m in METRICS[ds])
+            li = " / ".join(fmt(ds, m, mean_best([r for r in med if r["category"] == cat], "lift", m))
+                            for m in METRICS[ds])
             lines.append(f"| {cat} | {len(rs)} | {o} | {li} |")
         lines.append("")
     summary["tables"][f"{ds}_{track}"] = table
@@ -282,7 +308,7 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
             base = {r["name"]: r for r in groups.get((ds, track, "fast", "medium"), [])}
             if not base:
                 continue
-            for v in ("equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
+            for v in ("push_floor", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
                 other = {r["name"]: r for r in groups.get((ds, track, v, "medium"), [])}
                 common = sorted(set(base) & set(other))
                 if not common:
@@ -303,11 +329,12 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
                 mixed = per_scale.max(1).mean()
                 out.setdefault("mixed_scales", []).append((ds, track, m, float(mixed), float(single.max()),
                                                            int(single.argmax())))
-    labels = {"equal_terms": "pull and push weighted equally - by their share of the pairs (fast preset)",
+    labels = {"push_floor": "push term floored at the pull term - by their share of the pairs (fast preset)",
+              "equal_terms": "pull and push weighted equally - by their share of the pairs (fast preset)",
               "as_released": "released training choices (hierarchy term, uniform pixels) - fast preset's",
               "shared": "other pair sampler - fast preset's", "paper_cpu": "paper method at CPU budget - fast",
               "no_skip": "without long skip - with"}
-    for v in ("equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
+    for v in ("push_floor", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
         if v in out:
             lines += [f"{labels[v]} (points x100, mean over objects and metrics):", "",
                       "| dataset | track | fold | n | difference |", "|---|---|---|---|---|"]

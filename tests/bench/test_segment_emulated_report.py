@@ -1,0 +1,56 @@
+"""The SAM-mode report (``bench/segment_emulated_report.py``) scores `ours` with the field trained
+as the default trains it for each kind of shape (``rules.SAM_RULES``), not always the fast preset's."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from segment_emulated_report import shipped_variant, write_report  # noqa: E402
+
+from crossdistill.methods.sampart3d.rules import SAM_RULES  # noqa: E402
+
+
+def _run(track: str, variant: str, strength: str, category: str, ours: float) -> dict:
+    """One cached run of the bench, as ``run_one`` stores it (only the fields the report reads)."""
+    score = {"link": ours, "leaf": ours - 0.1}
+    res = {"name": f"{category}/1", "category": category, "dataset": "partnet", "track": track,
+           "variant": variant, "strength": strength, "seconds": 10.0, "peak_rss_mib": 100.0,
+           "ours": {"best": score, "per_scale": [score] * 5},
+           "rules": {"none": {"best": score, "per_scale": [score] * 5},
+                     "all_render_rules": {"best": score, "per_scale": [score] * 5}},
+           "lift": {"best": {"link": 0.5, "leaf": 0.4}}, "visible_ceiling": {"link": 0.95, "leaf": 0.9}}
+    if variant == "fast" and strength == "zero":
+        geo = {"best": {"link": 0.3, "leaf": 0.2}}
+        res.update({"region_grow": geo, "kmeans": geo} if track == "points" else {"cc": geo, "kmeans": geo})
+    return res
+
+
+def test_shipped_variant_follows_the_rules_of_each_kind_of_shape() -> None:
+    for ds, track, kind in (("partnet", "points", "points"), ("psb", "points", "points"),
+                            ("partnet", "mesh", "pieces"), ("psb", "mesh", "closed_surface")):
+        want = "push_floor" if SAM_RULES[kind].push_floor else "fast"
+        assert shipped_variant(ds, track) == want
+    # where the shipped variant was not run at a strength, the report falls back to the fast preset
+    assert shipped_variant("partnet", "points", {}, "zero") == "fast"
+
+
+@pytest.mark.parametrize("track", ["points", "mesh"])
+def test_targets_use_the_shipped_variant(tmp_path: Path, track: str) -> None:
+    runs = [_run(track, v, s, c, ours)
+            for c in ("Bottle", "Box")
+            for v, ours in (("fast", 0.6), ("push_floor", 0.8))
+            for s in ("zero", "medium")]
+    write_report(runs, tmp_path / "r", "test", threads=1)
+    summary = json.loads((tmp_path / "r.json").read_text())["summary"]
+    expect = 0.8 if shipped_variant("partnet", track) == "push_floor" else 0.6
+    zero = [t for t in summary["targets"] if t["what"] == f"zero partnet {track} link"]
+    medium = [t for t in summary["targets"] if t["what"] == f"medium partnet {track} link"]
+    assert zero and zero[0]["value"] == pytest.approx(expect)
+    assert medium and medium[0]["ours"] == pytest.approx(expect)
+    assert medium[0]["lift"] == pytest.approx(0.5)
