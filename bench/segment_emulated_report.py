@@ -91,9 +91,14 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, tot
     summary: dict = {"targets": [], "tables": {}}
     cv_lines, adopted = _rules_cv(groups, summary)
     summary["ours_key"] = {k: "rules:none" if a in (None, "none") else f"rules:{a}" for k, a in adopted.items()}
+    trained = {k: shipped_variant(*{"pieces": ("partnet", "mesh"), "closed_surface": ("psb", "mesh"),
+                                     "points": ("partnet", "points")}[k]) for k in adopted}
     lines += ["`ours` below is the fast preset with the stage-3 rules the cross-validation adopted for SAM-like "
-              "masks on each kind of shape: " + "; ".join(f"{k}: **{a or 'none'}**" for k, a in adopted.items())
-              + " (section 'Which stage-3 rules').", ""]
+              "masks on each kind of shape, trained as the default trains it there (`rules.SAM_RULES`; "
+              "push floor: the push term of Eq. 5 floored at the pull term): " + "; ".join(
+                  f"{k}: **{a or 'none'}**" + (" + push floor" if trained[k] == "push_floor" else "")
+                  for k, a in adopted.items()) + " (sections 'Which stage-3 rules' and 'Pair sampling and the "
+              "paper's ablations').", ""]
     lines += _targets(groups, geo, summary)
     for ds in ("partnet", "psb"):
         for track in ("mesh", "points"):
@@ -300,6 +305,32 @@ def _rules_cv(groups, summary) -> tuple[list[str], dict[str, str | None]]:
     return lines + [""] + tail + [""], adopted_by_kind
 
 
+def _fold_differences(groups, summary, ds: str, track: str, variant: str, strength: str) -> list[tuple]:
+    """Per fold: (dataset, track, fold, n, difference with no rule, difference with the shipped rules or None)
+    of ``variant`` against the fast preset at ``strength``, mean over objects and metrics (points x100)."""
+    base = {r["name"]: r for r in groups.get((ds, track, "fast", strength), [])}
+    other = {r["name"]: r for r in groups.get((ds, track, variant, strength), [])}
+    common = sorted(set(base) & set(other))
+    if not common:
+        return []
+    a, b = folds(sorted({base[n]["category"] for n in common}))
+    key = ours_key_for(summary, ds, track)
+    rows = []
+    for fold, cats in (("A", a), ("B", b)):
+        names = [n for n in common if base[n]["category"] in cats]
+        if not names:
+            continue
+        d = np.mean([100 * (other[n]["ours"]["best"][m] - base[n]["ours"]["best"][m])
+                     for n in names for m in METRICS[ds]])
+        # the same difference with the stage-3 rules the track's kind of shape ships
+        with_rules = [100 * (_entry(other[n], key)["best"][m] - _entry(base[n], key)["best"][m])
+                      for n in names for m in METRICS[ds]
+                      if _entry(other[n], key) is not None and _entry(base[n], key) is not None]
+        dr = float(np.mean(with_rules)) if key.startswith("rules:") and with_rules else None
+        rows.append((ds, track, fold, len(names), float(d), dr))
+    return rows
+
+
 def _sampler_and_ablations(groups, summary) -> list[str]:
     lines = ["## Pair sampling and the paper's ablations (medium strength)", ""]
     out = {}
@@ -309,18 +340,9 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
             if not base:
                 continue
             for v in ("push_floor", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
-                other = {r["name"]: r for r in groups.get((ds, track, v, "medium"), [])}
-                common = sorted(set(base) & set(other))
-                if not common:
-                    continue
-                a, b = folds(sorted({base[n]["category"] for n in common}))
-                for fold, cats in (("A", a), ("B", b)):
-                    names = [n for n in common if base[n]["category"] in cats]
-                    if not names:
-                        continue
-                    d = np.mean([100 * (other[n]["ours"]["best"][m] - base[n]["ours"]["best"][m])
-                                 for n in names for m in METRICS[ds]])
-                    out.setdefault(v, []).append((ds, track, fold, len(names), float(d)))
+                out.setdefault(v, []).extend(_fold_differences(groups, summary, ds, track, v, "medium"))
+            out.setdefault("push_floor_zero", []).extend(
+                _fold_differences(groups, summary, ds, track, "push_floor", "zero"))
             # mixed scales (best of the five per object) against the best single scale over objects
             rs = list(base.values())
             for m in METRICS[ds]:
@@ -330,15 +352,19 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
                 out.setdefault("mixed_scales", []).append((ds, track, m, float(mixed), float(single.max()),
                                                            int(single.argmax())))
     labels = {"push_floor": "push term floored at the pull term - by their share of the pairs (fast preset)",
+              "push_floor_zero": "the same at strength zero (perfect masks)",
               "equal_terms": "pull and push weighted equally - by their share of the pairs (fast preset)",
               "as_released": "released training choices (hierarchy term, uniform pixels) - fast preset's",
               "shared": "other pair sampler - fast preset's", "paper_cpu": "paper method at CPU budget - fast",
               "no_skip": "without long skip - with"}
-    for v in ("push_floor", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
-        if v in out:
-            lines += [f"{labels[v]} (points x100, mean over objects and metrics):", "",
-                      "| dataset | track | fold | n | difference |", "|---|---|---|---|---|"]
-            lines += [f"| {ds} | {t} | {f} | {n} | {d:+.2f} |" for ds, t, f, n, d in out[v]]
+    for v in ("push_floor", "push_floor_zero", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
+        if out.get(v):
+            lines += [f"{labels[v]} (points x100, mean over objects and metrics; with no rule, and with the "
+                      "stage-3 rules the track's kind of shape ships):", "",
+                      "| dataset | track | fold | n | difference, no rule | difference, shipped rules |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {ds} | {t} | {f} | {n} | {d:+.2f} | " + ("-" if dr is None else f"{dr:+.2f}") + " |"
+                      for ds, t, f, n, d, dr in out[v]]
             lines.append("")
     if "mixed_scales" in out:
         lines += ["Mixed scales (best of the five scales per object) against the best single scale for all "

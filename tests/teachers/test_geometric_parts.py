@@ -75,7 +75,7 @@ def test_teacher_gives_nested_masks_per_view_and_the_offline_policy():
 
 
 def test_shape_kind_decides_the_rules_of_sam_like_masks():
-    from crossdistill.methods.sampart3d.rules import PAPER_RULES, SAM_RULES, rules_for_teacher
+    from crossdistill.methods.sampart3d.rules import SAM_RULES, rules_for_teacher
     from crossdistill.teachers.geometric_parts import shape_kind_of
 
     shape, _ = _dumbbell()
@@ -86,5 +86,6 @@ def test_shape_kind_decides_the_rules_of_sam_like_masks():
     cloud = Shape(vertices=unit.vertices)
     assert shape_kind_of(cloud, None) == "points"
     sam = object()  # a real 2D model: SAM-like masks
-    assert rules_for_teacher(sam, "closed_surface") == PAPER_RULES != rules_for_teacher(sam, "pieces")
+    assert rules_for_teacher(sam, "closed_surface").names == ["push_floor"]
+    assert rules_for_teacher(sam, "closed_surface") != rules_for_teacher(sam, "pieces")
     assert rules_for_teacher(sam, "pieces") == SAM_RULES["pieces"]

@@ -114,9 +114,12 @@ SHAPE_KINDS = ("pieces", "closed_surface", "points")
 #: on meshes of pieces every render-cue rule but the piece codes (the field's input stays as
 #: published); on closed surfaces and point clouds no stage-3 candidate gained on fold A. Point
 #: clouds train with the push floor (chosen on fold A at strength zero, reported on fold B:
-#: ``docs/results/segment_emulated_zero.md``); it was not measured on meshes.
+#: ``docs/results/segment_emulated_zero.md``), and so do closed surfaces (no loss on either fold
+#: at either strength measured); meshes of pieces do not (with their rules it lost on both folds
+#: at medium strength: ``docs/results/segment_emulated.md``, the ablation section).
 SAM_RULES: dict[str, PartRules] = {"pieces": replace(RENDER_CUE_RULES, piece_codes=False),
-                                   "closed_surface": PAPER_RULES, "points": replace(PAPER_RULES, push_floor=True)}
+                                   "closed_surface": replace(PAPER_RULES, push_floor=True),
+                                   "points": replace(PAPER_RULES, push_floor=True)}
 
 #: The geometric part teacher (spectral partitions of closed single surfaces): no rule, as it was
 #: measured in ``docs/results/segment_single_surface.md``.
