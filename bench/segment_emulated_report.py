@@ -20,7 +20,8 @@ VARIANT_NAMES = {"fast": "ours, fast preset", "as_released": "ours, fast, releas
                  "equal_terms": "ours, fast preset, pull and push weighted equally",
                  "shared": "ours, fast preset, other pair sampler",
                  "paper_cpu": "ours, paper method at the CPU budget", "no_skip": "ours, fast, no long skip",
-                 "push_floor": "ours, fast preset, push term floored at the pull term"}
+                 "push_floor": "ours, fast preset, push term floored at the pull term",
+                 "push_floor_lr": "ours, fast preset, push floor, higher learning rate"}
 GEO_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal), best k of 2-12",
              "region_grow": "normal region growing, best of 5 angles",
              "kmeans_count": "k-means told each person's segment count", "one_segment": "one segment"}
@@ -207,7 +208,7 @@ def _table(groups, geo, ds, track, summary) -> list[str]:
             ours_key, shipped)
     if ours_key != "ours":
         row(f"ours, fast preset, adopted rules ({ours_key[6:]})", ours_key, "fast")
-    for v in ("fast", "push_floor", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
+    for v in ("fast", "push_floor", "push_floor_lr", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
         row(VARIANT_NAMES[v] + (" (no rule)" if v == "fast" else ""), "ours", v)
         if v != "fast" and ours_key.startswith("rules:") and ours_key != "rules:none" and any(
                 _entry(r, ours_key) for s in present for r in groups.get((ds, track, v, s), [])):

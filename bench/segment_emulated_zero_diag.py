@@ -34,9 +34,11 @@ import numpy as np  # noqa: E402
 Q_GRID = np.linspace(0.0, 1.0, 21)  # scale inputs q (relative scale = 2 q)
 
 
-def train_cached(data: Path, spec: str, cache: Path, variant: str = "fast") -> Path:
-    """Train (or reuse) one object's field; store features on the Q grid and what the analysis needs."""
-    out = cache / variant_dir(variant) / (spec.replace("/", "_") + ".npz")
+def train_cached(data: Path, spec: str, cache: Path, variant: str = "fast", strength: float = 0.0) -> Path:
+    """Train (or reuse) one object's field; store features on the Q grid and what the analysis needs.
+    ``strength``: the emulator's noise strength (0: perfect masks; other strengths get their own folder)."""
+    vdir = variant_dir(variant) + (f"@strength={strength:g}" if strength else "")
+    out = cache / vdir / (spec.replace("/", "_") + ".npz")
     if out.exists():
         return out
     import dataclasses
@@ -54,7 +56,7 @@ def train_cached(data: Path, spec: str, cache: Path, variant: str = "fast") -> P
     cfg = dataclasses.replace(preset("fast"), rules=PAPER_RULES)
     if variant != "fast":
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **json.loads(variant)))
-    teacher = EmulatedMaskTeacher(parts, strength=0.0, seed=0)
+    teacher = EmulatedMaskTeacher(parts, strength=strength, seed=0)
     t0 = time.perf_counter()
     seg = segment_shape(obj.shape, cfg, mask_teacher=teacher, progress=False)
     secs = time.perf_counter() - t0
@@ -192,6 +194,38 @@ def _propagate(features, points, sub, lab_sub):
     return propagate_labels(features, points, sub, lab_sub, 8)
 
 
+def _budget_table(cache: Path) -> str:
+    """Per variant folder: the pipeline's best of its 5 scales (link / leaf, x100) on every object that every
+    compared folder has, and their mean; folders are compared within one strength (``@strength=`` suffix)."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    for vdir in sorted(p for p in cache.iterdir() if p.is_dir()):
+        for npz in sorted(vdir.glob("*.npz")):
+            f = next((g for g in (npz.with_suffix(".json"), npz.with_suffix(".quick.json")) if g.exists()), None)
+            if f is None:
+                continue
+            pipe = json.loads(f.read_text())["pipeline_points"]
+            scores.setdefault(vdir.name, {})[npz.stem] = [100 * max(pipe[lv]) for lv in ("link", "leaf") if lv in pipe]
+    lines = []
+    by_strength: dict[str, list[str]] = {}
+    for v in scores:
+        by_strength.setdefault(v.partition("@")[2] or "strength=0", []).append(v)
+    for strength, vs in sorted(by_strength.items()):
+        vs = [v for v in vs if len(scores[v]) >= 6]  # variants run on a fold of objects
+        common = sorted(set.intersection(*(set(scores[v]) for v in vs))) if len(vs) > 1 else []
+        if len(common) < 3:
+            continue
+        short = [c.split("_", 2)[2] for c in common]
+        lines += [f"### Pipeline best of 5 scales by training variant, {strength} ({len(common)} objects every "
+                  "variant has; link / leaf)", "", "| variant | " + " | ".join(short) + " | mean |",
+                  "|---" * (len(common) + 2) + "|"]
+        for v in vs:
+            cells = [" / ".join(f"{x:.1f}" for x in scores[v][c]) for c in common]
+            mean = np.mean([scores[v][c] for c in common], axis=0)
+            lines.append(f"| {v} | " + " | ".join(cells) + " | " + " / ".join(f"{x:.1f}" for x in mean) + " |")
+        lines.append("")
+    return ("\n" + "\n".join(lines)) if lines else ""
+
+
 def write_report(cache: Path, out: Path, cmd: str) -> None:
     """Markdown table of every cached analysis (full one preferred over quick), per variant and object."""
     import platform
@@ -224,7 +258,7 @@ Machine: 2 shared cores, {platform.machine()}, Python {platform.python_version()
 Date: {date.today().isoformat()}
 
 **Mask teacher: the SAM-like mask EMULATOR at strength zero** (perfect masks from the ground truth;
-no SAM ran). Fast preset, no stage-3 rule (the point-cloud default). All figures on the sampled
+no SAM ran), unless a variant's folder name ends in `@strength=` (the emulator's noise strength). Fast preset, no stage-3 rule (the point-cloud default). All figures on the sampled
 points, first label level (PartNet: link; psb: the first human segmentation).
 
 Columns: (a) share of supervised pixels whose point has another ground-truth label than the element
@@ -236,7 +270,7 @@ HDBSCAN (the fast preset's, epsilon 0.1) best of 11 scales; with epsilon 0.
 
 | object | variant | train s | (a) pixel->point error % | (b) diff-part median dist | (b) part pairs merged | (b) oracle | (c) pipeline best of 5 | (c) HDBSCAN best of 11 | (c) eps 0 best of 11 |
 |---|---|---|---|---|---|---|---|---|---|
-""" + "\n".join(rows) + "\n"
+""" + "\n".join(rows) + "\n" + _budget_table(cache)
     out.write_text(text)
     print(f"wrote {out} ({len(rows)} rows)")
 
@@ -247,6 +281,8 @@ def main() -> int:
     ap.add_argument("--objects", nargs="*", default=[], help="dataset/track/category/id")
     ap.add_argument("--variant", default="fast", help="'fast' or a JSON dict of GroupingTrainConfig overrides")
     ap.add_argument("--cache", default=str(REPO / "bench" / "_cache" / "segment_emulated_zero_diag"))
+    ap.add_argument("--strength", type=float, default=0.0,
+                    help="emulator noise strength (0 = perfect masks, the diagnosis; 0.5 = medium)")
     ap.add_argument("--train-only", action="store_true")
     ap.add_argument("--quick", action="store_true", help="stages (a) and the pair distances of (b) only")
     ap.add_argument("--report", default=None, help="write the markdown report of every cached analysis here")
@@ -256,7 +292,7 @@ def main() -> int:
         write_report(cache, Path(args.report), "python bench/segment_emulated_zero_diag.py " + " ".join(sys.argv[1:]))
         return 0
     for spec in args.objects:
-        f = train_cached(data, spec, cache, args.variant)
+        f = train_cached(data, spec, cache, args.variant, args.strength)
         if args.train_only:
             continue
         levels = ["link", "leaf"] if spec.startswith("partnet") else None
