@@ -133,7 +133,8 @@ def main() -> int:
     from segment_emulated_report import write_report
 
     cmd = "python bench/segment_emulated.py " + " ".join(sys.argv[1:])
-    write_report(results, Path(args.out), cmd.strip(), args.threads, total_runs=len(jobs))
+    every = {ds: sorted({c for c, _ in select(data, ds, 1)}) for ds in args.datasets}
+    write_report(results, Path(args.out), cmd.strip(), args.threads, total_runs=len(jobs), dataset_categories=every)
     print(f"wrote {args.out}.md ({len(results)} runs)")
     return 0
 

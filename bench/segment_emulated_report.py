@@ -55,7 +55,10 @@ def mean_best(rs: list[dict], key: str, metric: str) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def write_report(results: list[dict], out: Path, command: str, threads: int, total_runs: int | None = None) -> None:
+def write_report(results: list[dict], out: Path, command: str, threads: int, total_runs: int | None = None,
+                 dataset_categories: dict[str, list[str]] | None = None) -> None:
+    """Markdown and JSON report of the runs; ``dataset_categories``: every category of each dataset, so that
+    the two folds are those of the whole dataset even when only some categories ran (default: those that ran)."""
     groups: dict = defaultdict(list)  # (dataset, track, variant, strength) -> results
     for r in results:
         groups[(r["dataset"], r["track"], r["variant"], r["strength"])].append(r)
@@ -89,7 +92,7 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, tot
         "unseen points by nearest neighbour; no 2D mask can tell more.",
         "",
     ]
-    summary: dict = {"targets": [], "tables": {}}
+    summary: dict = {"targets": [], "tables": {}, "dataset_categories": dataset_categories or {}}
     cv_lines, adopted = _rules_cv(groups, summary)
     summary["ours_key"] = {k: "rules:none" if a in (None, "none") else f"rules:{a}" for k, a in adopted.items()}
     trained = {k: shipped_variant(*{"pieces": ("partnet", "mesh"), "closed_surface": ("psb", "mesh"),
@@ -239,6 +242,12 @@ def _table(groups, geo, ds, track, summary) -> list[str]:
     return lines
 
 
+def _folds_of(summary: dict, dataset: str, present: list[str]) -> tuple[list[str], list[str]]:
+    """The folds of a dataset: from all its categories where the report knows them, else from ``present``."""
+    a, b = folds(summary.get("dataset_categories", {}).get(dataset) or present)
+    return [c for c in a if c in present], [c for c in b if c in present]
+
+
 def folds(categories: list[str]) -> tuple[list[str], list[str]]:
     """The two category folds of the cross-validation: alternate categories in sorted order."""
     cats = sorted(categories)
@@ -276,7 +285,7 @@ def _rules_cv(groups, summary) -> tuple[list[str], dict[str, str | None]]:
     fold_of: dict[tuple[str, str], str] = {}
     desc = []
     for ds, rs in sorted(by_ds.items()):
-        a, b = folds(sorted({r["category"] for r in rs}))
+        a, b = _folds_of(summary, ds, sorted({r["category"] for r in rs}))
         fold_of.update({(ds, c): "A" for c in a})
         fold_of.update({(ds, c): "B" for c in b})
         desc.append(f"{ds}: A = {', '.join(a)}; B = {', '.join(b)}")
@@ -306,15 +315,17 @@ def _rules_cv(groups, summary) -> tuple[list[str], dict[str, str | None]]:
     return lines + [""] + tail + [""], adopted_by_kind
 
 
-def _fold_differences(groups, summary, ds: str, track: str, variant: str, strength: str) -> list[tuple]:
+def _fold_differences(groups, summary, ds: str, track: str, variant: str, strength: str,
+                      against: str = "fast") -> list[tuple]:
     """Per fold: (dataset, track, fold, n, difference with no rule, difference with the shipped rules or None)
-    of ``variant`` against the fast preset at ``strength``, mean over objects and metrics (points x100)."""
-    base = {r["name"]: r for r in groups.get((ds, track, "fast", strength), [])}
+    of ``variant`` against ``against`` (the fast preset) at ``strength``, mean over objects and metrics
+    (points x100)."""
+    base = {r["name"]: r for r in groups.get((ds, track, against, strength), [])}
     other = {r["name"]: r for r in groups.get((ds, track, variant, strength), [])}
     common = sorted(set(base) & set(other))
     if not common:
         return []
-    a, b = folds(sorted({base[n]["category"] for n in common}))
+    a, b = _folds_of(summary, ds, sorted({base[n]["category"] for n in common}))
     key = ours_key_for(summary, ds, track)
     rows = []
     for fold, cats in (("A", a), ("B", b)):
@@ -344,6 +355,9 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
                 out.setdefault(v, []).extend(_fold_differences(groups, summary, ds, track, v, "medium"))
             out.setdefault("push_floor_zero", []).extend(
                 _fold_differences(groups, summary, ds, track, "push_floor", "zero"))
+            for s in ("zero", "medium"):
+                out.setdefault(f"push_floor_lr_{s}", []).extend(
+                    _fold_differences(groups, summary, ds, track, "push_floor_lr", s, against="push_floor"))
             # mixed scales (best of the five per object) against the best single scale over objects
             rs = list(base.values())
             for m in METRICS[ds]:
@@ -354,11 +368,15 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
                                                            int(single.argmax())))
     labels = {"push_floor": "push term floored at the pull term - by their share of the pairs (fast preset)",
               "push_floor_zero": "the same at strength zero (perfect masks)",
+              "push_floor_lr_zero": "higher peak learning rate - the fast preset's, both with the push floor, "
+                                    "strength zero",
+              "push_floor_lr_medium": "the same at medium strength",
               "equal_terms": "pull and push weighted equally - by their share of the pairs (fast preset)",
               "as_released": "released training choices (hierarchy term, uniform pixels) - fast preset's",
               "shared": "other pair sampler - fast preset's", "paper_cpu": "paper method at CPU budget - fast",
               "no_skip": "without long skip - with"}
-    for v in ("push_floor", "push_floor_zero", "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
+    for v in ("push_floor", "push_floor_zero", "push_floor_lr_zero", "push_floor_lr_medium", "equal_terms",
+              "as_released", "shared", "paper_cpu", "no_skip"):
         if out.get(v):
             lines += [f"{labels[v]} (points x100, mean over objects and metrics; with no rule, and with the "
                       "stage-3 rules the track's kind of shape ships):", "",
