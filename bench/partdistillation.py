@@ -27,7 +27,7 @@ levels; AR@10 and AR@200 of the leaf parts, COCO IoU thresholds 0.5:0.95. Semant
 overlaps most on the training images.
 
     python bench/partdistillation.py                    # the report at the default 300 steps per stage
-    python bench/partdistillation.py --report-from TAG  # the report of a saved run (partdistillation.md names its command)
+    python bench/partdistillation.py --report-from TAG  # report of a saved run (the report names its command)
     python bench/partdistillation.py --tag x --no-report --final-steps 0   # a variant, JSON only
 """
 
