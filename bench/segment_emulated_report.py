@@ -75,6 +75,7 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, tot
         f"Date: {_dt.date.today().isoformat()}",
         *([f"", f"**Partial run: {len(results)} of the grid's {total_runs} runs had finished when this report was "
                 f"written**; tables hold the finished ones."] if total_runs and len(results) < total_runs else []),
+        *_subset_line(results, dataset_categories),
         "",
         "**Mask teacher: the SAM-like mask emulator** (`crossdistill.eval.emulators.EmulatedMaskTeacher`, "
         "benchmarks only; no SAM ran). Per view it gives what SAM's automatic generator gives -- nested, "
@@ -115,6 +116,19 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, tot
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     write_json(out.with_suffix(".json"), {"command": command, "summary": summary, "runs": results})
+
+
+def _subset_line(results: list[dict], dataset_categories: dict[str, list[str]] | None) -> list[str]:
+    """A warning line where only some of a dataset's categories ran (a screen): its targets are not the grid's."""
+    out = []
+    for ds, cats in sorted((dataset_categories or {}).items()):
+        ran = sorted({r["category"] for r in results if r["dataset"] == ds})
+        if ran and len(ran) < len(cats):
+            out.append(f"{ds}: {len(ran)} of {len(cats)} categories ({', '.join(ran)})")
+    if not out:
+        return []
+    return ["", "**A screen on some categories only** (" + "; ".join(out) + "): every figure below, the target "
+            "lines included, is over these objects only; the grid's figures are in `segment_emulated.md`."]
 
 
 def shape_kind(dataset: str, track: str) -> str:

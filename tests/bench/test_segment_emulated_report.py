@@ -54,3 +54,11 @@ def test_targets_use_the_shipped_variant(tmp_path: Path, track: str) -> None:
     assert zero and zero[0]["value"] == pytest.approx(expect)
     assert medium and medium[0]["ours"] == pytest.approx(expect)
     assert medium[0]["lift"] == pytest.approx(0.5)
+
+
+def test_a_screen_on_some_categories_says_so(tmp_path: Path) -> None:
+    runs = [_run("points", v, s, "Bottle", 0.7) for v in ("fast", "push_floor") for s in ("zero", "medium")]
+    write_report(runs, tmp_path / "screen", "test", threads=1, dataset_categories={"partnet": ["Bottle", "Box"]})
+    write_report(runs, tmp_path / "grid", "test", threads=1, dataset_categories={"partnet": ["Bottle"]})
+    assert "A screen on some categories only" in (tmp_path / "screen.md").read_text()
+    assert "A screen on some categories only" not in (tmp_path / "grid.md").read_text()
