@@ -28,7 +28,7 @@ every human segmentation: Rand index error and mIoU). Variants of ours:
   (``GroupingTrainConfig.push_floor``; the strength-zero diagnosis of segment_notes.md);
 * ``push_floor_lr``: ``push_floor`` with a higher peak learning rate (``PUSH_FLOOR_LR``; screened
   against 2x and 4x the steps on fold A's PartNet point clouds at strength zero,
-  ``segment_emulated_zero_diag.md``).
+  ``segment_emulated_zero_diag.md``; not adopted: ``segment_emulated_lr_screen.md``, notes item 19).
 
 Each (object, strength, variant) runs in a fresh process; results are cached under
 ``bench/_cache/segment_emulated/`` so an interrupted run resumes.
