@@ -96,8 +96,7 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, tot
     summary: dict = {"targets": [], "tables": {}, "dataset_categories": dataset_categories or {}}
     cv_lines, adopted = _rules_cv(groups, summary)
     summary["ours_key"] = {k: "rules:none" if a in (None, "none") else f"rules:{a}" for k, a in adopted.items()}
-    trained = {k: shipped_variant(*{"pieces": ("partnet", "mesh"), "closed_surface": ("psb", "mesh"),
-                                     "points": ("partnet", "points")}[k]) for k in adopted}
+    trained = {k: kind_variant(k) for k in adopted}
     lines += ["`ours` below is the fast preset with the stage-3 rules the cross-validation adopted for SAM-like "
               "masks on each kind of shape, trained as the default trains it there (`rules.SAM_RULES`; "
               "push floor: the push term of Eq. 5 floored at the pull term): " + "; ".join(
@@ -137,13 +136,19 @@ def shape_kind(dataset: str, track: str) -> str:
     return "points" if track == "points" else "closed_surface" if dataset == "psb" else "pieces"
 
 
+def kind_variant(kind: str) -> str:
+    """The bench variant that trains the field as the default does for SAM-like masks on a kind of shape
+    (``rules.SAM_RULES``): ``push_floor`` where that kind's rules floor the push term, else ``fast``."""
+    from crossdistill.methods.sampart3d.rules import SAM_RULES
+
+    return "push_floor" if SAM_RULES[kind].push_floor else "fast"
+
+
 def shipped_variant(dataset: str, track: str, groups: dict | None = None, strength: str | None = None) -> str:
     """The bench variant that trains the field as the default does for SAM-like masks on this track's kind of
     shape (``rules.SAM_RULES``): ``push_floor`` where that kind's rules floor the push term, else ``fast``.
     With ``groups`` and ``strength``, falls back to ``fast`` where the shipped variant was not run."""
-    from crossdistill.methods.sampart3d.rules import SAM_RULES
-
-    v = "push_floor" if SAM_RULES[shape_kind(dataset, track)].push_floor else "fast"
+    v = kind_variant(shape_kind(dataset, track))
     if groups is not None and strength is not None and not groups.get((dataset, track, v, strength)):
         return "fast"
     return v

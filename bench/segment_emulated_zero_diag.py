@@ -37,8 +37,7 @@ Q_GRID = np.linspace(0.0, 1.0, 21)  # scale inputs q (relative scale = 2 q)
 def train_cached(data: Path, spec: str, cache: Path, variant: str = "fast", strength: float = 0.0) -> Path:
     """Train (or reuse) one object's field; store features on the Q grid and what the analysis needs.
     ``strength``: the emulator's noise strength (0: perfect masks; other strengths get their own folder)."""
-    vdir = variant_dir(variant) + (f"@strength={strength:g}" if strength else "")
-    out = cache / vdir / (spec.replace("/", "_") + ".npz")
+    out = cache / strength_dir(variant_dir(variant), strength) / (spec.replace("/", "_") + ".npz")
     if out.exists():
         return out
     import dataclasses
@@ -82,6 +81,16 @@ def train_cached(data: Path, spec: str, cache: Path, variant: str = "fast", stre
         **gt, **{f"lab_{i}": seg.labels(i) for i in range(len(seg.scales))})
     print(f"trained {spec} in {secs:.0f} s", flush=True)
     return out
+
+
+def strength_dir(vdir: str, strength: float) -> str:
+    """The cache folder of a variant's fields at an emulator strength (strength 0 keeps the plain name)."""
+    return vdir + (f"@strength={strength:g}" if strength else "")
+
+
+def analysis_of(npz: Path) -> Path | None:
+    """The stored analysis of a cached field: the full one, else the quick one, else None."""
+    return next((g for g in (npz.with_suffix(".json"), npz.with_suffix(".quick.json")) if g.exists()), None)
 
 
 def variant_dir(variant: str) -> str:
@@ -200,7 +209,7 @@ def _budget_table(cache: Path) -> str:
     scores: dict[str, dict[str, list[float]]] = {}
     for vdir in sorted(p for p in cache.iterdir() if p.is_dir()):
         for npz in sorted(vdir.glob("*.npz")):
-            f = next((g for g in (npz.with_suffix(".json"), npz.with_suffix(".quick.json")) if g.exists()), None)
+            f = analysis_of(npz)
             if f is None:
                 continue
             pipe = json.loads(f.read_text())["pipeline_points"]
@@ -237,7 +246,7 @@ def _budget_vs_bench(cache: Path, variant: str = "iterations=1600_push_floor=Tru
     bench = REPO / "bench" / "_cache" / "segment_emulated" / "partnet" / "points" / bench_variant
     rows, diffs = [], {}
     objs = sorted({f.name.replace(".quick.json", "").replace(".json", "")
-                   for d in (cache / variant, cache / f"{variant}@strength=0.5") if d.is_dir()
+                   for d in (cache / variant, cache / strength_dir(variant, 0.5)) if d.is_dir()
                    for f in d.glob("partnet_points_*.json")})
     cats = sorted({o.split("_")[2] for o in objs})
     fold_a, _ = folds(sorted({f.stem.split("_")[0] for f in (bench / "zero").glob("*.json")}) or cats)
@@ -245,8 +254,8 @@ def _budget_vs_bench(cache: Path, variant: str = "iterations=1600_push_floor=Tru
         cat, oid = o.split("_")[2], o.split("_")[3]
         fold = "A" if cat in fold_a else "B"
         cells = [f"{cat}/{oid}", fold]
-        for strength, vdir in (("zero", variant), ("medium", f"{variant}@strength=0.5")):
-            f = next((g for g in (cache / vdir / f"{o}.json", cache / vdir / f"{o}.quick.json") if g.exists()), None)
+        for strength, vdir in (("zero", variant), ("medium", strength_dir(variant, 0.5))):
+            f = analysis_of(cache / vdir / f"{o}.npz")
             ref = bench / strength / f"{cat}_{oid}.json"
             if f is None or not ref.exists():
                 cells += ["-", "-"]
@@ -278,8 +287,7 @@ def write_report(cache: Path, out: Path, cmd: str) -> None:
     rows = []
     for vdir in sorted(p for p in cache.iterdir() if p.is_dir()):
         for npz in sorted(vdir.glob("*.npz")):
-            full, quick = npz.with_suffix(".json"), npz.with_suffix(".quick.json")
-            f = full if full.exists() else quick if quick.exists() else None
+            f = analysis_of(npz)
             if f is None:
                 continue
             r = json.loads(f.read_text())

@@ -108,6 +108,9 @@ RENDER_CUE_RULES = PartRules(piece_codes=True, face_spill=0.5, pieces=True, piec
 #: piece: :func:`crossdistill.teachers.geometric_parts.shape_kind_of` tells which), a point cloud.
 SHAPE_KINDS = ("pieces", "closed_surface", "points")
 
+#: no stage-3 rule, and the push floor in training
+_PUSH_FLOOR_ONLY = replace(PAPER_RULES, push_floor=True)
+
 #: SAM-like masks (SAM, and the mask emulator that stands in for it on benchmarks), per shape
 #: kind: what held up under the category-level cross-validation of
 #: ``docs/results/segment_emulated.md`` (chosen on fold A, a gain on fold B), decided per kind:
@@ -118,8 +121,7 @@ SHAPE_KINDS = ("pieces", "closed_surface", "points")
 #: at either strength measured); meshes of pieces do not (with their rules it lost on both folds
 #: at medium strength: ``docs/results/segment_emulated.md``, the ablation section).
 SAM_RULES: dict[str, PartRules] = {"pieces": replace(RENDER_CUE_RULES, piece_codes=False),
-                                   "closed_surface": replace(PAPER_RULES, push_floor=True),
-                                   "points": replace(PAPER_RULES, push_floor=True)}
+                                   "closed_surface": _PUSH_FLOOR_ONLY, "points": _PUSH_FLOOR_ONLY}
 
 #: The geometric part teacher (spectral partitions of closed single surfaces): no rule, as it was
 #: measured in ``docs/results/segment_single_surface.md``.
