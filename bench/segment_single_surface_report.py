@@ -36,16 +36,31 @@ def _kinds(r: dict) -> tuple[str, str]:
 
 def _needs_labels(r: dict) -> bool:
     """Do the label-based candidates look at this run's labels and mesh (closed surface, geometric masks)?"""
-    return _kinds(r) == ("closed_surface", "geometric-parts")
+    from crossdistill.methods.sampart3d.default_scale import needs_concave_shares
+
+    return needs_concave_shares(*_kinds(r))
 
 
-def shipped_default_index(r: dict) -> int:
+#: the concave-cut gate's candidate shares and part counts (the shares 0.2 to 0.5 were added after the first
+#: 140-object reading; segment_notes.md item 20)
+GATE_SHARES = (0.1, 0.2, 0.3, 0.5)
+GATE_COUNTS = (4, 6, 8, 10, 12)
+#: the closed-surface rule shipped before the 140-object run (chosen on fold A of 2 objects per category)
+PREVIOUS_RULE = "part count nearest 10"
+
+
+def shipped_default_index(r: dict) -> int | None:
     """The scale index the shipped rule (``methods/sampart3d/default_scale.py``) opens this run at
-    (it looks at the part counts only)."""
-    from crossdistill.methods.sampart3d.default_scale import default_scale_index
+    (None where it looks at the concave cut shares and the run kept no labels)."""
+    from crossdistill.methods.sampart3d.default_scale import default_scale_index, needs_concave_shares
 
     kind, mask = _kinds(r)
-    return default_scale_index(r["scales"], r["n_parts"], kind, mask)
+    shares = None
+    if needs_concave_shares(kind, mask):
+        if (f := _features(r)) is None:
+            return None
+        shares = f["concave"]
+    return default_scale_index(r["scales"], r["n_parts"], kind, mask, shares)
 
 
 def _features(r: dict) -> dict | None:
@@ -57,7 +72,7 @@ def _features(r: dict) -> dict | None:
     if "_feat" not in r:
         from sklearn.metrics import adjusted_rand_score
 
-        from default_scale_candidates import concave_cut_shares
+        from crossdistill.methods.sampart3d.default_scale import concave_cut_shares
 
         labels = [np.asarray(l) for l in r["_labels"]]
         w = np.asarray(r.get("_element_weights", np.ones(len(labels[0]))), dtype=np.float64)
@@ -81,23 +96,21 @@ def _gate_name(share: float, k: int) -> str:
 
 def shipped_rule_name() -> str:
     """The shipped closed-surface rule under its candidate name."""
-    from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS
+    from crossdistill.methods.sampart3d.default_scale import CONCAVE_CUT_SHARE, TARGET_PARTS
 
-    return f"part count nearest {TARGET_PARTS}"
+    return _gate_name(CONCAVE_CUT_SHARE, TARGET_PARTS)
 
 
 def _gate(share: float, k: int) -> Callable[[dict], int | None]:
-    from default_scale_candidates import concave_gated_index
+    from crossdistill.methods.sampart3d.default_scale import concave_gated_index
 
     return _label_rule(lambda r, f: concave_gated_index(r["n_parts"], f["concave"], k, share))
 
 
 def _candidates() -> dict[str, Callable[[dict], int | None]]:
-    """Label-free rules for the one scale to show first, tried on fold A (None: the run lacks what
-    the rule looks at). The concave-cut gate is tried at its designed share
-    (``CONCAVE_CUT_SHARE``); :func:`_gate_sensitivity` shows other shares."""
-    from default_scale_candidates import CONCAVE_CUT_SHARE
-
+    """Rules for the one scale to show first, tried on fold A (None: the run lacks what the rule
+    looks at): fixed scales, part-count rules, the most stable partition, area-effective counts
+    and the concave-cut gate at :data:`GATE_SHARES` x :data:`GATE_COUNTS`."""
     from crossdistill.methods.sampart3d.default_scale import nearest_count_index
 
     out: dict[str, Callable[[dict], int | None]] = {f"scale {s:g}": (lambda r, i=i: i) for i, s in enumerate(SCALES)}
@@ -112,25 +125,12 @@ def _candidates() -> dict[str, Callable[[dict], int | None]]:
     for k in (4, 6, 8, 10):
         out[f"effective (area) part count nearest {k}"] = _label_rule(
             lambda r, f, k=k: min(range(len(r["n_parts"])), key=lambda i: (abs(f["effective"][i] - k), i)))
-    for k in (6, 8, 10, 12):
-        out[_gate_name(CONCAVE_CUT_SHARE, k)] = _gate(CONCAVE_CUT_SHARE, k)
-    out[f"finest scale passing the concave-cut gate {CONCAVE_CUT_SHARE:g}"] = _label_rule(
-        lambda r, f: min([i for i, n in enumerate(r["n_parts"]) if n >= 2 and f["concave"][i] >= CONCAVE_CUT_SHARE]
-                         or [max([i for i, n in enumerate(r["n_parts"]) if n >= 2] or [0])]))
-    return out
-
-
-def _gate_sensitivity(results: list[dict], teacher: str) -> dict[str, float]:
-    """Fold-A score of the shipped gate at other concave shares (not part of the choice)."""
-    from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS
-
-    rs = [r for r in results if r["teacher"] == teacher and r["category"] in FOLD_A]
-    out = {}
-    for share in (0.05, 0.1, 0.2, 0.3):
-        picks = [_gate(share, TARGET_PARTS)(r) for r in rs]
-        if rs and None not in picks:
-            out[f"{share:g}"] = float(np.mean([(r["ours"]["per_scale"][i]["miou"] + r["ours"]["per_scale"][i]["ri"]) / 2
-                                               for r, i in zip(rs, picks)]))
+    for share in GATE_SHARES:
+        for k in GATE_COUNTS:
+            out[_gate_name(share, k)] = _gate(share, k)
+        out[f"finest scale passing the concave-cut gate {share:g}"] = _label_rule(
+            lambda r, f, share=share: min([i for i, n in enumerate(r["n_parts"]) if n >= 2 and f["concave"][i] >= share]
+                                          or [max([i for i, n in enumerate(r["n_parts"]) if n >= 2] or [0])]))
     return out
 
 
@@ -140,7 +140,8 @@ def _score(r: dict, key: str, scale_index: ScaleChoice = None) -> dict | None:
             return None
         if scale_index is None:
             return r["ours"]["best"]
-        return r["ours"]["per_scale"][scale_index(r) if callable(scale_index) else scale_index]
+        i = scale_index(r) if callable(scale_index) else scale_index
+        return None if i is None else r["ours"]["per_scale"][i]
     return r.get(key, {}).get("best")
 
 
@@ -191,41 +192,35 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                   f"**{SCALES[DEFAULT_SCALE_INDEX]:g}** (the previous default, scale 1, is what the viewer opened at)"]
         rule, rule_scores = _default_rule(by_track.get("mesh", results), picks.get("mesh", "render"))
         summary["default_scale_rule_fold_a"] = {"chosen": rule, "scores": rule_scores}
-        from default_scale_candidates import CONCAVE_LINK_DEG
-
-        from crossdistill.methods.sampart3d.default_scale import TARGET_PARTS
+        from crossdistill.methods.sampart3d.default_scale import CONCAVE_LINK_DEG, TARGET_PARTS
 
         shipped = shipped_rule_name()
         teacher = picks.get("mesh", "render")
-        fold_b = [r for r in by_track.get("mesh", results) if r["teacher"] == teacher and r["category"] not in FOLD_A]
-        chosen_fn = _candidates().get(rule)
-        b_picks = [chosen_fn(r) for r in fold_b] if chosen_fn else []
-        b_changed = sum(int(i is not None and i != shipped_default_index(r)) for r, i in zip(fold_b, b_picks))
-        summary["default_scale_rule_fold_a"]["fold_b_picks_changed"] = b_changed
-        sens = _gate_sensitivity(by_track.get("mesh", results), picks.get("mesh", "render"))
-        summary["default_scale_rule_fold_a"]["gate_share_sensitivity"] = sens
+        mesh_runs = by_track.get("mesh", results)
+        b_scores = _rule_scores(mesh_runs, teacher, fold_a=False)
+        summary["default_scale_rule_fold_a"]["fold_b_scores"] = b_scores
+        top = [k for k, _ in sorted(rule_scores.items(), key=lambda kv: -kv[1])[:6]]
+        shown = list(dict.fromkeys(top + [PREVIOUS_RULE]))
+
+        def _named(name: str) -> str:
+            return (f"the rule shipped before, {name}" if name == PREVIOUS_RULE and name not in top else name)
+
         lines += [f"- default scale per object on closed surfaces, rule chosen on fold A among {len(rule_scores)} "
                   f"candidates (mean of mIoU and Rand index): fixed scales, 'part count nearest K', 'coarsest "
                   f"scale with >= K parts', the most stable partition between neighbouring scales (adjusted Rand "
                   f"index), the effective (area) part count nearest K, and the concave-cut gate (scales whose "
                   f"cuts lie on concave creases, turning > {CONCAVE_LINK_DEG:g} degree, for at least the gate's "
                   f"share of their length; among them the part count nearest K; none: the coarsest with >= 2 "
-                  f"parts): **{rule}** (" + "; ".join(f"{k} {100 * v:.1f}" for k, v in
-                                                      sorted(rule_scores.items(), key=lambda kv: -kv[1])[:6])
-                  + (f"; the shipped rule, {shipped}, {100 * rule_scores[shipped]:.1f}"
-                     if shipped in rule_scores else "")
+                  f"parts): **{rule}** (" + "; ".join(f"{_named(k)} {100 * rule_scores[k]:.1f}" for k in shown
+                                                      if k in rule_scores)
                   + f"). Shipped (`default_scale.py`): {shipped}"
-                  + ("" if rule == shipped else
-                     f" -- the fold-A choice is NOT shipped: on fold B it changes the opening scale of {b_changed} of "
-                     f"{len(fold_b)} objects, so it helps only where it was chosen, and such a rule is not a default "
-                     f"(its row below shows what it would give)"),
-                  "- the gate's share, fold A, part count nearest {TARGET_PARTS} (not part of the choice): ".replace(
-                      "{TARGET_PARTS}", str(TARGET_PARTS)) + ("; ".join(f"{k}: {100 * v:.1f}" for k, v in sens.items())
-                                                             or "-")]
+                  + _shipping_note(rule, shipped, rule_scores, b_scores),
+                  "- the same rules on fold B, for information only (fold B played no part in the choice): "
+                  + ("; ".join(f"{_named(k)} {100 * b_scores[k]:.1f}" for k in shown if k in b_scores) or "-")]
         lacking = [r["name"] for r in by_track.get("mesh", []) if _needs_labels(r) and "_labels" not in r]
         if lacking:
             lines.append(f"- **{len(lacking)} closed-surface runs with geometric masks kept no labels**: their "
-                         f"'shipped default' cells use the count rule alone (rerun with --keep-labels)")
+                         f"'shipped default' cells leave them out (rerun with --keep-labels)")
         lines.append("")
         lines += _targets(by_track, picks, summary)
     for track, rs in sorted(by_track.items()):
@@ -314,16 +309,36 @@ def _choose(results: list[dict]) -> tuple[str, dict]:
     return (max(scores, key=scores.get) if scores else "render"), scores
 
 
-def _default_rule(results: list[dict], teacher: str) -> tuple[str, dict[str, float]]:
-    """The label-free default-scale rule with the best mean of mIoU and RI on fold A for ``teacher``
-    (rules that need what some fold-A run lacks are left out; ties: the earlier candidate)."""
-    rs = [r for r in results if r["teacher"] == teacher and r["category"] in FOLD_A]
+def _rule_scores(results: list[dict], teacher: str, fold_a: bool = True) -> dict[str, float]:
+    """Mean of mIoU and RI at each default-scale candidate's pick, over ``teacher``'s runs of fold A
+    (or B); rules that need what some run lacks are left out."""
+    rs = [r for r in results if r["teacher"] == teacher and (r["category"] in FOLD_A) == fold_a]
     scores = {}
     for name, f in _candidates().items():
         picks = [f(r) for r in rs]
         if rs and None not in picks:
             scores[name] = float(np.mean([(r["ours"]["per_scale"][i]["miou"] + r["ours"]["per_scale"][i]["ri"]) / 2
                                           for r, i in zip(rs, picks)]))
+    return scores
+
+
+def _shipping_note(rule: str, shipped: str, a_scores: dict[str, float], b_scores: dict[str, float]) -> str:
+    """Why the shipped rule is or is not the fold-A choice: a fold-A choice that scores below the
+    shipped rule on fold B helps only where it was chosen, and such a rule is not a default."""
+    if rule == shipped:
+        return " (the fold-A choice)"
+    if rule in b_scores and shipped in b_scores and b_scores[rule] < b_scores[shipped]:
+        return (f" -- the fold-A choice is not shipped: on fold B it scores {100 * b_scores[rule]:.1f} against "
+                f"{100 * b_scores[shipped]:.1f} for the shipped rule, so it helps only where it was chosen, and such "
+                f"a rule is not a default (its row below shows what it would give)")
+    return (" -- **NOT the fold-A choice, which is not worse on fold B: the shipped rule is out of date with these "
+            "measurements**")
+
+
+def _default_rule(results: list[dict], teacher: str) -> tuple[str, dict[str, float]]:
+    """The default-scale rule with the best mean of mIoU and RI on fold A for ``teacher`` (ties: the
+    earlier candidate), and every candidate's fold-A score."""
+    scores = _rule_scores(results, teacher, fold_a=True)
     return (max(scores, key=scores.get) if scores else "scale 1"), scores
 
 

@@ -238,7 +238,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
                                                                config, rules, timer)
     timer.lap("vote")
     default = default_scale_of(scales, face_labels if face_labels is not None else input_labels, kind,
-                               getattr(teacher, "mask_kind", "sam-like"))
+                               getattr(teacher, "mask_kind", "sam-like"), shape=unit)
     meta = {
         "method": "SAMPart3D (stages 2-3)",
         "mask_teacher": getattr(teacher, "teacher_id", type(teacher).__name__),
@@ -318,7 +318,7 @@ def with_rules(seg: "Segmentation", shape: Shape, config: SegmentConfig, rules: 
     pl, fl, il = parts_from_field(seg.field, seg.supervision, unit, seg.render.samples, components, seg.scales,
                                   config, rules)
     default = default_scale_of(seg.scales, fl if fl is not None else il, seg.meta.get("shape_kind", "pieces"),
-                               seg.meta.get("mask_kind", "sam-like"))
+                               seg.meta.get("mask_kind", "sam-like"), shape=unit)
     meta = dict(seg.meta, rules=rules.names, default_scale=default)
     return replace(seg, point_labels=pl, face_labels=fl, input_point_labels=il, meta=meta)
 
