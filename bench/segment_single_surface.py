@@ -16,11 +16,16 @@ of the default is chosen on categories A (Chair, Hand, Mech, Vase) and reported 
 Human, Octopus). ``--partnet`` runs the same teachers on PartNet-Mobility (mesh objects made
 of one welded piece and the point track) to check the default loses nothing there.
 
-    python bench/segment_single_surface.py --workers 2          # psb, 3 meshes per category
+    python bench/segment_single_surface.py --workers 2          # psb: the default grid (GRID below)
     python bench/segment_single_surface.py --partnet --tracks mesh --per-category 0 --teachers render both
                                                                 # the PartNet-Mobility check: every one-piece mesh
     python bench/segment_single_surface.py --workers 1 --tracks mesh --teachers geometric --keep-labels
                                                                 # (re)runs that lack their per-scale labels
+
+The default psb grid (``GRID``): every psb_dev mesh (20 per category) with the geometric
+and the render-cue teacher (the default-scale rule is chosen on these), 2 per category with
+both teachers' masks and on the point track (their targets are met with wide margins, and the
+CPU of one session does not stretch to all). ``--per-category N`` runs N everywhere.
 
 ``--keep-labels`` also stores each run's element labels per scale (and, for the geometric
 teacher, the geometric partitions and the face areas) beside its JSON (``*.labels.npz``): the
@@ -45,12 +50,16 @@ sys.path.insert(0, str(REPO / "bench"))
 TEACHERS = ("render", "geometric", "both")
 FOLD_A = ("Chair", "Hand", "Mech", "Vase")
 FOLD_B = ("Cup", "Human", "Octopus")
+#: psb objects per category by (track, teacher) in the default grid (first ids, sorted)
+GRID = {("mesh", "geometric"): 20, ("mesh", "render"): 20, ("mesh", "both"): 2,
+        ("points", "geometric"): 2, ("points", "render"): 2, ("points", "both"): 2}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(REPO / ".." / "shared" / "data"))
-    ap.add_argument("--per-category", type=int, default=2)
+    ap.add_argument("--per-category", type=int, default=None,
+                    help="objects per category everywhere (0: all; default: psb's GRID, PartNet's 2)")
     ap.add_argument("--tracks", nargs="+", default=["mesh", "points"], choices=["mesh", "points"])
     ap.add_argument("--teachers", nargs="+", default=list(TEACHERS), choices=list(TEACHERS))
     ap.add_argument("--all-teachers", action="store_true",
@@ -71,14 +80,25 @@ def main() -> int:
         return 2
     from crossdistill.eval.segment_objects import select
 
-    objects = select(data, dataset, args.per_category or None)
-    if args.partnet and args.tracks == ["mesh"]:
-        objects = [o for o in objects if _welded(data, *o)]  # the meshes the default's policy changes
+    def per_category(track: str, teacher: str) -> int | None:
+        n = args.per_category if args.per_category is not None else (2 if args.partnet else GRID[track, teacher])
+        return n or None  # 0: all
+
+    welded: dict[tuple[str, str], bool] = {}
     cache = Path(args.cache) / dataset
-    jobs = [(cache / track / teacher / f"{c}_{o}.json",
-             (str(data), dataset, track, c, o, teacher, args.threads, args.keep_labels))
-            for c, o in objects for track in args.tracks for teacher in args.teachers
-            if not (teacher == "both" and track == "points" and not args.all_teachers)]
+    jobs = []
+    for track in args.tracks:
+        for teacher in args.teachers:
+            if teacher == "both" and track == "points" and not args.all_teachers:
+                continue
+            for c, o in select(data, dataset, per_category(track, teacher)):
+                if args.partnet and args.tracks == ["mesh"]:  # the meshes the default's policy changes
+                    if (c, o) not in welded:
+                        welded[c, o] = _welded(data, c, o)
+                    if not welded[c, o]:
+                        continue
+                jobs.append((cache / track / teacher / f"{c}_{o}.json",
+                             (str(data), dataset, track, c, o, teacher, args.threads, args.keep_labels)))
     todo = [(f, a) for f, a in jobs if not f.exists() or (args.keep_labels and not labels_path(f).exists())]
     if todo and not args.report_only:
         print(f"{len(todo)} of {len(jobs)} runs to do", flush=True)

@@ -150,6 +150,13 @@ def _mean(rs: list[dict], key: str, metric: str, scale_index: ScaleChoice = None
     return float(np.mean(vals)) if vals else None
 
 
+def _count_note(rs: list[dict], key: str) -> str:
+    """' (N of the M objects)' where a row's method ran on fewer objects than the track's table holds."""
+    names = {r["name"] for r in rs}
+    have = {r["name"] for r in rs if _score(r, key) is not None}
+    return f" ({len(have)} of the {len(names)} objects)" if have and len(have) < len(names) else ""
+
+
 def _cell(ri: float | None, miou: float | None) -> str:
     if ri is None:
         return "-"
@@ -238,7 +245,7 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                 vals = [_mean(sub, key, m) for m in metrics]
                 cells.append(_cell(*vals) if dataset == "psb" else
                              ("-" if vals[0] is None else " / ".join(f"{100 * v:.1f}" for v in vals)))
-            lines.append(f"| {NAMES.get(key, key)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {NAMES.get(key, key)}{_count_note(rs, key)} | " + " | ".join(cells) + " |")
         if dataset == "psb":
             for key in ("render", "geometric", "both"):
                 cells = []
@@ -247,7 +254,7 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                     sub = [r for r in rs if r["category"] in group]
                     cells.append(_cell(_mean(sub, key, "ri", DEFAULT_SCALE_INDEX),
                                        _mean(sub, key, "miou", DEFAULT_SCALE_INDEX)))
-                lines.append(f"| {NAMES[key]}, at the fixed scale {SCALES[DEFAULT_SCALE_INDEX]:g} | "
+                lines.append(f"| {NAMES[key]}, at the fixed scale {SCALES[DEFAULT_SCALE_INDEX]:g}{_count_note(rs, key)} | "
                              + " | ".join(cells) + " |")
             for key in ("render", "geometric", "both"):
                 cells = []
@@ -256,7 +263,8 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                     sub = [r for r in rs if r["category"] in group]
                     cells.append(_cell(_mean(sub, key, "ri", shipped_default_index),
                                        _mean(sub, key, "miou", shipped_default_index)))
-                lines.append(f"| {NAMES[key]}, at the shipped default scale (per object) | " + " | ".join(cells) + " |")
+                lines.append(f"| {NAMES[key]}, at the shipped default scale (per object){_count_note(rs, key)} | "
+                             + " | ".join(cells) + " |")
             chosen_rule = (summary.get("default_scale_rule_fold_a") or {}).get("chosen")
             chosen_fn = _candidates().get(chosen_rule) if chosen_rule else None
             chosen_index = (lambda r: i if (i := chosen_fn(r)) is not None else shipped_default_index(r)) \
