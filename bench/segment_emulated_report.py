@@ -221,7 +221,9 @@ def _table(groups, geo, ds, track, summary) -> list[str]:
             vals = [mean_best(rs, key, m) for m in METRICS[ds]] if rs else [None, None]
             cells.append(" / ".join(fmt(ds, m, v) for m, v in zip(METRICS[ds], vals)) if rs else "")
             table.setdefault(name, {})[s] = vals
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        ran = {r["name"] for s in present for r in groups.get((ds, track, variant, s), [])}
+        note = f" ({len(ran)} of the {n} objects)" if ran and len(ran) < n else ""
+        lines.append(f"| {name}{note} | " + " | ".join(cells) + " |")
 
     ours_key = ours_key_for(summary, ds, track)
     shipped = shipped_variant(ds, track)
