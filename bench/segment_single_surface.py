@@ -23,9 +23,9 @@ of one welded piece and the point track) to check the default loses nothing ther
                                                                 # (re)runs that lack their per-scale labels
 
 The default psb grid (``GRID``): every psb_dev mesh (20 per category) with the geometric
-and the render-cue teacher (the default-scale rule is chosen on these), 2 per category with
-both teachers' masks and on the point track (their targets are met with wide margins, and the
-CPU of one session does not stretch to all). ``--per-category N`` runs N everywhere.
+and the render-cue teacher (the default-scale rule is chosen on these), 6 per category on the
+point track and 2 with both teachers' masks (the CPU of one session does not stretch to all).
+``--per-category N`` runs N everywhere.
 
 ``--keep-labels`` also stores each run's element labels per scale (and, for the geometric
 teacher, the geometric partitions and the face areas) beside its JSON (``*.labels.npz``): the
@@ -52,7 +52,7 @@ FOLD_A = ("Chair", "Hand", "Mech", "Vase")
 FOLD_B = ("Cup", "Human", "Octopus")
 #: psb objects per category by (track, teacher) in the default grid (first ids, sorted)
 GRID = {("mesh", "geometric"): 20, ("mesh", "render"): 20, ("mesh", "both"): 2,
-        ("points", "geometric"): 2, ("points", "render"): 2, ("points", "both"): 2}
+        ("points", "geometric"): 6, ("points", "render"): 6, ("points", "both"): 2}
 
 
 def main() -> int:

@@ -218,7 +218,9 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                   f"index), the effective (area) part count nearest K, and the concave-cut gate (scales whose "
                   f"cuts lie on concave creases, turning > {CONCAVE_LINK_DEG:g} degree, for at least the gate's "
                   f"share of their length; among them the part count nearest K; none: the coarsest with >= 2 "
-                  f"parts): **{rule}** (" + "; ".join(f"{_named(k)} {100 * rule_scores[k]:.1f}" for k in shown
+                  f"parts; shares {', '.join(f'{g:g}' for g in GATE_SHARES)}: the shares above 0.1 joined the "
+                  f"candidates after a first reading of fold B on these meshes had missed with 0.1 alone, "
+                  f"segment_notes.md item 20): **{rule}** (" + "; ".join(f"{_named(k)} {100 * rule_scores[k]:.1f}" for k in shown
                                                       if k in rule_scores)
                   + f"). Shipped (`default_scale.py`): {shipped}"
                   + _shipping_note(rule, shipped, rule_scores, b_scores),
