@@ -94,23 +94,19 @@ def main() -> int:
         print(f"error: {data} lacks partnet_mobility_dev/ or psb_dev/ (the shared data folder)", file=sys.stderr)
         return 2
     from crossdistill.eval.segment_objects import select
-    from segment_emulated_report import shipped_variant
 
     cache = Path(args.cache)
     jobs = []
     for ds in args.datasets:
         n = args.psb_per_category if ds == "psb" else args.per_category
-        objects = select(data, ds, n, args.categories)
-        for k, (cat, oid) in enumerate(objects):
-            first = all(c != cat for c, _ in objects[:k])  # the category's first object
+        seen: set[str] = set()
+        for cat, oid in select(data, ds, n, args.categories):
+            first = cat not in seen  # the category's first object
+            seen.add(cat)
             for track in args.tracks:
                 for variant in args.variants:
-                    if (not args.full_grid and variant != "fast" and (track != "mesh" or not first)
-                            and variant != shipped_variant(ds, track)
-                            and not (variant == "push_floor" and track == "mesh")):
-                        continue  # the default grid: variants on the mesh tracks' first object per category
-                        # only (one session's CPU), and everywhere the variant that trains as the default does
-                        # (and on every mesh the push floor, which decides SAM_RULES per kind of shape)
+                    if not (args.full_grid or in_default_grid(ds, track, variant, first)):
+                        continue
                     for strength in (args.strengths or VARIANTS[variant]):
                         if strength in ("low", "high") and not args.full_grid:
                             continue  # low / high only with --full-grid (same reason)
@@ -147,6 +143,16 @@ def main() -> int:
     write_report(results, Path(args.out), cmd.strip(), args.threads, total_runs=len(jobs), dataset_categories=every)
     print(f"wrote {args.out}.md ({len(results)} runs)")
     return 0
+
+
+def in_default_grid(dataset: str, track: str, variant: str, first: bool) -> bool:
+    """Does the default grid (one session's CPU) run ``variant`` on this object and track? The fast preset
+    and the variant that trains as the default does everywhere; the push floor, which decides SAM_RULES per
+    kind of shape, on every mesh; the other ablations on the mesh tracks' first object per category only."""
+    from segment_emulated_report import shipped_variant
+
+    return (variant in ("fast", shipped_variant(dataset, track)) or (track == "mesh" and variant == "push_floor")
+            or (track == "mesh" and first))
 
 
 def _short(scores: dict) -> str:

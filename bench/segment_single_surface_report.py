@@ -199,7 +199,7 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                   f"**{SCALES[DEFAULT_SCALE_INDEX]:g}** (the previous default, scale 1, is what the viewer opened at)"]
         rule, rule_scores = _default_rule(by_track.get("mesh", results), picks.get("mesh", "render"))
         summary["default_scale_rule_fold_a"] = {"chosen": rule, "scores": rule_scores}
-        from crossdistill.methods.sampart3d.default_scale import CONCAVE_LINK_DEG, TARGET_PARTS
+        from crossdistill.methods.sampart3d.default_scale import CONCAVE_LINK_DEG
 
         shipped = shipped_rule_name()
         teacher = picks.get("mesh", "render")
@@ -220,10 +220,10 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, dat
                   f"share of their length; among them the part count nearest K; none: the coarsest with >= 2 "
                   f"parts; shares {', '.join(f'{g:g}' for g in GATE_SHARES)}: the shares above 0.1 joined the "
                   f"candidates after a first reading of fold B on these meshes had missed with 0.1 alone, "
-                  f"segment_notes.md item 20): **{rule}** (" + "; ".join(f"{_named(k)} {100 * rule_scores[k]:.1f}" for k in shown
-                                                      if k in rule_scores)
+                  f"segment_notes.md item 20): **{rule}** ("
+                  + "; ".join(f"{_named(k)} {100 * rule_scores[k]:.1f}" for k in shown if k in rule_scores)
                   + f"). Shipped (`default_scale.py`): {shipped}"
-                  + _shipping_note(rule, shipped, rule_scores, b_scores),
+                  + _shipping_note(rule, shipped, b_scores),
                   "- the same rules on fold B, for information only (fold B played no part in the choice): "
                   + ("; ".join(f"{_named(k)} {100 * b_scores[k]:.1f}" for k in shown if k in b_scores) or "-")]
         lacking = [r["name"] for r in by_track.get("mesh", []) if _needs_labels(r) and "_labels" not in r]
@@ -332,7 +332,7 @@ def _rule_scores(results: list[dict], teacher: str, fold_a: bool = True) -> dict
     return scores
 
 
-def _shipping_note(rule: str, shipped: str, a_scores: dict[str, float], b_scores: dict[str, float]) -> str:
+def _shipping_note(rule: str, shipped: str, b_scores: dict[str, float]) -> str:
     """Why the shipped rule is or is not the fold-A choice: a fold-A choice that scores below the
     shipped rule on fold B helps only where it was chosen, and such a rule is not a default."""
     if rule == shipped:
