@@ -24,6 +24,7 @@ one-process float32 path does not use it (``docs/engine.md``).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from dataclasses import dataclass
@@ -139,6 +140,8 @@ class FabricBackend:
         self.fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=max(1, w.size // w.local_size),
                              strategy=strategy, precision=fabric_precision)
         self.fabric.launch()  # under torchrun: joins the process group; in one process: nothing
+        if w.size > 1:
+            atexit.register(_destroy_process_group)
         self.device = self.fabric.device
         self.world = w
 
@@ -176,6 +179,14 @@ class FabricBackend:
         from lightning_fabric.wrappers import _FabricModule
 
         return model.module if isinstance(model, _FabricModule) else model  # the user's module (DDP sits inside)
+
+
+def _destroy_process_group() -> None:
+    """Shut the process group down before the interpreter does: gloo's threads still running at
+    interpreter teardown end the process with SIGABRT ("terminate called without an active
+    exception") now and then, which fails a torchrun job that had finished its work."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def make_backend(device: str | torch.device = "cpu", precision: str = "32", distributed: bool = True
