@@ -143,3 +143,31 @@ def test_short_training_runs_have_a_valid_schedule(steps):
     field = train_grouping_field(sup, pts, np.tile([0.0, 0.0, 1.0], (len(pts), 1)), np.full((len(pts), 3), 128),
                                  cfg, progress=False)
     assert len(field.losses) == steps and np.isfinite(field.losses).all()
+
+
+def test_group_balanced_drawing_gives_a_small_part_its_share():
+    from crossdistill.methods.sampart3d.scale import ScaleQuantiles
+    from crossdistill.methods.sampart3d.train import _ImageSampler
+
+    corr, pts = _corr()
+    small = np.zeros((H, W), bool)
+    small[0, :2] = True  # 2 of 32 pixels
+    half = np.zeros((H, W), bool)
+    half[:, : W // 2] = True  # holds the small part
+    whole = np.ones((H, W), bool)  # every pixel has a group at every scale
+    ms = MaskSet(np.stack([small, half, whole]), np.ones(3, np.float32), np.zeros(3, np.int8))
+    sup = build_supervision([ms], corr, pts, min_pixels=1)
+    quant = ScaleQuantiles.fit(sup.scale[:1])  # every step's scale: the small mask's sigma
+
+    def small_share(balance: float) -> float:
+        cfg = GroupingTrainConfig(pixels_per_image=2000, group_balance=balance)
+        sampler = _ImageSampler(sup, quant, cfg, np.random.default_rng(0))
+        groups = np.concatenate([sampler.draw(0)[1] for _ in range(5)])
+        assert np.unique(groups).tolist() == [0, 1, 2]  # small (2 pixels), half minus small (14), the rest (16)
+        return float((groups == 0).mean())
+
+    assert abs(small_share(0.0) - 2 / 32) < 0.02  # uniform over the pixels, as the paper
+    assert abs(small_share(1.0) - 1 / 3) < 0.03  # every group the same share
+    assert 2 / 32 + 0.05 < small_share(0.5) < 1 / 3 - 0.05
+    with pytest.raises(ValueError, match="group_balance"):
+        GroupingTrainConfig(group_balance=1.5)

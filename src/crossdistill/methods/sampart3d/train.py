@@ -62,6 +62,10 @@ class GroupingTrainConfig:
         push_floor: the push term of Eq. 5 never weighs less than the pull term [off, as the
             released code]: with pair-share weights a small part's few pushes lose against a
             large part's pulls and the field collapses (docs/results/segment_notes.md).
+        group_balance: exponent a of group-balanced pixel drawing (``shared_scale`` only): a
+            view's pixels are drawn with probability proportional to n^-a, n the pixel count of
+            their group at the step's scale [0: uniform, as the paper]; 1 gives every group the
+            same share of the pixels, so a small part's mask is supervised as often as a large one.
     """
 
     iterations: int = 400
@@ -79,10 +83,13 @@ class GroupingTrainConfig:
     long_skip: bool = True
     equal_terms: bool = False
     push_floor: bool = False
+    group_balance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.pair_sampling not in PAIR_SAMPLERS:
             raise ValueError(f"pair_sampling must be one of {PAIR_SAMPLERS}, got {self.pair_sampling!r}")
+        if not 0.0 <= self.group_balance <= 1.0:
+            raise ValueError(f"group_balance must lie in [0, 1], got {self.group_balance}")
 
 
 @dataclass
@@ -331,7 +338,13 @@ class _ImageSampler:
         cand = np.flatnonzero(self.coarsest[vi] >= _reach(s_query))
         if len(cand) < 2:
             return None
-        sel = cand[self.rng.integers(0, len(cand), size=P)]
+        if self.config.group_balance > 0:
+            g_all, _ = groups_at_scale(vs.mask[:, cand], self.scales[vi][:, cand], s_query)
+            _, inv, cnt = np.unique(g_all, return_inverse=True, return_counts=True)
+            w = cnt[inv].astype(np.float64) ** -self.config.group_balance
+            sel = cand[self.rng.choice(len(cand), size=P, p=w / w.sum())]
+        else:
+            sel = cand[self.rng.integers(0, len(cand), size=P)]
         group, _ = groups_at_scale(vs.mask[:, sel], self.scales[vi][:, sel], s_query)
         return vs.point[sel], group, np.full(P, q, dtype=np.float32), np.full(P, s_query)
 
