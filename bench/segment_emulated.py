@@ -28,7 +28,11 @@ every human segmentation: Rand index error and mIoU). Variants of ours:
   (``GroupingTrainConfig.push_floor``; the strength-zero diagnosis of segment_notes.md);
 * ``push_floor_lr``: ``push_floor`` with a higher peak learning rate (``PUSH_FLOOR_LR``; screened
   against 2x and 4x the steps on fold A's PartNet point clouds at strength zero,
-  ``segment_emulated_zero_diag.md``; not adopted: ``segment_emulated_lr_screen.md``, notes item 19).
+  ``segment_emulated_zero_diag.md``; not adopted: ``segment_emulated_lr_screen.md``, notes item 19);
+* ``push_floor_balance_half`` / ``_full``: ``push_floor`` with group-balanced pixel drawing (a pixel
+  drawn with probability n^-a, n its group's pixel count at the step's scale; a = 0.5 / 1,
+  ``GROUP_BALANCE``), so that small parts' masks are supervised about as often as large ones
+  (screens, run by name; notes item 22).
 
 Each (object, strength, variant) runs in a fresh process; results are cached under
 ``bench/_cache/segment_emulated/`` so an interrupted run resumes.
@@ -58,11 +62,17 @@ STRENGTHS = {"zero": 0.0, "low": 0.25, "medium": 0.5, "high": 1.0}
 #: variant -> strengths it runs at (by default)
 VARIANTS = {"fast": ("zero", "low", "medium", "high"), "equal_terms": ("zero", "medium"), "shared": ("medium",),
             "paper_cpu": ("medium",), "no_skip": ("medium",), "push_floor": ("zero", "medium"),
-            "push_floor_lr": ("zero", "medium")}
+            "push_floor_lr": ("zero", "medium"), "push_floor_balance_half": ("zero", "medium"),
+            "push_floor_balance_full": ("zero", "medium")}
+#: variants run only by name (screens of one training setting)
+SCREENS = ("push_floor_lr", "push_floor_balance_half", "push_floor_balance_full")
 #: objects per psb_dev category in the default grid (PartNet-Mobility: ``--per-category``, 1)
 PSB_PER_CATEGORY = 2
 #: the peak learning rate of the ``push_floor_lr`` variant (the fast preset's is lower)
 PUSH_FLOOR_LR = 5e-3
+#: the group-balance exponents of the ``push_floor_balance_*`` variants (``GroupingTrainConfig.group_balance``;
+#: segment_notes.md item 22)
+GROUP_BALANCE = {"push_floor_balance_half": 0.5, "push_floor_balance_full": 1.0}
 
 
 def main() -> int:
@@ -75,8 +85,9 @@ def main() -> int:
                     help="objects per category of psb_dev (its categories are few: 7)")
     ap.add_argument("--categories", nargs="+", default=None,
                     help="only these categories (e.g. one fold's, for a partial run; default: all)")
-    ap.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v != "push_floor_lr"],
-                    choices=list(VARIANTS), help="default: every variant but push_floor_lr (a screen, run by name)")
+    ap.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v not in SCREENS],
+                    choices=list(VARIANTS), help="default: every variant but the screens (run by name): "
+                    + ", ".join(SCREENS))
     ap.add_argument("--strengths", nargs="+", default=None, choices=list(STRENGTHS),
                     help="override the strengths of every variant")
     ap.add_argument("--full-grid", action="store_true",
@@ -148,11 +159,11 @@ def main() -> int:
 def in_default_grid(dataset: str, track: str, variant: str, first: bool) -> bool:
     """Does the default grid (one session's CPU) run ``variant`` on this object and track? The fast preset
     and the variant that trains as the default does everywhere; the push floor, which decides SAM_RULES per
-    kind of shape, on every mesh; the other ablations on the mesh tracks' first object per category only."""
+    kind of shape (and is the baseline of the group-balance screens), everywhere; the other ablations on the
+    mesh tracks' first object per category only."""
     from segment_emulated_report import shipped_variant
 
-    return (variant in ("fast", shipped_variant(dataset, track)) or (track == "mesh" and variant == "push_floor")
-            or (track == "mesh" and first))
+    return (variant in ("fast", "push_floor", shipped_variant(dataset, track)) or (track == "mesh" and first))
 
 
 def _short(scores: dict) -> str:
@@ -194,6 +205,9 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, push_floor=True))
     elif variant == "push_floor_lr":
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, push_floor=True, lr=PUSH_FLOOR_LR))
+    elif variant in GROUP_BALANCE:
+        cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, push_floor=True,
+                                                                  group_balance=GROUP_BALANCE[variant]))
     elif variant == "no_skip":
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, long_skip=False))
     else:

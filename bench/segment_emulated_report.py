@@ -21,7 +21,11 @@ VARIANT_NAMES = {"fast": "ours, fast preset", "as_released": "ours, fast, releas
                  "shared": "ours, fast preset, other pair sampler",
                  "paper_cpu": "ours, paper method at the CPU budget", "no_skip": "ours, fast, no long skip",
                  "push_floor": "ours, fast preset, push term floored at the pull term",
-                 "push_floor_lr": "ours, fast preset, push floor, higher learning rate"}
+                 "push_floor_lr": "ours, fast preset, push floor, higher learning rate",
+                 "push_floor_balance_half": "ours, fast preset, push floor, group-balanced pixels (a = 0.5)",
+                 "push_floor_balance_full": "ours, fast preset, push floor, group-balanced pixels (a = 1)"}
+#: group-balance exponent -> the bench variant that trains with it (and the push floor)
+BALANCE_VARIANTS = {0.5: "push_floor_balance_half", 1.0: "push_floor_balance_full"}
 GEO_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal), best k of 2-12",
              "region_grow": "normal region growing, best of 5 angles",
              "kmeans_count": "k-means told each person's segment count", "one_segment": "one segment"}
@@ -138,10 +142,16 @@ def shape_kind(dataset: str, track: str) -> str:
 
 def kind_variant(kind: str) -> str:
     """The bench variant that trains the field as the default does for SAM-like masks on a kind of shape
-    (``rules.SAM_RULES``): ``push_floor`` where that kind's rules floor the push term, else ``fast``."""
+    (``rules.SAM_RULES``): ``push_floor_balance_*`` where that kind's rules balance the pixels' groups (with
+    the push floor), ``push_floor`` where they floor the push term only, else ``fast``."""
     from crossdistill.methods.sampart3d.rules import SAM_RULES
 
-    return "push_floor" if SAM_RULES[kind].push_floor else "fast"
+    rules = SAM_RULES[kind]
+    if rules.group_balance > 0:
+        if not rules.push_floor or rules.group_balance not in BALANCE_VARIANTS:
+            raise ValueError(f"no bench variant trains as SAM_RULES[{kind!r}] does: {rules}")
+        return BALANCE_VARIANTS[rules.group_balance]
+    return "push_floor" if rules.push_floor else "fast"
 
 
 def shipped_variant(dataset: str, track: str, groups: dict | None = None, strength: str | None = None) -> str:
@@ -201,6 +211,8 @@ def _targets(groups, geo, summary) -> list[str]:
 def _as(ds: str, track: str, groups: dict, strength: str) -> str:
     """`` (push floor)`` where `ours` on a track is not the plain fast-preset field."""
     v = shipped_variant(ds, track, groups, strength)
+    if v in BALANCE_VARIANTS.values():
+        return f" (push floor, group-balanced pixels a = {next(a for a, n in BALANCE_VARIANTS.items() if n == v):g})"
     return "" if v == "fast" else " (push floor)" if v == "push_floor" else f" ({v})"
 
 
@@ -379,6 +391,9 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
             for s in ("zero", "medium"):
                 out.setdefault(f"push_floor_lr_{s}", []).extend(
                     _fold_differences(groups, summary, ds, track, "push_floor_lr", s, against="push_floor"))
+                for bv in BALANCE_VARIANTS.values():
+                    out.setdefault(f"{bv}_{s}", []).extend(
+                        _fold_differences(groups, summary, ds, track, bv, s, against="push_floor"))
             # mixed scales (best of the five per object) against the best single scale over objects
             rs = list(base.values())
             for m in METRICS[ds]:
@@ -392,12 +407,15 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
               "push_floor_lr_zero": "higher peak learning rate - the fast preset's, both with the push floor, "
                                     "strength zero",
               "push_floor_lr_medium": "the same at medium strength",
+              **{f"{bv}_{s}": f"group-balanced pixels, a = {a:g} - uniform pixels, both with the push floor, "
+                              f"strength {s}" for a, bv in BALANCE_VARIANTS.items() for s in ("zero", "medium")},
               "equal_terms": "pull and push weighted equally - by their share of the pairs (fast preset)",
               "as_released": "released training choices (hierarchy term, uniform pixels) - fast preset's",
               "shared": "other pair sampler - fast preset's", "paper_cpu": "paper method at CPU budget - fast",
               "no_skip": "without long skip - with"}
-    for v in ("push_floor", "push_floor_zero", "push_floor_lr_zero", "push_floor_lr_medium", "equal_terms",
-              "as_released", "shared", "paper_cpu", "no_skip"):
+    balance = [f"{bv}_{s}" for s in ("medium", "zero") for bv in BALANCE_VARIANTS.values()]
+    for v in ("push_floor", "push_floor_zero", "push_floor_lr_zero", "push_floor_lr_medium", *balance,
+              "equal_terms", "as_released", "shared", "paper_cpu", "no_skip"):
         if out.get(v):
             lines += [f"{labels[v]} (points x100, mean over objects and metrics; with no rule, and with the "
                       "stage-3 rules the track's kind of shape ships):", "",

@@ -94,6 +94,12 @@ def test_sam_like_masks_train_point_clouds_with_the_push_floor_and_meshes_withou
                           mask_teacher=EmulatedMaskTeacher(parts_pts), progress=False)
     assert not plain.meta["push_floor"]
     assert not np.allclose(seg.field.losses, plain.field.losses)  # the weights changed what was trained
+    # group balance is a training rule too: the pixels drawn change, and the meta says so
+    balanced = segment_shape(cloud, dataclasses.replace(cfg, rules=dataclasses.replace(
+        PAPER_RULES, push_floor=True, group_balance=1.0)), mask_teacher=EmulatedMaskTeacher(parts_pts), progress=False)
+    assert balanced.meta["group_balance"] == 1.0 and "group_balance=1" in balanced.meta["rules"]
+    assert plain.meta["group_balance"] == 0.0
+    assert not np.allclose(balanced.field.losses, plain.field.losses)
     parts_faces = np.stack([np.zeros(len(gt), int), gt])
     mseg = segment_shape(shape, cfg, mask_teacher=EmulatedMaskTeacher(parts_faces), progress=False)
     assert mseg.meta["shape_kind"] == "pieces" and not mseg.meta["push_floor"]

@@ -228,7 +228,11 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
                          "object: nothing to learn from (try --mask-teacher offline)")
     feats_bb = backbone(samples.points, samples.normals, samples.colors) if backbone is not None else None
     codes = piece_codes(components[samples.face_id], seed=config.seed) if rules.piece_codes and unit.is_mesh else None
-    train_cfg = replace(config.train, push_floor=True) if rules.push_floor else config.train
+    train_cfg = config.train
+    if rules.push_floor:
+        train_cfg = replace(train_cfg, push_floor=True)
+    if rules.group_balance > 0:
+        train_cfg = replace(train_cfg, group_balance=rules.group_balance)
     trained = train_grouping_field(sup, samples.points, samples.normals, samples.colors, train_cfg,
                                    backbone_feat=feats_bb, piece_code=codes, seed=config.seed,
                                    device=config.device, progress=progress)
@@ -255,6 +259,7 @@ def segment_shape(shape: Shape, config: SegmentConfig = SegmentConfig(), mask_te
         "margin": config.train.margin,
         "pair_sampling": config.train.pair_sampling,
         "push_floor": train_cfg.push_floor,
+        "group_balance": train_cfg.group_balance,
         "rules": rules.names,
         "keep_in_pieces": [rules.keep_in_pieces(s) for s in scales] if unit.is_mesh else None,
         "join_margins": [rules.join_at(s, unit.is_mesh) for s in scales],

@@ -17,6 +17,10 @@ Rules (field of :class:`PartRules` -- what it does):
   where one large part dominates let its pulls outweigh a small part's pushes, and the field
   collapses parts together. Like ``piece_codes`` it acts when the field is trained, so
   re-scoring a trained field under other rules (``pipeline.with_rules``) cannot change it.
+* ``group_balance`` -- training: a view's pixels are drawn with probability n^-a (n: the pixel
+  count of their group at the step's scale; :class:`.train.GroupingTrainConfig`) instead of
+  uniformly, so a small part's mask is supervised about as often as a large part's (0: off).
+  A training rule, like ``push_floor``.
 * ``face_spill`` -- meshes: a label holding less than this share of its area inside a piece
   is spill-over there and takes the piece's majority label (0: off).
 * ``pieces`` -- meshes: parts are kept inside connected pieces (split where a part spans
@@ -46,6 +50,7 @@ class PartRules:
 
     piece_codes: bool = False
     push_floor: bool = False
+    group_balance: float = 0.0
     face_spill: float = 0.0
     pieces: bool = False
     pieces_until: float | None = None
@@ -81,6 +86,8 @@ class PartRules:
             on.append("piece_codes")
         if self.push_floor:
             on.append("push_floor")
+        if self.group_balance > 0:
+            on.append(f"group_balance={self.group_balance:g}")
         if self.face_spill > 0:
             on.append("face_spill")
         if self.pieces:
