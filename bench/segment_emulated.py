@@ -31,8 +31,9 @@ every human segmentation: Rand index error and mIoU). Variants of ours:
   ``segment_emulated_zero_diag.md``; not adopted: ``segment_emulated_lr_screen.md``, notes item 19);
 * ``push_floor_balance_half`` / ``_full``: ``push_floor`` with group-balanced pixel drawing (a pixel
   drawn with probability n^-a, n its group's pixel count at the step's scale; a = 0.5 / 1,
-  ``GROUP_BALANCE``), so that small parts' masks are supervised about as often as large ones
-  (screens, run by name; notes item 22).
+  ``GROUP_BALANCE``), so that small parts' masks are supervised about as often as large ones;
+  ``balance_half`` / ``_full``: the same without the push floor (meshes train without it);
+  screens, run by name (notes item 22).
 
 Each (object, strength, variant) runs in a fresh process; results are cached under
 ``bench/_cache/segment_emulated/`` so an interrupted run resumes.
@@ -63,16 +64,18 @@ STRENGTHS = {"zero": 0.0, "low": 0.25, "medium": 0.5, "high": 1.0}
 VARIANTS = {"fast": ("zero", "low", "medium", "high"), "equal_terms": ("zero", "medium"), "shared": ("medium",),
             "paper_cpu": ("medium",), "no_skip": ("medium",), "push_floor": ("zero", "medium"),
             "push_floor_lr": ("zero", "medium"), "push_floor_balance_half": ("zero", "medium"),
-            "push_floor_balance_full": ("zero", "medium")}
+            "push_floor_balance_full": ("zero", "medium"), "balance_half": ("zero", "medium"),
+            "balance_full": ("zero", "medium")}
 #: variants run only by name (screens of one training setting)
-SCREENS = ("push_floor_lr", "push_floor_balance_half", "push_floor_balance_full")
+SCREENS = ("push_floor_lr", "push_floor_balance_half", "push_floor_balance_full", "balance_half", "balance_full")
 #: objects per psb_dev category in the default grid (PartNet-Mobility: ``--per-category``, 1)
 PSB_PER_CATEGORY = 2
 #: the peak learning rate of the ``push_floor_lr`` variant (the fast preset's is lower)
 PUSH_FLOOR_LR = 5e-3
-#: the group-balance exponents of the ``push_floor_balance_*`` variants (``GroupingTrainConfig.group_balance``;
-#: segment_notes.md item 22)
-GROUP_BALANCE = {"push_floor_balance_half": 0.5, "push_floor_balance_full": 1.0}
+#: variant -> (push floor, group-balance exponent) of the group-balance screens
+#: (``GroupingTrainConfig.group_balance``; segment_notes.md item 22)
+GROUP_BALANCE = {"push_floor_balance_half": (True, 0.5), "push_floor_balance_full": (True, 1.0),
+                 "balance_half": (False, 0.5), "balance_full": (False, 1.0)}
 
 
 def main() -> int:
@@ -85,9 +88,12 @@ def main() -> int:
                     help="objects per category of psb_dev (its categories are few: 7)")
     ap.add_argument("--categories", nargs="+", default=None,
                     help="only these categories (e.g. one fold's, for a partial run; default: all)")
-    ap.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v not in SCREENS],
-                    choices=list(VARIANTS), help="default: every variant but the screens (run by name): "
-                    + ", ".join(SCREENS))
+    from segment_emulated_report import kind_variant
+
+    shipped = {kind_variant(k) for k in ("pieces", "closed_surface", "points")}
+    ap.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v not in SCREENS or v in shipped],
+                    choices=list(VARIANTS), help="default: every variant but the screens (run by name) that "
+                    "SAM_RULES does not ship: " + ", ".join(SCREENS))
     ap.add_argument("--strengths", nargs="+", default=None, choices=list(STRENGTHS),
                     help="override the strengths of every variant")
     ap.add_argument("--full-grid", action="store_true",
@@ -159,11 +165,12 @@ def main() -> int:
 def in_default_grid(dataset: str, track: str, variant: str, first: bool) -> bool:
     """Does the default grid (one session's CPU) run ``variant`` on this object and track? The fast preset
     and the variant that trains as the default does everywhere; the push floor, which decides SAM_RULES per
-    kind of shape (and is the baseline of the group-balance screens), everywhere; the other ablations on the
-    mesh tracks' first object per category only."""
+    kind of shape (and is the baseline of the group-balance screens), everywhere; the other ablations but the
+    screens on the mesh tracks' first object per category only."""
     from segment_emulated_report import shipped_variant
 
-    return (variant in ("fast", "push_floor", shipped_variant(dataset, track)) or (track == "mesh" and first))
+    return (variant in ("fast", "push_floor", shipped_variant(dataset, track))
+            or (track == "mesh" and first and variant not in SCREENS))
 
 
 def _short(scores: dict) -> str:
@@ -206,8 +213,8 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
     elif variant == "push_floor_lr":
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, push_floor=True, lr=PUSH_FLOOR_LR))
     elif variant in GROUP_BALANCE:
-        cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, push_floor=True,
-                                                                  group_balance=GROUP_BALANCE[variant]))
+        floor, balance = GROUP_BALANCE[variant]
+        cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, push_floor=floor, group_balance=balance))
     elif variant == "no_skip":
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, long_skip=False))
     else:

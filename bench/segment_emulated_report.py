@@ -23,9 +23,12 @@ VARIANT_NAMES = {"fast": "ours, fast preset", "as_released": "ours, fast, releas
                  "push_floor": "ours, fast preset, push term floored at the pull term",
                  "push_floor_lr": "ours, fast preset, push floor, higher learning rate",
                  "push_floor_balance_half": "ours, fast preset, push floor, group-balanced pixels (a = 0.5)",
-                 "push_floor_balance_full": "ours, fast preset, push floor, group-balanced pixels (a = 1)"}
-#: group-balance exponent -> the bench variant that trains with it (and the push floor)
-BALANCE_VARIANTS = {0.5: "push_floor_balance_half", 1.0: "push_floor_balance_full"}
+                 "push_floor_balance_full": "ours, fast preset, push floor, group-balanced pixels (a = 1)",
+                 "balance_half": "ours, fast preset, group-balanced pixels (a = 0.5)",
+                 "balance_full": "ours, fast preset, group-balanced pixels (a = 1)"}
+#: (push floor, group-balance exponent) -> the bench variant that trains with them
+BALANCE_VARIANTS = {(True, 0.5): "push_floor_balance_half", (True, 1.0): "push_floor_balance_full",
+                    (False, 0.5): "balance_half", (False, 1.0): "balance_full"}
 GEO_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal), best k of 2-12",
              "region_grow": "normal region growing, best of 5 angles",
              "kmeans_count": "k-means told each person's segment count", "one_segment": "one segment"}
@@ -104,7 +107,7 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, tot
     lines += ["`ours` below is the fast preset with the stage-3 rules the cross-validation adopted for SAM-like "
               "masks on each kind of shape, trained as the default trains it there (`rules.SAM_RULES`; "
               "push floor: the push term of Eq. 5 floored at the pull term): " + "; ".join(
-                  f"{k}: **{a or 'none'}**" + (" + push floor" if trained[k] == "push_floor" else "")
+                  f"{k}: **{a or 'none'}**" + _training_note(trained[k])
                   for k, a in adopted.items()) + " (sections 'Which stage-3 rules' and 'Pair sampling and the "
               "paper's ablations').", ""]
     lines += _targets(groups, geo, summary)
@@ -148,9 +151,9 @@ def kind_variant(kind: str) -> str:
 
     rules = SAM_RULES[kind]
     if rules.group_balance > 0:
-        if not rules.push_floor or rules.group_balance not in BALANCE_VARIANTS:
+        if (rules.push_floor, rules.group_balance) not in BALANCE_VARIANTS:
             raise ValueError(f"no bench variant trains as SAM_RULES[{kind!r}] does: {rules}")
-        return BALANCE_VARIANTS[rules.group_balance]
+        return BALANCE_VARIANTS[(rules.push_floor, rules.group_balance)]
     return "push_floor" if rules.push_floor else "fast"
 
 
@@ -208,11 +211,20 @@ def _targets(groups, geo, summary) -> list[str]:
     return lines + [""]
 
 
+def _training_note(variant: str) -> str:
+    """`` + push floor`` (and group balance) where a kind of shape's field trains beyond the fast preset."""
+    if variant in BALANCE_VARIANTS.values():
+        floor, a = next(k for k, n in BALANCE_VARIANTS.items() if n == variant)
+        return (" + push floor" if floor else "") + f" + group-balanced pixels (a = {a:g})"
+    return " + push floor" if variant == "push_floor" else ""
+
+
 def _as(ds: str, track: str, groups: dict, strength: str) -> str:
     """`` (push floor)`` where `ours` on a track is not the plain fast-preset field."""
     v = shipped_variant(ds, track, groups, strength)
     if v in BALANCE_VARIANTS.values():
-        return f" (push floor, group-balanced pixels a = {next(a for a, n in BALANCE_VARIANTS.items() if n == v):g})"
+        floor, a = next(k for k, n in BALANCE_VARIANTS.items() if n == v)
+        return f" ({'push floor, ' if floor else ''}group-balanced pixels a = {a:g})"
     return "" if v == "fast" else " (push floor)" if v == "push_floor" else f" ({v})"
 
 
@@ -391,9 +403,9 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
             for s in ("zero", "medium"):
                 out.setdefault(f"push_floor_lr_{s}", []).extend(
                     _fold_differences(groups, summary, ds, track, "push_floor_lr", s, against="push_floor"))
-                for bv in BALANCE_VARIANTS.values():
-                    out.setdefault(f"{bv}_{s}", []).extend(
-                        _fold_differences(groups, summary, ds, track, bv, s, against="push_floor"))
+                for (floor, _), bv in BALANCE_VARIANTS.items():
+                    out.setdefault(f"{bv}_{s}", []).extend(_fold_differences(
+                        groups, summary, ds, track, bv, s, against="push_floor" if floor else "fast"))
             # mixed scales (best of the five per object) against the best single scale over objects
             rs = list(base.values())
             for m in METRICS[ds]:
@@ -407,8 +419,9 @@ def _sampler_and_ablations(groups, summary) -> list[str]:
               "push_floor_lr_zero": "higher peak learning rate - the fast preset's, both with the push floor, "
                                     "strength zero",
               "push_floor_lr_medium": "the same at medium strength",
-              **{f"{bv}_{s}": f"group-balanced pixels, a = {a:g} - uniform pixels, both with the push floor, "
-                              f"strength {s}" for a, bv in BALANCE_VARIANTS.items() for s in ("zero", "medium")},
+              **{f"{bv}_{s}": f"group-balanced pixels, a = {a:g} - uniform pixels, both "
+                              f"{'with' if floor else 'without'} the push floor, strength {s}"
+                 for (floor, a), bv in BALANCE_VARIANTS.items() for s in ("zero", "medium")},
               "equal_terms": "pull and push weighted equally - by their share of the pairs (fast preset)",
               "as_released": "released training choices (hierarchy term, uniform pixels) - fast preset's",
               "shared": "other pair sampler - fast preset's", "paper_cpu": "paper method at CPU budget - fast",

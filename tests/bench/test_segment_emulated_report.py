@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from segment_emulated_report import shipped_variant, write_report  # noqa: E402
+from segment_emulated_report import BALANCE_VARIANTS, shipped_variant, write_report  # noqa: E402
 
 from crossdistill.methods.sampart3d.rules import SAM_RULES  # noqa: E402
 
@@ -34,8 +34,11 @@ def _run(track: str, variant: str, strength: str, category: str, ours: float) ->
 def test_shipped_variant_follows_the_rules_of_each_kind_of_shape() -> None:
     for ds, track, kind in (("partnet", "points", "points"), ("psb", "points", "points"),
                             ("partnet", "mesh", "pieces"), ("psb", "mesh", "closed_surface")):
-        want = "push_floor" if SAM_RULES[kind].push_floor else "fast"
+        r = SAM_RULES[kind]
+        want = (BALANCE_VARIANTS[(r.push_floor, r.group_balance)] if r.group_balance > 0
+                else "push_floor" if r.push_floor else "fast")
         assert shipped_variant(ds, track) == want
+    assert shipped_variant("partnet", "points") == "push_floor_balance_half"  # SAM_RULES["points"] now
     # where the shipped variant was not run at a strength, the report falls back to the fast preset
     assert shipped_variant("partnet", "points", {}, "zero") == "fast"
 
@@ -44,11 +47,11 @@ def test_shipped_variant_follows_the_rules_of_each_kind_of_shape() -> None:
 def test_targets_use_the_shipped_variant(tmp_path: Path, track: str) -> None:
     runs = [_run(track, v, s, c, ours)
             for c in ("Bottle", "Box")
-            for v, ours in (("fast", 0.6), ("push_floor", 0.8))
+            for v, ours in (("fast", 0.6), ("push_floor", 0.8), ("push_floor_balance_half", 0.9))
             for s in ("zero", "medium")]
     write_report(runs, tmp_path / "r", "test", threads=1)
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
-    expect = 0.8 if shipped_variant("partnet", track) == "push_floor" else 0.6
+    expect = {"push_floor": 0.8, "push_floor_balance_half": 0.9, "fast": 0.6}[shipped_variant("partnet", track)]
     zero = [t for t in summary["targets"] if t["what"] == f"zero partnet {track} link"]
     medium = [t for t in summary["targets"] if t["what"] == f"medium partnet {track} link"]
     assert zero and zero[0]["value"] == pytest.approx(expect)

@@ -90,6 +90,7 @@ def test_sam_like_masks_train_point_clouds_with_the_push_floor_and_meshes_withou
     parts_pts = np.stack([np.zeros(len(s.points), int), gt[s.face_id]])
     seg = segment_shape(cloud, cfg, mask_teacher=EmulatedMaskTeacher(parts_pts), progress=False)
     assert seg.meta["shape_kind"] == "points" and seg.meta["push_floor"] and "push_floor" in seg.meta["rules"]
+    assert seg.meta["group_balance"] == 0.5
     plain = segment_shape(cloud, dataclasses.replace(cfg, rules=PAPER_RULES),
                           mask_teacher=EmulatedMaskTeacher(parts_pts), progress=False)
     assert not plain.meta["push_floor"]
@@ -260,8 +261,9 @@ def test_rules_follow_the_teacher_and_presets():
     # on point clouds SAM-like masks get only the push floor of training, on closed single surfaces
     # nothing beyond the paper; the render-cue teacher keeps its own
     assert cfg.rules_for(object(), "closed_surface") == PAPER_RULES
-    assert cfg.rules_for(object(), "points") == dataclasses.replace(PAPER_RULES, push_floor=True)
-    assert cfg.rules_for(object(), "points").names == ["push_floor"] and not SAM_RULES["pieces"].push_floor
+    assert cfg.rules_for(object(), "points") == dataclasses.replace(PAPER_RULES, push_floor=True, group_balance=0.5)
+    assert cfg.rules_for(object(), "points").names == ["push_floor", "group_balance=0.5"]
+    assert not SAM_RULES["pieces"].push_floor and SAM_RULES["pieces"].group_balance == 0
     assert cfg.rules_for(RenderMaskTeacher(), "points") == RENDER_CUE_RULES
     with pytest.raises(ValueError, match="shape_kind"):
         cfg.rules_for(object(), "sphere")

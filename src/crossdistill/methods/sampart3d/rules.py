@@ -115,8 +115,8 @@ RENDER_CUE_RULES = PartRules(piece_codes=True, face_spill=0.5, pieces=True, piec
 #: piece: :func:`crossdistill.teachers.geometric_parts.shape_kind_of` tells which), a point cloud.
 SHAPE_KINDS = ("pieces", "closed_surface", "points")
 
-#: no stage-3 rule, and the push floor in training
-_PUSH_FLOOR_ONLY = replace(PAPER_RULES, push_floor=True)
+#: no stage-3 rule; in training the push floor and group-balanced pixels (a = 0.5)
+_POINT_TRAINING = replace(PAPER_RULES, push_floor=True, group_balance=0.5)
 
 #: SAM-like masks (SAM, and the mask emulator that stands in for it on benchmarks), per shape
 #: kind: what held up under the category-level cross-validation of
@@ -124,12 +124,14 @@ _PUSH_FLOOR_ONLY = replace(PAPER_RULES, push_floor=True)
 #: on meshes of pieces every render-cue rule but the piece codes (the field's input stays as
 #: published); on closed surfaces and point clouds no stage-3 candidate gained on fold A. Point
 #: clouds train with the push floor (chosen on fold A at strength zero, reported on fold B:
-#: ``docs/results/segment_emulated_zero.md``); closed surfaces do not (on 2 meshes per psb
+#: ``docs/results/segment_emulated_zero.md``) and group-balanced pixels at a = 0.5 (a declared
+#: confirmation on objects outside the grid: ``docs/results/segment_emulated_balance_confirm.md``,
+#: after the screen ``segment_emulated_balance_screen.md``; segment_notes.md item 22); closed surfaces do not (on 2 meshes per psb
 #: category it neither gains nor loses beyond a few hundredths of a point on fold B), nor do
 #: meshes of pieces (with their rules it lost on both folds at medium strength): the ablation
 #: section of ``docs/results/segment_emulated.md``.
 SAM_RULES: dict[str, PartRules] = {"pieces": replace(RENDER_CUE_RULES, piece_codes=False),
-                                   "closed_surface": PAPER_RULES, "points": _PUSH_FLOOR_ONLY}
+                                   "closed_surface": PAPER_RULES, "points": _POINT_TRAINING}
 
 #: The geometric part teacher (spectral partitions of closed single surfaces): no rule, as it was
 #: measured in ``docs/results/segment_single_surface.md``.

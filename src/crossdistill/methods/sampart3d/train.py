@@ -340,8 +340,8 @@ class _ImageSampler:
             return None
         if self.config.group_balance > 0:
             g_all, _ = groups_at_scale(vs.mask[:, cand], self.scales[vi][:, cand], s_query)
-            _, inv, cnt = np.unique(g_all, return_inverse=True, return_counts=True)
-            w = cnt[inv].astype(np.float64) ** -self.config.group_balance
+            cnt = np.bincount(g_all + 1)  # every candidate has a group (id >= 0); bincount, not a sort
+            w = cnt[g_all + 1].astype(np.float64) ** -self.config.group_balance
             sel = cand[self.rng.choice(len(cand), size=P, p=w / w.sum())]
         else:
             sel = cand[self.rng.integers(0, len(cand), size=P)]
