@@ -31,7 +31,7 @@ every human segmentation: Rand index error and mIoU). Variants of ours:
   ``segment_emulated_zero_diag.md``; not adopted: ``segment_emulated_lr_screen.md``, notes item 19);
 * ``push_floor_balance_half`` / ``_full``: ``push_floor`` with group-balanced pixel drawing (a pixel
   drawn with probability n^-a, n its group's pixel count at the step's scale; a = 0.5 / 1,
-  ``GROUP_BALANCE``), so that small parts' masks are supervised about as often as large ones;
+  ``segment_emulated_report.BALANCE_VARIANTS``), so that small parts' masks are supervised about as often as large ones;
   ``balance_half`` / ``_full``: the same without the push floor (meshes train without it);
   screens, run by name (notes item 22).
 
@@ -72,10 +72,6 @@ SCREENS = ("push_floor_lr", "push_floor_balance_half", "push_floor_balance_full"
 PSB_PER_CATEGORY = 2
 #: the peak learning rate of the ``push_floor_lr`` variant (the fast preset's is lower)
 PUSH_FLOOR_LR = 5e-3
-#: variant -> (push floor, group-balance exponent) of the group-balance screens
-#: (``GroupingTrainConfig.group_balance``; segment_notes.md item 22)
-GROUP_BALANCE = {"push_floor_balance_half": (True, 0.5), "push_floor_balance_full": (True, 1.0),
-                 "balance_half": (False, 0.5), "balance_full": (False, 1.0)}
 
 
 def main() -> int:
@@ -190,6 +186,7 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
     from crossdistill.eval.segment_protocol import evaluate_object
     from crossdistill.methods.sampart3d.pipeline import preset
     from crossdistill.methods.sampart3d.rules import PAPER_RULES, RENDER_CUE_RULES
+    from segment_emulated_report import BALANCE_OF
 
     obj, parts = load(Path(data), dataset, track, cat, oid)
     teacher = EmulatedMaskTeacher(parts, strength=STRENGTHS[strength], seed=0)
@@ -212,8 +209,8 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, push_floor=True))
     elif variant == "push_floor_lr":
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, push_floor=True, lr=PUSH_FLOOR_LR))
-    elif variant in GROUP_BALANCE:
-        floor, balance = GROUP_BALANCE[variant]
+    elif variant in BALANCE_OF:  # the group-balance screens (segment_notes.md item 22)
+        floor, balance = BALANCE_OF[variant]
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, push_floor=floor, group_balance=balance))
     elif variant == "no_skip":
         cfg = dataclasses.replace(fast, train=dataclasses.replace(fast.train, long_skip=False))

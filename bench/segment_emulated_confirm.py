@@ -57,6 +57,10 @@ def main() -> int:
             rows.append((ds, r["name"], fold, d))
             for key in ((ds, fold), ("pooled", fold)):
                 pooled.setdefault(key, []).extend(d)
+    if not rows:
+        print(f"error: no cached {args.variant} / {args.against} pair at {args.strength} on the {args.track} track "
+              f"outside the grid under {args.cache}", file=sys.stderr)
+        return 2
     lines = [f"# Confirmation on new objects: `{args.variant}` against `{args.against}`", "",
              f"Command: `python bench/segment_emulated_confirm.py {' '.join(sys.argv[1:])}`  ",
              f"Objects: those of `bench/_cache/segment_emulated` on the {args.track} track at strength "
@@ -67,7 +71,9 @@ def main() -> int:
     lines += [f"| {ds} | {n} | {fo} | " + " / ".join(f"{x:+.1f}" for x in d) + " |" for ds, n, fo, d in rows]
     lines += ["", "| group | fold | objects | mean difference |", "|---|---|---|---|"]
     lines += [f"| {g} | {fo} | {len(v) // 2} | {np.mean(v):+.2f} |" for (g, fo), v in sorted(pooled.items())]
-    args.out.write_text("\n".join(lines) + "\n")
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(args.out)  # atomic: a reader never sees half a report
     print(f"wrote {args.out} ({len(rows)} objects)")
     return 0
 

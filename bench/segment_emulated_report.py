@@ -29,6 +29,8 @@ VARIANT_NAMES = {"fast": "ours, fast preset", "as_released": "ours, fast, releas
 #: (push floor, group-balance exponent) -> the bench variant that trains with them
 BALANCE_VARIANTS = {(True, 0.5): "push_floor_balance_half", (True, 1.0): "push_floor_balance_full",
                     (False, 0.5): "balance_half", (False, 1.0): "balance_full"}
+#: the same, read the other way: variant -> (push floor, group-balance exponent)
+BALANCE_OF = {v: k for k, v in BALANCE_VARIANTS.items()}
 GEO_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal), best k of 2-12",
              "region_grow": "normal region growing, best of 5 angles",
              "kmeans_count": "k-means told each person's segment count", "one_segment": "one segment"}
@@ -213,8 +215,8 @@ def _targets(groups, geo, summary) -> list[str]:
 
 def _training_note(variant: str) -> str:
     """`` + push floor`` (and group balance) where a kind of shape's field trains beyond the fast preset."""
-    if variant in BALANCE_VARIANTS.values():
-        floor, a = next(k for k, n in BALANCE_VARIANTS.items() if n == variant)
+    if variant in BALANCE_OF:
+        floor, a = BALANCE_OF[variant]
         return (" + push floor" if floor else "") + f" + group-balanced pixels (a = {a:g})"
     return " + push floor" if variant == "push_floor" else ""
 
@@ -222,8 +224,8 @@ def _training_note(variant: str) -> str:
 def _as(ds: str, track: str, groups: dict, strength: str) -> str:
     """`` (push floor)`` where `ours` on a track is not the plain fast-preset field."""
     v = shipped_variant(ds, track, groups, strength)
-    if v in BALANCE_VARIANTS.values():
-        floor, a = next(k for k, n in BALANCE_VARIANTS.items() if n == v)
+    if v in BALANCE_OF:
+        floor, a = BALANCE_OF[v]
         return f" ({'push floor, ' if floor else ''}group-balanced pixels a = {a:g})"
     return "" if v == "fast" else " (push floor)" if v == "push_floor" else f" ({v})"
 

@@ -258,8 +258,8 @@ def test_rules_follow_the_teacher_and_presets():
     assert cfg.rules_for(RenderMaskTeacher()) == RENDER_CUE_RULES
     assert cfg.rules_for(object()) == SAM_RULES["pieces"]  # an unknown (real) model is SAM-like
     assert "pieces" in SAM_RULES["pieces"].names and not SAM_RULES["pieces"].piece_codes
-    # on point clouds SAM-like masks get only the push floor of training, on closed single surfaces
-    # nothing beyond the paper; the render-cue teacher keeps its own
+    # on point clouds SAM-like masks get only training rules (push floor, group-balanced pixels), on
+    # closed single surfaces nothing beyond the paper; the render-cue teacher keeps its own
     assert cfg.rules_for(object(), "closed_surface") == PAPER_RULES
     assert cfg.rules_for(object(), "points") == dataclasses.replace(PAPER_RULES, push_floor=True, group_balance=0.5)
     assert cfg.rules_for(object(), "points").names == ["push_floor", "group_balance=0.5"]

@@ -126,8 +126,9 @@ _POINT_TRAINING = replace(PAPER_RULES, push_floor=True, group_balance=0.5)
 #: clouds train with the push floor (chosen on fold A at strength zero, reported on fold B:
 #: ``docs/results/segment_emulated_zero.md``) and group-balanced pixels at a = 0.5 (a declared
 #: confirmation on objects outside the grid: ``docs/results/segment_emulated_balance_confirm.md``,
-#: after the screen ``segment_emulated_balance_screen.md``; segment_notes.md item 22); closed surfaces do not (on 2 meshes per psb
-#: category it neither gains nor loses beyond a few hundredths of a point on fold B), nor do
+#: after the screen ``segment_emulated_balance_screen.md``; segment_notes.md item 22). Closed
+#: surfaces do not train with the push floor (on 2 meshes per psb category it neither gains nor
+#: loses beyond a few hundredths of a point on fold B), nor do
 #: meshes of pieces (with their rules it lost on both folds at medium strength): the ablation
 #: section of ``docs/results/segment_emulated.md``.
 SAM_RULES: dict[str, PartRules] = {"pieces": replace(RENDER_CUE_RULES, piece_codes=False),

@@ -342,10 +342,11 @@ class _ImageSampler:
             g_all, _ = groups_at_scale(vs.mask[:, cand], self.scales[vi][:, cand], s_query)
             cnt = np.bincount(g_all + 1)  # every candidate has a group (id >= 0); bincount, not a sort
             w = cnt[g_all + 1].astype(np.float64) ** -self.config.group_balance
-            sel = cand[self.rng.choice(len(cand), size=P, p=w / w.sum())]
+            pick = self.rng.choice(len(cand), size=P, p=w / w.sum())
+            sel, group = cand[pick], g_all[pick]
         else:
             sel = cand[self.rng.integers(0, len(cand), size=P)]
-        group, _ = groups_at_scale(vs.mask[:, sel], self.scales[vi][:, sel], s_query)
+            group, _ = groups_at_scale(vs.mask[:, sel], self.scales[vi][:, sel], s_query)
         return vs.point[sel], group, np.full(P, q, dtype=np.float32), np.full(P, s_query)
 
     def larger(self, q: np.ndarray, raw: np.ndarray, u: float) -> np.ndarray:
