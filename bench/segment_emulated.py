@@ -125,6 +125,16 @@ def main() -> int:
                             continue  # low / high only with --full-grid (same reason)
                         f = cache / ds / track / variant / strength / f"{cat}_{oid}.json"
                         jobs.append((f, (str(data), ds, track, cat, oid, variant, strength, args.threads)))
+    if not jobs:
+        print("error: no run matches this selection (screens run only with --full-grid)", file=sys.stderr)
+        return 2
+    default_out = str(REPO / "docs" / "results" / "segment_emulated")
+    partial = any(getattr(args, k) != ap.get_default(k) for k in
+                  ("datasets", "tracks", "per_category", "psb_per_category", "categories", "variants",
+                   "strengths", "full_grid"))
+    if partial and args.out == default_out:
+        print("error: a partial selection would overwrite the grid's report; give --out", file=sys.stderr)
+        return 2
     order = {("fast", "zero"): 0, ("fast", "medium"): 1}
     jobs.sort(key=lambda j: order.get((j[1][5], j[1][6]), 2))
     todo = [(f, a) for f, a in jobs if not f.exists()]

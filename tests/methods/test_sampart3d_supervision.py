@@ -171,3 +171,38 @@ def test_group_balanced_drawing_gives_a_small_part_its_share():
     assert 2 / 32 + 0.05 < small_share(0.5) < 1 / 3 - 0.05
     with pytest.raises(ValueError, match="group_balance"):
         GroupingTrainConfig(group_balance=1.5)
+
+
+def test_group_balanced_drawing_weighs_every_pixel_by_its_group_size():
+    """Drawing through the view's mask sets gives each pixel probability n^-a (n: its group's pixel count
+    at the step's scale), computed here pixel by pixel, on overlapping masks of several scales."""
+    from crossdistill.methods.sampart3d.scale import ScaleQuantiles
+    from crossdistill.methods.sampart3d.train import _ImageSampler
+
+    corr, pts = _corr()
+    rng = np.random.default_rng(3)
+    masks = []
+    for _ in range(7):  # random rectangles, overlapping and nested
+        m = np.zeros((H, W), bool)
+        r, c = rng.integers(0, H - 1), rng.integers(0, W - 2)
+        m[r: r + rng.integers(1, H - r + 1), c: c + rng.integers(2, W - c + 1)] = True
+        masks.append(m)
+    masks.append(np.ones((H, W), bool))  # every pixel has a group at every scale
+    ms = MaskSet(np.stack(masks), np.ones(len(masks), np.float32), np.zeros(len(masks), np.int8))
+    sup = build_supervision([ms], corr, pts, min_pixels=1)
+    vs = sup.views[0]
+    scales = np.where(vs.mask >= 0, sup.scale[np.maximum(vs.mask, 0)], np.inf)
+    s = float(np.median(sup.scale))
+    quant = ScaleQuantiles.fit(np.array([s]))  # every step's scale: s
+    group, _ = groups_at_scale(vs.mask, scales, s)
+    for a in (0.5, 1.0):
+        size = np.bincount(group)[group].astype(float)
+        expect = size ** -a / (size ** -a).sum()  # per pixel
+        sampler = _ImageSampler(sup, quant, GroupingTrainConfig(pixels_per_image=4000, group_balance=a),
+                                np.random.default_rng(0))
+        draws = [sampler.draw(0) for _ in range(10)]
+        picked = np.concatenate([d[0] for d in draws])  # pixel i sees point i
+        drawn_group = np.concatenate([d[1] for d in draws])
+        assert (drawn_group == group[picked]).all()  # each pixel comes with its own group
+        freq = np.bincount(picked, minlength=H * W) / len(picked)
+        assert 0.5 * np.abs(freq - expect).sum() < 0.03  # total variation, 40000 draws

@@ -302,6 +302,24 @@ def train_grouping_field(supervision: MaskSupervision, points: np.ndarray, norma
     return TrainedField(field, bb, low, quant, losses)
 
 
+@dataclass(frozen=True)
+class _MaskSets:
+    """A view's pixels grouped by the masks that contain them (M sets).
+
+    Attributes:
+        mask: (K, M) the mask slots of each set; scale: (K, M) their sigma (inf none);
+        coarsest: (M,) each set's largest sigma; count: (M,) its pixels;
+        pixels: (P,) the view's pixel indices ordered by set; start: (M,) each set's first position there.
+    """
+
+    mask: np.ndarray
+    scale: np.ndarray
+    coarsest: np.ndarray
+    count: np.ndarray
+    pixels: np.ndarray
+    start: np.ndarray
+
+
 class _ImageSampler:
     """Draws the pixels of one image for one training step (see the module docstring)."""
 
@@ -314,6 +332,7 @@ class _ImageSampler:
         # per view: a pixel's coarsest mask scale (it has a group at s iff this is >= s)
         self.coarsest = [np.where(np.isfinite(sc), sc, -np.inf).max(axis=0) for sc in self.scales]
         self.max_raw = float(quant.inverse(1.0))
+        self._sets: dict[int, _MaskSets] = {}
         if config.pair_sampling == "released":
             self.log_share = []
             for vs in supervision.views:
@@ -339,15 +358,45 @@ class _ImageSampler:
         if len(cand) < 2:
             return None
         if self.config.group_balance > 0:
-            g_all, _ = groups_at_scale(vs.mask[:, cand], self.scales[vi][:, cand], s_query)
-            cnt = np.bincount(g_all + 1)  # every candidate has a group (id >= 0); bincount, not a sort
-            w = cnt[g_all + 1].astype(np.float64) ** -self.config.group_balance
-            pick = self.rng.choice(len(cand), size=P, p=w / w.sum())
-            sel, group = cand[pick], g_all[pick]
+            sel, group = self._balanced(vi, s_query)
         else:
             sel = cand[self.rng.integers(0, len(cand), size=P)]
             group, _ = groups_at_scale(vs.mask[:, sel], self.scales[vi][:, sel], s_query)
         return vs.point[sel], group, np.full(P, q, dtype=np.float32), np.full(P, s_query)
+
+    def _balanced(self, vi: int, s_query: float) -> tuple[np.ndarray, np.ndarray]:
+        """(pixels (P,), groups (P,)) drawn with probability n^-a, n the pixel count of the pixel's group at s.
+
+        Pixels that lie in the same masks (the same column of the view's mask slots) share their group at
+        every scale, and a view has few such sets, so the draw picks a set with probability
+        (its pixels) x n^-a and then a pixel of it uniformly: the same distribution as weighing every
+        pixel, at the cost of the sets rather than the pixels.
+        """
+        sets = self._mask_sets(vi)
+        live = np.flatnonzero(sets.coarsest >= _reach(s_query))
+        g, _ = groups_at_scale(sets.mask[:, live], sets.scale[:, live], s_query)
+        _, g_idx = np.unique(g, return_inverse=True)
+        count = sets.count[live]
+        n_group = np.bincount(g_idx, weights=count)
+        w = count * n_group[g_idx] ** -self.config.group_balance
+        P = self.config.pixels_per_image
+        pick = self.rng.choice(len(live), size=P, p=w / w.sum())
+        which = live[pick]
+        offset = (self.rng.random(P) * sets.count[which]).astype(np.int64)
+        return sets.pixels[sets.start[which] + offset], g[pick]
+
+    def _mask_sets(self, vi: int) -> "_MaskSets":
+        """The view's pixels grouped by the masks that contain them (computed on first use)."""
+        if vi not in self._sets:
+            mask, scale = self.sup.views[vi].mask, self.scales[vi]
+            cols = np.ascontiguousarray(mask.T)
+            key = cols.view(np.dtype((np.void, cols.dtype.itemsize * cols.shape[1]))).ravel()
+            _, first, inverse, count = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+            order = np.argsort(inverse, kind="stable")
+            start = np.concatenate([[0], np.cumsum(count)[:-1]])
+            self._sets[vi] = _MaskSets(mask[:, first], scale[:, first], self.coarsest[vi][first], count, order,
+                                       start)
+        return self._sets[vi]
 
     def larger(self, q: np.ndarray, raw: np.ndarray, u: float) -> np.ndarray:
         """(P,) float32 scale inputs of the hierarchy term: a random larger scale.
