@@ -5,7 +5,8 @@ pixels, width 384) takes hours on a CPU, so on a CPU it is timed over ``--paper-
 steps and the full training is extrapolated from the per-step time (the report says
 which figures are measured and which extrapolated). With ``--device cuda`` both run whole.
 Masks come from the SAM-like mask emulator (benchmarks only) on shared PartNet-Mobility
-objects, so that the supervision has SAM's kind of overlapping masks.
+objects, so that the supervision has SAM's kind of overlapping masks. Both tracks are timed: the
+meshes and the objects' point clouds, which train with other rules (``rules.SAM_RULES``).
 
     python bench/segment_presets_speed.py                      # CPU, 3 objects
     python bench/segment_presets_speed.py --device cuda --full # a GPU: both presets whole
@@ -37,6 +38,7 @@ def main() -> int:
     ap.add_argument("--paper-steps", type=int, default=10, help="paper-preset steps timed when not --full")
     ap.add_argument("--full", action="store_true", help="run the paper preset's whole training")
     ap.add_argument("--objects", type=int, default=len(OBJECTS), help="how many of the objects to time")
+    ap.add_argument("--tracks", nargs="+", default=["mesh", "points"], choices=["mesh", "points"])
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "segment_presets_speed"))
     args = ap.parse_args()
     import torch
@@ -51,10 +53,10 @@ def main() -> int:
         print(f"error: {data / 'partnet_mobility_dev'} not found", file=sys.stderr)
         return 2
     rows = []
-    for cat, oid in OBJECTS[: args.objects]:
+    for track, (cat, oid) in [(t, o) for t in args.tracks for o in OBJECTS[: args.objects]]:
         if oid is None:
             oid = sorted(p.stem for p in (data / "partnet_mobility_dev" / cat).glob("*.glb"))[0]
-        obj, parts = load(data, "partnet", "mesh", cat, oid)
+        obj, parts = load(data, "partnet", track, cat, oid)
         teacher = EmulatedMaskTeacher(parts, strength=0.5)
         for name in ("fast", "paper"):
             cfg = preset(name, device=args.device)
@@ -66,7 +68,7 @@ def main() -> int:
             wall = time.perf_counter() - t0
             per_step = seg.timings["train"] / steps
             est = wall - seg.timings["train"] + per_step * full_steps
-            rows.append({"object": f"{cat}/{oid}", "preset": name, "steps_run": steps, "steps_full": full_steps,
+            rows.append({"object": f"{cat}/{oid}", "track": track, "preset": name, "rules": seg.meta.get("rules"), "steps_run": steps, "steps_full": full_steps,
                          "timings_s": {k: round(v, 2) for k, v in seg.timings.items()},
                          "seconds_per_step": round(per_step, 4), "wall_s": round(wall, 1),
                          "object_s": round(est, 1), "extrapolated": steps != full_steps})
@@ -88,16 +90,21 @@ def _report(rows: list[dict], args) -> None:
              "Masks: the SAM-like mask emulator at medium strength (benchmarks only). `object s` is the whole "
              "segmentation of one object; where the paper preset's training was not run to the end it is "
              "**extrapolated** from the measured seconds per step (marked).", "",
-             "| object | preset | steps run | s / step | train s (run) | object s | |", "|---|---|---|---|---|---|---|"]
+             "| object | track | preset | steps run | s / step | train s (run) | object s | |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['object']} | {r['preset']} | {r['steps_run']} / {r['steps_full']} | "
+        lines.append(f"| {r['object']} | {r.get('track', 'mesh')} | {r['preset']} | {r['steps_run']} / {r['steps_full']} | "
                      f"{r['seconds_per_step']:.3f} | {r['timings_s']['train']:.1f} | {r['object_s']:.1f} | "
                      f"{'extrapolated' if r['extrapolated'] else 'measured'} |")
-    for name in ("fast", "paper"):
-        secs = [r["object_s"] for r in rows if r["preset"] == name]
-        if secs:
-            lines.append(f"\n{name}: median {np.median(secs):.1f} s per object"
-                         + (" (extrapolated)" if any(r["extrapolated"] for r in rows if r["preset"] == name) else ""))
+    for track in dict.fromkeys(r.get("track", "mesh") for r in rows):
+        for name in ("fast", "paper"):
+            sel = [r for r in rows if r["preset"] == name and r.get("track", "mesh") == track]
+            if not sel:
+                continue
+            secs = [r["object_s"] for r in sel]
+            lines.append(f"\n{track}, {name} (rules: {', '.join(sel[0].get('rules') or []) or 'none'}): "
+                         f"median {np.median(secs):.1f} s per object"
+                         + (" (extrapolated)" if any(r["extrapolated"] for r in sel) else ""))
             if name == "fast" and dev == "cpu":
                 ok = float(np.median(secs)) <= 30.0
                 lines.append(f"- target: fast preset median <= 30 s per object on 2 cores: **{'met' if ok else 'MISSED'}**")

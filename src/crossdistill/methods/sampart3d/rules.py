@@ -127,12 +127,16 @@ _POINT_TRAINING = replace(PAPER_RULES, push_floor=True, group_balance=0.5)
 #: ``docs/results/segment_emulated_zero.md``) and group-balanced pixels at a = 0.5 (a declared
 #: confirmation on objects outside the grid: ``docs/results/segment_emulated_balance_confirm.md``,
 #: after the screen ``segment_emulated_balance_screen.md``; segment_notes.md item 22). Closed
-#: surfaces do not train with the push floor (on 2 meshes per psb category it neither gains nor
-#: loses beyond a few hundredths of a point on fold B), nor do
-#: meshes of pieces (with their rules it lost on both folds at medium strength): the ablation
-#: section of ``docs/results/segment_emulated.md``.
+#: surfaces train with group-balanced pixels at a = 0.5 too (chosen on fold A of the mesh screen
+#: ``segment_emulated_balance_mesh_screen.md``, confirmed on psb meshes outside the grid:
+#: ``segment_emulated_balance_mesh_confirm.md``; notes item 23), without the push floor (on 2
+#: meshes per psb category it neither gains nor loses beyond a few hundredths of a point on fold
+#: B). Meshes of pieces train as published: with their rules neither the push floor nor group
+#: balance gained on fold A at medium strength (the ablation section of
+#: ``docs/results/segment_emulated.md``, the mesh screen).
 SAM_RULES: dict[str, PartRules] = {"pieces": replace(RENDER_CUE_RULES, piece_codes=False),
-                                   "closed_surface": PAPER_RULES, "points": _POINT_TRAINING}
+                                   "closed_surface": replace(PAPER_RULES, group_balance=0.5),
+                                   "points": _POINT_TRAINING}
 
 #: The geometric part teacher (spectral partitions of closed single surfaces): no rule, as it was
 #: measured in ``docs/results/segment_single_surface.md``.
