@@ -15,6 +15,8 @@ the backward one alike. Variants of the backward stage (``VARIANTS``):
 * ``refine``: the kept predictions are cut to the student's own relative mask of their part
   (``backward_refine`` 0.5) before a fresh student trains;
 * ``continue+refine``: both;
+* ``refine_0.3`` / ``refine_0.7``: ``refine`` with the ratio 0.3 / 0.7 instead of 0.5 (a prediction is
+  cut less / more tightly);
 * ``reweight+continue``: the released code's soft re-score (share of the box's points the student
   labels with the part) with a continued student;
 * ``product``: a kept prediction's new confidence is the teacher's times the student's score
@@ -52,6 +54,7 @@ OUT = REPO / "docs" / "results"
 STEM = "partdistill_emulated_backward"
 CACHE = REPO / "bench" / "_cache" / STEM
 VARIANTS = {"fresh": {}, "continue": {"backward_init": "continue"}, "refine": {"backward_refine": 0.5},
+            "refine_0.3": {"backward_refine": 0.3}, "refine_0.7": {"backward_refine": 0.7},
             "continue+refine": {"backward_init": "continue", "backward_refine": 0.5},
             "reweight+continue": {"backward_rule": "reweight", "backward_init": "continue"},
             "product": {"backward_score": "product"},
@@ -183,7 +186,7 @@ def write_report(rows: list[dict], args, wall: float) -> None:
         f"says otherwise; {args.points} points, {args.iterations} steps per student; knowledge fixed (emulator seed 0, "
         f"point sampling seed 0), student seeds {', '.join(map(str, seeds))} (forward and backward students alike). "
         "Variants: see the bench's docstring (`refine` cuts each kept prediction to the points where the student's "
-        "probability of its part is at least 0.5 x its maximum inside it; 0.5 is the only value tried). "
+        "probability of its part is at least 0.5 x its maximum inside it; `refine_0.3` / `refine_0.7`: 0.3 / 0.7 x). "
         "(b) forward, (c) forward + backward (for `control`: the forward student continued on its own knowledge); "
         "(a) lifted comes from `partdistill_emulated.md`'s runs (it does not depend on the student seed).", "",
         f"**Variants are chosen on {', '.join(fold_a)} (fold A: the selection categories of "
