@@ -246,6 +246,8 @@ def candidate_rule_sets(base, render):
     render-cue teacher's rules together (pieces, spill, point regions, join, epsilon 0)."""
     import dataclasses
 
+    from segment_emulated_report import PIECES_SCREEN
+
     return {
         "none": dataclasses.replace(base, face_spill=0.0, pieces=False, point_region_deg=None, join_margin=None,
                                     hdbscan_epsilon=None),
@@ -256,6 +258,9 @@ def candidate_rule_sets(base, render):
                                                      join_from_scale=0.0),
         "join": dataclasses.replace(base, join_margin=render.join_margin, join_from_scale=render.join_from_scale),
         "all_render_rules": dataclasses.replace(render, piece_codes=base.piece_codes),
+        # the pieces screen (not candidates of the cross-validation): parts kept inside pieces at fewer scales
+        **{name: dataclasses.replace(render, piece_codes=base.piece_codes, pieces_until=until)
+           for name, until in PIECES_SCREEN.items()},
     }
 
 

@@ -31,6 +31,10 @@ BALANCE_VARIANTS = {(True, 0.5): "push_floor_balance_half", (True, 1.0): "push_f
                     (False, 0.5): "balance_half", (False, 1.0): "balance_full"}
 #: the same, read the other way: variant -> (push floor, group-balance exponent)
 BALANCE_OF = {v: k for k, v in BALANCE_VARIANTS.items()}
+#: the pieces screen (segment_notes.md item 23): the shipped rules of meshes of pieces with parts kept inside
+#: pieces only below this scale (shipped: 2.0), scored on the fast preset's fields; not candidates of the
+#: rule cross-validation (they are measured against the shipped rules, not against no rule)
+PIECES_SCREEN = {"pieces_until_1.5": 1.5, "pieces_until_1": 1.0}
 GEO_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal), best k of 2-12",
              "region_grow": "normal region growing, best of 5 angles",
              "kmeans_count": "k-means told each person's segment count", "one_segment": "one segment"}
@@ -119,6 +123,7 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, tot
             if block:
                 lines += block
     lines += cv_lines
+    lines += _pieces_screen(groups, summary)
     lines += _sampler_and_ablations(groups, summary)
     lines += _timing(groups, summary)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -325,7 +330,7 @@ def _rules_cv(groups, summary) -> tuple[list[str], dict[str, str | None]]:
     rs_all = [r for (ds, track, v, s), rs in groups.items() if v == "fast" and s == "medium" for r in rs]
     if not rs_all or not any("rules" in r for r in rs_all):
         return lines + ["(no rule runs)", ""], {}
-    names = [n for n in rs_all[0].get("rules", {}) if n != "none"]
+    names = [n for n in rs_all[0].get("rules", {}) if n != "none" and n not in PIECES_SCREEN]
     by_ds = defaultdict(list)
     for r in rs_all:
         by_ds[r["dataset"]].append(r)
@@ -360,6 +365,41 @@ def _rules_cv(groups, summary) -> tuple[list[str], dict[str, str | None]]:
                     f"**{adopted or 'none (no rule)'}**" if best else f"- {kind}: no candidate scored")
     summary["rules_adopted"] = adopted_by_kind
     return lines + [""] + tail + [""], adopted_by_kind
+
+
+def _pieces_screen(groups, summary) -> list[str]:
+    """The pieces screen: the shipped rules of meshes of pieces with parts kept inside pieces at fewer scales,
+    against the shipped rules on the same fields; fold A chooses (medium strength), adopted if fold B gains too."""
+    shipped = "all_render_rules"
+    out, table = [], {}
+    for strength in ("medium", "zero"):
+        rs = [r for (ds, track, v, s), rr in groups.items() for r in rr
+              if v == "fast" and s == strength and shape_kind(ds, track) == "pieces"
+              and all(n in r.get("rules", {}) for n in PIECES_SCREEN)]
+        if not rs:
+            continue
+        a, b = _folds_of(summary, rs[0]["dataset"], sorted({r["category"] for r in rs}))
+        for name, until in PIECES_SCREEN.items():
+            table[(name, strength)] = (_gain([r for r in rs if r["category"] in a], name, shipped),
+                                       _gain([r for r in rs if r["category"] in b], name, shipped), len(rs))
+    if not table:
+        return []
+    out += ["## How long parts stay inside pieces (screen, meshes of pieces)", "",
+            f"The shipped rules of meshes of pieces (`{shipped}`) keep parts inside connected pieces at scales below "
+            "2.0. Candidates keep them there only below 1.5 or 1.0, scored on the same fields; gain over the shipped "
+            "rules (points x100, mean over objects and metrics). Declared before the runs: fold A chooses at medium "
+            "strength, adopted only if it gains over the shipped rules on fold B too.", "",
+            "| candidate | strength | objects | gain on fold A | gain on fold B |", "|---|---|---|---|---|"]
+    for (name, strength), (ga, gb, n) in table.items():
+        out.append(f"| {name} (until {PIECES_SCREEN[name]:g}) | {strength} | {n} | "
+                   + " | ".join("-" if g is None else f"{g:+.2f}" for g in (ga, gb)) + " |")
+    medium = {n: v for (n, s), v in table.items() if s == "medium" and v[0] is not None and v[1] is not None}
+    if medium:
+        best = max(medium, key=lambda n: medium[n][0])
+        ok = medium[best][0] > 0 and medium[best][1] > 0
+        summary["pieces_screen"] = {"best_on_a": best, "adopted": best if ok else None}
+        out += ["", f"- best on fold A: {best} ({medium[best][0]:+.2f}); adopted: **{best if ok else 'no'}**"]
+    return out + [""]
 
 
 def _fold_differences(groups, summary, ds: str, track: str, variant: str, strength: str,

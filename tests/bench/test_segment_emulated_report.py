@@ -65,3 +65,25 @@ def test_a_screen_on_some_categories_says_so(tmp_path: Path) -> None:
     write_report(runs, tmp_path / "grid", "test", threads=1, dataset_categories={"partnet": ["Bottle"]})
     assert "A screen on some categories only" in (tmp_path / "screen.md").read_text()
     assert "A screen on some categories only" not in (tmp_path / "grid.md").read_text()
+
+
+def test_pieces_screen_is_chosen_on_fold_a_and_checked_on_fold_b(tmp_path: Path) -> None:
+    """The pieces screen compares its candidates with the shipped rules of meshes of pieces on the same
+    fields: fold A (Bottle) chooses, fold B (Box) must gain too; it stays out of the rule cross-validation."""
+    from segment_emulated_report import PIECES_SCREEN
+
+    def run(category: str, strength: str, gains: dict[str, float]) -> dict:
+        r = _run("mesh", "fast", strength, category, 0.6)
+        for name in PIECES_SCREEN:
+            s = 0.6 + gains.get(name, 0.0)
+            r["rules"][name] = {"best": {"link": s, "leaf": s - 0.1}, "per_scale": []}
+        return r
+
+    cats = {"partnet": ["Bottle", "Box"]}
+    both = [run("Bottle", s, {"pieces_until_1": 0.05, "pieces_until_1.5": 0.02}) for s in ("zero", "medium")]
+    for fold_b, adopted in ((0.03, "pieces_until_1"), (-0.03, None)):
+        runs = both + [run("Box", s, {"pieces_until_1": fold_b}) for s in ("zero", "medium")]
+        write_report(runs, tmp_path / "r", "test", threads=1, dataset_categories=cats)
+        summary = json.loads((tmp_path / "r.json").read_text())["summary"]
+        assert summary["pieces_screen"] == {"best_on_a": "pieces_until_1", "adopted": adopted}
+        assert not set(PIECES_SCREEN) & set(summary["rules_cv"]["pieces"])  # not a candidate of the CV
