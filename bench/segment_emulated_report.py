@@ -128,7 +128,21 @@ def write_report(results: list[dict], out: Path, command: str, threads: int, tot
     lines += _timing(groups, summary)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
-    write_json(out.with_suffix(".json"), {"command": command, "summary": summary, "runs": results})
+    # the runs are the evidence behind every figure: kept whole, on one line, scores to 1e-4 (the report shows
+    # 0.1 points), so that the committed file stays small
+    write_json(out.with_suffix(".json"), _rounded({"command": command, "summary": summary, "runs": results}),
+               indent=None)
+
+
+def _rounded(obj, digits: int = 4):
+    """``obj`` (nested dicts / lists) with every float rounded to ``digits`` decimals."""
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_rounded(v, digits) for v in obj]
+    return obj
 
 
 def _subset_line(results: list[dict], dataset_categories: dict[str, list[str]] | None) -> list[str]:
