@@ -196,7 +196,7 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
     from crossdistill.eval.segment_protocol import evaluate_object
     from crossdistill.methods.sampart3d.pipeline import preset
     from crossdistill.methods.sampart3d.rules import PAPER_RULES, RENDER_CUE_RULES
-    from segment_emulated_report import BALANCE_OF
+    from segment_emulated_report import BALANCE_OF, PIECES_SCREEN, shape_kind
 
     obj, parts = load(Path(data), dataset, track, cat, oid)
     teacher = EmulatedMaskTeacher(parts, strength=STRENGTHS[strength], seed=0)
@@ -232,6 +232,8 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
     rule_sets = candidate_rule_sets(PAPER_RULES, RENDER_CUE_RULES)
     if variant != "fast":  # the fast preset's field gets every candidate (the cross-validation); others these two
         rule_sets = {k: rule_sets[k] for k in ("none", "all_render_rules")}
+    elif shape_kind(dataset, track) != "pieces":  # the pieces screen acts on meshes of pieces only
+        rule_sets = {k: v for k, v in rule_sets.items() if k not in PIECES_SCREEN}
     t0 = time.perf_counter()
     res = evaluate_object(obj, cfg, mask_teacher=teacher, rule_sets=rule_sets,
                           geometry_baselines=(variant == "fast" and strength == "zero"))

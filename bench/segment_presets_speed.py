@@ -68,7 +68,8 @@ def main() -> int:
             wall = time.perf_counter() - t0
             per_step = seg.timings["train"] / steps
             est = wall - seg.timings["train"] + per_step * full_steps
-            rows.append({"object": f"{cat}/{oid}", "track": track, "preset": name, "rules": seg.meta.get("rules"), "steps_run": steps, "steps_full": full_steps,
+            rows.append({"object": f"{cat}/{oid}", "track": track, "preset": name, "rules": seg.meta.get("rules"),
+                         "steps_run": steps, "steps_full": full_steps,
                          "timings_s": {k: round(v, 2) for k, v in seg.timings.items()},
                          "seconds_per_step": round(per_step, 4), "wall_s": round(wall, 1),
                          "object_s": round(est, 1), "extrapolated": steps != full_steps})
@@ -93,7 +94,8 @@ def _report(rows: list[dict], args) -> None:
              "| object | track | preset | steps run | s / step | train s (run) | object s | |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['object']} | {r.get('track', 'mesh')} | {r['preset']} | {r['steps_run']} / {r['steps_full']} | "
+        lines.append(f"| {r['object']} | {r.get('track', 'mesh')} | {r['preset']} | "
+                     f"{r['steps_run']} / {r['steps_full']} | "
                      f"{r['seconds_per_step']:.3f} | {r['timings_s']['train']:.1f} | {r['object_s']:.1f} | "
                      f"{'extrapolated' if r['extrapolated'] else 'measured'} |")
     for track in dict.fromkeys(r.get("track", "mesh") for r in rows):

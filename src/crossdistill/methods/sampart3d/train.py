@@ -354,18 +354,22 @@ class _ImageSampler:
             return vs.point[sel], group, self.quant(raw), raw
         q = float(self.rng.uniform(0.0, 1.0))
         s_query = self.quant.inverse(q)
-        cand = np.flatnonzero(self.coarsest[vi] >= _reach(s_query))
-        if len(cand) < 2:
-            return None
         if self.config.group_balance > 0:
-            sel, group = self._balanced(vi, s_query)
+            drawn = self._balanced(vi, s_query)
+            if drawn is None:
+                return None
+            sel, group = drawn
         else:
+            cand = np.flatnonzero(self.coarsest[vi] >= _reach(s_query))
+            if len(cand) < 2:
+                return None
             sel = cand[self.rng.integers(0, len(cand), size=P)]
             group, _ = groups_at_scale(vs.mask[:, sel], self.scales[vi][:, sel], s_query)
         return vs.point[sel], group, np.full(P, q, dtype=np.float32), np.full(P, s_query)
 
-    def _balanced(self, vi: int, s_query: float) -> tuple[np.ndarray, np.ndarray]:
-        """(pixels (P,), groups (P,)) drawn with probability n^-a, n the pixel count of the pixel's group at s.
+    def _balanced(self, vi: int, s_query: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """(pixels (P,), groups (P,)) drawn with probability n^-a, n the pixel count of the pixel's group at s;
+        None where fewer than 2 pixels have a group at s.
 
         Pixels that lie in the same masks (the same column of the view's mask slots) share their group at
         every scale, and a view has few such sets, so the draw picks a set with probability
@@ -374,9 +378,11 @@ class _ImageSampler:
         """
         sets = self._mask_sets(vi)
         live = np.flatnonzero(sets.coarsest >= _reach(s_query))
+        count = sets.count[live]
+        if count.sum() < 2:
+            return None
         g, _ = groups_at_scale(sets.mask[:, live], sets.scale[:, live], s_query)
         _, g_idx = np.unique(g, return_inverse=True)
-        count = sets.count[live]
         n_group = np.bincount(g_idx, weights=count)
         w = count * n_group[g_idx] ** -self.config.group_balance
         P = self.config.pixels_per_image
@@ -385,7 +391,7 @@ class _ImageSampler:
         offset = (self.rng.random(P) * sets.count[which]).astype(np.int64)
         return sets.pixels[sets.start[which] + offset], g[pick]
 
-    def _mask_sets(self, vi: int) -> "_MaskSets":
+    def _mask_sets(self, vi: int) -> _MaskSets:
         """The view's pixels grouped by the masks that contain them (computed on first use)."""
         if vi not in self._sets:
             mask, scale = self.sup.views[vi].mask, self.scales[vi]
