@@ -100,6 +100,10 @@ def main() -> int:
     ap.add_argument("--cache", default=str(REPO / "bench" / "_cache" / "segment_emulated"))
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "segment_emulated"))
     ap.add_argument("--report-only", action="store_true", help="write the report from the cached results")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the whole measurement (sampled points, cameras, the emulator's noise, training, "
+                         "clustering); 0 is the grid's. Other seeds are replicates: cached apart (strength folder "
+                         "'<strength>@seed<N>'), reported by bench/segment_emulated_seeds.py, not here")
     args = ap.parse_args()
 
     data = Path(args.data)
@@ -123,8 +127,10 @@ def main() -> int:
                     for strength in (args.strengths or VARIANTS[variant]):
                         if strength in ("low", "high") and not args.full_grid:
                             continue  # low / high only with --full-grid (same reason)
-                        f = cache / ds / track / variant / strength / f"{cat}_{oid}.json"
-                        jobs.append((f, (str(data), ds, track, cat, oid, variant, strength, args.threads)))
+                        folder = strength + (f"@seed{args.seed}" if args.seed else "")
+                        f = cache / ds / track / variant / folder / f"{cat}_{oid}.json"
+                        jobs.append((f, (str(data), ds, track, cat, oid, variant, strength, args.threads,
+                                         args.seed)))
     if not jobs:
         print("error: no run matches this selection (screens run only with --full-grid)", file=sys.stderr)
         return 2
@@ -132,7 +138,7 @@ def main() -> int:
     partial = any(getattr(args, k) != ap.get_default(k) for k in
                   ("datasets", "tracks", "per_category", "psb_per_category", "categories", "variants",
                    "strengths", "full_grid"))
-    if partial and args.out == default_out:
+    if partial and args.out == default_out and not args.seed:
         print("error: a partial selection would overwrite the grid's report; give --out", file=sys.stderr)
         return 2
     order = {("fast", "zero"): 0, ("fast", "medium"): 1}
@@ -158,6 +164,9 @@ def main() -> int:
                 print(f"{res['dataset']}/{res['track']} {res['name']} {res['variant']}@{res['strength']}: "
                       f"ours {_short(res['ours']['best'])} lift {_short(res['lift']['best'])} "
                       f"({res['seconds']:.0f} s)", flush=True)
+    if args.seed:
+        print(f"seed {args.seed}: replicate runs cached; report them with bench/segment_emulated_seeds.py")
+        return 0
     results = [json.loads(f.read_text()) for f, _ in jobs if f.exists()]
     from segment_emulated_report import write_report
 
@@ -184,8 +193,9 @@ def _short(scores: dict) -> str:
 
 
 def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: str, strength: str,
-            threads: int) -> dict:
-    """One object, one strength, one variant of ours (in a fresh process)."""
+            threads: int, seed: int = 0) -> dict:
+    """One object, one strength, one variant of ours (in a fresh process); ``seed`` seeds the whole
+    measurement (the pipeline and the emulator)."""
     import dataclasses
 
     import torch
@@ -199,7 +209,7 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
     from segment_emulated_report import BALANCE_OF, PIECES_SCREEN, shape_kind
 
     obj, parts = load(Path(data), dataset, track, cat, oid)
-    teacher = EmulatedMaskTeacher(parts, strength=STRENGTHS[strength], seed=0)
+    teacher = EmulatedMaskTeacher(parts, strength=STRENGTHS[strength], seed=seed)
     fast = preset("fast")
     if variant == "fast":
         cfg = fast
@@ -228,7 +238,7 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
         raise ValueError(variant)
     # `ours` of every run is the field with no rule (as the cached runs were made); the rule sets are
     # scored on the same field
-    cfg = dataclasses.replace(cfg, rules=PAPER_RULES)
+    cfg = dataclasses.replace(cfg, rules=PAPER_RULES, seed=seed)
     rule_sets = candidate_rule_sets(PAPER_RULES, RENDER_CUE_RULES)
     if variant != "fast":  # the fast preset's field gets every candidate (the cross-validation); others these two
         rule_sets = {k: rule_sets[k] for k in ("none", "all_render_rules")}
@@ -237,7 +247,7 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
     t0 = time.perf_counter()
     res = evaluate_object(obj, cfg, mask_teacher=teacher, rule_sets=rule_sets,
                           geometry_baselines=(variant == "fast" and strength == "zero"))
-    res.update(dataset=dataset, variant=variant, strength=strength, wall_s=round(time.perf_counter() - t0, 2),
+    res.update(dataset=dataset, variant=variant, strength=strength, seed=seed, wall_s=round(time.perf_counter() - t0, 2),
                threads=threads, mask_teacher=teacher.teacher_id)
     return res
 
