@@ -232,6 +232,28 @@ def summarise(rows, ar, cats) -> dict:
     return out
 
 
+def saved_stage_models(args) -> dict:
+    """The stage models of ``--from-models TAG`` in ``--save-models DIR``, their test-time decoding overridden."""
+    from crossdistill.methods.partdistillation.pipeline import PartDistillation
+
+    if args.save_models is None:
+        print("error: --from-models needs --save-models DIR (where the run saved them)", file=sys.stderr)
+        raise SystemExit(2)
+    out = {}
+    for stage in ("decoder", "selftrained", "final"):
+        f = args.save_models / f"{args.from_models}_{stage}.pt"
+        if f.exists():
+            m = PartDistillation.load(f)
+            over = {k: v for k, v in (("score_threshold", args.decode_threshold),
+                                      ("min_fraction", args.decode_min_fraction)) if v is not None}
+            m.config = replace(m.config, **over)
+            out[stage] = m
+    if not out:
+        print(f"error: no saved model {args.from_models}_*.pt in {args.save_models}", file=sys.stderr)
+        raise SystemExit(2)
+    return out
+
+
 def build_config(args):
     from crossdistill.methods.partdistillation.augment import AugmentConfig
     from crossdistill.methods.partdistillation.pipeline import PartDistillationConfig, SelfTrainConfig
@@ -278,6 +300,15 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--no-report", action="store_true", help="write only the variant's JSON")
     ap.add_argument("--stem", default=STEM, help="name of the report files in docs/results")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "crossdistill_bench")
+    ap.add_argument("--save-models", type=Path, default=None, metavar="DIR",
+                    help="also write each stage's trained model to DIR/<tag>_<stage>.pt")
+    ap.add_argument("--from-models", default=None, metavar="TAG",
+                    help="no training: evaluate the stage models a run saved under --save-models DIR as TAG "
+                         "(with --decode-threshold / --decode-min-fraction: read the decoder otherwise)")
+    ap.add_argument("--decode-threshold", type=float, default=None,
+                    help="with --from-models: part-ness a query needs to own cells at test time")
+    ap.add_argument("--decode-min-fraction", type=float, default=None,
+                    help="with --from-models: smallest part kept at test time, as a share of its object")
     ap.add_argument("--report-from", default=None, metavar="TAG",
                     help="write the report from the saved run TAG (its JSON and cached example images), no run")
     args = ap.parse_args()
@@ -321,16 +352,23 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
             snaps["selftrained"] = copy.deepcopy(decoder)
 
     t = time.perf_counter()
-    model, history = PartDistillation.fit(train_crops, config, teacher_id, progress=False, after_round=after_round)
+    if args.from_models:
+        stage_models, history = saved_stage_models(args), None
+    else:
+        model, history = PartDistillation.fit(train_crops, config, teacher_id, progress=False,
+                                              after_round=after_round)
+        stage_models = {}
+        for stage in ("decoder", "selftrained"):
+            if stage in snaps:
+                m = PartDistillation(snaps[stage], PartRanking(config=config.ranking), replace(config, final_steps=0))
+                m.ranking = m.fit_ranking(train_crops)
+                stage_models[stage] = m
+        if config.final_steps > 0:
+            stage_models["final"] = model
+        if args.save_models:
+            for stage, m in stage_models.items():
+                m.save(args.save_models / f"{args.tag}_{stage}.pt")
     timings["fit"] = time.perf_counter() - t
-    stage_models = {}
-    for stage in ("decoder", "selftrained"):
-        if stage in snaps:
-            m = PartDistillation(snaps[stage], PartRanking(config=config.ranking), replace(config, final_steps=0))
-            m.ranking = m.fit_ranking(train_crops)
-            stage_models[stage] = m
-    if config.final_steps > 0:
-        stage_models["final"] = model
     examples = []
     t = time.perf_counter()
     for stage, m in stage_models.items():
@@ -354,12 +392,12 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores ({platform.machine()}, {platform.processor() or 'cpu'}), "
                    f"Python {platform.python_version()}, torch threads {args.threads}, shared with other jobs",
-        "loadavg_end": os.getloadavg(), "teacher": teacher_id, "tag": args.tag, "args": vars(args) | {"cache": str(args.cache)},
+        "loadavg_end": os.getloadavg(), "teacher": teacher_id, "tag": args.tag, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "config": config.to_dict(), "select": SELECT, "report": REPORT,
         "n_images": {k: len(v) for k, v in split.items()}, "n_train_instances": len(train_crops),
         "summary": summary, "per_category": per_cat,
         "semantic": {s: results[s]["sem"] for s in results},
-        "final_loss_per_stage": [l[-1] for l in history.losses],
+        "final_loss_per_stage": [l[-1] for l in history.losses] if history is not None else None,
         "timings_s": timings | {"wall": wall},
     }
     runs = OUT / f"{STEM}_runs"
