@@ -244,8 +244,10 @@ def saved_stage_models(args) -> dict:
         f = args.save_models / f"{args.from_models}_{stage}.pt"
         if f.exists():
             m = PartDistillation.load(f)
+            thresholds = tuple(args.decode_proposal_thresholds) if args.decode_proposal_thresholds else None
             over = {k: v for k, v in (("score_threshold", args.decode_threshold),
-                                      ("min_fraction", args.decode_min_fraction)) if v is not None}
+                                      ("min_fraction", args.decode_min_fraction),
+                                      ("proposal_thresholds", thresholds)) if v is not None}
             m.config = replace(m.config, **over)
             out[stage] = m
     if not out:
@@ -309,6 +311,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
                     help="with --from-models: part-ness a query needs to own cells at test time")
     ap.add_argument("--decode-min-fraction", type=float, default=None,
                     help="with --from-models: smallest part kept at test time, as a share of its object")
+    ap.add_argument("--decode-proposal-thresholds", type=float, nargs="+", default=None,
+                    help="with --from-models: mask-logit thresholds at which every query's mask is a ranked proposal")
     ap.add_argument("--report-from", default=None, metavar="TAG",
                     help="write the report from the saved run TAG (its JSON and cached example images), no run")
     args = ap.parse_args()

@@ -231,3 +231,25 @@ def test_fit_and_decode_on_cuda(toy):
     on_cpu = model.decode(crops, device="cpu")
     for a, b in zip(on_gpu, on_cpu):
         assert np.allclose(a.scores, b.scores, atol=1e-4)
+
+
+def test_each_query_offers_its_mask_at_every_proposal_threshold(toy, fitted):
+    from dataclasses import replace
+
+    images, gts, classes, insts, crops = toy
+    model, _ = fitted
+    mine = [c for c in crops if c.image_index == 0]
+    one = model.predict_image(mine, insts[0].masks)
+    three = type(model)(model.decoder, model.ranking, replace(model.config, proposal_thresholds=(0.0, -2.0, 2.0)),
+                        model.teacher_id, model.head).predict_image(mine, insts[0].masks)
+    n_parts = len(np.unique(one.parts[one.parts >= 0]))
+    q = len(one.proposals) - n_parts  # query masks at logit > 0, after the parts
+    assert len(three.proposals) == n_parts + 3 * q
+    # the partition does not change; per crop the masks come threshold by threshold, nested
+    assert np.array_equal(one.parts, three.parts)
+    base, loose, tight = (three.proposals[n_parts + j * q:n_parts + (j + 1) * q] for j in range(3))
+    assert np.array_equal(base, one.proposals[n_parts:])
+    assert (tight <= base).all() and (base <= loose).all() and (loose.sum() > base.sum() > tight.sum())
+    # a query's other masks rank just below its own mask, above every lower-scored query's mask
+    s = three.proposal_scores[n_parts:]
+    assert (s[q:2 * q] < s[:q]).all() and (s[:q] - s[q:2 * q] < 0.01).all()

@@ -80,6 +80,9 @@ class PartDistillationConfig:
         pixel_position: channels of the cell-position code in the pixel embedding's input (:class:`DecoderConfig`).
         self_train: how rounds after the first (and the final stage) self-train.
         final_steps: steps of the final self-training on class-specific part ids (0: none).
+        proposal_thresholds: mask-logit thresholds at which every query's mask is offered as a
+            ranked proposal (AR@k), the first being the mask itself (logit > 0); the others rank
+            just below it, so a query also offers a tighter and a looser mask.
         seed: seeds proposals, decoder initialisation, batches and ranking.
     """
 
@@ -100,9 +103,12 @@ class PartDistillationConfig:
     pixel_position: int = 0
     self_train: SelfTrainConfig = SelfTrainConfig()
     final_steps: int = 0
+    proposal_thresholds: tuple[float, ...] = (0.0,)
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not self.proposal_thresholds:
+            raise ValueError("proposal_thresholds needs at least one threshold")
         if self.rounds < 1:
             raise ValueError("rounds must be >= 1")
         if self.final_steps < 0:
@@ -125,6 +131,7 @@ class PartDistillationConfig:
         aug = st.get("augment", AugmentConfig().to_dict())
         st["augment"] = None if aug is None else AugmentConfig(**{**aug, "scale": tuple(aug.get("scale", (0.6, 1.6)))})
         d["self_train"] = SelfTrainConfig(**st)
+        d["proposal_thresholds"] = tuple(d.get("proposal_thresholds", (0.0,)))
         return cls(**d)
 
 
@@ -284,8 +291,9 @@ class PartDistillation:
         for crop, dec in zip(crops, decoded):
             obj = instance_masks[crop.instance_index]
             pasted = paste_logits(dec.logits, crop.box, (H, W), obj)  # (Q, H, W)
-            props.append(pasted > 0)
-            prop_scores.append(dec.scores)
+            for j, t in enumerate(self.config.proposal_thresholds):
+                props.append(pasted > t)
+                prop_scores.append(dec.scores - 1e-3 * j)
             own = dec.part_queries
             if not len(own):
                 continue
