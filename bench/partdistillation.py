@@ -239,15 +239,14 @@ def saved_stage_models(args) -> dict:
     if args.save_models is None:
         print("error: --from-models needs --save-models DIR (where the run saved them)", file=sys.stderr)
         raise SystemExit(2)
+    thresholds = tuple(args.decode_proposal_thresholds) if args.decode_proposal_thresholds else None
+    over = {k: v for k, v in (("score_threshold", args.decode_threshold), ("min_fraction", args.decode_min_fraction),
+                              ("proposal_thresholds", thresholds)) if v is not None}
     out = {}
     for stage in ("decoder", "selftrained", "final"):
         f = args.save_models / f"{args.from_models}_{stage}.pt"
         if f.exists():
             m = PartDistillation.load(f)
-            thresholds = tuple(args.decode_proposal_thresholds) if args.decode_proposal_thresholds else None
-            over = {k: v for k, v in (("score_threshold", args.decode_threshold),
-                                      ("min_fraction", args.decode_min_fraction),
-                                      ("proposal_thresholds", thresholds)) if v is not None}
             m.config = replace(m.config, **over)
             out[stage] = m
     if not out:
@@ -306,7 +305,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
                     help="also write each stage's trained model to DIR/<tag>_<stage>.pt")
     ap.add_argument("--from-models", default=None, metavar="TAG",
                     help="no training: evaluate the stage models a run saved under --save-models DIR as TAG "
-                         "(with --decode-threshold / --decode-min-fraction: read the decoder otherwise)")
+                         "(the --decode-* options change how the decoder is read)")
     ap.add_argument("--decode-threshold", type=float, default=None,
                     help="with --from-models: part-ness a query needs to own cells at test time")
     ap.add_argument("--decode-min-fraction", type=float, default=None,
@@ -396,7 +395,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores ({platform.machine()}, {platform.processor() or 'cpu'}), "
                    f"Python {platform.python_version()}, torch threads {args.threads}, shared with other jobs",
-        "loadavg_end": os.getloadavg(), "teacher": teacher_id, "tag": args.tag, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "loadavg_end": os.getloadavg(), "teacher": teacher_id, "tag": args.tag,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "config": config.to_dict(), "select": SELECT, "report": REPORT,
         "n_images": {k: len(v) for k, v in split.items()}, "n_train_instances": len(train_crops),
         "summary": summary, "per_category": per_cat,

@@ -111,6 +111,7 @@ def main() -> int:
         print(f"error: {data} lacks partnet_mobility_dev/ or psb_dev/ (the shared data folder)", file=sys.stderr)
         return 2
     from crossdistill.eval.segment_objects import select
+    from segment_emulated_report import seed_folder
 
     cache = Path(args.cache)
     jobs = []
@@ -127,8 +128,7 @@ def main() -> int:
                     for strength in (args.strengths or VARIANTS[variant]):
                         if strength in ("low", "high") and not args.full_grid:
                             continue  # low / high only with --full-grid (same reason)
-                        folder = strength + (f"@seed{args.seed}" if args.seed else "")
-                        f = cache / ds / track / variant / folder / f"{cat}_{oid}.json"
+                        f = cache / ds / track / variant / seed_folder(strength, args.seed) / f"{cat}_{oid}.json"
                         jobs.append((f, (str(data), ds, track, cat, oid, variant, strength, args.threads,
                                          args.seed)))
     if not jobs:
@@ -247,8 +247,8 @@ def run_one(data: str, dataset: str, track: str, cat: str, oid: str, variant: st
     t0 = time.perf_counter()
     res = evaluate_object(obj, cfg, mask_teacher=teacher, rule_sets=rule_sets,
                           geometry_baselines=(variant == "fast" and strength == "zero"))
-    res.update(dataset=dataset, variant=variant, strength=strength, seed=seed, wall_s=round(time.perf_counter() - t0, 2),
-               threads=threads, mask_teacher=teacher.teacher_id)
+    res.update(dataset=dataset, variant=variant, strength=strength, seed=seed,
+               wall_s=round(time.perf_counter() - t0, 2), threads=threads, mask_teacher=teacher.teacher_id)
     return res
 
 

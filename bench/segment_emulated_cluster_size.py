@@ -60,6 +60,13 @@ def screen_object(npz: Path) -> dict[str, list[float]]:
     return out
 
 
+def part_size_shares(sampled: np.ndarray, parts: np.ndarray) -> tuple[int, float, float]:
+    """(parts, share with >= 30 sampled points, share with >= 10) of the parts ``parts`` (P,) given the part
+    label of every sampled point ``sampled`` (N,) (-1: none); a part no point lands on counts as 0 points."""
+    sizes = np.bincount(sampled[sampled >= 0], minlength=int(parts.max()) + 1)[parts]
+    return len(sizes), float((sizes >= 30).mean()), float((sizes >= 10).mean())
+
+
 def floor_rows(cache: Path) -> list[tuple[str, int, dict]]:
     """Per PartNet point cloud: parts per level and the share with at least 30 / 10 sampled points."""
     rows = []
@@ -67,9 +74,8 @@ def floor_rows(cache: Path) -> list[tuple[str, int, dict]]:
         z = np.load(npz)
         shares = {}
         for lv in ("link", "leaf"):
-            sizes = np.bincount(z[f"gt_{lv}"][z[f"gt_{lv}"] >= 0])
-            sizes = sizes[sizes > 0]
-            shares[lv] = (len(sizes), float((sizes >= 30).mean()), float((sizes >= 10).mean()))
+            g = z[f"gt_{lv}"]
+            shares[lv] = part_size_shares(g, np.unique(g[g >= 0]))
         rows.append((npz.stem.split("_", 2)[2].replace("_", "/"), len(z["points"]), shares))
     return rows
 
@@ -90,11 +96,8 @@ def mesh_floor_rows(data: Path) -> list[tuple[str, int, dict]]:
         face = sample_surface(unit, n_points, seed=0).face_id
         shares = {}
         for lv in ("link", "leaf"):
-            gt = obj.labels[lv]
-            lab = gt[face]
-            present = np.unique(gt[gt >= 0])  # every part of the mesh, sampled or not
-            sizes = np.bincount(lab[lab >= 0], minlength=int(gt.max()) + 1)[present]
-            shares[lv] = (len(sizes), float((sizes >= 30).mean()), float((sizes >= 10).mean()))
+            g = obj.labels[lv]
+            shares[lv] = part_size_shares(g[face], np.unique(g[g >= 0]))  # every part counts, sampled or not
         rows.append((f"{cat}/{oid}", n_points, shares))
     return rows
 

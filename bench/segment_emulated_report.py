@@ -40,6 +40,11 @@ GEO_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal),
              "kmeans_count": "k-means told each person's segment count", "one_segment": "one segment"}
 
 
+def seed_folder(strength: str, seed: int) -> str:
+    """The cache folder of a strength's runs at a seed of the whole measurement (seed 0: the grid's own)."""
+    return strength + (f"@seed{seed}" if seed else "")
+
+
 def fmt(dataset: str, metric: str, value: float | None) -> str:
     """x100; Rand index shown as the benchmark's error (1 - RI)."""
     if value is None or not np.isfinite(value):

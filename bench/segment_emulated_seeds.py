@@ -32,13 +32,10 @@ sys.path.insert(0, str(REPO / "bench"))
 TRACKS = (("partnet", "mesh"), ("partnet", "points"), ("psb", "mesh"), ("psb", "points"))
 
 
-def seed_folder(strength: str, seed: int) -> str:
-    """The cache folder of a strength's runs at a seed (seed 0: the grid's own folder)."""
-    return strength + (f"@seed{seed}" if seed else "")
-
-
 def load_runs(cache: Path, dataset: str, track: str, variant: str, strength: str, seed: int) -> dict[str, dict]:
     """name -> cached run of one (dataset, track, variant, strength, seed)."""
+    from segment_emulated_report import seed_folder
+
     folder = cache / dataset / track / variant / seed_folder(strength, seed)
     return {(r := json.loads(f.read_text()))["name"]: r for f in sorted(folder.glob("*.json"))}
 

@@ -81,8 +81,8 @@ class PartDistillationConfig:
         self_train: how rounds after the first (and the final stage) self-train.
         final_steps: steps of the final self-training on class-specific part ids (0: none).
         proposal_thresholds: mask-logit thresholds at which every query's mask is offered as a
-            ranked proposal (AR@k), the first being the mask itself (logit > 0); the others rank
-            just below it, so a query also offers a tighter and a looser mask.
+            ranked proposal (AR@k), ranked by the query's part-ness; the masks at the second and
+            later thresholds rank just below the first (default: the mask itself, logit > 0).
         seed: seeds proposals, decoder initialisation, batches and ranking.
     """
 
