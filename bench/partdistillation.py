@@ -241,7 +241,8 @@ def saved_stage_models(args) -> dict:
         raise SystemExit(2)
     thresholds = tuple(args.decode_proposal_thresholds) if args.decode_proposal_thresholds else None
     over = {k: v for k, v in (("score_threshold", args.decode_threshold), ("min_fraction", args.decode_min_fraction),
-                              ("proposal_thresholds", thresholds)) if v is not None}
+                              ("proposal_thresholds", thresholds), ("min_parts", args.decode_min_parts))
+            if v is not None}
     out = {}
     for stage in ("decoder", "selftrained", "final"):
         f = args.save_models / f"{args.from_models}_{stage}.pt"
@@ -267,8 +268,9 @@ def build_config(args):
         train=TrainConfig(steps=args.steps, seed=args.seed), rounds=args.rounds, normalize_input=args.normalize_input,
         pixel_kernel=args.pixel_kernel, pixel_layers=args.pixel_layers, pixel_position=args.pixel_position,
         self_train=SelfTrainConfig(augment=aug, momentum=args.momentum, refresh_every=args.refresh_every,
-                                   proposal_augment=args.proposal_augment),
-        final_steps=args.final_steps, min_fraction=args.min_fraction, seed=args.seed)
+                                   proposal_augment=args.proposal_augment, min_parts=args.self_train_min_parts,
+                                   targets=args.self_train_targets),
+        final_steps=args.final_steps, min_fraction=args.min_fraction, min_parts=args.min_parts, seed=args.seed)
 
 
 def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
@@ -288,6 +290,11 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--pixel-layers", type=int, default=0, help="residual 3x3 blocks of the decoder's pixel embedding")
     ap.add_argument("--pixel-position", type=int, default=0, help="channels of the cell-position code in the "
                     "decoder's pixel embedding (0: none)")
+    ap.add_argument("--min-parts", type=int, default=0, help="the decoder's reading lets at least this many "
+                    "queries compete for an object's cells")
+    ap.add_argument("--self-train-min-parts", type=int, default=0, help="the same for the self-training targets")
+    ap.add_argument("--self-train-targets", default="partition", choices=["partition", "embedding"],
+                    help="self-training targets: the snapshot's partitions, or k-means of its pixel embeddings")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--proposal-augment", action="store_true")
     ap.add_argument("--momentum", type=float, default=0.99)
@@ -308,6 +315,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
                          "(the --decode-* options change how the decoder is read)")
     ap.add_argument("--decode-threshold", type=float, default=None,
                     help="with --from-models: part-ness a query needs to own cells at test time")
+    ap.add_argument("--decode-min-parts", type=int, default=None,
+                    help="with --from-models: read the saved models with this min_parts")
     ap.add_argument("--decode-min-fraction", type=float, default=None,
                     help="with --from-models: smallest part kept at test time, as a share of its object")
     ap.add_argument("--decode-proposal-thresholds", type=float, nargs="+", default=None,

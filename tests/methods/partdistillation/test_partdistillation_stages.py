@@ -258,3 +258,77 @@ def test_old_decoder_weights_still_load():
     fresh = PartDecoder(DecoderConfig(in_channels=4, dim=16, queries=3, layers=1, heads=2, grid=8))
     fresh.load_state_dict(old)
     assert torch.equal(fresh.pixel_out.weight, sd["pixel_out.weight"] + 1.0)
+
+
+def test_min_parts_lets_the_next_queries_split_a_merged_part():
+    from crossdistill.methods.partdistillation.inference import parts_partition
+
+    lg = np.full((3, 4, 4), -9.0)
+    lg[0] = 2.0  # query 0: the whole object, confident
+    lg[0, 3] = -3.0  # ... weakly on the bottom row
+    lg[1, 3] = 9.0  # query 1: the bottom row, below the part-ness threshold
+    scores = np.array([0.9, 0.3, 0.1])
+    obj = np.ones((4, 4), bool)
+    bottom = np.zeros((4, 4), bool)
+    bottom[3] = True
+    # only query 0 is confident: it owns every cell
+    assert (parts_partition(lg, scores, obj, 0.5, 0.0) == 0).all()
+    # min_parts=2: query 1 competes; 0.3 * sigmoid(9) > 0.9 * sigmoid(-3) on the bottom row
+    two = parts_partition(lg, scores, obj, 0.5, 0.0, min_parts=2)
+    assert (two[bottom] == 1).all() and (two[~bottom] == 0).all()
+    # query 2 competes too but wins no cell
+    assert np.array_equal(parts_partition(lg, scores, obj, 0.5, 0.0, min_parts=3), two)
+    # a minimum part of 5 cells folds query 1's 4 cells into query 0
+    assert (parts_partition(lg, scores, obj, 0.5, 0.3, min_parts=2) == 0).all()
+    masks, labels = labelled_partition(lg, scores, np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), obj,
+                                       0.5, 0.0, min_parts=2)
+    assert labels.tolist() == [0, 1] and np.array_equal(masks[1], bottom)
+
+
+def test_min_parts_reaches_the_reading_and_the_self_training_targets(toy_crops):
+    from dataclasses import replace
+
+    from crossdistill.methods.partdistillation.pipeline import SelfTrainConfig
+
+    crops, _ = toy_crops
+    # a part-ness threshold no query reaches: each object is read as one part unless min_parts lets more compete
+    base = PartDistillationConfig(grid=24, dim=32, queries=6, layers=2, heads=4, score_threshold=0.999,
+                                  train=TrainConfig(steps=12, batch_size=8, lr=3e-3), rounds=2)
+    wide = replace(base, self_train=replace(base.self_train, min_parts=6))
+    _, h0 = PartDistillation.fit(crops, base, "offline", progress=False)
+    model, h1 = PartDistillation.fit(crops, wide, "offline", progress=False)
+    # the first round is the same; the self-training targets of the wide run have more parts
+    assert h1.parts_per_object[0] == h0.parts_per_object[0]
+    assert h1.parts_per_object[1] > h0.parts_per_object[1]
+    assert h0.parts_per_object[1] == 1.0
+    assert all(len(d.part_queries) == 1 for d in model.decode(crops))
+    model.config = replace(model.config, min_parts=6)
+    assert np.mean([len(d.part_queries) for d in model.decode(crops)]) > 1.5
+    assert PartDistillationConfig.from_dict(wide.to_dict()) == wide
+    with pytest.raises(ValueError):
+        PartDistillationConfig(min_parts=-1)
+    with pytest.raises(ValueError):
+        PartDistillationConfig(self_train=SelfTrainConfig(min_parts=-1))
+
+
+def test_embedding_targets_keep_the_proposals_part_count(toy_crops):
+    from dataclasses import replace
+
+    from crossdistill.methods.partdistillation.inference import embedding_crops
+    from crossdistill.methods.partdistillation.pipeline import SelfTrainConfig
+
+    crops, _ = toy_crops
+    base = PartDistillationConfig(grid=24, dim=32, queries=6, layers=2, heads=4, proposals=ProposalConfig(ks=(3,)),
+                                  train=TrainConfig(steps=12, batch_size=8, lr=3e-3), rounds=2)
+    emb = replace(base, self_train=replace(base.self_train, targets="embedding"))
+    model, history = PartDistillation.fit(crops, emb, "offline", progress=False)
+    first = PartDecoder(model.decoder.config)
+    e = embedding_crops(model.decoder, crops)
+    assert e[0].features.shape == (32, 24, 24) and np.array_equal(e[0].mask, crops[0].mask)
+    assert e[0].box is crops[0].box and e[0].object_class == crops[0].object_class
+    # k-means with K = 3 of the embedding: the self-training targets have the proposals' count (up to tiny pieces)
+    assert history.parts_per_object[1] > 2.5 and abs(history.parts_per_object[1] - history.parts_per_object[0]) < 0.5
+    assert not np.array_equal(embedding_crops(first, crops[:1])[0].features, e[0].features)
+    assert PartDistillationConfig.from_dict(emb.to_dict()) == emb
+    with pytest.raises(ValueError):
+        SelfTrainConfig(targets="other")

@@ -87,7 +87,8 @@ class ClusterHead(nn.Module):
 
 
 def labelled_partition(logits: np.ndarray, partness: np.ndarray, label_probs: np.ndarray, object_mask: np.ndarray,
-                       score_threshold: float = 0.5, min_fraction: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+                       score_threshold: float = 0.5, min_fraction: float = 0.01,
+                       min_parts: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """One crop's labelled targets (module docstring).
 
     Args:
@@ -103,7 +104,7 @@ def labelled_partition(logits: np.ndarray, partness: np.ndarray, label_probs: np
         >>> m.astype(int).tolist(), l.tolist()  # both queries' best class-specific score is label 1: one target
         ([[[1, 1], [1, 1]]], [1])
     """
-    owner = parts_partition(logits, partness, object_mask, score_threshold, min_fraction)
+    owner = parts_partition(logits, partness, object_mask, score_threshold, min_fraction, min_parts)
     scores = partness[:, None] * label_probs
     qlabel = scores.argmax(1) if scores.shape[1] else np.zeros(len(partness), np.int64)
     lab = np.where(owner >= 0, qlabel[np.maximum(owner, 0)], -1)
@@ -135,8 +136,12 @@ def decode_with_labels(joint: nn.ModuleDict, crops: Sequence[InstanceCrop], batc
 
 
 def final_targets(joint: nn.ModuleDict, crops: Sequence[InstanceCrop], score_threshold: float = 0.5,
-                  min_fraction: float = 0.01, device: str = "cpu") -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Labelled targets of every crop from a teacher snapshot's ``joint`` (decoder + head)."""
+                  min_fraction: float = 0.01, device: str = "cpu",
+                  min_parts: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Labelled targets of every crop from a teacher snapshot's ``joint`` (decoder + head).
+
+    ``min_parts``: see :func:`.inference.parts_partition`.
+    """
     masks, labels = [], []
     for crop, (lg, pn, _, pr) in zip(crops, decode_with_labels(joint, crops, device=device)):
         head = joint["head"]
@@ -145,7 +150,7 @@ def final_targets(joint: nn.ModuleDict, crops: Sequence[InstanceCrop], score_thr
             labels.append(np.zeros(0, np.int64))
             continue
         k = len(head.prototypes[head.index[crop.object_class]])
-        m, lab = labelled_partition(lg, pn, pr[:, :k], crop.mask, score_threshold, min_fraction)
+        m, lab = labelled_partition(lg, pn, pr[:, :k], crop.mask, score_threshold, min_fraction, min_parts)
         masks.append(m)
         labels.append(lab)
     return masks, labels

@@ -6,14 +6,15 @@ Two readings of the decoder's last layer per crop:
   its part-ness ``sigmoid(score)``;
 * **parts**: a partition of the object, the unique-per-pixel reading of PartDistillation:
   each object cell goes to the confident query (part-ness >= ``score_threshold``; the
-  best query if none is) maximising ``part-ness * mask probability``. These partitions
-  are also the self-training targets of the next round.
+  best query if none is; with ``min_parts`` = k, at least the k queries of highest
+  part-ness compete) maximising ``part-ness * mask probability``. These partitions are
+  also the self-training targets of the next round.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from crossdistill.methods.partdistillation.decoder import PartDecoder
 from crossdistill.methods.partdistillation.proposals import absorb_small_pieces
 from crossdistill.methods.partdistillation.training import stack_crops
 
-__all__ = ["CropParts", "decode_crops", "parts_partition"]
+__all__ = ["CropParts", "decode_crops", "parts_partition", "embedding_crops"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,12 @@ class CropParts:
 
 
 def parts_partition(logits: np.ndarray, scores: np.ndarray, object_mask: np.ndarray,
-                    score_threshold: float = 0.5, min_fraction: float = 0.01) -> np.ndarray:
+                    score_threshold: float = 0.5, min_fraction: float = 0.01, min_parts: int = 0) -> np.ndarray:
     """(S, S) int64 query owning each object cell (-1 outside), see the module docstring.
+
+    ``min_parts`` = k lets the k queries of highest part-ness compete for cells even below
+    ``score_threshold`` (a query still owns a part only where its weighted mask wins, and
+    parts under ``min_fraction`` of the object are absorbed by their neighbours).
 
     Example:
         >>> lg = np.array([[[5., 5.], [-5, -5]], [[-5, -5], [5, 5]], [[5, 5], [5, 5]]])
@@ -63,6 +68,8 @@ def parts_partition(logits: np.ndarray, scores: np.ndarray, object_mask: np.ndar
     confident = scores >= score_threshold
     if not confident.any():
         confident = scores == scores.max()
+    if min_parts > int(confident.sum()):
+        confident[np.argsort(-scores, kind="stable")[:min_parts]] = True
     prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
     weight = np.where(confident[:, None, None], scores[:, None, None] * prob, -1.0)
     labels = np.where(object_mask, weight.argmax(0), -1).astype(np.int64)
@@ -74,7 +81,8 @@ def parts_partition(logits: np.ndarray, scores: np.ndarray, object_mask: np.ndar
 
 @torch.no_grad()
 def decode_crops(decoder: PartDecoder, crops: Sequence[InstanceCrop], score_threshold: float = 0.5,
-                 min_fraction: float = 0.01, batch_size: int = 32, device: str = "cpu") -> list[CropParts]:
+                 min_fraction: float = 0.01, batch_size: int = 32, device: str = "cpu",
+                 min_parts: int = 0) -> list[CropParts]:
     """Decode every crop (see the module docstring); the decoder is put in eval mode."""
     decoder.to(device).eval()
     out: list[CropParts] = []
@@ -86,6 +94,24 @@ def decode_crops(decoder: PartDecoder, crops: Sequence[InstanceCrop], score_thre
         scores = last["scores"].float().sigmoid().cpu().numpy()
         queries = torch.nn.functional.normalize(last["queries"].float(), dim=-1).cpu().numpy()
         for b, crop in enumerate(chunk):
-            labels = parts_partition(logits[b], scores[b], crop.mask, score_threshold, min_fraction)
+            labels = parts_partition(logits[b], scores[b], crop.mask, score_threshold, min_fraction, min_parts)
             out.append(CropParts(logits[b], scores[b], queries[b], labels))
+    return out
+
+
+@torch.no_grad()
+def embedding_crops(decoder: PartDecoder, crops: Sequence[InstanceCrop], batch_size: int = 32,
+                    device: str = "cpu") -> list[InstanceCrop]:
+    """``crops`` with their features replaced by the decoder's (D, S, S) pixel embeddings.
+
+    The decoder is put in eval mode. Grouping these cells (:func:`.proposals.part_proposals`)
+    re-proposes parts in the feature space the decoder has learned.
+    """
+    decoder.to(device).eval()
+    out: list[InstanceCrop] = []
+    for start in range(0, len(crops), batch_size):
+        chunk = crops[start:start + batch_size]
+        feats, objs = stack_crops(chunk)
+        emb = decoder.pixel_embedding(feats.to(device), objs.to(device)).float().cpu().numpy()
+        out += [replace(c, features=emb[b]) for b, c in enumerate(chunk)]
     return out

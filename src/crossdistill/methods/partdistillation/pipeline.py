@@ -34,7 +34,7 @@ from crossdistill.methods.partdistillation.augment import AugmentConfig, Teacher
 from crossdistill.methods.partdistillation.crops import InstanceCrop, paste_logits
 from crossdistill.methods.partdistillation.decoder import DecoderConfig, PartDecoder
 from crossdistill.methods.partdistillation.final import ClusterHead, decode_with_labels, final_targets
-from crossdistill.methods.partdistillation.inference import CropParts, decode_crops, parts_partition
+from crossdistill.methods.partdistillation.inference import CropParts, decode_crops, embedding_crops, parts_partition
 from crossdistill.methods.partdistillation.proposals import ProposalConfig, part_proposals, partition_masks
 from crossdistill.methods.partdistillation.ranking import PartRanking, RankingConfig, class_part_features
 from crossdistill.methods.partdistillation.training import TrainConfig, train_decoder
@@ -53,12 +53,25 @@ class SelfTrainConfig:
         momentum: EMA momentum of the teacher snapshot per step (0: a copy refreshed at each re-labelling).
         refresh_every: steps between re-labellings of all crops by the snapshot.
         proposal_augment: also augment the first round (training on the proposals).
+        min_parts: the snapshot's partitions used as targets let at least this many queries
+            (highest part-ness first) compete for cells (0: only the confident ones;
+            :func:`~.inference.parts_partition`), so merged parts can split again.
+        targets: what the snapshot's re-labelling gives in the rounds after the first:
+            "partition", its partition of each object (PartDistillation); "embedding", the
+            proposals' k-means (same :class:`ProposalConfig`) of its pixel embeddings
+            (:func:`~.inference.embedding_crops`), so every object keeps the proposals' part count.
     """
 
     augment: AugmentConfig | None = AugmentConfig()
     momentum: float = 0.99
     refresh_every: int = 50
     proposal_augment: bool = False
+    min_parts: int = 0
+    targets: str = "partition"
+
+    def __post_init__(self) -> None:
+        if self.targets not in ("partition", "embedding"):
+            raise ValueError(f"targets must be partition or embedding, got {self.targets!r}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,8 @@ class PartDistillationConfig:
         rounds: training rounds; 1 = on the proposals only, each further round self-trains.
         score_threshold: part-ness a query needs to own cells.
         min_fraction: smallest part kept, as a share of its object.
+        min_parts: the decoder's reading lets at least this many queries (highest part-ness
+            first) compete for an object's cells (0: only the confident ones).
         ranking: class-specific part ranking.
         normalize_input: the decoder also reads its input features standardised per object (:class:`DecoderConfig`).
         pixel_kernel: kernel of the decoder's second pixel convolution (:class:`DecoderConfig`).
@@ -96,6 +111,7 @@ class PartDistillationConfig:
     rounds: int = 2
     score_threshold: float = 0.5
     min_fraction: float = 0.05
+    min_parts: int = 0
     ranking: RankingConfig = RankingConfig()
     normalize_input: bool = False
     pixel_kernel: int = 1
@@ -113,6 +129,8 @@ class PartDistillationConfig:
             raise ValueError("rounds must be >= 1")
         if self.final_steps < 0:
             raise ValueError("final_steps must be >= 0")
+        if self.min_parts < 0 or self.self_train.min_parts < 0:
+            raise ValueError("min_parts must be >= 0")
 
     def decoder_config(self, in_channels: int) -> DecoderConfig:
         return DecoderConfig(in_channels, self.dim, self.queries, self.layers, self.heads, self.grid,
@@ -208,8 +226,13 @@ class PartDistillation:
         st = config.self_train
 
         def relabel(model: PartDecoder) -> tuple[list[np.ndarray], None]:
-            decoded = decode_crops(model, crops, config.score_threshold, config.min_fraction, device=device)
-            out = [partition_masks(d.labels) for d in decoded]
+            if st.targets == "embedding":
+                out = [part_proposals(c, config.proposals, config.seed)
+                       for c in embedding_crops(model, crops, device=device)]
+            else:
+                decoded = decode_crops(model, crops, config.score_threshold, config.min_fraction, device=device,
+                                       min_parts=st.min_parts)
+                out = [partition_masks(d.labels) for d in decoded]
             history.parts_per_object.append(float(np.mean([len(t) for t in out])))
             return out, None
 
@@ -235,7 +258,7 @@ class PartDistillation:
             teacher = TeacherSnapshot(joint, st.momentum)
 
             def relabel_final(j: torch.nn.ModuleDict) -> tuple[list[np.ndarray], list[np.ndarray]]:
-                out = final_targets(j, crops, config.score_threshold, config.min_fraction, device)
+                out = final_targets(j, crops, config.score_threshold, config.min_fraction, device, st.min_parts)
                 history.parts_per_object.append(float(np.mean([len(t) for t in out[0]])))
                 return out
 
@@ -263,12 +286,13 @@ class PartDistillation:
         """The decoder's reading of every crop; with a head, also each query's label probabilities."""
         if self.head is None:
             return decode_crops(self.decoder, crops, self.config.score_threshold, self.config.min_fraction,
-                                device=device)
+                                device=device, min_parts=self.config.min_parts)
         joint = torch.nn.ModuleDict({"decoder": self.decoder, "head": self.head})
         out = []
         for crop, (lg, pn, q, pr) in zip(crops, decode_with_labels(joint, crops, device=device)):
             k = len(self.ranking.names(crop.object_class))
-            labels = parts_partition(lg, pn, crop.mask, self.config.score_threshold, self.config.min_fraction)
+            labels = parts_partition(lg, pn, crop.mask, self.config.score_threshold, self.config.min_fraction,
+                                     self.config.min_parts)
             out.append(CropParts(lg, pn, q, labels, pr[:, :k]))
         return out
 
