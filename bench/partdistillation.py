@@ -339,6 +339,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     import torch
 
     torch.set_num_threads(args.threads)
+    from crossdistill.engine.machine import cpu_model
     from crossdistill.methods.partdistillation.pipeline import PartDistillation
     from crossdistill.methods.partdistillation.ranking import PartRanking
 
@@ -402,8 +403,9 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     report = {
         "command": "python bench/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{os.cpu_count()} cores ({platform.machine()}, {platform.processor() or 'cpu'}), "
-                   f"Python {platform.python_version()}, torch threads {args.threads}, shared with other jobs",
+        # the CPU model matters: training differs in the last bits between CPU vendors, and grows apart from there
+        "machine": f"{os.cpu_count()} cores ({platform.machine()}, {cpu_model()}), Python {platform.python_version()}, "
+                   f"torch {torch.__version__}, torch threads {args.threads}, shared with other jobs",
         "loadavg_end": os.getloadavg(), "teacher": teacher_id, "tag": args.tag,
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "config": config.to_dict(), "select": SELECT, "report": REPORT,
