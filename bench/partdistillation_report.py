@@ -76,7 +76,8 @@ def write_report(report: dict, examples, names: dict, out: Path, stem: str) -> N
         "NMI over the object's pixels with a known part; mIoU: each ground-truth part's best IoU with a predicted "
         "part, averaged per image; AR@k: average recall of the leaf parts by the k best-ranked masks, COCO IoU "
         "thresholds 0.5:0.95 (proposals: the parts of K = 2..6, by K then area; decoder: its parts, then every "
-        "query's mask by part-ness); semantic mIoU: discovered part classes mapped to link-level semantic parts by "
+        f"query's mask at mask logits {', '.join(f'> {t:g}' for t in cfg.get('proposal_thresholds', [0.0]))}, by "
+        "part-ness); semantic mIoU: discovered part classes mapped to link-level semantic parts by "
         "majority on the training images (proposals have no classes).", "",
     ]
     for fold in ("report", "select"):

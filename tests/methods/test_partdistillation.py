@@ -239,9 +239,10 @@ def test_each_query_offers_its_mask_at_every_proposal_threshold(toy, fitted):
     images, gts, classes, insts, crops = toy
     model, _ = fitted
     mine = [c for c in crops if c.image_index == 0]
-    one = model.predict_image(mine, insts[0].masks)
-    three = type(model)(model.decoder, model.ranking, replace(model.config, proposal_thresholds=(0.0, -2.0, 2.0)),
-                        model.teacher_id, model.head).predict_image(mine, insts[0].masks)
+    assert model.config.proposal_thresholds == (0.0, -2.0, 2.0)  # the default
+    one = type(model)(model.decoder, model.ranking, replace(model.config, proposal_thresholds=(0.0,)),
+                      model.teacher_id, model.head).predict_image(mine, insts[0].masks)
+    three = model.predict_image(mine, insts[0].masks)
     n_parts = len(np.unique(one.parts[one.parts >= 0]))
     q = len(one.proposals) - n_parts  # query masks at logit > 0, after the parts
     assert len(three.proposals) == n_parts + 3 * q

@@ -2,8 +2,9 @@
 
 Two readings of the decoder's last layer per crop:
 
-* **proposals** (for AR@k): every query's mask (logit > 0, inside the object) ranked by
-  its part-ness ``sigmoid(score)``;
+* **proposals** (for AR@k): every query's mask (inside the object, at the mask-logit
+  thresholds of :attr:`PartDistillationConfig.proposal_thresholds`) ranked by its part-ness
+  ``sigmoid(score)``;
 * **parts**: a partition of the object, the unique-per-pixel reading of PartDistillation:
   each object cell goes to the confident query (part-ness >= ``score_threshold``; the
   best query if none is; with ``min_parts`` = k, at least the k queries of highest

@@ -97,7 +97,9 @@ class PartDistillationConfig:
         final_steps: steps of the final self-training on class-specific part ids (0: none).
         proposal_thresholds: mask-logit thresholds at which every query's mask is offered as a
             ranked proposal (AR@k), ranked by the query's part-ness; the masks at the second and
-            later thresholds rank just below the first (default: the mask itself, logit > 0).
+            later thresholds rank just below the first (default: logit > 0, then the looser
+            logit > -2 and the tighter logit > 2; chosen in docs/results/partdistillation_notes.md).
+            The partition (the parts) does not depend on them.
         seed: seeds proposals, decoder initialisation, batches and ranking.
     """
 
@@ -119,7 +121,7 @@ class PartDistillationConfig:
     pixel_position: int = 0
     self_train: SelfTrainConfig = SelfTrainConfig()
     final_steps: int = 0
-    proposal_thresholds: tuple[float, ...] = (0.0,)
+    proposal_thresholds: tuple[float, ...] = (0.0, -2.0, 2.0)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -164,8 +166,9 @@ class ImageParts:
         part_scores: (P,) float32 part-ness of each part id.
         part_names: P names (class-specific, "" when the instance's class was not ranked).
         proposals: (R, H, W) bool ranked part masks for AR@k, with ``proposal_scores`` (R,): the
-            image's parts first (score 1 + part score), then every query's own mask (logit > 0
-            inside its object, score its part-ness).
+            image's parts first (score 1 + part score), then every query's own mask inside its
+            object at each of ``config.proposal_thresholds`` (score its part-ness, a little less
+            at each later threshold).
     """
 
     parts: np.ndarray
