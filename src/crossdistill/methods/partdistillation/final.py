@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from crossdistill.methods.partdistillation.crops import InstanceCrop
 from crossdistill.methods.partdistillation.inference import parts_partition
-from crossdistill.methods.partdistillation.training import stack_crops
+from crossdistill.methods.partdistillation.training import crop_batches
 
 __all__ = ["ClusterHead", "labelled_partition", "final_targets", "decode_with_labels"]
 
@@ -122,10 +122,8 @@ def decode_with_labels(joint: nn.ModuleDict, crops: Sequence[InstanceCrop], batc
     """
     joint.to(device).eval()
     out = []
-    for start in range(0, len(crops), batch_size):
-        chunk = crops[start:start + batch_size]
-        feats, objs = stack_crops(chunk)
-        last = joint["decoder"](feats.to(device), objs.to(device))[-1]
+    for chunk, feats, objs in crop_batches(crops, batch_size, device):
+        last = joint["decoder"](feats, objs)[-1]
         probs = joint["head"](last["queries"], [c.object_class for c in chunk]).softmax(-1)
         logits = last["masks"].float().cpu().numpy()
         partness = last["scores"].float().sigmoid().cpu().numpy()

@@ -23,7 +23,7 @@ import torch
 from crossdistill.methods.partdistillation.crops import InstanceCrop
 from crossdistill.methods.partdistillation.decoder import PartDecoder
 from crossdistill.methods.partdistillation.proposals import absorb_small_pieces
-from crossdistill.methods.partdistillation.training import stack_crops
+from crossdistill.methods.partdistillation.training import crop_batches
 
 __all__ = ["CropParts", "decode_crops", "parts_partition", "embedding_crops"]
 
@@ -87,10 +87,8 @@ def decode_crops(decoder: PartDecoder, crops: Sequence[InstanceCrop], score_thre
     """Decode every crop (see the module docstring); the decoder is put in eval mode."""
     decoder.to(device).eval()
     out: list[CropParts] = []
-    for start in range(0, len(crops), batch_size):
-        chunk = crops[start:start + batch_size]
-        feats, objs = stack_crops(chunk)
-        last = decoder(feats.to(device), objs.to(device))[-1]
+    for chunk, feats, objs in crop_batches(crops, batch_size, device):
+        last = decoder(feats, objs)[-1]
         logits = last["masks"].float().cpu().numpy()
         scores = last["scores"].float().sigmoid().cpu().numpy()
         queries = torch.nn.functional.normalize(last["queries"].float(), dim=-1).cpu().numpy()
@@ -110,9 +108,7 @@ def embedding_crops(decoder: PartDecoder, crops: Sequence[InstanceCrop], batch_s
     """
     decoder.to(device).eval()
     out: list[InstanceCrop] = []
-    for start in range(0, len(crops), batch_size):
-        chunk = crops[start:start + batch_size]
-        feats, objs = stack_crops(chunk)
-        emb = decoder.pixel_embedding(feats.to(device), objs.to(device)).float().cpu().numpy()
+    for chunk, feats, objs in crop_batches(crops, batch_size, device):
+        emb = decoder.pixel_embedding(feats, objs).float().cpu().numpy()
         out += [replace(c, features=emb[b]) for b, c in enumerate(chunk)]
     return out

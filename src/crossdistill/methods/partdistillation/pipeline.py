@@ -72,6 +72,8 @@ class SelfTrainConfig:
     def __post_init__(self) -> None:
         if self.targets not in ("partition", "embedding"):
             raise ValueError(f"targets must be partition or embedding, got {self.targets!r}")
+        if self.min_parts < 0:
+            raise ValueError("min_parts must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class PartDistillationConfig:
             raise ValueError("rounds must be >= 1")
         if self.final_steps < 0:
             raise ValueError("final_steps must be >= 0")
-        if self.min_parts < 0 or self.self_train.min_parts < 0:
+        if self.min_parts < 0:
             raise ValueError("min_parts must be >= 0")
 
     def decoder_config(self, in_channels: int) -> DecoderConfig:

@@ -22,7 +22,7 @@ re-labels every crop, and the student learns those targets on strongly augmented
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -36,7 +36,7 @@ from crossdistill.methods.partdistillation.augment import AugmentConfig, Teacher
 from crossdistill.methods.partdistillation.crops import InstanceCrop
 from crossdistill.methods.partdistillation.decoder import PartDecoder
 
-__all__ = ["TrainConfig", "match_parts", "pad_targets", "set_loss", "train_decoder", "stack_crops"]
+__all__ = ["TrainConfig", "match_parts", "pad_targets", "set_loss", "train_decoder", "stack_crops", "crop_batches"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,15 @@ def stack_crops(crops: Sequence[InstanceCrop], dtype: torch.dtype = torch.float3
     feats = torch.as_tensor(np.stack([c.features for c in crops])).to(dtype)
     masks = torch.as_tensor(np.stack([c.mask for c in crops]))
     return feats, masks
+
+
+def crop_batches(crops: Sequence[InstanceCrop], batch_size: int = 32,
+                 device: str = "cpu") -> Iterator[tuple[Sequence[InstanceCrop], torch.Tensor, torch.Tensor]]:
+    """(chunk, (b, C, S, S) features, (b, S, S) bool masks) on ``device``, ``batch_size`` crops at a time."""
+    for start in range(0, len(crops), batch_size):
+        chunk = crops[start:start + batch_size]
+        feats, objs = stack_crops(chunk)
+        yield chunk, feats.to(device), objs.to(device)
 
 
 def _pair_costs(logits: torch.Tensor, targets: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
