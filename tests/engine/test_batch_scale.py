@@ -147,3 +147,29 @@ def test_workers_isolate_an_error_and_a_dying_worker(tmp_path):
     assert not (out / "b").exists() and not (out / "c").exists()  # no partial folder of a failed item
     assert sorted(json.loads((out / "failures.json").read_text())) == ["b", "c"]
     assert len({line.split()[1] for line in (tmp_path / "calls.log").read_text().splitlines()} - {str(os.getpid())}) >= 2
+
+
+def test_a_sigterm_swallowed_where_python_cannot_raise_is_sent_again(monkeypatch, capsys):
+    """SIGTERM landing in a weakref callback (e.g. inside an import): the Terminated that Python drops is not
+    printed, and the worker signals itself again so the item unwinds from ordinary code."""
+    import signal
+    import sys
+    import types
+
+    from crossdistill.engine import workers
+    from crossdistill.errors import Terminated
+
+    sent = []
+    monkeypatch.setattr(workers.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(workers, "_stopping", True)
+    args = types.SimpleNamespace(exc_type=Terminated, exc_value=Terminated(), exc_traceback=None,
+                                 err_msg="Exception ignored in", object=None)
+    workers._on_unraisable(args)
+    assert sent == [(workers.os.getpid(), signal.SIGTERM)] and workers._stopping is False
+    assert capsys.readouterr().err == ""
+    seen = []
+    monkeypatch.setattr(sys, "__unraisablehook__", seen.append)
+    other = types.SimpleNamespace(exc_type=ValueError, exc_value=ValueError("x"), exc_traceback=None,
+                                  err_msg=None, object=None)
+    workers._on_unraisable(other)
+    assert seen == [other] and len(sent) == 1

@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -67,11 +68,24 @@ def _on_sigterm(signum, frame) -> None:
     raise Terminated()  # unwinds the item (partial folder removed, claim released); then _work exits
 
 
+def _on_unraisable(args) -> None:
+    """A :class:`Terminated` raised by :func:`_on_sigterm` where Python cannot raise (a weakref
+    callback, e.g. inside an import, or ``__del__``) is dropped silently and the signal sent again,
+    so that it unwinds the item from ordinary code; anything else goes to Python's own hook."""
+    global _stopping
+    if isinstance(args.exc_value, Terminated):
+        _stopping = False
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    sys.__unraisablehook__(args)
+
+
 def _init(job: Job, threads: int) -> None:
     """Worker start: signals, threads, the job."""
     global _job
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    sys.unraisablehook = _on_unraisable
     from crossdistill.engine.threads import configure_threads
 
     configure_threads(threads)
