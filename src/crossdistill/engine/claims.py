@@ -128,10 +128,11 @@ class Claim:
 def _open(path: Path) -> int:
     """Open (create) ``path``; its folder is (re)created when missing (another process may just have removed it)."""
     for _ in range(100):
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # FileExistsError: the folder existed at mkdir and was removed before its is_dir check
+            path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
+        except (FileNotFoundError, FileExistsError):
             continue
     raise OSError(errno.ENOENT, f"cannot create the claim file {path}")
 
