@@ -47,6 +47,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,14 +79,17 @@ def run_key(cat: str, output: str, t: float, size: int, min_score: float, rule: 
     base = f"{cat}_{output}_t{t:g}_s{size}_m{min_score:g}_p{args.points}_i{args.iterations}"
     if getattr(args, "width", 64) != 64:
         base += f"_w{args.width}"
+    if getattr(args, "seed", 0):  # student seed (weights, batches, augmentation); the knowledge keeps seed 0
+        base += f"_seed{args.seed}"
     if forward:  # the backward student's options do not change the forward student
         v = VARIANTS[rule]
         return base + ("_mean" if v.get("per_point_mean") else "") + (f"_w{v['class_weights']}"
                                                                        if v.get("class_weights") else "")
     init, refine = getattr(args, "backward_init", "fresh"), getattr(args, "backward_refine", 0.0)
     score = getattr(args, "backward_score", "student")
+    rounds = getattr(args, "backward_rounds", 1)
     return (f"{base}_{rule}" + ("_continue" if init == "continue" else "") + (f"_refine{refine:g}" if refine else "")
-            + ("_product" if score == "product" else ""))
+            + ("_product" if score == "product" else "") + (f"_r{rounds}" if rounds != 1 else ""))
 
 
 class Category:
@@ -153,11 +157,13 @@ def do_run(cat: Category, output: str, t: float, size: int, min_score: float, ru
     v = VARIANTS[rule]
     scfg = StudentConfig(n_points=args.points, iterations=args.iterations, width=getattr(args, "width", 64),
                          class_weights=v.get("class_weights"))
-    items, knowledge_s = cat.items(output, t, size, scfg)
+    items, knowledge_s = cat.items(output, t, size, scfg)  # point sampling seed 0 whatever the student seed
+    scfg = replace(scfg, seed=getattr(args, "seed", 0))
     config = DistillConfig(image_size=size, min_score=min_score, pool_min_score=min(0.05, min_score),
                            backward_rule=v["backward_rule"], per_point_mean=v.get("per_point_mean", False),
                            backward_init=args.backward_init, backward_refine=args.backward_refine,
-                           backward_score=args.backward_score, student=scfg)
+                           backward_score=args.backward_score, backward_rounds=getattr(args, "backward_rounds", 1),
+                           student=scfg)
     pd = PartDistill(None, cat.names, config, progress=False)  # knowledge is ready: no teacher call
     P = len(cat.names)
     fpath = CACHE / f"{run_key(cat.name, output, t, size, min_score, rule, args, forward=True)}.forward.pt"
@@ -202,6 +208,12 @@ def do_run(cat: Category, output: str, t: float, size: int, min_score: float, ru
     return row
 
 
+def supervised_key(cat: str, n_labelled: int, args) -> str:
+    """Cache name of (d) for one category at the students' budget (and student seed when not 0)."""
+    seed = getattr(args, "seed", 0)
+    return f"{cat}_supervised_l{n_labelled}_p{args.points}_i{args.iterations}" + (f"_seed{seed}" if seed else "")
+
+
 def supervised_run(cat: Category, args) -> dict:
     from partdistill import scored_faces, train_on_labelled
 
@@ -210,10 +222,10 @@ def supervised_run(cat: Category, args) -> dict:
     from crossdistill.methods.partdistill.distill import shape_points
     from crossdistill.methods.partdistill.student_training import StudentConfig, predict_probs
 
-    path = CACHE / f"{cat.name}_supervised_l{cat.n_labelled}_p{args.points}_i{args.iterations}.json"
+    path = CACHE / f"{supervised_key(cat.name, cat.n_labelled, args)}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    scfg = StudentConfig(n_points=args.points, iterations=args.iterations)
+    scfg = StudentConfig(n_points=args.points, iterations=args.iterations, seed=getattr(args, "seed", 0))
     t0 = time.perf_counter()
     net = train_on_labelled(cat.objs[:cat.n_labelled], len(cat.names), scfg)
     train_s = time.perf_counter() - t0
@@ -340,7 +352,7 @@ def main() -> None:
                     report.append(r)
             if n == 0:  # (d) right after the target's setting
                 for c in cats_all:
-                    p = CACHE / f"{c}_supervised_l{args.labelled}_p{args.points}_i{args.iterations}.json"
+                    p = CACHE / f"{supervised_key(c, args.labelled, args)}.json"
                     if p.is_file():
                         supervised[c] = json.loads(p.read_text())
                     elif not args.report_only:

@@ -44,9 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "DistillConfig's, chosen in partdistill_emulated.md), or keeps them all "
                         "weighted by the share of their points the student gives their part (reweight, as the "
                         "released PartDistill code)")
-    q.add_argument("--backward-init", choices=["fresh", "continue"], default="fresh",
-                   help="backward student: new weights (fresh, the default) or the forward student continued "
-                        "(continue, as the released code); screened in partdistill_emulated_backward.md")
+    q.add_argument("--backward-init", choices=["fresh", "continue"], default="continue",
+                   help="backward student: the forward student continued (continue, the default, as the released "
+                        "code; chosen at the students' own budget in partdistill_emulated_budget.md) or new "
+                        "weights (fresh)")
     q.add_argument("--backward-score", choices=["student", "product"], default="student",
                    help="a kept prediction's new confidence: the student's score (student, the default) or the "
                         "teacher's confidence times it (product)")

@@ -116,10 +116,13 @@ class DistillConfig:
             few-shot pixel-level teacher it was worse on the 5-category mean, see
             ``partdistill_class_relative.md``), "absolute" or "reweight" (the released code's
             soft rule: see :func:`select_by_agreement`).
-        backward_init: "fresh" (the backward student starts from new weights, seed + round) or
-            "continue" (it starts from the previous student's weights and trains on the re-scored
-            knowledge, as the released code does: it reloads its best forward checkpoint and keeps
-            training).
+        backward_init: "continue" (default: the backward student starts from the previous
+            student's weights and trains on the re-scored knowledge, as the released code does: it
+            reloads its best forward checkpoint and keeps training; chosen over "fresh" and two
+            rounds at the students' own budget on the selection categories, and better on the
+            held-out ones too, in ``partdistill_emulated_budget.md``) or "fresh" (new weights, seed
+            + round; the earlier default, chosen at the bench's smaller CPU budget in
+            ``partdistill_emulated_backward.md``).
         backward_refine: 0 (off) or r in (0, 1]: before the backward student trains, every kept
             prediction is cut to the points where the student's probability of its label is at
             least r times its maximum over the prediction (:meth:`.knowledge.Knowledge.refine`:
@@ -144,7 +147,7 @@ class DistillConfig:
     backward_rounds: int = 1
     keep_agreement: float = 0.5
     backward_rule: str = "class_relative"
-    backward_init: str = "fresh"
+    backward_init: str = "continue"
     backward_refine: float = 0.5
     backward_score: str = "student"
     per_point_mean: bool = False
