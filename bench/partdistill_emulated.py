@@ -67,8 +67,16 @@ MIN_SCORES = (0.1, 0.3, 0.5)
 VARIANTS = {"absolute": {"backward_rule": "absolute"}, "class_relative": {"backward_rule": "class_relative"},
             "reweight": {"backward_rule": "reweight"},
             # the released code as a whole: soft re-weighting, per-point mean loss, rare parts up to 4x
-            "released": {"backward_rule": "reweight", "per_point_mean": True, "class_weights": "released"}}
-RULES = tuple(VARIANTS)
+            "released": {"backward_rule": "reweight", "per_point_mean": True, "class_weights": "released"},
+            # the shipped backward rule with the released code's class weights / its whole loss (the loss screen of
+            # bench/partdistill_emulated_budget.py)
+            "class_relative_weights": {"backward_rule": "class_relative", "class_weights": "released"},
+            "class_relative_released_loss": {"backward_rule": "class_relative", "per_point_mean": True,
+                                             "class_weights": "released"},
+            # class weights in the forward student only (shares class_relative_weights' forward students)
+            "class_relative_forward_weights": {"backward_rule": "class_relative", "class_weights": "released",
+                                               "class_weight_stages": "forward"}}
+RULES = ("absolute", "class_relative", "reweight", "released")  # the main grid's rules
 SIZES = (128, 256)
 STRENGTHS = {"medium": 0.5, "high": 1.0, "zero": 0.0}
 
@@ -163,7 +171,7 @@ def do_run(cat: Category, output: str, t: float, size: int, min_score: float, ru
                            backward_rule=v["backward_rule"], per_point_mean=v.get("per_point_mean", False),
                            backward_init=args.backward_init, backward_refine=args.backward_refine,
                            backward_score=args.backward_score, backward_rounds=getattr(args, "backward_rounds", 1),
-                           student=scfg)
+                           class_weight_stages=v.get("class_weight_stages", "all"), student=scfg)
     pd = PartDistill(None, cat.names, config, progress=False)  # knowledge is ready: no teacher call
     P = len(cat.names)
     fpath = CACHE / f"{run_key(cat.name, output, t, size, min_score, rule, args, forward=True)}.forward.pt"

@@ -6,7 +6,9 @@ steps; the library's students (``StudentConfig``) default to 2048 points and 400
 runs the target's setting -- box output, medium strength (0.5), 128 px, ``DistillConfig``'s backward
 rule and min_score -- at a chosen budget, over student seeds: the backward stage shipped when its
 protocol was written (``fresh``), and the candidates of a declared screen of the backward stage at
-the students' budget (``--variants``; the screen adopted ``continue``, now the default).
+the students' budget (``--variants``; the screen adopted ``continue``, now the default), the candidates of a
+declared screen of the student loss (``--losses``: the released code's class weights / whole loss; none adopted),
+and the figure of record, the shipped defaults over student seeds 0, 1 and 2.
 
 Per category with at least 10 objects, scored on the objects after the first ``--labelled``:
 (a) the forward predictions lifted by confidence-weighted voting, (b) forward distillation, (c)
@@ -19,6 +21,7 @@ given different ``--categories`` share the work of a 2-core machine.
 **The teacher is not a real detector** (``EmulatedDetectorTeacher``; benchmarks only).
 
     OMP_NUM_THREADS=1 python bench/partdistill_emulated_budget.py --seeds 0 1 --categories Box Laptop
+    OMP_NUM_THREADS=1 python bench/partdistill_emulated_budget.py --variants continue --losses forward_weights
     OMP_NUM_THREADS=1 python bench/partdistill_emulated_budget.py --report-only
 """
 
@@ -52,6 +55,11 @@ VARIANTS = {"fresh": {"backward_init": "fresh", "backward_rounds": 1},
             "rounds2": {"backward_init": "fresh", "backward_rounds": 2},
             "continue": {"backward_init": "continue", "backward_rounds": 1}}
 BEFORE = "fresh"  # the backward stage the protocol judged
+#: student losses of the declared loss screen (third protocol): the main bench's grid variant each runs under
+#: (``partdistill_emulated.VARIANTS``); ``shipped`` is DistillConfig's backward rule with the unweighted sum loss
+LOSSES = {"shipped": None, "weights": "class_relative_weights", "released_loss": "class_relative_released_loss",
+          "forward_weights": "class_relative_forward_weights"}
+SHIPPED_STAGE = "continue"  # the backward stage the loss screen runs with (the default it adopted)
 
 
 def _ns(args, seed: int, points: int, iterations: int, variant: str = BEFORE) -> argparse.Namespace:
@@ -63,12 +71,19 @@ def _ns(args, seed: int, points: int, iterations: int, variant: str = BEFORE) ->
                               backward_rounds=d.backward_rounds, labelled=args.labelled)
 
 
-def _cached(ns, cat: str) -> tuple[dict | None, dict | None]:
+def _rule(loss: str) -> str:
+    """The main bench's grid variant (backward rule and loss) of a loss of the loss screen."""
+    from crossdistill.methods.partdistill.distill import DistillConfig
+
+    return LOSSES[loss] or DistillConfig().backward_rule
+
+
+def _cached(ns, cat: str, loss: str = "shipped") -> tuple[dict | None, dict | None]:
     from crossdistill.methods.partdistill.distill import DistillConfig
     from partdistill_emulated import CACHE, run_key, supervised_key
 
     d = DistillConfig()
-    run = CACHE / f"{run_key(cat, *SETTING, d.min_score, d.backward_rule, ns)}.json"
+    run = CACHE / f"{run_key(cat, *SETTING, d.min_score, _rule(loss), ns)}.json"
     sup = CACHE / f"{supervised_key(cat, ns.labelled, ns)}.json"
     return (json.loads(run.read_text()) if run.is_file() else None,
             json.loads(sup.read_text()) if sup.is_file() else None)
@@ -87,28 +102,28 @@ def measure(args) -> None:
     d = DistillConfig()
     for c in args.categories:
         cat = None
-        for seed, variant in [(s, v) for s in args.seeds for v in args.variants]:
+        for seed, variant, loss in [(s, v, x) for s in args.seeds for v in args.variants for x in args.losses]:
             ns = _ns(args, seed, args.points, args.iterations, variant)
-            run, sup = _cached(ns, c)
+            run, sup = _cached(ns, c, loss)
             if run is not None and sup is not None:
                 continue
             cat = cat or Category(bench, c, args.labelled)
             t0 = time.perf_counter()
-            run = run or do_run(cat, *SETTING, d.min_score, d.backward_rule, ns)
+            run = run or do_run(cat, *SETTING, d.min_score, _rule(loss), ns)
             sup = sup or supervised_run(cat, ns)
             s = run["scores"]
-            print(f"{c} seed {seed} p{args.points} i{args.iterations} {variant}: (a) {s['lift']['miou']:.1f} "
+            print(f"{c} seed {seed} p{args.points} i{args.iterations} {variant} {loss}: (a) {s['lift']['miou']:.1f} "
                   f"(b) {s['forward']['miou']:.1f} (c) {s['forward+backward']['miou']:.1f} (d) {sup['miou']:.1f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
-def _table(args, points: int, iterations: int, seeds: list[int], variant: str = BEFORE
+def _table(args, points: int, iterations: int, seeds: list[int], variant: str = BEFORE, loss: str = "shipped"
            ) -> tuple[list[dict], list[str]]:
-    """Rows (category, seed, a, b, c, d, part IoUs) found in the cache at one budget and backward variant."""
+    """Rows (category, seed, a, b, c, d, part IoUs) found in the cache at one budget, backward variant and loss."""
     rows = []
     for c in ALL:
         for seed in seeds:
-            run, sup = _cached(_ns(args, seed, points, iterations, variant), c)
+            run, sup = _cached(_ns(args, seed, points, iterations, variant), c, loss)
             if run is None or sup is None:
                 continue
             s = run["scores"]
@@ -161,8 +176,9 @@ def report(args, wall: float) -> None:
         f"those settings were chosen at the CPU budget on {', '.join(SELECT)} (fold A, `partdistill_emulated.md`, "
         "`partdistill_emulated_backward.md`); the target is judged on the other categories (fold B, held out), on the "
         "mean over the seeds every fold-B category has. Protocol written down before the runs (2026-12-06 21:37 UTC). "
-        "The last section is the declared screen of the backward stage at the students' budget, which changed the "
-        "default backward student to `continue`.", ""]
+        "Then come the declared screen of the backward stage at the students' budget, which changed the "
+        "default backward student to `continue`, the declared screen of the student loss (nothing adopted), and the "
+        "figure of record: the target with the shipped defaults over student seeds 0, 1 and 2.", ""]
     out = {}
     for points, iterations in budgets:
         rows, cats = _table(args, points, iterations, args.seeds)
@@ -202,6 +218,8 @@ def report(args, wall: float) -> None:
                 lines.append(f"| {c} | {part} | " + " | ".join(f"{x:.1f}" for x in vals) + " |")
         lines.append("")
     lines += screen_section(args, out)
+    lines += loss_screen_section(args, out)
+    lines += record_section(args, out)
     write_text(OUT / f"{STEM}.md", "\n".join(lines) + "\n")
     write_json(OUT / f"{STEM}.json", out)
 
@@ -256,12 +274,115 @@ def screen_section(args, out: dict) -> list[str]:
     return lines
 
 
+def _margin(f: dict) -> float:
+    """The target's margin on one fold's means: min((c) - (b), (b) - (a))."""
+    return min(f["c"] - f["b"], f["b"] - f["a"])
+
+
+def loss_screen_section(args, out: dict) -> list[str]:
+    """The declared screen of the student loss at the students' budget (fills ``out["loss_screen"]``)."""
+    folds = {}
+    for loss in LOSSES:
+        rows, _ = _table(args, 2048, 400, [0, 1], SHIPPED_STAGE, loss)
+        if rows:
+            folds[loss] = {"A": _fold(rows, list(SELECT)), "B": _fold(rows, [c for c in ALL if c not in SELECT]),
+                           "rows": rows}
+    if set(folds) <= {"shipped"}:
+        return []
+    out["loss_screen"] = folds
+    lines = ["## Screen of the student loss at 2048 points, 400 steps (declared before it ran)", "",
+             "Declared 2026-12-07 00:02 UTC, before any run of the candidates, with the backward stage as shipped "
+             f"(`{SHIPPED_STAGE}`): `weights` (`StudentConfig.class_weights=\"released\"`, the released code's rare-"
+             "part weights up to 4x, for the forward and the backward student) and `released_loss` (the same plus "
+             "`DistillConfig.per_point_mean`, the released code's whole loss), against `shipped` (the unweighted sum "
+             "of confidences). Margin m = min((c) - (b), (b) - (a)) on a fold's means over seeds 0 and 1. The "
+             "candidate with the best fold-A m wins only if its m beats `shipped`'s by >= 0.5 and its fold-A (c) is "
+             "not below `shipped`'s; fold B is run only for the winner, which is adopted only if its fold-B m is higher "
+             "than `shipped`'s and its fold-B (c) not lower. The supervised (d) is the unweighted one throughout. "
+             "`forward_weights` (the class weights in the forward student only; the backward student continues "
+             "unweighted) was declared at 00:33 UTC, **after** the fold-A results of the first two were seen (they "
+             "raised (b) and lost in the backward stage), under the same rule: it was chosen looking at fold A, so "
+             "only fold B tests it.", "",
+             "| loss | fold | seeds | (a) | (b) | (c) | (c) - (b) | (b) - (a) | m |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for loss, f in folds.items():
+        for fold in "AB":
+            g = f[fold]
+            if g:
+                lines.append(f"| `{loss}` | {fold} | {', '.join(map(str, g['seeds']))} | {g['a']:.1f} | {g['b']:.1f} "
+                             f"| {g['c']:.1f} | {g['c'] - g['b']:+.1f} | {g['b'] - g['a']:+.1f} | {_margin(g):+.1f} |")
+    lines += ["", "Per category, (a) / (b) / (c), mean over seeds:", "", "| loss | " + " | ".join(ALL) + " |",
+              "|---|" + "---|" * len(ALL)]
+    for loss, f in folds.items():
+        cells = []
+        for c in ALL:
+            rs = [r for r in f["rows"] if r["category"] == c]
+            cells.append(" / ".join(f"{np.mean([r[k] for r in rs]):.1f}" for k in "abc") if rs else "-")
+        lines.append(f"| `{loss}` | " + " | ".join(cells) + " |")
+    sa, sb = folds["shipped"]["A"], folds["shipped"]["B"]
+    won = [x for x in folds if x != "shipped" and folds[x]["A"] and sa and _margin(folds[x]["A"]) >= _margin(sa) + 0.5
+           and folds[x]["A"]["c"] >= sa["c"]]
+    best = max(won, key=lambda x: _margin(folds[x]["A"]), default=None)
+    if best is None:
+        lines += ["", "No candidate wins on fold A: **the shipped loss stays**."]
+    elif folds[best]["B"] and sb:
+        fb = folds[best]["B"]
+        adopted = _margin(fb) > _margin(sb) and fb["c"] >= sb["c"]
+        ok = fb["c"] >= fb["b"] + 3 and fb["b"] >= fb["a"] + 3
+        lines += ["", f"Fold-A winner: `{best}` (m {_margin(folds[best]['A']):+.1f} against {_margin(sa):+.1f}); fold B "
+                      f"m {_margin(fb):+.1f} against {_margin(sb):+.1f}, (c) {fb['c']:.1f} against {sb['c']:.1f}: "
+                      f"**{'adopted' if adopted else 'not adopted'}**. Target with it (fold B): (c) - (b) "
+                      f"{fb['c'] - fb['b']:+.1f}, (b) - (a) {fb['b'] - fb['a']:+.1f}: **{'met' if ok else 'MISSED'}**."]
+    else:
+        lines += ["", f"Fold-A winner: `{best}`; its fold-B runs are not in the cache yet."]
+    lines.append("")
+    return lines
+
+
+RECORD_SEEDS = [0, 1, 2]  # the fourth protocol's seeds for the figure of record
+
+
+def record_section(args, out: dict) -> list[str]:
+    """The target with the shipped defaults (backward ``continue``, shipped loss) over ``RECORD_SEEDS``: the figure of
+    record (fourth protocol), with the two-seed figure beside it (fills ``out["record"]``)."""
+    rows, cats = _table(args, 2048, 400, RECORD_SEEDS, SHIPPED_STAGE)
+    fold_b = [c for c in ALL if c not in SELECT]
+    fb = _fold(rows, fold_b)
+    if not fb or fb["seeds"] != RECORD_SEEDS:
+        return []
+    fa = _fold(rows, list(SELECT))
+    f2 = _fold([r for r in rows if r["seed"] in (0, 1)], fold_b)
+    out["record"] = {"rows": rows, "fold_a": fa, "fold_b": fb, "fold_b_seeds01": f2}
+    lines = ["## The target with the shipped defaults, student seeds 0, 1, 2 (figure of record)", "",
+             "Declared 2026-12-07 00:28 UTC, before any seed-2 run at this budget: the target is judged on the mean "
+             f"over seeds {', '.join(map(str, RECORD_SEEDS))} of fold B, whatever its direction, with the shipped "
+             f"defaults (backward `{SHIPPED_STAGE}`, class_relative, refine 0.5, the unweighted loss). Nothing is "
+             "chosen here.", "",
+             "| category | fold | seed | (a) lifted | (b) forward | (c) forward + backward | (d) supervised | (c) - (b) "
+             "| (b) - (a) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: (r["category"], r["seed"])):
+        lines.append(f"| {r['category']} | {'A' if r['category'] in SELECT else 'B'} | {r['seed']} | {r['a']:.1f} | "
+                     f"{r['b']:.1f} | {r['c']:.1f} | {r['d']:.1f} | {r['c'] - r['b']:+.1f} | {r['b'] - r['a']:+.1f} |")
+    lines.append("")
+    for name, f in (("fold A", fa), ("fold B (held out), the two-seed figure", f2), ("fold B (held out)", fb)):
+        if f:
+            lines.append(f"- {name} (seeds {', '.join(map(str, f['seeds']))}): (a) {f['a']:.1f}, (b) {f['b']:.1f}, "
+                         f"(c) {f['c']:.1f}, (d) {f['d']:.1f}; (c) - (b) = {f['c_minus_b']:+.1f} (sd over seeds "
+                         f"{f['sd_c_minus_b']:.1f}), (b) - (a) = {f['b'] - f['a']:+.1f}")
+    ok = fb["c"] >= fb["b"] + 3 and fb["b"] >= fb["a"] + 3
+    lines += ["", f"**Target (fold B, box, medium, seeds {', '.join(map(str, RECORD_SEEDS))}): (c) >= (b) + 3 >= (a) + 3: "
+                  f"{'met' if ok else 'MISSED'}** ((c) - (b) {fb['c'] - fb['b']:+.2f}, (b) - (a) "
+                  f"{fb['b'] - fb['a']:+.2f}, to two decimals: each must reach +3).", ""]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--categories", nargs="*", default=list(ALL), choices=list(ALL), help="categories to run")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1], help="student seeds")
     ap.add_argument("--variants", nargs="*", default=[BEFORE], choices=list(VARIANTS),
                     help="backward stages to run: the one the protocol judged (fresh), or the screen's candidates")
+    ap.add_argument("--losses", nargs="*", default=["shipped"], choices=list(LOSSES),
+                    help="student losses to run: the shipped one, or the loss screen's candidates")
     ap.add_argument("--points", type=int, default=2048, help="student points per shape")
     ap.add_argument("--iterations", type=int, default=400, help="student steps per training run")
     ap.add_argument("--labelled", type=int, default=8, help="objects (first by id) (d) trains on; not scored")

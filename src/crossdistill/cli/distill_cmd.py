@@ -58,6 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--class-weights", choices=["none", "released"], default="none",
                    help="student loss: every part weighs 1 (none) or rare parts weigh up to 4x (released: the "
                         "released PartDistill code's smoothed inverse-frequency weights)")
+    q.add_argument("--class-weight-stages", choices=["all", "forward"], default="all",
+                   help="the students --class-weights applies to: every one (all, the default) or the forward "
+                        "student only (forward: the backward students train unweighted)")
     q.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
                    help="few-shot teacher: pixel-level masks (default) or box-level predictions (GLIP-like)")
     q.add_argument("--teacher-candidates", type=float, default=0.0, metavar="P",
@@ -134,7 +137,7 @@ def run_partdistill(args: argparse.Namespace) -> int:
                            pool_min_score=min(DistillConfig.pool_min_score, args.min_score),
                            backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
                            backward_init=args.backward_init, backward_score=args.backward_score,
-                           backward_refine=args.backward_refine,
+                           backward_refine=args.backward_refine, class_weight_stages=args.class_weight_stages,
                            student=StudentConfig(iterations=args.iterations, seed=args.seed,
                                                  class_weights=None if args.class_weights == "none" else
                                                  args.class_weights))

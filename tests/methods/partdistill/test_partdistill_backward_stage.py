@@ -147,3 +147,24 @@ def test_product_score_keeps_the_teachers_ranking_and_only_lowers_weights(box_di
         np.testing.assert_allclose(b.scores, a.scores * np.where(a.labels == 0, 0.9, 0.6), rtol=1e-5)
     with pytest.raises(InputError, match="backward_score"):
         DistillConfig(backward_score="max")
+
+
+def test_forward_only_class_weights_leave_the_backward_student_unweighted(box_distilled):
+    pd, items, res = box_distilled
+    weighted = replace(pd.config.student, class_weights="released")
+
+    def backward_student(**kw):
+        cfg = replace(pd.config, **kw)
+        return PartDistill(pd.teacher, pd.part_names, cfg, progress=False).fit(items, forward=res.forward_student).student
+
+    def same(a, b):
+        return all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+    plain = backward_student()
+    forward_only = backward_student(student=weighted, class_weight_stages="forward")
+    everywhere = backward_student(student=weighted, class_weight_stages="all")
+    assert same(forward_only, plain)  # the backward student trained exactly as without class weights
+    assert not same(everywhere, plain)  # whereas "all" weights it
+    assert DistillConfig(class_weight_stages="forward").to_dict()["class_weight_stages"] == "forward"
+    with pytest.raises(InputError, match="class_weight_stages"):
+        DistillConfig(class_weight_stages="backward")

@@ -17,3 +17,5 @@ def test_cli_defaults_are_the_method_defaults():
                                                                               cfg.backward_refine)
     assert args.views == cfg.views and args.backward_rounds == cfg.backward_rounds
     assert args.iterations == cfg.student.iterations
+    assert args.class_weight_stages == cfg.class_weight_stages
+    assert (args.class_weights == "none") == (cfg.student.class_weights is None)

@@ -44,12 +44,13 @@ from crossdistill.types import Cameras, Shape, SurfaceSample
 
 __all__ = ["DistillConfig", "DistillShape", "DistillResult", "PartDistill", "partdistill_rig", "lift_knowledge",
            "shape_points", "select_by_agreement", "BACKWARD_RULES",
-           "BACKWARD_INITS", "BACKWARD_SCORES"]
+           "BACKWARD_INITS", "BACKWARD_SCORES", "CLASS_WEIGHT_STAGES"]
 
 
 BACKWARD_RULES = ("absolute", "class_relative", "reweight")
 BACKWARD_INITS = ("fresh", "continue")
 BACKWARD_SCORES = ("student", "product")
+CLASS_WEIGHT_STAGES = ("all", "forward")
 
 
 def select_by_agreement(agreement: np.ndarray, labels: np.ndarray, n_parts: int, keep: float,
@@ -137,6 +138,8 @@ class DistillConfig:
             of the predictions covering a point (the released code's loss; see
             :meth:`.knowledge.Knowledge.point_targets`), so points covered by few predictions
             (thin parts) weigh as much as points covered by many.
+        class_weight_stages: which students ``student.class_weights`` applies to: "all" (forward and
+            backward) or "forward" (the backward students train unweighted).
         student: the student's settings (points per shape, network, steps).
     """
 
@@ -151,6 +154,7 @@ class DistillConfig:
     backward_refine: float = 0.5
     backward_score: str = "student"
     per_point_mean: bool = False
+    class_weight_stages: str = "all"
     student: StudentConfig = field(default_factory=StudentConfig)
 
     def __post_init__(self) -> None:
@@ -160,13 +164,16 @@ class DistillConfig:
             raise InputError(f"backward_init must be one of {BACKWARD_INITS}, got {self.backward_init!r}")
         if self.backward_score not in BACKWARD_SCORES:
             raise InputError(f"backward_score must be one of {BACKWARD_SCORES}, got {self.backward_score!r}")
+        if self.class_weight_stages not in CLASS_WEIGHT_STAGES:
+            raise InputError(f"class_weight_stages must be one of {CLASS_WEIGHT_STAGES}, "
+                             f"got {self.class_weight_stages!r}")
         if not 0.0 <= self.backward_refine <= 1.0:
             raise InputError(f"backward_refine must be in [0, 1], got {self.backward_refine!r}")
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("views", "image_size", "min_score", "pool_min_score", "backward_rounds",
                                            "keep_agreement", "backward_rule", "backward_init", "backward_refine",
-                                           "backward_score", "per_point_mean")}
+                                           "backward_score", "per_point_mean", "class_weight_stages")}
         d["student"] = self.student.to_dict()
         return d
 
@@ -269,10 +276,13 @@ class PartDistill:
 
     # ------------------------------------------------------------------ distillation
 
-    def _train(self, items: Sequence[DistillShape], knowledge: Sequence[Knowledge], seed_offset: int,
+    def _train(self, items: Sequence[DistillShape], knowledge: Sequence[Knowledge], stage: int,
                desc: str, init: PointStudent | None = None) -> PointStudent:
+        """One student: ``stage`` 0 is forward distillation, r > 0 backward round r (seed + r)."""
         P = len(self.part_names)
-        cfg = replace(self.config.student, seed=self.config.student.seed + seed_offset)
+        cfg = replace(self.config.student, seed=self.config.student.seed + stage)
+        if stage > 0 and self.config.class_weight_stages == "forward":
+            cfg = replace(cfg, class_weights=None)
         return train_student([s.points for s in items], [k.point_targets(P, self.config.per_point_mean)
                                                          for k in knowledge], P, cfg,
                              self.device, self.progress, desc, init=init)
