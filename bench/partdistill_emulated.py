@@ -75,7 +75,9 @@ VARIANTS = {"absolute": {"backward_rule": "absolute"}, "class_relative": {"backw
                                              "class_weights": "released"},
             # class weights in the forward student only (shares class_relative_weights' forward students)
             "class_relative_forward_weights": {"backward_rule": "class_relative", "class_weights": "released",
-                                               "class_weight_stages": "forward"}}
+                                               "class_weight_stages": "forward"},
+            # negative learning from the boxes' evidence against a part (partdistill_negative_evidence.md)
+            "class_relative_negative": {"backward_rule": "class_relative", "negative_weight": 1.0}}
 RULES = ("absolute", "class_relative", "reweight", "released")  # the main grid's rules
 SIZES = (128, 256)
 STRENGTHS = {"medium": 0.5, "high": 1.0, "zero": 0.0}
@@ -91,8 +93,9 @@ def run_key(cat: str, output: str, t: float, size: int, min_score: float, rule: 
         base += f"_seed{args.seed}"
     if forward:  # the backward student's options do not change the forward student
         v = VARIANTS[rule]
-        return base + ("_mean" if v.get("per_point_mean") else "") + (f"_w{v['class_weights']}"
-                                                                       if v.get("class_weights") else "")
+        return (base + ("_mean" if v.get("per_point_mean") else "")
+                + (f"_w{v['class_weights']}" if v.get("class_weights") else "")
+                + (f"_neg{v['negative_weight']:g}" if v.get("negative_weight") else ""))
     init, refine = getattr(args, "backward_init", "fresh"), getattr(args, "backward_refine", 0.0)
     score = getattr(args, "backward_score", "student")
     rounds = getattr(args, "backward_rounds", 1)
@@ -171,7 +174,8 @@ def do_run(cat: Category, output: str, t: float, size: int, min_score: float, ru
                            backward_rule=v["backward_rule"], per_point_mean=v.get("per_point_mean", False),
                            backward_init=args.backward_init, backward_refine=args.backward_refine,
                            backward_score=args.backward_score, backward_rounds=getattr(args, "backward_rounds", 1),
-                           class_weight_stages=v.get("class_weight_stages", "all"), student=scfg)
+                           class_weight_stages=v.get("class_weight_stages", "all"),
+                           negative_weight=v.get("negative_weight", 0.0), student=scfg)
     pd = PartDistill(None, cat.names, config, progress=False)  # knowledge is ready: no teacher call
     P = len(cat.names)
     fpath = CACHE / f"{run_key(cat.name, output, t, size, min_score, rule, args, forward=True)}.forward.pt"

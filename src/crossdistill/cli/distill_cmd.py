@@ -61,6 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--class-weight-stages", choices=["all", "forward"], default="all",
                    help="the students --class-weights applies to: every one (all, the default) or the forward "
                         "student only (forward: the backward students train unweighted)")
+    q.add_argument("--negative-weight", type=float, default=0.0,
+                   help="negative learning: a point seen in a view where a part was predicted, but outside that "
+                        "part's predictions there, is pushed away from the part with this weight (0, the default: "
+                        "off; see partdistill_negative_evidence.md)")
     q.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
                    help="few-shot teacher: pixel-level masks (default) or box-level predictions (GLIP-like)")
     q.add_argument("--teacher-candidates", type=float, default=0.0, metavar="P",
@@ -138,6 +142,7 @@ def run_partdistill(args: argparse.Namespace) -> int:
                            backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
                            backward_init=args.backward_init, backward_score=args.backward_score,
                            backward_refine=args.backward_refine, class_weight_stages=args.class_weight_stages,
+                           negative_weight=args.negative_weight,
                            student=StudentConfig(iterations=args.iterations, seed=args.seed,
                                                  class_weights=None if args.class_weights == "none" else
                                                  args.class_weights))

@@ -168,3 +168,15 @@ def test_forward_only_class_weights_leave_the_backward_student_unweighted(box_di
     assert DistillConfig(class_weight_stages="forward").to_dict()["class_weight_stages"] == "forward"
     with pytest.raises(InputError, match="class_weight_stages"):
         DistillConfig(class_weight_stages="backward")
+
+
+def test_back_projection_keeps_visibility_and_negative_learning_changes_the_students(box_distilled):
+    pd, items, res = box_distilled
+    vis = items[0].knowledge.visible
+    assert vis.shape == (pd.config.views, pd.config.student.n_points) and vis.dtype == bool
+    assert vis.any(axis=0).mean() > 0.5  # most sampled points are seen from some view
+    neg = items[0].knowledge.negative_targets(2)
+    assert neg.shape == (pd.config.student.n_points, 2) and neg.min() >= 0 and neg.max() > 0
+    plain = replace_pd(pd).fit(items, forward=res.forward_student).student
+    negative = replace_pd(pd, negative_weight=1.0).fit(items, forward=res.forward_student).student
+    assert any(not torch.equal(v, negative.state_dict()[k]) for k, v in plain.state_dict().items())

@@ -138,6 +138,11 @@ class DistillConfig:
             of the predictions covering a point (the released code's loss; see
             :meth:`.knowledge.Knowledge.point_targets`), so points covered by few predictions
             (thin parts) weigh as much as points covered by many.
+        negative_weight: lambda of negative learning in every student's loss (0: off). A point
+            visible in a view where a part has a forward prediction but outside all of that part's
+            predictions there is evidence against the part
+            (:meth:`.knowledge.Knowledge.negative_targets` of the forward knowledge, times lambda;
+            :func:`.student_training.masked_soft_ce`).
         class_weight_stages: which students ``student.class_weights`` applies to: "all" (forward and
             backward) or "forward" (the backward students train unweighted).
         student: the student's settings (points per shape, network, steps).
@@ -155,6 +160,7 @@ class DistillConfig:
     backward_score: str = "student"
     per_point_mean: bool = False
     class_weight_stages: str = "all"
+    negative_weight: float = 0.0
     student: StudentConfig = field(default_factory=StudentConfig)
 
     def __post_init__(self) -> None:
@@ -167,13 +173,16 @@ class DistillConfig:
         if self.class_weight_stages not in CLASS_WEIGHT_STAGES:
             raise InputError(f"class_weight_stages must be one of {CLASS_WEIGHT_STAGES}, "
                              f"got {self.class_weight_stages!r}")
+        if not (np.isfinite(self.negative_weight) and self.negative_weight >= 0):
+            raise InputError(f"negative_weight must be finite and >= 0, got {self.negative_weight!r}")
         if not 0.0 <= self.backward_refine <= 1.0:
             raise InputError(f"backward_refine must be in [0, 1], got {self.backward_refine!r}")
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("views", "image_size", "min_score", "pool_min_score", "backward_rounds",
                                            "keep_agreement", "backward_rule", "backward_init", "backward_refine",
-                                           "backward_score", "per_point_mean", "class_weight_stages")}
+                                           "backward_score", "per_point_mean", "class_weight_stages",
+                                           "negative_weight")}
         d["student"] = self.student.to_dict()
         return d
 
@@ -277,7 +286,8 @@ class PartDistill:
     # ------------------------------------------------------------------ distillation
 
     def _train(self, items: Sequence[DistillShape], knowledge: Sequence[Knowledge], stage: int,
-               desc: str, init: PointStudent | None = None) -> PointStudent:
+               desc: str, init: PointStudent | None = None,
+               negatives: Sequence[np.ndarray] | None = None) -> PointStudent:
         """One student: ``stage`` 0 is forward distillation, r > 0 backward round r (seed + r)."""
         P = len(self.part_names)
         cfg = replace(self.config.student, seed=self.config.student.seed + stage)
@@ -285,7 +295,7 @@ class PartDistill:
             cfg = replace(cfg, class_weights=None)
         return train_student([s.points for s in items], [k.point_targets(P, self.config.per_point_mean)
                                                          for k in knowledge], P, cfg,
-                             self.device, self.progress, desc, init=init)
+                             self.device, self.progress, desc, init=init, negatives=negatives)
 
     def rescore(self, student: PointStudent, items: Sequence[DistillShape]) -> tuple[list[Knowledge], dict]:
         """Backward distillation: the student's agreement with every pooled 2D prediction."""
@@ -328,8 +338,12 @@ class PartDistill:
                              "on any shape: nothing to distil")
         rounds = [{"stage": "forward", "predictions": _count(forward_k), "pool": _count(s.knowledge for s in items),
                    "covered_points": float(np.mean([k.covered.mean() for k in forward_k]))}]
+        P = len(self.part_names)
+        w = self.config.negative_weight
+        negatives = [w * k.negative_targets(P) for k in forward_k] if w > 0 else None
         student = forward = forward if forward is not None else self._train(items, forward_k, 0,
-                                                                             "forward distillation")
+                                                                             "forward distillation",
+                                                                             negatives=negatives)
         knowledge = forward_k
         for r in range(self.config.backward_rounds):
             refined, stats = self.rescore(student, items)
@@ -340,7 +354,8 @@ class PartDistill:
             rounds.append({"stage": f"backward {r + 1}", "predictions": _count(refined),
                            "covered_points": float(np.mean([k.covered.mean() for k in refined])), **stats})
             student = self._train(items, refined, r + 1, f"backward distillation {r + 1}",
-                                  init=student if self.config.backward_init == "continue" else None)
+                                  init=student if self.config.backward_init == "continue" else None,
+                                  negatives=negatives)
         return DistillResult(forward, student, knowledge, rounds)
 
 

@@ -35,6 +35,8 @@ class Knowledge:
         indptr: (K + 1,) int64 CSR offsets into ``points``.
         points: (nnz,) int64 point indices, sorted within each prediction.
         n_points: N.
+        visible: (V, N) bool, point i visible in view v (from the back-projection), or None
+            (unknown: no negative evidence, :meth:`negative_targets`).
     """
 
     labels: np.ndarray
@@ -43,6 +45,7 @@ class Knowledge:
     indptr: np.ndarray
     points: np.ndarray
     n_points: int
+    visible: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(len(self.labels))
@@ -71,7 +74,8 @@ class Knowledge:
         sizes = self.sizes[keep]
         entry = np.repeat(keep, self.sizes)
         return Knowledge(self.labels[keep], self.scores[keep], self.views[keep],
-                         np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), self.points[entry], self.n_points)
+                         np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), self.points[entry], self.n_points,
+                         self.visible)
 
     def with_scores(self, scores: np.ndarray) -> "Knowledge":
         return replace(self, scores=np.asarray(scores, np.float32))
@@ -90,6 +94,24 @@ class Knowledge:
         if per_point_mean:
             count = np.bincount(self.points, minlength=self.n_points).astype(np.float32)
             out /= np.maximum(count, 1.0)[:, None]
+        return out
+
+    def negative_targets(self, n_parts: int) -> np.ndarray:
+        """(N, P) float32 evidence against each part (negative learning's weights).
+
+        For every view v and part c with a prediction in v, each point visible in v that no
+        prediction of c in v covers gets the highest score of c's predictions in v: the part
+        was seen there and the point lies outside it. Zero without ``visible``.
+        """
+        out = np.zeros((self.n_points, n_parts), np.float32)
+        if self.visible is None or len(self) == 0:
+            return out
+        for v, c in sorted(set(zip(self.views.tolist(), self.labels.tolist()))):
+            sel = np.flatnonzero((self.views == v) & (self.labels == c))
+            covered = np.zeros(self.n_points, bool)
+            for j in sel:
+                covered[self.members(j)] = True
+            out[self.visible[v] & ~covered, c] += float(self.scores[sel].max())
         return out
 
     @property
@@ -175,8 +197,9 @@ def backproject(predictions: Sequence[PartPredictions], correspondence: Correspo
                 scores.append(float(pred.scores[j]))
                 views.append(v)
                 chunks.append(np.sort(pts).astype(np.int64))
+    visible = correspondence.point_to_pix >= 0
     if not chunks:
-        return Knowledge.empty(N)
+        return replace(Knowledge.empty(N), visible=visible)
     indptr = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
     return Knowledge(np.asarray(labels, np.int64), np.clip(np.asarray(scores, np.float32), 0, 1),
-                     np.asarray(views, np.int32), indptr, np.concatenate(chunks), N)
+                     np.asarray(views, np.int32), indptr, np.concatenate(chunks), N, visible)

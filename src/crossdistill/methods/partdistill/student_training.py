@@ -91,21 +91,27 @@ class ShapePoints:
 
 
 def masked_soft_ce(logits: torch.Tensor, targets: torch.Tensor,
-                   class_weights: torch.Tensor | None = None) -> torch.Tensor:
+                   class_weights: torch.Tensor | None = None, negatives: torch.Tensor | None = None) -> torch.Tensor:
     """Confidence-weighted cross-entropy; rows of ``targets`` that are all zero give no loss.
 
     Args:
         logits: (..., P) float.
         targets: (..., P) non-negative weights.
         class_weights: optional (P,) multiplier of each class's term (not of the normaliser).
+        negatives: optional (..., P) non-negative weights of negative learning: the term
+            ``N * -log(1 - p)`` pushes a point's probability of a part down where the 2D
+            knowledge says it is not that part.
 
     Returns:
-        scalar: ``sum(w_c * T * -log_softmax(logits)) / sum(T)`` (0 when ``T`` is all zero,
-        with a gradient of zero).
+        scalar: ``(sum(w_c * T * -log p) + sum(N * -log(1 - p))) / sum(T)`` (0 when ``T`` and ``N``
+        are all zero, with a gradient of zero).
     """
     total = targets.sum()
     weighted = targets if class_weights is None else targets * class_weights
-    nll = -(weighted * F.log_softmax(logits, -1)).sum()
+    logp = F.log_softmax(logits, -1)
+    nll = -(weighted * logp).sum()
+    if negatives is not None:
+        nll = nll - (negatives * torch.log1p(-logp.exp().clamp(max=1 - 1e-6))).sum()
     return nll / total.clamp(min=1e-12)
 
 
@@ -133,7 +139,8 @@ def released_class_weights(targets: Sequence[np.ndarray], n_classes: int) -> np.
 
 def train_student(shapes: Sequence[ShapePoints], targets: Sequence[np.ndarray], n_classes: int,
                   config: StudentConfig = StudentConfig(), device: str = "cpu", progress: bool = True,
-                  desc: str = "train student", init: PointStudent | None = None) -> PointStudent:
+                  desc: str = "train student", init: PointStudent | None = None,
+                  negatives: Sequence[np.ndarray] | None = None) -> PointStudent:
     """Train a :class:`PointStudent` on ``shapes`` with per-point target weights.
 
     Args:
@@ -146,6 +153,7 @@ def train_student(shapes: Sequence[ShapePoints], targets: Sequence[np.ndarray], 
         init: a student to continue from (its weights are copied, it is not modified; a fresh
             optimiser and learning-rate schedule run ``config.iterations`` steps); None: a
             fresh student from ``config.seed``.
+        negatives: optional S arrays (N, P) of negative-learning weights (:func:`masked_soft_ce`).
 
     Returns:
         the trained student in eval mode.
@@ -163,6 +171,7 @@ def train_student(shapes: Sequence[ShapePoints], targets: Sequence[np.ndarray], 
     feats = torch.from_numpy(np.stack([s.feats for s in shapes]))
     knn = torch.from_numpy(np.stack([s.knn for s in shapes]))
     tgt = torch.from_numpy(np.stack([np.asarray(t, np.float32) for t in targets]))
+    neg = None if negatives is None else torch.from_numpy(np.stack([np.asarray(t, np.float32) for t in negatives]))
     pool = torch.as_tensor(has)
     weights = None
     if config.class_weights == "released":
@@ -176,7 +185,8 @@ def train_student(shapes: Sequence[ShapePoints], targets: Sequence[np.ndarray], 
         if config.scale_jitter > 0:
             s = 1.0 + config.scale_jitter * (2 * torch.rand(len(b), 1, 3, generator=gen) - 1)
             x[..., :3] = x[..., :3] * s
-        loss = masked_soft_ce(model(x.to(device), knn[b].to(device)), tgt[b].to(device), weights)
+        loss = masked_soft_ce(model(x.to(device), knn[b].to(device)), tgt[b].to(device), weights,
+                              None if neg is None else neg[b].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
