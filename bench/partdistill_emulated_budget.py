@@ -302,7 +302,11 @@ def loss_screen_section(args, out: dict) -> list[str]:
              "`forward_weights` (the class weights in the forward student only; the backward student continues "
              "unweighted) was declared at 00:33 UTC, **after** the fold-A results of the first two were seen (they "
              "raised (b) and lost in the backward stage), under the same rule: it was chosen looking at fold A, so "
-             "only fold B tests it.", "",
+             "only fold B tests it. `negative` (negative learning, `DistillConfig.negative_weight=1`: a point seen in a "
+             "view where a part was predicted, but outside its predictions there, is pushed away from it; "
+             "`partdistill_negative_evidence.md`) was declared at 02:07 UTC after that diagnostic and before any "
+             "student trained with it, under the same rule; the lifting baseline (a) is not given that evidence in "
+             "this screen.", "",
              "| loss | fold | seeds | (a) | (b) | (c) | (c) - (b) | (b) - (a) | m |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for loss, f in folds.items():
         for fold in "AB":
