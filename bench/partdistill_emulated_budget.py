@@ -58,7 +58,8 @@ BEFORE = "fresh"  # the backward stage the protocol judged
 #: student losses of the declared loss screen (third protocol): the main bench's grid variant each runs under
 #: (``partdistill_emulated.VARIANTS``); ``shipped`` is DistillConfig's backward rule with the unweighted sum loss
 LOSSES = {"shipped": None, "weights": "class_relative_weights", "released_loss": "class_relative_released_loss",
-          "forward_weights": "class_relative_forward_weights", "negative": "class_relative_negative"}
+          "forward_weights": "class_relative_forward_weights", "negative": "class_relative_negative",
+          "share": "class_relative_share"}
 SHIPPED_STAGE = "continue"  # the backward stage the loss screen runs with (the default it adopted)
 
 

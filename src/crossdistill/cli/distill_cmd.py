@@ -65,6 +65,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="negative learning: a point seen in a view where a part was predicted, but outside that "
                         "part's predictions there, is pushed away from the part with this weight (0, the default: "
                         "off; see partdistill_negative_evidence.md)")
+    q.add_argument("--share-targets", action="store_true",
+                   help="the students' target for a part at a point is the share of the views that saw the part "
+                        "there whose predictions cover the point, instead of the summed confidences (off by "
+                        "default; see partdistill_lifting_evidence.md)")
     q.add_argument("--teacher-output", choices=["mask", "box"], default="mask",
                    help="few-shot teacher: pixel-level masks (default) or box-level predictions (GLIP-like)")
     q.add_argument("--teacher-candidates", type=float, default=0.0, metavar="P",
@@ -142,7 +146,7 @@ def run_partdistill(args: argparse.Namespace) -> int:
                            backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
                            backward_init=args.backward_init, backward_score=args.backward_score,
                            backward_refine=args.backward_refine, class_weight_stages=args.class_weight_stages,
-                           negative_weight=args.negative_weight,
+                           negative_weight=args.negative_weight, share_targets=args.share_targets,
                            student=StudentConfig(iterations=args.iterations, seed=args.seed,
                                                  class_weights=None if args.class_weights == "none" else
                                                  args.class_weights))

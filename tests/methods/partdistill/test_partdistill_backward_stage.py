@@ -180,3 +180,14 @@ def test_back_projection_keeps_visibility_and_negative_learning_changes_the_stud
     plain = replace_pd(pd).fit(items, forward=res.forward_student).student
     negative = replace_pd(pd, negative_weight=1.0).fit(items, forward=res.forward_student).student
     assert any(not torch.equal(v, negative.state_dict()[k]) for k, v in plain.state_dict().items())
+
+
+def test_share_targets_change_the_students_and_keep_a_supported_part(box_distilled):
+    pd, items, res = box_distilled
+    plain = replace_pd(pd).fit(items, forward=res.forward_student)
+    shared = replace_pd(pd, share_targets=True).fit(items, forward=res.forward_student)
+    assert any(not torch.equal(v, shared.student.state_dict()[k]) for k, v in plain.student.state_dict().items())
+    # the share targets still teach both parts: the share student labels most points as the plain one does
+    a = predict_probs(plain.student, items[0].points).argmax(1)
+    b = predict_probs(shared.student, items[0].points).argmax(1)
+    assert np.mean(a == b) > 0.8 and len(np.unique(b)) == 2

@@ -20,3 +20,4 @@ def test_cli_defaults_are_the_method_defaults():
     assert args.class_weight_stages == cfg.class_weight_stages
     assert (args.class_weights == "none") == (cfg.student.class_weights is None)
     assert args.negative_weight == cfg.negative_weight
+    assert args.share_targets == cfg.share_targets

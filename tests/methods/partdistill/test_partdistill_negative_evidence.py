@@ -52,3 +52,43 @@ def test_negative_weight_is_validated_and_recorded():
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(InputError, match="negative_weight"):
             DistillConfig(negative_weight=bad)
+
+
+def test_lifting_votes_with_negative_evidence_by_hand():
+    from crossdistill.methods.partdistill import lift_knowledge
+
+    # 4 points, 3 views, 2 parts. Point 0: part 0 covers it in views 0, 1 (0.4 each); part 1 in view 2 (0.9),
+    # and part 1 (seen in views 0, 1) leaves it outside there -> pos (0.8, 0.9), neg (0, 1.4).
+    # Point 1: covered by part 0 only (view 0, 0.4): every vote keeps part 0. Point 2: covered by part 1 only
+    # (0.6), neg (0.8, 1.7): unrestricted, the penalised vote would pick part 0 (-0.8 > -1.1).
+    labels = np.array([0, 0, 1, 1, 1])
+    scores = np.array([0.4, 0.4, 0.9, 0.6, 0.8], np.float32)
+    views = np.array([0, 1, 2, 0, 1])
+    indptr = np.array([0, 2, 3, 4, 5, 6])
+    points = np.array([0, 1, 0, 0, 2, 3])
+    visible = np.ones((3, 4), bool)
+    know = Knowledge(labels, scores, views, indptr, points, 4, visible)
+    neg = know.negative_targets(2)
+    np.testing.assert_allclose(neg[0], [0.0, 1.4])  # part 0 seen in views 0, 1 covers point 0 there
+    np.testing.assert_allclose(neg[2], [0.8, 1.7])
+    xyz = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]], float)
+    assert lift_knowledge(know, xyz, 2)[0] == 1  # sum: 0.9 > 0.8
+    assert lift_knowledge(know, xyz, 2, vote="penalised")[0] == 0  # 0.8 - 0 > 0.9 - 1.4
+    assert lift_knowledge(know, xyz, 2, vote="share")[0] == 0  # 0.8 / 0.8 > 0.9 / 2.3
+    assert lift_knowledge(know, xyz, 2, vote="penalised", negative_weight=0.0)[0] == 1
+    for vote in ("sum", "penalised", "share"):
+        lifted = lift_knowledge(know, xyz, 2, vote=vote)
+        assert lifted[1] == 0 and list(lifted[2:]) == [1, 1]  # only parts that cover a point compete
+    with pytest.raises(ValueError, match="vote"):
+        lift_knowledge(know, xyz, 2, vote="max")
+
+
+def test_vote_share_by_hand_and_share_targets_are_validated():
+    from crossdistill.methods.partdistill.knowledge import vote_share
+
+    pos = np.array([[0.8, 0.9], [0.4, 0.0], [0.0, 0.0]], np.float32)
+    neg = np.array([[0.0, 1.4], [0.8, 0.5], [0.3, 0.0]], np.float32)
+    np.testing.assert_allclose(vote_share(pos, neg), [[1.0, 0.9 / 2.3], [0.4 / 1.2, 0.0], [0.0, 0.0]], rtol=1e-6)
+    assert DistillConfig(share_targets=True).to_dict()["share_targets"] is True
+    with pytest.raises(InputError, match="share_targets"):
+        DistillConfig(share_targets=True, per_point_mean=True)

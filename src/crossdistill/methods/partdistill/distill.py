@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from crossdistill.errors import InputError
 from crossdistill.geometry.normalize import normalize_shape
 from crossdistill.geometry.sampling import sample_surface
-from crossdistill.methods.partdistill.knowledge import Knowledge, backproject
+from crossdistill.methods.partdistill.knowledge import Knowledge, backproject, vote_share
 from crossdistill.methods.partdistill.student_training import (ShapePoints, StudentConfig, predict_probs,
                                                                train_student)
 from crossdistill.render.cameras import orbit_rig
@@ -44,7 +44,7 @@ from crossdistill.types import Cameras, Shape, SurfaceSample
 
 __all__ = ["DistillConfig", "DistillShape", "DistillResult", "PartDistill", "partdistill_rig", "lift_knowledge",
            "shape_points", "select_by_agreement", "BACKWARD_RULES",
-           "BACKWARD_INITS", "BACKWARD_SCORES", "CLASS_WEIGHT_STAGES"]
+           "BACKWARD_INITS", "BACKWARD_SCORES", "CLASS_WEIGHT_STAGES", "LIFT_VOTES"]
 
 
 BACKWARD_RULES = ("absolute", "class_relative", "reweight")
@@ -143,6 +143,11 @@ class DistillConfig:
             predictions there is evidence against the part
             (:meth:`.knowledge.Knowledge.negative_targets` of the forward knowledge, times lambda;
             :func:`.student_training.masked_soft_ce`).
+        share_targets: the students' target at a covered point is, for each part covering it,
+            :func:`.knowledge.vote_share` of its votes and the forward knowledge's evidence against
+            it (the share of the views that saw the part there which cover the point; PartSLIP's
+            normalised vote as a soft target) instead of the summed votes. Excludes
+            ``per_point_mean``.
         class_weight_stages: which students ``student.class_weights`` applies to: "all" (forward and
             backward) or "forward" (the backward students train unweighted).
         student: the student's settings (points per shape, network, steps).
@@ -161,6 +166,7 @@ class DistillConfig:
     per_point_mean: bool = False
     class_weight_stages: str = "all"
     negative_weight: float = 0.0
+    share_targets: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
 
     def __post_init__(self) -> None:
@@ -175,6 +181,8 @@ class DistillConfig:
                              f"got {self.class_weight_stages!r}")
         if not (np.isfinite(self.negative_weight) and self.negative_weight >= 0):
             raise InputError(f"negative_weight must be finite and >= 0, got {self.negative_weight!r}")
+        if self.share_targets and self.per_point_mean:
+            raise InputError("share_targets and per_point_mean are two different targets: choose one")
         if not 0.0 <= self.backward_refine <= 1.0:
             raise InputError(f"backward_refine must be in [0, 1], got {self.backward_refine!r}")
 
@@ -182,7 +190,7 @@ class DistillConfig:
         d = {k: getattr(self, k) for k in ("views", "image_size", "min_score", "pool_min_score", "backward_rounds",
                                            "keep_agreement", "backward_rule", "backward_init", "backward_refine",
                                            "backward_score", "per_point_mean", "class_weight_stages",
-                                           "negative_weight")}
+                                           "negative_weight", "share_targets")}
         d["student"] = self.student.to_dict()
         return d
 
@@ -287,14 +295,22 @@ class PartDistill:
 
     def _train(self, items: Sequence[DistillShape], knowledge: Sequence[Knowledge], stage: int,
                desc: str, init: PointStudent | None = None,
-               negatives: Sequence[np.ndarray] | None = None) -> PointStudent:
-        """One student: ``stage`` 0 is forward distillation, r > 0 backward round r (seed + r)."""
+               evidence: Sequence[np.ndarray] | None = None) -> PointStudent:
+        """One student: ``stage`` 0 is forward distillation, r > 0 backward round r (seed + r).
+
+        ``evidence``: per shape, (N, P) the forward knowledge's evidence against each part
+        (:meth:`.knowledge.Knowledge.negative_targets`), for negative learning and share targets.
+        """
         P = len(self.part_names)
         cfg = replace(self.config.student, seed=self.config.student.seed + stage)
         if stage > 0 and self.config.class_weight_stages == "forward":
             cfg = replace(cfg, class_weights=None)
-        return train_student([s.points for s in items], [k.point_targets(P, self.config.per_point_mean)
-                                                         for k in knowledge], P, cfg,
+        targets = [k.point_targets(P, self.config.per_point_mean) for k in knowledge]
+        if self.config.share_targets:
+            targets = [vote_share(t, e) for t, e in zip(targets, evidence)]
+        w = self.config.negative_weight
+        negatives = [w * e for e in evidence] if w > 0 else None
+        return train_student([s.points for s in items], targets, P, cfg,
                              self.device, self.progress, desc, init=init, negatives=negatives)
 
     def rescore(self, student: PointStudent, items: Sequence[DistillShape]) -> tuple[list[Knowledge], dict]:
@@ -339,11 +355,11 @@ class PartDistill:
         rounds = [{"stage": "forward", "predictions": _count(forward_k), "pool": _count(s.knowledge for s in items),
                    "covered_points": float(np.mean([k.covered.mean() for k in forward_k]))}]
         P = len(self.part_names)
-        w = self.config.negative_weight
-        negatives = [w * k.negative_targets(P) for k in forward_k] if w > 0 else None
+        evidence = ([k.negative_targets(P) for k in forward_k]
+                    if self.config.negative_weight > 0 or self.config.share_targets else None)
         student = forward = forward if forward is not None else self._train(items, forward_k, 0,
                                                                              "forward distillation",
-                                                                             negatives=negatives)
+                                                                             evidence=evidence)
         knowledge = forward_k
         for r in range(self.config.backward_rounds):
             refined, stats = self.rescore(student, items)
@@ -355,19 +371,42 @@ class PartDistill:
                            "covered_points": float(np.mean([k.covered.mean() for k in refined])), **stats})
             student = self._train(items, refined, r + 1, f"backward distillation {r + 1}",
                                   init=student if self.config.backward_init == "continue" else None,
-                                  negatives=negatives)
+                                  evidence=evidence)
         return DistillResult(forward, student, knowledge, rounds)
 
 
-def lift_knowledge(knowledge: Knowledge, points: np.ndarray, n_parts: int) -> np.ndarray:
+LIFT_VOTES = ("sum", "penalised", "share")
+
+
+def lift_knowledge(knowledge: Knowledge, points: np.ndarray, n_parts: int, vote: str = "sum",
+                   negative_weight: float = 1.0) -> np.ndarray:
     """(N,) int64 labels by confidence-weighted voting of the 2D predictions (PartSLIP-style).
+
+    Args:
+        knowledge: the predictions to lift.
+        points: (N, 3) the sampled points (to fill uncovered points).
+        n_parts: P.
+        vote: how a covered point chooses among the parts that cover it, from pos (N, P), the
+            summed confidences of the predictions covering it, and neg (N, P),
+            :meth:`.knowledge.Knowledge.negative_targets` (views that saw the part and left the
+            point outside it): ``"sum"`` argmax pos; ``"penalised"`` argmax pos -
+            ``negative_weight`` * neg; ``"share"`` argmax pos / (pos + neg) (PartSLIP's vote,
+            normalised by the views where the point is visible and the part detected).
 
     Points no prediction covers take the label of the nearest covered point; with no
     covered point at all every point gets label 0.
     """
+    if vote not in LIFT_VOTES:
+        raise ValueError(f"unknown lifting vote {vote!r}; expected one of {LIFT_VOTES}")
     votes = knowledge.point_targets(n_parts)
     covered = votes.sum(1) > 0
-    labels = votes.argmax(1).astype(np.int64)
+    if vote == "sum":
+        score = votes
+    else:
+        neg = knowledge.negative_targets(n_parts)
+        score = votes - negative_weight * neg if vote == "penalised" else vote_share(votes, neg)
+        score = np.where(votes > 0, score, -np.inf)
+    labels = score.argmax(1).astype(np.int64)
     if covered.any() and not covered.all():
         _, nn = cKDTree(points[covered]).query(points[~covered], k=1)
         labels[~covered] = labels[covered][nn]

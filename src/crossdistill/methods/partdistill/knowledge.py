@@ -20,7 +20,7 @@ import numpy as np
 from crossdistill.teachers.base import PartPredictions
 from crossdistill.types import Correspondence
 
-__all__ = ["Knowledge", "backproject"]
+__all__ = ["Knowledge", "backproject", "vote_share"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,19 @@ class Knowledge:
         sizes = np.bincount(owner[entry], minlength=len(self))
         return replace(self, indptr=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
                        points=self.points[entry])
+
+
+def vote_share(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """(N, P) float32 share of a part's evidence at each point that is for it: pos / (pos + neg).
+
+    ``positive`` (N, P): the confidence-weighted votes of the predictions covering a point
+    (:meth:`Knowledge.point_targets`); ``negative`` (N, P): the evidence against the part
+    (:meth:`Knowledge.negative_targets`). Zero where no prediction of the part covers the point.
+    PartSLIP's vote normalised by the views where the point is visible and the part detected.
+    """
+    positive = np.asarray(positive, np.float32)
+    out = positive / np.maximum(positive + np.asarray(negative, np.float32), 1e-12)
+    return np.where(positive > 0, out, 0.0).astype(np.float32)
 
 
 def _covered_points(pred: PartPredictions, j: int, vis: np.ndarray, xy: np.ndarray, width: int) -> np.ndarray:
