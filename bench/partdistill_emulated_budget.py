@@ -60,6 +60,7 @@ BEFORE = "fresh"  # the backward stage the protocol judged
 LOSSES = {"shipped": None, "weights": "class_relative_weights", "released_loss": "class_relative_released_loss",
           "forward_weights": "class_relative_forward_weights", "negative": "class_relative_negative",
           "share": "class_relative_share"}
+EVIDENCE_ONLY = ("share",)  # judged against the fair lifting baseline only (partdistill_evidence_report.py)
 SHIPPED_STAGE = "continue"  # the backward stage the loss screen runs with (the default it adopted)
 
 
@@ -221,6 +222,9 @@ def report(args, wall: float) -> None:
     lines += screen_section(args, out)
     lines += loss_screen_section(args, out)
     lines += record_section(args, out)
+    from partdistill_evidence_report import evidence_section
+
+    lines += evidence_section(args, out, {"negative_adopted": out.get("loss_screen_adopted") == "negative"})
     write_text(OUT / f"{STEM}.md", "\n".join(lines) + "\n")
     write_json(OUT / f"{STEM}.json", out)
 
@@ -283,7 +287,7 @@ def _margin(f: dict) -> float:
 def loss_screen_section(args, out: dict) -> list[str]:
     """The declared screen of the student loss at the students' budget (fills ``out["loss_screen"]``)."""
     folds = {}
-    for loss in LOSSES:
+    for loss in [x for x in LOSSES if x not in EVIDENCE_ONLY]:
         rows, _ = _table(args, 2048, 400, [0, 1], SHIPPED_STAGE, loss)
         if rows:
             folds[loss] = {"A": _fold(rows, list(SELECT)), "B": _fold(rows, [c for c in ALL if c not in SELECT]),
@@ -329,16 +333,17 @@ def loss_screen_section(args, out: dict) -> list[str]:
     best = max(won, key=lambda x: _margin(folds[x]["A"]), default=None)
     if best is None:
         lines += ["", "No candidate wins on fold A: **the shipped loss stays**."]
-    elif folds[best]["B"] and sb:
+    elif folds[best]["B"] and sb and folds[best]["B"]["seeds"] == [0, 1]:
         fb = folds[best]["B"]
         adopted = _margin(fb) > _margin(sb) and fb["c"] >= sb["c"]
+        out["loss_screen_adopted"] = best if adopted else None
         ok = fb["c"] >= fb["b"] + 3 and fb["b"] >= fb["a"] + 3
         lines += ["", f"Fold-A winner: `{best}` (m {_margin(folds[best]['A']):+.1f} against {_margin(sa):+.1f}); fold B "
                       f"m {_margin(fb):+.1f} against {_margin(sb):+.1f}, (c) {fb['c']:.1f} against {sb['c']:.1f}: "
                       f"**{'adopted' if adopted else 'not adopted'}**. Target with it (fold B): (c) - (b) "
                       f"{fb['c'] - fb['b']:+.1f}, (b) - (a) {fb['b'] - fb['a']:+.1f}: **{'met' if ok else 'MISSED'}**."]
     else:
-        lines += ["", f"Fold-A winner: `{best}`; its fold-B runs are not in the cache yet."]
+        lines += ["", f"Fold-A winner: `{best}`; its fold-B runs (seeds 0 and 1) are not all in the cache yet."]
     lines.append("")
     return lines
 

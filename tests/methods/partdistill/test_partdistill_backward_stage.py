@@ -177,7 +177,7 @@ def test_back_projection_keeps_visibility_and_negative_learning_changes_the_stud
     assert vis.any(axis=0).mean() > 0.5  # most sampled points are seen from some view
     neg = items[0].knowledge.negative_targets(2)
     assert neg.shape == (pd.config.student.n_points, 2) and neg.min() >= 0 and neg.max() > 0
-    plain = replace_pd(pd).fit(items, forward=res.forward_student).student
+    plain = replace_pd(pd, negative_weight=0.0).fit(items, forward=res.forward_student).student
     negative = replace_pd(pd, negative_weight=1.0).fit(items, forward=res.forward_student).student
     assert any(not torch.equal(v, negative.state_dict()[k]) for k, v in plain.state_dict().items())
 

@@ -138,11 +138,14 @@ class DistillConfig:
             of the predictions covering a point (the released code's loss; see
             :meth:`.knowledge.Knowledge.point_targets`), so points covered by few predictions
             (thin parts) weigh as much as points covered by many.
-        negative_weight: lambda of negative learning in every student's loss (0: off). A point
-            visible in a view where a part has a forward prediction but outside all of that part's
-            predictions there is evidence against the part
+        negative_weight: lambda of negative learning in every student's loss (0: off; default 1,
+            the one value tried, adopted by a declared screen with the detector-like teacher emulator,
+            chosen on the selection categories and confirmed on the held-out ones, in
+            ``partdistill_emulated_budget.md``). A point visible in a view where a part has a forward
+            prediction but outside all of that part's predictions there is evidence against the part
             (:meth:`.knowledge.Knowledge.negative_targets` of the forward knowledge, times lambda;
-            :func:`.student_training.masked_soft_ce`).
+            :func:`.student_training.masked_soft_ce`). Needs the knowledge's visibility
+            (:func:`.knowledge.backproject` keeps it); without it the term is zero.
         share_targets: the students' target at a covered point is, for each part covering it,
             :func:`.knowledge.vote_share` of its votes and the forward knowledge's evidence against
             it (the share of the views that saw the part there which cover the point; PartSLIP's
@@ -165,7 +168,7 @@ class DistillConfig:
     backward_score: str = "student"
     per_point_mean: bool = False
     class_weight_stages: str = "all"
-    negative_weight: float = 0.0
+    negative_weight: float = 1.0
     share_targets: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
 

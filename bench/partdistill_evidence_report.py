@@ -1,0 +1,121 @@
+"""Sections of ``partdistill_emulated_budget.md`` judged against the fair lifting baseline a* (detector EMULATOR).
+
+``bench/partdistill_lifting_evidence.py`` gives the lifting baseline the boxes' negative evidence and chooses its
+vote on fold A (the seventh protocol); its per-category mIoU is a*. This module writes the sections that use a*:
+the student candidates that use the same evidence (``negative``: negative learning, sixth protocol; ``share``: share
+targets, eighth protocol) against the shipped loss, and the target of record against a*. Imported by
+``partdistill_emulated_budget.report``; runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from partdistill_emulated_budget import ALL, OUT, SELECT, SHIPPED_STAGE, _fold, _table
+
+LIFTING = OUT / "partdistill_lifting_evidence.json"
+CANDIDATES = ("shipped", "negative", "share")
+RECORD_SEEDS = [0, 1, 2]
+
+
+def _a_star() -> tuple[str, dict[str, float]] | None:
+    """The lifting vote of record and its mIoU per category, or None before that bench ran."""
+    if not LIFTING.is_file():
+        return None
+    d = json.loads(LIFTING.read_text())
+    return d["chosen"], {c: v["votes"][d["chosen"]]["miou"] for c, v in d["categories"].items()}
+
+
+def _with_star(rows: list[dict], star: dict[str, float]) -> list[dict]:
+    return [{**r, "s": star[r["category"]]} for r in rows if r["category"] in star]
+
+
+def _fold_star(rows: list[dict], cats: list[str]) -> dict:
+    f = _fold(rows, cats)
+    if f:
+        f["s"] = float(np.mean([r["s"] for r in rows if r["category"] in cats and r["seed"] == f["seeds"][0]]))
+    return f
+
+
+def margin_star(f: dict) -> float:
+    """m* = min((c) - (b), (b) - a*) on one fold's means."""
+    return min(f["c"] - f["b"], f["b"] - f["s"])
+
+
+def _line(name: str, fold: str, f: dict) -> str:
+    return (f"| {name} | {fold} | {', '.join(map(str, f['seeds']))} | {f['a']:.1f} | {f['s']:.1f} | {f['b']:.1f} | "
+            f"{f['c']:.1f} | {f['c'] - f['b']:+.1f} | {f['b'] - f['s']:+.1f} | {margin_star(f):+.1f} |")
+
+
+def evidence_section(args, out: dict, losses: dict) -> list[str]:
+    """The candidates that use negative evidence, judged against a* (fills ``out["evidence"]``)."""
+    star = _a_star()
+    if star is None:
+        return []
+    vote, a_star = star
+    fold_b = [c for c in ALL if c not in SELECT]
+    folds = {}
+    for loss in CANDIDATES:
+        rows, _ = _table(args, 2048, 400, [0, 1], SHIPPED_STAGE, loss)
+        rows = _with_star(rows, a_star)
+        if rows:
+            folds[loss] = {"A": _fold_star(rows, list(SELECT)), "B": _fold_star(rows, fold_b), "rows": rows}
+    out["evidence"] = {"vote": vote, "a_star": a_star, "folds": folds}
+    lines = ["## Against the fair baseline a*: lifting given the same negative evidence", "",
+             f"`partdistill_lifting_evidence.md` lifts the forward knowledge with the boxes' negative evidence; its "
+             f"vote of record, chosen on fold A, is `{vote}` (seventh protocol, declared 2026-12-07 03:02 UTC). a* is "
+             "that lifting's mIoU, which has no student seed; (a) is the summed-vote lifting of the sections above. "
+             "m* = min((c) - (b), (b) - a*). `negative` is negative learning (sixth protocol, its rule in the loss "
+             "screen above, with (a)); `share` trains every student on vote_share(pos, N) = pos / (pos + N) instead "
+             "of the summed votes (`DistillConfig.share_targets`, eighth protocol, declared 03:07 UTC before any "
+             "student trained with it): it wins fold A if its m* beats the reference's by >= 0.5 with no lower (c), "
+             "and is adopted if fold B then gives a higher m* and no lower (c). The reference is the shipped loss, or "
+             "`negative` if the sixth protocol adopts it. Student seeds 0 and 1.", "",
+             "| loss | fold | seeds | (a) | a* | (b) | (c) | (c) - (b) | (b) - a* | m* |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for loss, f in folds.items():
+        for fold in "AB":
+            if f[fold]:
+                lines.append(_line(f"`{loss}`", fold, f[fold]))
+    lines += ["", "Per category, (b) / (c), mean over seeds 0 and 1, and a*:", "",
+              "| loss | " + " | ".join(ALL) + " |", "|---|" + "---|" * len(ALL),
+              "| a* | " + " | ".join(f"{a_star[c]:.1f}" if c in a_star else "-" for c in ALL) + " |"]
+    for loss, f in folds.items():
+        cells = []
+        for c in ALL:
+            rs = [r for r in f["rows"] if r["category"] == c]
+            cells.append(" / ".join(f"{np.mean([r[k] for r in rs]):.1f}" for k in "bc") if rs else "-")
+        lines.append(f"| `{loss}` | " + " | ".join(cells) + " |")
+    reference = "negative" if losses.get("negative_adopted") else "shipped"
+    lines += ["", f"Reference of the eighth protocol: `{reference}`."]
+    ref, cand = folds.get(reference), folds.get("share")
+    if cand and ref and cand["A"] and ref["A"] and cand["A"]["seeds"] == ref["A"]["seeds"] == [0, 1]:
+        won = margin_star(cand["A"]) >= margin_star(ref["A"]) + 0.5 and cand["A"]["c"] >= ref["A"]["c"]
+        lines.append(f"`share` on fold A: m* {margin_star(cand['A']):+.1f} against {margin_star(ref['A']):+.1f}, (c) "
+                     f"{cand['A']['c']:.1f} against {ref['A']['c']:.1f}: **{'wins' if won else 'does not win'}**.")
+        if won and cand["B"] and ref["B"] and cand["B"]["seeds"] == ref["B"]["seeds"] == [0, 1]:
+            adopted = margin_star(cand["B"]) > margin_star(ref["B"]) and cand["B"]["c"] >= ref["B"]["c"]
+            lines.append(f"Fold B: m* {margin_star(cand['B']):+.1f} against {margin_star(ref['B']):+.1f}, (c) "
+                         f"{cand['B']['c']:.1f} against {ref['B']['c']:.1f}: **{'adopted' if adopted else 'not adopted'}**.")
+        elif won:
+            lines.append("Its fold-B runs are not in the cache yet.")
+    lines.append("")
+    return lines + record_star_section(args, out, "negative" if losses.get("negative_adopted") else "shipped", a_star)
+
+
+def record_star_section(args, out: dict, loss: str, a_star: dict[str, float]) -> list[str]:
+    """The target of record (shipped defaults, seeds 0-2) judged against a* (fills ``out["record_star"]``)."""
+    rows, _ = _table(args, 2048, 400, RECORD_SEEDS, SHIPPED_STAGE, loss)
+    fold_b = [c for c in ALL if c not in SELECT]
+    fb = _fold_star(_with_star(rows, a_star), fold_b)
+    if not fb or fb["seeds"] != RECORD_SEEDS:
+        return [f"The target of record against a* needs `{loss}` on seeds {RECORD_SEEDS} for every fold-B category; "
+                "not all are in the cache yet.", ""]
+    ok = fb["c"] >= fb["b"] + 3 and fb["b"] >= fb["s"] + 3
+    out["record_star"] = {"loss": loss, "fold_b": fb}
+    return ["### The target of record against a*", "",
+            f"Shipped defaults (student loss `{loss}`), fold B, student seeds {', '.join(map(str, RECORD_SEEDS))}: "
+            f"a* {fb['s']:.1f} ((a) {fb['a']:.1f}), (b) {fb['b']:.1f}, (c) {fb['c']:.1f}, (d) {fb['d']:.1f}. "
+            f"**(c) >= (b) + 3 >= a* + 3: {'met' if ok else 'MISSED'}** ((c) - (b) {fb['c'] - fb['b']:+.2f}, (b) - a* "
+            f"{fb['b'] - fb['s']:+.2f}).", ""]
