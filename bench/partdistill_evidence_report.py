@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from partdistill_emulated_budget import ALL, OUT, SELECT, SHIPPED_STAGE, _fold, _table
+from partdistill_emulated_budget import ALL, OUT, SELECT, SHIPPED_STAGE, _fold, _table, per_category_rows
 
 LIFTING = OUT / "partdistill_lifting_evidence.json"
-CANDIDATES = ("shipped", "negative", "share")
+CANDIDATES = ("shipped", "negative", "share", "negative2")
+SCREENED = ("share", "negative2")  # judged by the eighth and ninth protocols against the reference
 RECORD_SEEDS = [0, 1, 2]
 
 
@@ -48,6 +49,22 @@ def _line(name: str, fold: str, f: dict) -> str:
             f"{f['c']:.1f} | {f['c'] - f['b']:+.1f} | {f['b'] - f['s']:+.1f} | {margin_star(f):+.1f} |")
 
 
+def _decision(name: str, cand: dict | None, ref: dict | None) -> list[str]:
+    """The eighth / ninth protocols' rule for one candidate against the reference (seeds 0 and 1 on each fold)."""
+    if not (cand and ref and cand["A"] and ref["A"] and cand["A"]["seeds"] == ref["A"]["seeds"] == [0, 1]):
+        return []
+    won = margin_star(cand["A"]) >= margin_star(ref["A"]) + 0.5 and cand["A"]["c"] >= ref["A"]["c"]
+    out = [f"- `{name}` on fold A: m* {margin_star(cand['A']):+.1f} against {margin_star(ref['A']):+.1f}, (c) "
+           f"{cand['A']['c']:.1f} against {ref['A']['c']:.1f}: **{'wins' if won else 'does not win'}**."]
+    if won and cand["B"] and ref["B"] and cand["B"]["seeds"] == ref["B"]["seeds"] == [0, 1]:
+        adopted = margin_star(cand["B"]) > margin_star(ref["B"]) and cand["B"]["c"] >= ref["B"]["c"]
+        out.append(f"  Fold B: m* {margin_star(cand['B']):+.1f} against {margin_star(ref['B']):+.1f}, (c) "
+                   f"{cand['B']['c']:.1f} against {ref['B']['c']:.1f}: **{'adopted' if adopted else 'not adopted'}**.")
+    elif won:
+        out.append("  Its fold-B runs (seeds 0 and 1) are not all in the cache yet.")
+    return out
+
+
 def evidence_section(args, out: dict, losses: dict) -> list[str]:
     """The candidates that use negative evidence, judged against a* (fills ``out["evidence"]``)."""
     star = _a_star()
@@ -70,8 +87,10 @@ def evidence_section(args, out: dict, losses: dict) -> list[str]:
              "screen above, with (a)); `share` trains every student on vote_share(pos, N) = pos / (pos + N) instead "
              "of the summed votes (`DistillConfig.share_targets`, eighth protocol, declared 03:07 UTC before any "
              "student trained with it): it wins fold A if its m* beats the reference's by >= 0.5 with no lower (c), "
-             "and is adopted if fold B then gives a higher m* and no lower (c). The reference is the shipped loss, or "
-             "`negative` if the sixth protocol adopts it. Student seeds 0 and 1.", "",
+             "and is adopted if fold B then gives a higher m* and no lower (c). `negative2` is negative learning with "
+             "lambda 2 (ninth protocol, declared 03:40 UTC before any student trained with it), under the same rule. "
+             "The reference is the shipped loss, or `negative` if the sixth protocol adopts it. Student seeds 0 "
+             "and 1.", "",
              "| loss | fold | seeds | (a) | a* | (b) | (c) | (c) - (b) | (b) - a* | m* |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for loss, f in folds.items():
@@ -81,31 +100,18 @@ def evidence_section(args, out: dict, losses: dict) -> list[str]:
     lines += ["", "Per category, (b) / (c), mean over seeds 0 and 1, and a*:", "",
               "| loss | " + " | ".join(ALL) + " |", "|---|" + "---|" * len(ALL),
               "| a* | " + " | ".join(f"{a_star[c]:.1f}" if c in a_star else "-" for c in ALL) + " |"]
-    for loss, f in folds.items():
-        cells = []
-        for c in ALL:
-            rs = [r for r in f["rows"] if r["category"] == c]
-            cells.append(" / ".join(f"{np.mean([r[k] for r in rs]):.1f}" for k in "bc") if rs else "-")
-        lines.append(f"| `{loss}` | " + " | ".join(cells) + " |")
+    lines += per_category_rows(folds, "bc")
     reference = "negative" if losses.get("negative_adopted") else "shipped"
-    lines += ["", f"Reference of the eighth protocol: `{reference}`."]
-    ref, cand = folds.get(reference), folds.get("share")
-    if cand and ref and cand["A"] and ref["A"] and cand["A"]["seeds"] == ref["A"]["seeds"] == [0, 1]:
-        won = margin_star(cand["A"]) >= margin_star(ref["A"]) + 0.5 and cand["A"]["c"] >= ref["A"]["c"]
-        lines.append(f"`share` on fold A: m* {margin_star(cand['A']):+.1f} against {margin_star(ref['A']):+.1f}, (c) "
-                     f"{cand['A']['c']:.1f} against {ref['A']['c']:.1f}: **{'wins' if won else 'does not win'}**.")
-        if won and cand["B"] and ref["B"] and cand["B"]["seeds"] == ref["B"]["seeds"] == [0, 1]:
-            adopted = margin_star(cand["B"]) > margin_star(ref["B"]) and cand["B"]["c"] >= ref["B"]["c"]
-            lines.append(f"Fold B: m* {margin_star(cand['B']):+.1f} against {margin_star(ref['B']):+.1f}, (c) "
-                         f"{cand['B']['c']:.1f} against {ref['B']['c']:.1f}: **{'adopted' if adopted else 'not adopted'}**.")
-        elif won:
-            lines.append("Its fold-B runs are not in the cache yet.")
+    lines += ["", f"Reference of the eighth and ninth protocols: `{reference}`."]
+    for name in SCREENED:
+        lines += _decision(name, folds.get(name), folds.get(reference))
     lines.append("")
     return lines + record_star_section(args, out, "negative" if losses.get("negative_adopted") else "shipped", a_star)
 
 
 def record_star_section(args, out: dict, loss: str, a_star: dict[str, float]) -> list[str]:
-    """The target of record (shipped defaults, seeds 0-2) judged against a* (fills ``out["record_star"]``)."""
+    """The target of record (the defaults with student loss ``loss``, seeds 0-2) judged against a* (fills
+    ``out["record_star"]``)."""
     rows, _ = _table(args, 2048, 400, RECORD_SEEDS, SHIPPED_STAGE, loss)
     fold_b = [c for c in ALL if c not in SELECT]
     fb = _fold_star(_with_star(rows, a_star), fold_b)
@@ -118,4 +124,7 @@ def record_star_section(args, out: dict, loss: str, a_star: dict[str, float]) ->
             f"Shipped defaults (student loss `{loss}`), fold B, student seeds {', '.join(map(str, RECORD_SEEDS))}: "
             f"a* {fb['s']:.1f} ((a) {fb['a']:.1f}), (b) {fb['b']:.1f}, (c) {fb['c']:.1f}, (d) {fb['d']:.1f}. "
             f"**(c) >= (b) + 3 >= a* + 3: {'met' if ok else 'MISSED'}** ((c) - (b) {fb['c'] - fb['b']:+.2f}, (b) - a* "
-            f"{fb['b'] - fb['s']:+.2f}).", ""]
+            f"{fb['b'] - fb['s']:+.2f}). Against the summed-vote lifting (a) instead: (b) - (a) "
+            f"{fb['b'] - fb['a']:+.2f}: against (a) alone the target would be "
+            f"{'met' if fb['c'] >= fb['b'] + 3 and fb['b'] >= fb['a'] + 3 else 'MISSED'}; a*, the stronger baseline, "
+            "judges it.", ""]
