@@ -7,8 +7,10 @@ runs the target's setting -- box output, medium strength (0.5), 128 px, ``Distil
 rule and min_score -- at a chosen budget, over student seeds: the backward stage shipped when its
 protocol was written (``fresh``), and the candidates of a declared screen of the backward stage at
 the students' budget (``--variants``; the screen adopted ``continue``, now the default), the candidates of a
-declared screen of the student loss (``--losses``: the released code's class weights / whole loss; none adopted),
-and the figure of record, the shipped defaults over student seeds 0, 1 and 2.
+declared screen of the student loss (``--losses``: the released code's class weights / whole loss, none adopted;
+negative learning, adopted), the figure of record over student seeds 0, 1 and 2, the candidates judged against the
+fair lifting baseline a* given the same negative evidence (``partdistill_evidence_report.py``), and a check of
+negative learning with mask-level knowledge (``--output mask``).
 
 Per category with at least 10 objects, scored on the objects after the first ``--labelled``:
 (a) the forward predictions lifted by confidence-weighted voting, (b) forward distillation, (c)
@@ -22,6 +24,8 @@ given different ``--categories`` share the work of a 2-core machine.
 
     OMP_NUM_THREADS=1 python bench/partdistill_emulated_budget.py --seeds 0 1 --categories Box Laptop
     OMP_NUM_THREADS=1 python bench/partdistill_emulated_budget.py --variants continue --losses forward_weights
+    OMP_NUM_THREADS=1 python bench/partdistill_emulated_budget.py --variants continue --losses shipped negative \
+        --output mask --seeds 0
     OMP_NUM_THREADS=1 python bench/partdistill_emulated_budget.py --report-only
 """
 
@@ -47,7 +51,7 @@ OUT = REPO / "docs" / "results"
 STEM = "partdistill_emulated_budget"
 ALL = ("Box", "Bucket", "Laptop", "Safe", "Toaster")
 SELECT = ("Bucket", "Safe")  # fold A of partdistill_emulated.md: every setting was chosen there
-SETTING = ("box", 0.5, 128)  # output, strength, render size
+SETTING = ("box", 0.5, 128)  # output, strength, render size (``--output mask``: the tenth protocol's check)
 #: backward stages (DistillConfig fields over its defaults): ``fresh``, the one shipped when the protocol was written
 #: (one round, a fresh backward student), and the candidates of the declared screen at this budget; the screen
 #: adopted ``continue``, now the default
@@ -70,7 +74,13 @@ def _ns(args, seed: int, points: int, iterations: int, variant: str = BEFORE) ->
     d = replace(DistillConfig(), **VARIANTS[variant])
     return argparse.Namespace(points=points, iterations=iterations, seed=seed, backward_init=d.backward_init,
                               backward_refine=d.backward_refine, backward_score=d.backward_score,
-                              backward_rounds=d.backward_rounds, labelled=args.labelled)
+                              backward_rounds=d.backward_rounds, labelled=args.labelled,
+                              output=getattr(args, "output", SETTING[0]))
+
+
+def _setting(ns) -> tuple:
+    """(output, strength, size) of a run: the target's, at ``ns.output``."""
+    return (ns.output,) + SETTING[1:]
 
 
 def _rule(loss: str) -> str:
@@ -85,7 +95,7 @@ def _cached(ns, cat: str, loss: str = "shipped") -> tuple[dict | None, dict | No
     from partdistill_emulated import CACHE, run_key, supervised_key
 
     d = DistillConfig()
-    run = CACHE / f"{run_key(cat, *SETTING, d.min_score, _rule(loss), ns)}.json"
+    run = CACHE / f"{run_key(cat, *_setting(ns), d.min_score, _rule(loss), ns)}.json"
     sup = CACHE / f"{supervised_key(cat, ns.labelled, ns)}.json"
     return (json.loads(run.read_text()) if run.is_file() else None,
             json.loads(sup.read_text()) if sup.is_file() else None)
@@ -111,7 +121,7 @@ def measure(args) -> None:
                 continue
             cat = cat or Category(bench, c, args.labelled)
             t0 = time.perf_counter()
-            run = run or do_run(cat, *SETTING, d.min_score, _rule(loss), ns)
+            run = run or do_run(cat, *_setting(ns), d.min_score, _rule(loss), ns)
             sup = sup or supervised_run(cat, ns)
             s = run["scores"]
             print(f"{c} seed {seed} p{args.points} i{args.iterations} {variant} {loss}: (a) {s['lift']['miou']:.1f} "
@@ -153,6 +163,9 @@ def _fold(rows: list[dict], cats: list[str]) -> dict:
 
 def report(args, wall: float) -> None:
     import torch
+
+    mask_args = argparse.Namespace(**{**vars(args), "output": "mask"})
+    args = argparse.Namespace(**{**vars(args), "output": "box"})  # every section but the last is box-level
 
     from crossdistill.engine.machine import cpu_model
     from crossdistill.io_utils import write_json, write_text
@@ -222,9 +235,10 @@ def report(args, wall: float) -> None:
     lines += screen_section(args, out)
     lines += loss_screen_section(args, out)
     lines += record_section(args, out)
-    from partdistill_evidence_report import evidence_section
+    from partdistill_evidence_report import evidence_section, mask_section
 
     lines += evidence_section(args, out, {"negative_adopted": out.get("loss_screen_adopted") == "negative"})
+    lines += mask_section(mask_args, out)
     write_text(OUT / f"{STEM}.md", "\n".join(lines) + "\n")
     write_json(OUT / f"{STEM}.json", out)
 
@@ -404,6 +418,8 @@ def main() -> None:
                     help="student losses to run: the shipped one, or the loss screen's candidates")
     ap.add_argument("--points", type=int, default=2048, help="student points per shape")
     ap.add_argument("--iterations", type=int, default=400, help="student steps per training run")
+    ap.add_argument("--output", choices=["box", "mask"], default="box",
+                    help="emulator output of the runs (box: the target's; mask: the tenth protocol's check)")
     ap.add_argument("--labelled", type=int, default=8, help="objects (first by id) (d) trains on; not scored")
     ap.add_argument("--report-only", action="store_true", help="write the report from the cache, run nothing")
     args = ap.parse_args()

@@ -128,3 +128,38 @@ def record_star_section(args, out: dict, loss: str, a_star: dict[str, float]) ->
             f"{fb['b'] - fb['a']:+.2f}: against (a) alone the target would be "
             f"{'met' if fb['c'] >= fb['b'] + 3 and fb['b'] >= fb['a'] + 3 else 'MISSED'}; a*, the stronger baseline, "
             "judges it.", ""]
+
+
+def mask_section(args, out: dict) -> list[str]:
+    """The tenth protocol: negative learning with mask-level knowledge, seed 0 (fills ``out["mask_check"]``)."""
+    rows = {loss: _table(args, 2048, 400, [0], SHIPPED_STAGE, loss)[0] for loss in ("shipped", "negative")}
+    if not all(rows.values()):
+        return []
+    means = {loss: {k: float(np.mean([r[k] for r in rs])) for k in "abcd"} for loss, rs in rows.items()}
+    complete = all(len(rs) == len(ALL) for rs in rows.values())
+    out["mask_check"] = {"rows": rows, "means": means, "complete": complete}
+    lines = ["## Negative learning with mask-level knowledge (tenth protocol)", "",
+             "Declared 2026-12-07 03:42 UTC, before any mask-output run at this budget: negative learning became the "
+             "default for every teacher but was screened with box-level knowledge only. Here the emulator gives "
+             "masks (medium strength, 128 px), student seed 0, `negative` (lambda 1) against `shipped` (lambda 0), "
+             "on all five categories (none chose anything at mask output). It stays on for masks only if its "
+             "5-category mean (c) is not lower; otherwise the default becomes output-dependent.", "",
+             "| category | (a) lifted | (b) / (c), lambda 0 | (b) / (c), lambda 1 | (d) supervised |",
+             "|---|---:|---:|---:|---:|"]
+    by = {loss: {r["category"]: r for r in rs} for loss, rs in rows.items()}
+    for c in ALL:
+        a, b = by["shipped"].get(c), by["negative"].get(c)
+        if a and b:
+            lines.append(f"| {c} | {a['a']:.1f} | {a['b']:.1f} / {a['c']:.1f} | {b['b']:.1f} / {b['c']:.1f} | "
+                         f"{a['d']:.1f} |")
+    m0, m1 = means["shipped"], means["negative"]
+    lines += ["", f"Mean over {len(rows['negative'])} categories: lambda 0 (b) {m0['b']:.1f} (c) {m0['c']:.1f}; "
+                  f"lambda 1 (b) {m1['b']:.1f} (c) {m1['c']:.1f}."]
+    if complete:
+        keep = m1["c"] >= m0["c"]
+        lines.append(f"**{'Negative learning stays on for masks' if keep else 'Negative learning does not help masks'}"
+                     f"** ((c) {m1['c'] - m0['c']:+.1f}).")
+    else:
+        lines.append("Not every category has both runs yet: no decision.")
+    lines.append("")
+    return lines
