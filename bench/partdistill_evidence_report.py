@@ -103,10 +103,14 @@ def evidence_section(args, out: dict, losses: dict) -> list[str]:
     lines += per_category_rows(folds, "bc")
     reference = "negative" if losses.get("negative_adopted") else "shipped"
     lines += ["", f"Reference of the eighth and ninth protocols: `{reference}`."]
+    default = reference
     for name in SCREENED:
-        lines += _decision(name, folds.get(name), folds.get(reference))
+        decision = _decision(name, folds.get(name), folds.get(reference))
+        lines += decision
+        if decision and decision[-1].endswith("**adopted**."):
+            default = name
     lines.append("")
-    return lines + record_star_section(args, out, "negative" if losses.get("negative_adopted") else "shipped", a_star)
+    return lines + record_star_section(args, out, default, a_star)
 
 
 def record_star_section(args, out: dict, loss: str, a_star: dict[str, float]) -> list[str]:
@@ -115,19 +119,24 @@ def record_star_section(args, out: dict, loss: str, a_star: dict[str, float]) ->
     rows, _ = _table(args, 2048, 400, RECORD_SEEDS, SHIPPED_STAGE, loss)
     fold_b = [c for c in ALL if c not in SELECT]
     fb = _fold_star(_with_star(rows, a_star), fold_b)
+    note = ""
     if not fb or fb["seeds"] != RECORD_SEEDS:
-        return [f"The target of record against a* needs `{loss}` on seeds {RECORD_SEEDS} for every fold-B category; "
-                "not all are in the cache yet.", ""]
+        rows, _ = _table(args, 2048, 400, [0, 1], SHIPPED_STAGE, loss)
+        fb = _fold_star(_with_star(rows, a_star), fold_b)
+        if not fb:
+            return []
+        note = (f" Seed 2 of `{loss}` is not in the cache (not run), so this is the two-seed figure, not the "
+                "fourth protocol's three-seed one.")
     ok = fb["c"] >= fb["b"] + 3 and fb["b"] >= fb["s"] + 3
     out["record_star"] = {"loss": loss, "fold_b": fb}
     return ["### The target of record against a*", "",
-            f"Shipped defaults (student loss `{loss}`), fold B, student seeds {', '.join(map(str, RECORD_SEEDS))}: "
+            f"Shipped defaults (student loss `{loss}`), fold B, student seeds {', '.join(map(str, fb['seeds']))}: "
             f"a* {fb['s']:.1f} ((a) {fb['a']:.1f}), (b) {fb['b']:.1f}, (c) {fb['c']:.1f}, (d) {fb['d']:.1f}. "
             f"**(c) >= (b) + 3 >= a* + 3: {'met' if ok else 'MISSED'}** ((c) - (b) {fb['c'] - fb['b']:+.2f}, (b) - a* "
             f"{fb['b'] - fb['s']:+.2f}). Against the summed-vote lifting (a) instead: (b) - (a) "
             f"{fb['b'] - fb['a']:+.2f}: against (a) alone the target would be "
             f"{'met' if fb['c'] >= fb['b'] + 3 and fb['b'] >= fb['a'] + 3 else 'MISSED'}; a*, the stronger baseline, "
-            "judges it.", ""]
+            "judges it." + note, ""]
 
 
 def mask_section(args, out: dict) -> list[str]:

@@ -61,9 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--class-weight-stages", choices=["all", "forward"], default="all",
                    help="the students --class-weights applies to: every one (all, the default) or the forward "
                         "student only (forward: the backward students train unweighted)")
-    q.add_argument("--negative-weight", type=float, default=1.0,
+    q.add_argument("--negative-weight", type=float, default=2.0,
                    help="negative learning: a point seen in a view where a part was predicted, but outside that "
-                        "part's predictions there, is pushed away from the part with this weight (default 1, "
+                        "part's predictions there, is pushed away from the part with this weight (default 2, "
                         "DistillConfig's, adopted in partdistill_emulated_budget.md; 0 = off)")
     q.add_argument("--share-targets", action="store_true",
                    help="the students' target for a part at a point is the share of the views that saw the part "

@@ -138,10 +138,11 @@ class DistillConfig:
             of the predictions covering a point (the released code's loss; see
             :meth:`.knowledge.Knowledge.point_targets`), so points covered by few predictions
             (thin parts) weigh as much as points covered by many.
-        negative_weight: lambda of negative learning in every student's loss (0: off; default 1,
-            the one value tried, adopted by a declared screen with the detector-like teacher emulator,
-            chosen on the selection categories and confirmed on the held-out ones, in
-            ``partdistill_emulated_budget.md``). A point visible in a view where a part has a forward
+        negative_weight: lambda of negative learning in every student's loss (0: off; default 2:
+            negative learning and then lambda 2 over 1 were each adopted by a declared screen with
+            the detector-like teacher emulator's boxes, chosen on the selection categories and
+            confirmed on the held-out ones, in ``partdistill_emulated_budget.md``, which also checks
+            lambda 1 against 0 with its masks). A point visible in a view where a part has a forward
             prediction but outside all of that part's predictions there is evidence against the part
             (:meth:`.knowledge.Knowledge.negative_targets` of the forward knowledge, times lambda;
             :func:`.student_training.masked_soft_ce`). Needs the knowledge's visibility
@@ -168,7 +169,7 @@ class DistillConfig:
     backward_score: str = "student"
     per_point_mean: bool = False
     class_weight_stages: str = "all"
-    negative_weight: float = 1.0
+    negative_weight: float = 2.0
     share_targets: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
 
