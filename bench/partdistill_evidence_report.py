@@ -110,10 +110,14 @@ def evidence_section(args, out: dict, losses: dict) -> list[str]:
         if decision and decision[-1].endswith("**adopted**."):
             default = name
     lines.append("")
-    return lines + record_star_section(args, out, default, a_star)
+    lines += record_star_section(args, out, default, a_star)
+    if default != reference:  # the figure of record of the default the screen replaced, kept beside it
+        lines += record_star_section(args, {}, reference, a_star, title="The figure it replaces")
+    return lines
 
 
-def record_star_section(args, out: dict, loss: str, a_star: dict[str, float]) -> list[str]:
+def record_star_section(args, out: dict, loss: str, a_star: dict[str, float],
+                        title: str = "The target of record against a*") -> list[str]:
     """The target of record (the defaults with student loss ``loss``, seeds 0-2) judged against a* (fills
     ``out["record_star"]``)."""
     rows, _ = _table(args, 2048, 400, RECORD_SEEDS, SHIPPED_STAGE, loss)
@@ -129,8 +133,8 @@ def record_star_section(args, out: dict, loss: str, a_star: dict[str, float]) ->
                 "fourth protocol's three-seed one.")
     ok = fb["c"] >= fb["b"] + 3 and fb["b"] >= fb["s"] + 3
     out["record_star"] = {"loss": loss, "fold_b": fb}
-    return ["### The target of record against a*", "",
-            f"Shipped defaults (student loss `{loss}`), fold B, student seeds {', '.join(map(str, fb['seeds']))}: "
+    return [f"### {title}", "",
+            f"Defaults with student loss `{loss}`, fold B, student seeds {', '.join(map(str, fb['seeds']))}: "
             f"a* {fb['s']:.1f} ((a) {fb['a']:.1f}), (b) {fb['b']:.1f}, (c) {fb['c']:.1f}, (d) {fb['d']:.1f}. "
             f"**(c) >= (b) + 3 >= a* + 3: {'met' if ok else 'MISSED'}** ((c) - (b) {fb['c'] - fb['b']:+.2f}, (b) - a* "
             f"{fb['b'] - fb['s']:+.2f}). Against the summed-vote lifting (a) instead: (b) - (a) "
