@@ -19,6 +19,9 @@ For every category of ../shared/data/partnet_mobility_dev with at least 10 objec
   (a) the teacher's predictions lifted to 3D by confidence-weighted voting, uncovered
       points filled from the nearest covered point (PartSLIP-style), same predictions
       as the student's forward stage;
+  (a*) the same lifting given the predictions' negative evidence, each covered point's part
+      chosen by pos / (pos + neg) (``lift_knowledge(vote="share")``, the vote of record of
+      ``partdistill_lifting_evidence.md``): the fair baseline once the students use that evidence;
   (b) student after forward distillation; (c) after forward + backward;
   (d) the same student network trained directly on the labelled objects (ground truth
       on every sampled point, same steps).
@@ -48,9 +51,9 @@ sys.path.insert(0, str(REPO / "src"))
 DATA = REPO / ".." / "shared" / "data"
 OUT = REPO / "docs" / "results"
 STEM = "partdistill"  # + "_box" with --teacher-output box, + "_class_relative" with that non-default rule
-METHODS = ("lift", "forward", "forward+backward", "supervised")
-TITLES = {"lift": "(a) teacher lifted", "forward": "(b) forward", "forward+backward": "(c) forward+backward",
-          "supervised": "(d) 3D net on labelled"}
+METHODS = ("lift", "lift_share", "forward", "forward+backward", "supervised")
+TITLES = {"lift": "(a) teacher lifted", "lift_share": "(a*) lifted, share vote", "forward": "(b) forward",
+          "forward+backward": "(c) forward+backward", "supervised": "(d) 3D net on labelled"}
 
 
 def _faces_from_points(point_labels, samples, unit):
@@ -123,7 +126,7 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
     student_cfg = StudentConfig(iterations=args.iterations,
                                 class_weights=None if args.class_weights == "none" else args.class_weights)
     config = DistillConfig(student=student_cfg, backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
-                           image_size=args.image_size)
+                           image_size=args.image_size, negative_weight=args.negative_weight)
     pd = PartDistill(teacher, names, config, progress=False)
     t = time.perf_counter()
     items = pd.prepare_all([(o[0], o[1]) for o in rest])
@@ -143,6 +146,7 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
     for item, k_fwd, (name, shape, face_lab) in zip(items, forward_k, rest):
         point_preds = {
             "lift": lift_knowledge(k_fwd, item.samples.points, P),
+            "lift_share": lift_knowledge(k_fwd, item.samples.points, P, vote="share"),
             "forward": predict_probs(result.forward_student, item.points).argmax(1),
             "forward+backward": predict_probs(result.student, item.points).argmax(1),
             "supervised": predict_probs(supervised, item.points).argmax(1),
@@ -192,15 +196,15 @@ def _plot(rows) -> None:
 
     cats = [r["category"] for r in rows] + ["mean"]
     fig, ax = plt.subplots(figsize=(9, 3.6))
-    w = 0.2
+    w = 0.8 / len(METHODS)
     for i, m in enumerate(METHODS):
         vals = [r["scores"][m]["miou"] for r in rows]
         vals.append(float(np.mean(vals)))
-        ax.bar(np.arange(len(cats)) + (i - 1.5) * w, vals, w, label=TITLES[m])
+        ax.bar(np.arange(len(cats)) + (i - (len(METHODS) - 1) / 2) * w, vals, w, label=TITLES[m])
     ax.set_xticks(np.arange(len(cats)), cats)
     ax.set_ylabel("semantic mIoU")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 1.16))
+    ax.legend(fontsize=8, ncol=len(METHODS), loc="upper center", bbox_to_anchor=(0.5, 1.16))
     fig.tight_layout()
     with atomic_write(OUT / f"{STEM}.png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -216,7 +220,7 @@ def write_report(rows, args, wall: float) -> None:
     from crossdistill.teachers.fewshot import FewShotConfig
 
     mean = {m: float(np.mean([r["scores"][m]["miou"] for r in rows])) for m in METHODS}
-    cfg = DistillConfig(image_size=args.image_size)
+    cfg = DistillConfig(image_size=args.image_size, negative_weight=args.negative_weight)
     load = os.getloadavg()[0]
     lines = [
         "# PartDistill: few-shot semantic part segmentation by bi-directional distillation"
@@ -228,27 +232,30 @@ def write_report(rows, args, wall: float) -> None:
         f"Total wall time: {wall / 60:.1f} min", "",
         f"Data: `../shared/data/partnet_mobility_dev`, categories with >= 10 objects, link-level semantic labels "
         f"(`links[].label`). Per category the first {args.labelled} objects (sorted ids) train the few-shot 2D "
-        "teacher; the others are the unlabelled set the student is distilled on and where all four are scored "
+        "teacher; the others are the unlabelled set the student is distilled on and where all five are scored "
         "(semantic mIoU, PartNetE convention, 10,000 area-uniform points per object).", "",
         f"Settings: teacher `FewShotConfig(output={args.teacher_output!r}, candidate_min={args.candidate_min}, inputs={args.teacher_inputs!r}, size={args.image_size})` ({FewShotConfig().iterations} steps, "
         f"{'box-level: each predicted region becomes its tight box' if args.teacher_output == 'box' else 'pixel-level masks'}); PartDistill {cfg.views} views of "
         f"{cfg.image_size} px, forward predictions with confidence >= {cfg.min_score}, pool >= {cfg.pool_min_score}, "
-        f"backward keeps agreement >= {cfg.keep_agreement} (rule `{args.backward_rule}`), class weights `{args.class_weights}`, {args.backward_rounds} "
-        "backward round(s); student "
+        f"backward keeps agreement >= {cfg.keep_agreement} (rule `{args.backward_rule}`, backward student "
+        f"`{cfg.backward_init}`, refinement {cfg.backward_refine:g}), class weights `{args.class_weights}`, "
+        f"negative learning weight {cfg.negative_weight:g}, {args.backward_rounds} backward round(s); student "
         f"{cfg.student.n_points} points/shape, width {cfg.student.width}, {cfg.student.n_blocks} blocks, "
         f"{args.iterations} steps of {cfg.student.batch_size} shapes per training run (the same for (d)).", "",
         "## Semantic mIoU on the unlabelled objects", "",
-        "| category | parts | labelled / unlabelled | (a) teacher lifted | (b) forward | (c) forward+backward "
-        "| (d) 3D net on labelled | (c) - (a) | (c) - (d) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| category | parts | labelled / unlabelled | (a) teacher lifted | (a*) lifted, share vote | (b) forward "
+        "| (c) forward+backward | (d) 3D net on labelled | (c) - (a) | (c) - (a*) | (c) - (d) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         s = {m: r["scores"][m]["miou"] for m in METHODS}
         lines.append(f"| {r['category']} | {', '.join(r['parts'])} | {len(r['labelled'])} / {len(r['unlabelled'])} | "
-                     f"{s['lift']:.1f} | {s['forward']:.1f} | **{s['forward+backward']:.1f}** | {s['supervised']:.1f} | "
-                     f"{s['forward+backward'] - s['lift']:+.1f} | {s['forward+backward'] - s['supervised']:+.1f} |")
-    lines.append(f"| **mean** | | | {mean['lift']:.1f} | {mean['forward']:.1f} | **{mean['forward+backward']:.1f}** | "
-                 f"{mean['supervised']:.1f} | {mean['forward+backward'] - mean['lift']:+.1f} | "
+                     f"{s['lift']:.1f} | {s['lift_share']:.1f} | {s['forward']:.1f} | **{s['forward+backward']:.1f}** | "
+                     f"{s['supervised']:.1f} | {s['forward+backward'] - s['lift']:+.1f} | "
+                     f"{s['forward+backward'] - s['lift_share']:+.1f} | {s['forward+backward'] - s['supervised']:+.1f} |")
+    lines.append(f"| **mean** | | | {mean['lift']:.1f} | {mean['lift_share']:.1f} | {mean['forward']:.1f} | "
+                 f"**{mean['forward+backward']:.1f}** | {mean['supervised']:.1f} | "
+                 f"{mean['forward+backward'] - mean['lift']:+.1f} | {mean['forward+backward'] - mean['lift_share']:+.1f} | "
                  f"{mean['forward+backward'] - mean['supervised']:+.1f} |")
     gain_a = mean["forward+backward"] - mean["lift"]
     gain_d = mean["forward+backward"] - mean["supervised"]
@@ -258,9 +265,11 @@ def write_report(rows, args, wall: float) -> None:
               f"- (c) beats (a) by at least 5 points: {gain_a:+.1f} -> **{'met' if gain_a >= 5 else 'MISSED'}** "
               f"({per_cat_a}/{len(rows)} categories individually)",
               f"- (c) beats (d): {gain_d:+.1f} -> **{'met' if gain_d > 0 else 'MISSED'}** "
-              f"({per_cat_d}/{len(rows)} categories individually)", "",
+              f"({per_cat_d}/{len(rows)} categories individually)",
+              f"- against the fairer lifting (a*): (c) - (a*) {mean['forward+backward'] - mean['lift_share']:+.1f}", "",
               f"![per-category mIoU]({STEM}.png)", "",
-              "## Per part IoU", "", "| category | part | (a) | (b) | (c) | (d) |", "|---|---|---:|---:|---:|---:|"]
+              "## Per part IoU", "", "| category | part | (a) | (a*) | (b) | (c) | (d) |",
+              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         for n in r["parts"]:
             vals = [r["scores"][m]["part_iou"][n] for m in METHODS]
@@ -279,7 +288,7 @@ def write_report(rows, args, wall: float) -> None:
         t = r["timings"]
         lines.append(f"| {r['category']} | {t['teacher_train_s']:.1f} | {r['knowledge_s_per_shape']:.2f} | "
                      f"{r['train_s_per_shape']:.2f} | {t['supervised_train_s']:.1f} |")
-    lines += ["", "## Pictures", "", "One unlabelled object per category: ground truth, then (a)-(d).", ""]
+    lines += ["", "## Pictures", "", "One unlabelled object per category: ground truth, then (a), (a*), (b)-(d).", ""]
     lines += [f"![{r['category']}]({STEM}/{r['category']}.png)" for r in rows]
     write_text(OUT / f"{STEM}.md", "\n".join(lines) + "\n")
     write_json(OUT / f"{STEM}.json", {"categories": rows, "mean": mean, "wall_s": wall, "args": vars(args),
@@ -307,6 +316,8 @@ def main() -> None:
                     help="few-shot teacher sees world xyz + normal (3D-aware) or only view-local image channels")
     ap.add_argument("--image-size", type=int, default=128,
                     help="render size of the teacher's training views and of PartDistill's views (pixels)")
+    ap.add_argument("--negative-weight", type=float, default=DistillConfig().negative_weight,
+                    help="students' negative-learning weight (DistillConfig.negative_weight)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--stem", default=None, help="output name under docs/results (default from the settings)")
     args = ap.parse_args()
@@ -322,6 +333,8 @@ def main() -> None:
         STEM += f"_{args.teacher_inputs}_teacher"
     if args.image_size != 128:
         STEM += f"_{args.image_size}px"
+    if args.negative_weight != DistillConfig().negative_weight:
+        STEM += f"_negative{args.negative_weight:g}"
     STEM = args.stem or STEM
     root = DATA / "partnet_mobility_dev"
     if not root.is_dir():

@@ -79,6 +79,7 @@ VARIANTS = {"absolute": {"backward_rule": "absolute"}, "class_relative": {"backw
             # negative learning from the boxes' evidence against a part (partdistill_negative_evidence.md)
             "class_relative_negative": {"backward_rule": "class_relative", "negative_weight": 1.0},
             "class_relative_negative2": {"backward_rule": "class_relative", "negative_weight": 2.0},
+            "class_relative_negative4": {"backward_rule": "class_relative", "negative_weight": 4.0},
             # share targets: pos / (pos + neg) per covering part (partdistill_lifting_evidence.md)
             "class_relative_share": {"backward_rule": "class_relative", "share_targets": True}}
 RULES = ("absolute", "class_relative", "reweight", "released")  # the main grid's rules

@@ -63,8 +63,9 @@ BEFORE = "fresh"  # the backward stage the protocol judged
 #: (``partdistill_emulated.VARIANTS``); ``shipped`` is DistillConfig's backward rule with the unweighted sum loss
 LOSSES = {"shipped": None, "weights": "class_relative_weights", "released_loss": "class_relative_released_loss",
           "forward_weights": "class_relative_forward_weights", "negative": "class_relative_negative",
-          "share": "class_relative_share", "negative2": "class_relative_negative2"}
-EVIDENCE_ONLY = ("share", "negative2")  # judged against the fair lifting baseline only (partdistill_evidence_report.py)
+          "share": "class_relative_share", "negative2": "class_relative_negative2",
+          "negative4": "class_relative_negative4"}
+EVIDENCE_ONLY = ("share", "negative2", "negative4")  # judged against the fair lifting baseline only (partdistill_evidence_report.py)
 SHIPPED_STAGE = "continue"  # the backward stage the loss screen runs with (the default it adopted)
 
 
