@@ -376,7 +376,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
                 m = PartDistillation(snaps[stage], PartRanking(config=config.ranking), replace(config, final_steps=0))
                 m.ranking = m.fit_ranking(train_crops)
                 stage_models[stage] = m
-        if config.final_steps > 0:
+        if config.final_stage_steps > 0:
             stage_models["final"] = model
         if args.save_models:
             for stage, m in stage_models.items():

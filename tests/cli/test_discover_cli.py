@@ -51,6 +51,20 @@ def test_discover_writes_parts_per_image(image_folder, trained, toy_image):
         assert Image.open(d / "overlay.png").size == (3 * 64, 64)
 
 
+def test_the_final_stage_runs_by_default_and_can_be_skipped(image_folder, trained, tmp_path):
+    from crossdistill.methods.partdistillation.pipeline import PartDistillation
+
+    meta = json.loads((trained / "discover.json").read_text())
+    assert meta["config"]["final_steps"] is None and len(meta["final_losses"]) == 3  # 2 rounds + the final stage
+    model = PartDistillation.load(trained / "model.pt")
+    assert model.config.final_stage_steps == 15 and model.head is not None
+    assert set(model.head.names) == {"mug", "lamp"}
+    out = tmp_path / "no_final"
+    assert main(["discover", str(image_folder), "-o", str(out), *FAST, "--final-steps", "0"]) == 0
+    assert len(json.loads((out / "discover.json").read_text())["final_losses"]) == 2
+    assert PartDistillation.load(out / "model.pt").head is None
+
+
 def test_discover_resumes_and_reuses_a_model(image_folder, trained, tmp_path, capsys, toy_image):
     before = (trained / "images" / "mug" / "mug0" / "parts.json").stat().st_mtime_ns
     assert main(["discover", str(image_folder), "-o", str(trained), "--model", str(trained / "model.pt"), *FAST]) == 0
@@ -83,6 +97,7 @@ def test_a_broken_image_is_isolated(image_folder, tmp_path, capsys):
     (["discover", "{missing}", "-o", "{out}"], "not found"),
     (["discover", "{empty}", "-o", "{out}"], "no images"),
     (["discover", "{images}", "-o", "{out}", "--k", "1"], "--k"),
+    (["discover", "{images}", "-o", "{out}", "--final-steps", "-1"], "--final-steps"),
     (["discover", "{images}", "-o", "{out}", "--model", "{missing}"], "missing"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, image_folder, tmp_path, capsys):

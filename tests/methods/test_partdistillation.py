@@ -130,7 +130,8 @@ def test_set_loss_prefers_the_right_masks():
 def test_fit_learns_the_toy_parts_and_names_them(toy, fitted):
     images, gts, classes, insts, crops = toy
     model, history = fitted
-    assert len(history.losses) == 2 and history.losses[0][-1] < history.losses[0][0]
+    assert len(history.losses) == 3 and history.losses[0][-1] < history.losses[0][0]  # 2 rounds + the final stage
+    assert model.head is not None
     scores = []
     for i in range(len(images)):
         res = model.predict_image([c for c in crops if c.image_index == i], insts[i].masks)

@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=2, help="decoder training rounds; 2 = one self-training round")
     p.add_argument("--iterations", "--steps", dest="steps", type=int, default=300,
                    help="decoder training steps per round (default 300)" + alias_note("--steps"))
+    p.add_argument("--final-steps", type=int, default=None,
+                   help="steps of the final self-training on class-specific part ids, which names the parts "
+                        "(default: as many as --steps; 0 skips it)")
     p.add_argument("--grid", type=int, default=48, help="crop grid the decoder runs on (default 48)")
     p.add_argument("--max-side", type=int, default=512, help="larger images are shrunk to this side (default 512)")
     p.add_argument("--seed", type=int, default=0, help="seed of proposals and decoder training (default 0)")
@@ -84,10 +87,13 @@ def _config(args: argparse.Namespace):
     from crossdistill.methods.partdistillation.proposals import ProposalConfig
     from crossdistill.methods.partdistillation.training import TrainConfig
 
-    if min(args.k) < 2 or args.rounds < 1 or args.steps < 1 or not 8 <= args.grid <= 128 or args.max_side < 32:
-        raise InputError("need --k >= 2, --rounds >= 1, --steps >= 1, 8 <= --grid <= 128, --max-side >= 32")
+    if (min(args.k) < 2 or args.rounds < 1 or args.steps < 1 or not 8 <= args.grid <= 128 or args.max_side < 32
+            or (args.final_steps is not None and args.final_steps < 0)):
+        raise InputError("need --k >= 2, --rounds >= 1, --steps >= 1, --final-steps >= 0, 8 <= --grid <= 128, "
+                         "--max-side >= 32")
     return PartDistillationConfig(grid=args.grid, proposals=ProposalConfig(ks=tuple(args.k)), rounds=args.rounds,
-                                  train=TrainConfig(steps=args.steps, seed=args.seed), seed=args.seed)
+                                  train=TrainConfig(steps=args.steps, seed=args.seed), final_steps=args.final_steps,
+                                  seed=args.seed)
 
 
 def run_discover(args: argparse.Namespace) -> int:

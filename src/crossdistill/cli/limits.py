@@ -73,7 +73,8 @@ LIMITS: dict[str, dict[str, Bound]] = {
     "distill lidar": {"iterations": Bound(1, 1_000_000), "teacher_iterations": Bound(1, 1_000_000),
                       "voxel_size": Bound(0.01, 10.0, why="metres"), "seed": _seed()},
     "discover": {"k": Bound(2, 12, why="the part decoder has 12 part queries"), "rounds": Bound(1, 20),
-                 "steps": Bound(1, 1_000_000), "grid": Bound(8, 128), "max_side": Bound(32, 4096), "seed": _seed()},
+                 "steps": Bound(1, 1_000_000), "final_steps": Bound(0, 1_000_000), "grid": Bound(8, 128),
+                 "max_side": Bound(32, 4096), "seed": _seed()},
 }
 
 #: sub-commands whose ``views`` x ``size``^2 is rendered per object.

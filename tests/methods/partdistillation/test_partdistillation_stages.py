@@ -311,6 +311,16 @@ def test_min_parts_reaches_the_reading_and_the_self_training_targets(toy_crops):
         PartDistillationConfig(self_train=SelfTrainConfig(min_parts=-1))
 
 
+def test_the_final_stage_follows_the_rounds_steps_unless_set():
+    cfg = PartDistillationConfig(train=TrainConfig(steps=7))
+    assert cfg.final_steps is None and cfg.final_stage_steps == 7
+    assert PartDistillationConfig(train=TrainConfig(steps=7), final_steps=0).final_stage_steps == 0
+    assert PartDistillationConfig(final_steps=5).final_stage_steps == 5
+    assert PartDistillationConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError):
+        PartDistillationConfig(final_steps=-1)
+
+
 def test_embedding_targets_keep_the_proposals_part_count(toy_crops):
     from dataclasses import replace
 

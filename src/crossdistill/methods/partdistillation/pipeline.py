@@ -11,8 +11,9 @@ collection of images (``crop_instances`` of an instance teacher's output) and
    objects with its partitions (:mod:`.inference`) every ``self_train.refresh_every`` steps
    and the decoder learns them on strongly augmented crops (:mod:`.augment`);
 4. ranks the decoded parts per object class (:mod:`.ranking`);
-5. with ``final_steps > 0``, self-trains decoder and a per-class cluster head on
-   class-specific part ids (:mod:`.final`), again from a snapshot on augmented crops.
+5. unless ``final_steps`` is 0, self-trains decoder and a per-class cluster head on
+   class-specific part ids (:mod:`.final`), again from a snapshot on augmented crops
+   (by default as many steps as each round).
 
 :meth:`PartDistillation.predict_image` then labels the pixels of one image: a
 class-agnostic part id per pixel and a class-specific part (an index into
@@ -96,7 +97,8 @@ class PartDistillationConfig:
         pixel_layers: residual 3x3 blocks of the decoder's pixel embedding (:class:`DecoderConfig`).
         pixel_position: channels of the cell-position code in the pixel embedding's input (:class:`DecoderConfig`).
         self_train: how rounds after the first (and the final stage) self-train.
-        final_steps: steps of the final self-training on class-specific part ids (0: none).
+        final_steps: steps of the final self-training on class-specific part ids (0: none; None,
+            the default: as many as each training round, ``train.steps``, as the benchmark runs it).
         proposal_thresholds: mask-logit thresholds at which every query's mask is offered as a
             ranked proposal (AR@k), ranked by the query's part-ness; the masks at the second and
             later thresholds rank just below the first (default: logit > 0, then the looser
@@ -122,7 +124,7 @@ class PartDistillationConfig:
     pixel_layers: int = 0
     pixel_position: int = 0
     self_train: SelfTrainConfig = SelfTrainConfig()
-    final_steps: int = 0
+    final_steps: int | None = None
     proposal_thresholds: tuple[float, ...] = (0.0, -2.0, 2.0)
     seed: int = 0
 
@@ -131,10 +133,15 @@ class PartDistillationConfig:
             raise ValueError("proposal_thresholds needs at least one threshold")
         if self.rounds < 1:
             raise ValueError("rounds must be >= 1")
-        if self.final_steps < 0:
-            raise ValueError("final_steps must be >= 0")
+        if self.final_steps is not None and self.final_steps < 0:
+            raise ValueError("final_steps must be >= 0 (or None: as many as train.steps)")
         if self.min_parts < 0:
             raise ValueError("min_parts must be >= 0")
+
+    @property
+    def final_stage_steps(self) -> int:
+        """Steps of the final self-training stage (``final_steps``, or ``train.steps`` when None)."""
+        return self.train.steps if self.final_steps is None else self.final_steps
 
     def decoder_config(self, in_channels: int) -> DecoderConfig:
         return DecoderConfig(in_channels, self.dim, self.queries, self.layers, self.heads, self.grid,
@@ -257,7 +264,7 @@ class PartDistillation:
                 after_round(r, decoder)
         model = cls(decoder, PartRanking(config=config.ranking), config, teacher_id)
         model.ranking = model.fit_ranking(crops, device)
-        if config.final_steps > 0 and model.ranking.classes:
+        if config.final_stage_steps > 0 and model.ranking.classes:
             head = ClusterHead({c: p.centroids for c, p in model.ranking.classes.items()}, config.ranking.temperature)
             joint = torch.nn.ModuleDict({"decoder": decoder, "head": head})
             teacher = TeacherSnapshot(joint, st.momentum)
@@ -267,7 +274,7 @@ class PartDistillation:
                 history.parts_per_object.append(float(np.mean([len(t) for t in out[0]])))
                 return out
 
-            tc = replace(config.train, steps=config.final_steps, seed=config.train.seed + config.rounds)
+            tc = replace(config.train, steps=config.final_stage_steps, seed=config.train.seed + config.rounds)
             history.losses.append(train_decoder(decoder, crops, [], tc, device, progress, "part decoder, final",
                                                 augment=st.augment, teacher=teacher, make_targets=relabel_final,
                                                 refresh_every=st.refresh_every, head=head))
