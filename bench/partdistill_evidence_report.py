@@ -180,4 +180,36 @@ def mask_section(args, out: dict) -> list[str]:
     else:
         lines.append("Not every category has both runs yet: no decision.")
     lines.append("")
-    return lines
+    return lines + _mask_lambda2(args, out, by, m1)
+
+
+def _mask_lambda2(args, out: dict, by: dict, m1: dict) -> list[str]:
+    """The eleventh protocol's fallback check: lambda 2 (the default) with mask-level knowledge against lambda 1."""
+    rows = _table(args, 2048, 400, [0], SHIPPED_STAGE, "negative2")[0]
+    if not rows:
+        return []
+    two = {r["category"]: r for r in rows}
+    m2 = {k: float(np.mean([r[k] for r in rows])) for k in "abcd"}
+    one = [by["negative"][c] for c in two if c in by["negative"]]
+    m1_same = {k: float(np.mean([r[k] for r in one])) for k in "bc"} if one else m1
+    complete = len(rows) == len(ALL)
+    out["mask_check_lambda2"] = {"rows": rows, "means": m2, "complete": complete}
+    lines = ["### Lambda 2 with mask-level knowledge (eleventh protocol)", "",
+             "Declared 2026-12-07 06:02 UTC with the lambda-4 screen, run once lambda 4 had not won: lambda 2 became "
+             "the default after the tenth protocol's check, which ran lambda 1. Same setting (masks, medium, seed 0, "
+             "all five categories); lambda 2 stays on for masks only if its 5-category mean (c) is not lower than "
+             "lambda 1's.", "",
+             "| category | (b) / (c), lambda 1 | (b) / (c), lambda 2 |", "|---|---:|---:|"]
+    for c in ALL:
+        if c in two and c in by["negative"]:
+            r1, r2 = by["negative"][c], two[c]
+            lines.append(f"| {c} | {r1['b']:.1f} / {r1['c']:.1f} | {r2['b']:.1f} / {r2['c']:.1f} |")
+    lines += ["", f"Mean over {len(rows)} categories: lambda 1 (b) {m1_same['b']:.1f} (c) {m1_same['c']:.1f}; "
+                  f"lambda 2 (b) {m2['b']:.1f} (c) {m2['c']:.1f}."]
+    if complete:
+        keep = m2["c"] >= m1_same["c"]
+        lines.append(f"**{'Lambda 2 stays the default for masks' if keep else 'Lambda 2 is worse than lambda 1 for masks'}"
+                     f"** ((c) {m2['c'] - m1_same['c']:+.1f}).")
+    else:
+        lines.append("Not every category has its run yet: no decision.")
+    return lines + [""]
