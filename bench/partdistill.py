@@ -181,6 +181,13 @@ def _contact_sheet(category: str, item, gt_faces, face_preds) -> None:
     save_image(OUT / STEM / f"{category}.png", contact_sheet(views, rows, titles))
 
 
+def _can_plot() -> bool:
+    """Whether matplotlib is installed (the bar chart is drawn, and linked, only then)."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _plot(rows) -> None:
     """Per-category bars (``{STEM}.png``); skipped, with a note, where matplotlib is not installed."""
     try:
@@ -267,7 +274,7 @@ def write_report(rows, args, wall: float) -> None:
               f"- (c) beats (d): {gain_d:+.1f} -> **{'met' if gain_d > 0 else 'MISSED'}** "
               f"({per_cat_d}/{len(rows)} categories individually)",
               f"- against the fairer lifting (a*): (c) - (a*) {mean['forward+backward'] - mean['lift_share']:+.1f}", "",
-              f"![per-category mIoU]({STEM}.png)", "",
+              *([f"![per-category mIoU]({STEM}.png)", ""] if _can_plot() else []),
               "## Per part IoU", "", "| category | part | (a) | (a*) | (b) | (c) | (d) |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -298,6 +305,9 @@ def write_report(rows, args, wall: float) -> None:
 
 def main() -> None:
     from crossdistill.methods.partdistill.distill import DistillConfig
+    from crossdistill.teachers.fewshot import FewShotTextTeacher
+
+    FEWSHOT_NEGATIVE_WEIGHT = FewShotTextTeacher.default_negative_weight
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--categories", nargs="*", default=None)
@@ -316,8 +326,8 @@ def main() -> None:
                     help="few-shot teacher sees world xyz + normal (3D-aware) or only view-local image channels")
     ap.add_argument("--image-size", type=int, default=128,
                     help="render size of the teacher's training views and of PartDistill's views (pixels)")
-    ap.add_argument("--negative-weight", type=float, default=DistillConfig().negative_weight,
-                    help="students' negative-learning weight (DistillConfig.negative_weight)")
+    ap.add_argument("--negative-weight", type=float, default=FEWSHOT_NEGATIVE_WEIGHT,
+                    help="students' negative-learning weight (default: the few-shot teacher's, as the CLI uses it)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--stem", default=None, help="output name under docs/results (default from the settings)")
     args = ap.parse_args()
@@ -333,7 +343,7 @@ def main() -> None:
         STEM += f"_{args.teacher_inputs}_teacher"
     if args.image_size != 128:
         STEM += f"_{args.image_size}px"
-    if args.negative_weight != DistillConfig().negative_weight:
+    if args.negative_weight != FEWSHOT_NEGATIVE_WEIGHT:
         STEM += f"_negative{args.negative_weight:g}"
     STEM = args.stem or STEM
     root = DATA / "partnet_mobility_dev"

@@ -46,6 +46,7 @@ def test_distill_then_predict(category, tmp_path, capsys):
     info = json.loads((out / "distill.json").read_text())
     assert info["part_names"] == ["top", "leg"] and len(info["shapes"]) == 4
     assert [r["stage"] for r in info["rounds"]] == ["forward", "backward 1"]
+    assert info["config"]["negative_weight"] == 0.0  # the few-shot teacher's own default
     assert (out / "fewshot_teacher.pt").is_file()
     pred = tmp_path / "pred"
     rc = main(["predict", "--checkpoint", str(out / "student.pt"), str(category / "shapes"), "-o", str(pred), "--quiet"])

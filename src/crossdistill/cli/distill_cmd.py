@@ -61,10 +61,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--class-weight-stages", choices=["all", "forward"], default="all",
                    help="the students --class-weights applies to: every one (all, the default) or the forward "
                         "student only (forward: the backward students train unweighted)")
-    q.add_argument("--negative-weight", type=float, default=2.0,
+    q.add_argument("--negative-weight", type=float, default=None,
                    help="negative learning: a point seen in a view where a part was predicted, but outside that "
-                        "part's predictions there, is pushed away from the part with this weight (default 2, "
-                        "DistillConfig's, adopted in partdistill_emulated_budget.md; 0 = off)")
+                        "part's predictions there, is pushed away from the part with this weight (0 = off; "
+                        "default: 2, DistillConfig's, adopted in partdistill_emulated_budget.md, for the "
+                        "zero-shot teachers; 0 for the few-shot teacher, where it lowered every category of "
+                        "partdistill.md)")
     q.add_argument("--share-targets", action="store_true",
                    help="the students' target for a part at a point is the share of the views that saw the part "
                         "there whose predictions cover the point, instead of the summed confidences (off by "
@@ -120,6 +122,16 @@ def _teacher(args: argparse.Namespace, part_names, device: str, progress: bool):
     return teacher
 
 
+def negative_weight(given: float | None, teacher) -> float:
+    """The students' negative-learning weight: ``given``, else the teacher's own default
+    (``default_negative_weight``, e.g. the few-shot teacher's), else DistillConfig's."""
+    from crossdistill.methods.partdistill import DistillConfig
+
+    if given is not None:
+        return given
+    return float(getattr(teacher, "default_negative_weight", DistillConfig.negative_weight))
+
+
 def run_partdistill(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -146,7 +158,8 @@ def run_partdistill(args: argparse.Namespace) -> int:
                            backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
                            backward_init=args.backward_init, backward_score=args.backward_score,
                            backward_refine=args.backward_refine, class_weight_stages=args.class_weight_stages,
-                           negative_weight=args.negative_weight, share_targets=args.share_targets,
+                           negative_weight=negative_weight(args.negative_weight, teacher),
+                           share_targets=args.share_targets,
                            student=StudentConfig(iterations=args.iterations, seed=args.seed,
                                                  class_weights=None if args.class_weights == "none" else
                                                  args.class_weights))

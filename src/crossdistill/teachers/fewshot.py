@@ -189,6 +189,10 @@ class FewShotTextTeacher:
     """
 
     is_offline_default = True
+    #: PartDistill's negative-learning weight with this teacher when none is given (``crossdistill distill
+    #: partdistill``): off, because with it the students scored lower on every category of the few-shot benchmark
+    #: (docs/results/partdistill_notes.md item 20); detector-like teachers keep DistillConfig's default
+    default_negative_weight = 0.0
 
     def __init__(self, model: RenderUNet, part_names: Sequence[str], config: FewShotConfig = FewShotConfig(),
                  device: str = "cpu") -> None:

@@ -19,5 +19,17 @@ def test_cli_defaults_are_the_method_defaults():
     assert args.iterations == cfg.student.iterations
     assert args.class_weight_stages == cfg.class_weight_stages
     assert (args.class_weights == "none") == (cfg.student.class_weights is None)
-    assert args.negative_weight == cfg.negative_weight
+    assert args.negative_weight is None  # resolved per teacher: see the test below
     assert args.share_targets == cfg.share_targets
+
+
+def test_negative_learning_default_follows_the_teacher():
+    from crossdistill.cli.distill_cmd import negative_weight
+    from crossdistill.teachers.fewshot import FewShotTextTeacher
+
+    class Detector:  # a zero-shot teacher: no default of its own
+        teacher_id = "owlv2"
+
+    assert negative_weight(None, Detector()) == DistillConfig().negative_weight == 2.0
+    assert negative_weight(None, object.__new__(FewShotTextTeacher)) == 0.0
+    assert negative_weight(1.5, object.__new__(FewShotTextTeacher)) == 1.5

@@ -142,7 +142,8 @@ class DistillConfig:
             negative learning and then lambda 2 over 1 were each adopted by a declared screen with
             the detector-like teacher emulator's boxes, chosen on the selection categories and
             confirmed on the held-out ones, in ``partdistill_emulated_budget.md``, which also checks
-            lambda 1 against 0 with its masks). A point visible in a view where a part has a forward
+            lambda 1 against 0 with its masks; ``crossdistill distill partdistill`` turns it off for
+            the few-shot teacher, where it scored lower: notes item 20). A point visible in a view where a part has a forward
             prediction but outside all of that part's predictions there is evidence against the part
             (:meth:`.knowledge.Knowledge.negative_targets` of the forward knowledge, times lambda;
             :func:`.student_training.masked_soft_ce`). Needs the knowledge's visibility
