@@ -122,16 +122,6 @@ def _teacher(args: argparse.Namespace, part_names, device: str, progress: bool):
     return teacher
 
 
-def negative_weight(given: float | None, teacher) -> float:
-    """The students' negative-learning weight: ``given``, else the teacher's own default
-    (``default_negative_weight``, e.g. the few-shot teacher's), else DistillConfig's."""
-    from crossdistill.methods.partdistill import DistillConfig
-
-    if given is not None:
-        return given
-    return float(getattr(teacher, "default_negative_weight", DistillConfig.negative_weight))
-
-
 def run_partdistill(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -141,6 +131,7 @@ def run_partdistill(args: argparse.Namespace) -> int:
     from crossdistill.geometry.io import load_shape
     from crossdistill.io_utils import write_json
     from crossdistill.methods.partdistill import DistillConfig, PartDistill, StudentConfig, save_student
+    from crossdistill.methods.partdistill.distill import teacher_negative_weight
     from crossdistill.methods.partdistill.data import list_shape_files, parse_part_names
     from crossdistill.teachers import cached
 
@@ -158,7 +149,7 @@ def run_partdistill(args: argparse.Namespace) -> int:
                            backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
                            backward_init=args.backward_init, backward_score=args.backward_score,
                            backward_refine=args.backward_refine, class_weight_stages=args.class_weight_stages,
-                           negative_weight=negative_weight(args.negative_weight, teacher),
+                           negative_weight=teacher_negative_weight(teacher, args.negative_weight),
                            share_targets=args.share_targets,
                            student=StudentConfig(iterations=args.iterations, seed=args.seed,
                                                  class_weights=None if args.class_weights == "none" else

@@ -24,12 +24,12 @@ def test_cli_defaults_are_the_method_defaults():
 
 
 def test_negative_learning_default_follows_the_teacher():
-    from crossdistill.cli.distill_cmd import negative_weight
+    from crossdistill.methods.partdistill.distill import teacher_negative_weight as negative_weight
     from crossdistill.teachers.fewshot import FewShotTextTeacher
 
     class Detector:  # a zero-shot teacher: no default of its own
         teacher_id = "owlv2"
 
-    assert negative_weight(None, Detector()) == DistillConfig().negative_weight == 2.0
-    assert negative_weight(None, object.__new__(FewShotTextTeacher)) == 0.0
-    assert negative_weight(1.5, object.__new__(FewShotTextTeacher)) == 1.5
+    assert negative_weight(Detector()) == DistillConfig().negative_weight == 2.0
+    assert negative_weight(object.__new__(FewShotTextTeacher)) == 0.0
+    assert negative_weight(object.__new__(FewShotTextTeacher), 1.5) == 1.5

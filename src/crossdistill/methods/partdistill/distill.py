@@ -142,9 +142,9 @@ class DistillConfig:
             negative learning and then lambda 2 over 1 were each adopted by a declared screen with
             the detector-like teacher emulator's boxes, chosen on the selection categories and
             confirmed on the held-out ones, in ``partdistill_emulated_budget.md``, which also checks
-            lambda 1 against 0 with its masks; ``crossdistill distill partdistill`` turns it off for
-            the few-shot teacher, where it scored lower: notes item 20). A point visible in a view where a part has a forward
-            prediction but outside all of that part's predictions there is evidence against the part
+            lambda 1 against 0 with its masks; :func:`teacher_negative_weight` turns it off for the
+            few-shot teacher, where it scored lower: notes item 20). A point visible in a view where a
+            part has a forward prediction but outside all of that part's predictions there is evidence against the part
             (:meth:`.knowledge.Knowledge.negative_targets` of the forward knowledge, times lambda;
             :func:`.student_training.masked_soft_ce`). Needs the knowledge's visibility
             (:func:`.knowledge.backproject` keeps it); without it the term is zero.
@@ -381,6 +381,14 @@ class PartDistill:
 
 
 LIFT_VOTES = ("sum", "penalised", "share")
+
+
+def teacher_negative_weight(teacher, given: float | None = None) -> float:
+    """The students' negative-learning weight for ``teacher``: ``given``, else the teacher's own
+    ``default_negative_weight`` (the few-shot teacher's is 0), else ``DistillConfig``'s."""
+    if given is not None:
+        return float(given)
+    return float(getattr(teacher, "default_negative_weight", DistillConfig.negative_weight))
 
 
 def lift_knowledge(knowledge: Knowledge, points: np.ndarray, n_parts: int, vote: str = "sum",
