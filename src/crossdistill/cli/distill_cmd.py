@@ -64,9 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--negative-weight", type=float, default=None,
                    help="negative learning: a point seen in a view where a part was predicted, but outside that "
                         "part's predictions there, is pushed away from the part with this weight (0 = off; "
-                        "default: 2, DistillConfig's, adopted in partdistill_emulated_budget.md, for the "
-                        "zero-shot teachers; 0 for the few-shot teacher, where it lowered every category of "
-                        "partdistill.md)")
+                        "default: per teacher, adopted in partdistill_emulated_budget.md: 2 for box teachers "
+                        "(owlv2, grounding_dino), 1 for mask teachers (clipseg), where 2 scored lower; 0 for the "
+                        "few-shot teacher, where it lowered every category of partdistill.md)")
     q.add_argument("--share-targets", action="store_true",
                    help="the students' target for a part at a point is the share of the views that saw the part "
                         "there whose predictions cover the point, instead of the summed confidences (off by "

@@ -46,6 +46,8 @@ class ClipSegTextTeacher(HFTeacher):
     default_model_id = "CIDAS/clipseg-rd64-refined"
     model_class = "CLIPSegForImageSegmentation"
     processor_class = "CLIPSegProcessor"
+    #: what :meth:`predict` returns per part: boxes or pixel masks (PartDistill picks its defaults by it)
+    prediction_output = "mask"
 
     def __init__(self, model, processor=None, *, tokenizer=None, threshold: float = 0.5,
                  prompt_template: str = "{}", restrict_to_foreground: bool = True, device: str = "cpu",

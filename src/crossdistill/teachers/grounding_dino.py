@@ -43,6 +43,8 @@ class GroundingDinoTextTeacher(HFTeacher):
     default_model_id = "IDEA-Research/grounding-dino-tiny"
     model_class = "GroundingDinoForObjectDetection"
     processor_class = "GroundingDinoProcessor"
+    #: what :meth:`predict` returns per part: boxes or pixel masks (PartDistill picks its defaults by it)
+    prediction_output = "box"
 
     def __init__(self, model, processor=None, *, tokenizer=None, box_threshold: float = 0.3,
                  nms_thresh: float | None = 0.5, max_detections: int | None = 100, device: str = "cpu",

@@ -44,6 +44,8 @@ class Owlv2TextTeacher(HFTeacher):
     default_model_id = "google/owlv2-base-patch16-ensemble"
     model_class = "Owlv2ForObjectDetection"
     processor_class = "Owlv2Processor"
+    #: what :meth:`predict` returns per part: boxes or pixel masks (PartDistill picks its defaults by it)
+    prediction_output = "box"
 
     def __init__(self, model, processor=None, *, tokenizer=None, score_threshold: float = 0.1,
                  nms_thresh: float | None = 0.5, max_detections: int | None = 100,

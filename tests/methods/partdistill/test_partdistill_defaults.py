@@ -30,6 +30,41 @@ def test_negative_learning_default_follows_the_teacher():
     class Detector:  # a zero-shot teacher: no default of its own
         teacher_id = "owlv2"
 
+    class MaskDetector:
+        teacher_id = "clipseg"
+        prediction_output = "mask"
+
     assert negative_weight(Detector()) == DistillConfig().negative_weight == 2.0
+    assert negative_weight(MaskDetector()) == 1.0  # lambda 2 scored lower at mask output
+    assert negative_weight(MaskDetector(), 0.0) == 0.0
     assert negative_weight(object.__new__(FewShotTextTeacher)) == 0.0
     assert negative_weight(object.__new__(FewShotTextTeacher), 1.5) == 1.5
+
+
+def test_real_teachers_name_their_output_and_get_its_weight(tmp_path):
+    from crossdistill.eval.emulators.detector import EmulatedDetectorTeacher
+    from crossdistill.methods.partdistill.distill import teacher_negative_weight
+    from crossdistill.teachers.clipseg import ClipSegTextTeacher
+    from crossdistill.teachers.grounding_dino import GroundingDinoTextTeacher
+    from crossdistill.teachers.owlv2 import Owlv2TextTeacher
+    from crossdistill.teachers.cache import cached
+
+    assert [teacher_negative_weight(object.__new__(c)) for c in
+            (Owlv2TextTeacher, GroundingDinoTextTeacher, ClipSegTextTeacher)] == [2.0, 2.0, 1.0]
+    assert teacher_negative_weight(EmulatedDetectorTeacher([], output="box")) == 2.0
+    assert teacher_negative_weight(EmulatedDetectorTeacher([], output="mask")) == 1.0
+    # the teacher cache forwards the attribute, as `crossdistill distill partdistill` wraps its teacher
+    assert teacher_negative_weight(cached(EmulatedDetectorTeacher([], output="mask"), tmp_path)) == 1.0
+
+
+def test_an_unknown_prediction_output_is_refused():
+    import pytest
+
+    from crossdistill.methods.partdistill.distill import teacher_negative_weight
+
+    class Odd:
+        teacher_id = "odd"
+        prediction_output = "polygon"
+
+    with pytest.raises(ValueError, match="prediction_output"):
+        teacher_negative_weight(Odd())

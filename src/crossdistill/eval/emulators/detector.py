@@ -151,6 +151,11 @@ class EmulatedDetectorTeacher:
             raise ValueError(f"strength must lie in [0, 1], got {self.strength}")
 
     @property
+    def prediction_output(self) -> str:
+        """"box" or "mask", as the real text teachers name what they predict."""
+        return self.output
+
+    @property
     def teacher_id(self) -> str:
         names = ",".join(s.name for s in self.shapes)
         digest = f":{zlib.crc32(names.encode()):08x}" if self.shapes else ""

@@ -142,8 +142,8 @@ class DistillConfig:
             negative learning and then lambda 2 over 1 were each adopted by a declared screen with
             the detector-like teacher emulator's boxes, chosen on the selection categories and
             confirmed on the held-out ones, in ``partdistill_emulated_budget.md``, which also checks
-            lambda 1 against 0 with its masks; :func:`teacher_negative_weight` turns it off for the
-            few-shot teacher, where it scored lower: notes item 20). A point visible in a view where a
+            lambda 1 against 0 and 2 with its masks; :func:`teacher_negative_weight` gives mask teachers
+            lambda 1 and turns it off for the few-shot teacher, where it scored lower: notes items 20-21). A point visible in a view where a
             part has a forward prediction but outside all of that part's predictions there is evidence against the part
             (:meth:`.knowledge.Knowledge.negative_targets` of the forward knowledge, times lambda;
             :func:`.student_training.masked_soft_ce`). Needs the knowledge's visibility
@@ -383,12 +383,28 @@ class PartDistill:
 LIFT_VOTES = ("sum", "penalised", "share")
 
 
+#: The students' negative-learning weight by what a zero-shot teacher predicts (its ``prediction_output``):
+#: lambda 2 was adopted with box-level knowledge; with mask-level knowledge lambda 2 scored below lambda 1,
+#: so by the declared rule masks keep lambda 1 (docs/results/partdistill_emulated_budget.md; notes item 21).
+NEGATIVE_WEIGHT_BY_OUTPUT: dict[str, float] = {"box": 2.0, "mask": 1.0}
+
+
 def teacher_negative_weight(teacher, given: float | None = None) -> float:
-    """The students' negative-learning weight for ``teacher``: ``given``, else the teacher's own
-    ``default_negative_weight`` (the few-shot teacher's is 0), else ``DistillConfig``'s."""
+    """The students' negative-learning weight for ``teacher``.
+
+    In order: ``given``; the teacher's own ``default_negative_weight`` (the few-shot teacher's is 0);
+    :data:`NEGATIVE_WEIGHT_BY_OUTPUT` of its ``prediction_output`` ("box" for OWLv2 and Grounding DINO,
+    "mask" for CLIPSeg); else ``DistillConfig.negative_weight`` (the box-level setting, the paper's main one).
+    """
     if given is not None:
         return float(given)
-    return float(getattr(teacher, "default_negative_weight", DistillConfig.negative_weight))
+    own = getattr(teacher, "default_negative_weight", None)
+    if own is not None:
+        return float(own)
+    output = getattr(teacher, "prediction_output", None)
+    if output is not None and output not in NEGATIVE_WEIGHT_BY_OUTPUT:
+        raise ValueError(f"prediction_output must be one of {tuple(NEGATIVE_WEIGHT_BY_OUTPUT)}, got {output!r}")
+    return float(NEGATIVE_WEIGHT_BY_OUTPUT.get(output, DistillConfig.negative_weight))
 
 
 def lift_knowledge(knowledge: Knowledge, points: np.ndarray, n_parts: int, vote: str = "sum",
