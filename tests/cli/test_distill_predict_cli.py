@@ -39,7 +39,7 @@ def test_distill_then_predict(category, tmp_path, capsys):
     out = tmp_path / "run"
     before = sorted(p.name for p in (category / "shapes").iterdir())
     rc = main(["distill", "partdistill", "--shapes", str(category / "shapes"), "--parts", "top, leg",
-               "--few-shot", str(category / "labelled"), "-o", str(out), "--views", "4", "--iterations", "30",
+               "--few-shot", str(category / "labelled"), "-o", str(out), "--views", "4", "--iterations", "30", "--points", "512",
                "--teacher-iterations", "40", "--cache", str(tmp_path / "cache"), "--quiet"])
     assert rc == 0, capsys.readouterr().err
     assert sorted(p.name for p in (category / "shapes").iterdir()) == before  # inputs untouched
@@ -47,6 +47,7 @@ def test_distill_then_predict(category, tmp_path, capsys):
     assert info["part_names"] == ["top", "leg"] and len(info["shapes"]) == 4
     assert [r["stage"] for r in info["rounds"]] == ["forward", "backward 1"]
     assert info["config"]["negative_weight"] == 0.0  # the few-shot teacher's own default
+    assert info["config"]["student"]["n_points"] == 512
     assert (out / "fewshot_teacher.pt").is_file()
     pred = tmp_path / "pred"
     rc = main(["predict", "--checkpoint", str(out / "student.pt"), str(category / "shapes"), "-o", str(pred), "--quiet"])
@@ -64,7 +65,7 @@ def test_distill_then_predict(category, tmp_path, capsys):
     rc = main(["distill", "partdistill", "--shapes", str(category / "shapes"), "--parts", "top,leg",
                "--teacher-weights", str(out / "fewshot_teacher.pt"), "--teacher-output", "box", "--backward-rule", "class_relative", "-o", str(box),
                "--min-score", "0.3", "--size", "64",
-               "--views", "4", "--iterations", "30", "--cache", str(tmp_path / "cache"), "--quiet"])
+               "--views", "4", "--iterations", "30", "--points", "512", "--cache", str(tmp_path / "cache"), "--quiet"])
     assert rc == 0, capsys.readouterr().err
     info_box = json.loads((box / "distill.json").read_text())
     assert info_box["teacher"].endswith(":box") and info["teacher"].endswith(":mask")
@@ -77,7 +78,7 @@ def test_distill_with_an_image_input_teacher(category, tmp_path, capsys):
     out = tmp_path / "run_image"
     rc = main(["distill", "partdistill", "--shapes", str(category / "shapes"), "--parts", "top,leg",
                "--few-shot", str(category / "labelled"), "--teacher-inputs", "image", "-o", str(out), "--views", "4",
-               "--iterations", "20", "--teacher-iterations", "30", "--backward-rounds", "0", "--quiet"])
+               "--iterations", "20", "--points", "512", "--teacher-iterations", "30", "--backward-rounds", "0", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     info = json.loads((out / "distill.json").read_text())
     assert info["teacher"].endswith(":inputs=image")

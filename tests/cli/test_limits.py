@@ -20,6 +20,8 @@ from crossdistill.cli.main import build_parser, main
     (["discover", "{x}", "-o", "{out}", "--k", "40"], "--k must be in 2..12"),
     (["distill", "lidar", "--kitti", "{x}", "-o", "{out}", "--voxel-size", "nan"], "--voxel-size must be a finite"),
     (["render", "{x}", "-o", "{out}", "--size", "9000"], "--size must be in 16..2048"),
+    (["distill", "partdistill", "--shapes", "{x}", "--parts", "a,b", "-o", "{out}", "--points", "10"],
+     "--points must be in 64..200000"),
 ])
 def test_out_of_range_options_fail_first_with_one_line(argv, message, tmp_path, capsys):
     missing = tmp_path / "not_there.glb"  # never read: the options fail first

@@ -59,6 +59,12 @@ def _check_complete(out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
+def fast_segment_args() -> list[str]:
+    """The smallest run the CLI accepts: these tests check who computes which object, not the parts."""
+    return ["--points", "1000", "--views", "6", "--size", "64", "--iterations", "20", "--quiet"]
+
+
+@pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("shapes")
     meshes = {"box": trimesh.creation.box(), "cone": trimesh.creation.cone(0.5, 1.0, sections=16),

@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="forward distillation uses 2D predictions at least this confident (default 0.5, "
                         "DistillConfig's, chosen in partdistill_emulated.md; OWLv2's own detection threshold is 0.1)")
     q.add_argument("--iterations", type=int, default=400, help="student steps per training run")
+    q.add_argument("--points", type=int, default=2048,
+                   help="surface points the student samples per shape, in training and in `predict` (default 2048)")
     q.add_argument("--teacher-iterations", type=int, default=500, help="few-shot teacher training steps")
     q.add_argument("--backward-rounds", type=int, default=1,
                    help="backward-distillation rounds after the forward one (default 1; 0 = forward only)")
@@ -151,7 +153,7 @@ def run_partdistill(args: argparse.Namespace) -> int:
                            backward_refine=args.backward_refine, class_weight_stages=args.class_weight_stages,
                            negative_weight=teacher_negative_weight(teacher, args.negative_weight),
                            share_targets=args.share_targets,
-                           student=StudentConfig(iterations=args.iterations, seed=args.seed,
+                           student=StudentConfig(iterations=args.iterations, seed=args.seed, n_points=args.points,
                                                  class_weights=None if args.class_weights == "none" else
                                                  args.class_weights))
     pd = PartDistill(teacher, part_names, config, device=device, progress=progress)

@@ -66,7 +66,7 @@ LIMITS: dict[str, dict[str, Bound]] = {
                  "steps": Bound(1, 1_000_000), "batch": Bound(1, 256), "width": Bound(4, 1024), "seed": _seed()},
     "eval": {"limit": Bound(1, 10_000_000), "per_category": Bound(0, 100_000)},
     "distill partdistill": {"views": Bound(1, 360), "size": Bound(32, 1024), "min_score": Bound(0.0, 1.0),
-                            "iterations": Bound(1, 1_000_000),
+                            "iterations": Bound(1, 1_000_000), "points": Bound(64, 200_000),
                             "teacher_iterations": Bound(1, 1_000_000), "backward_rounds": Bound(0, 100),
                             "teacher_candidates": Bound(0.0, 1.0), "backward_refine": Bound(0.0, 1.0),
                             "seed": _seed()},
