@@ -43,9 +43,9 @@ class BoxTeacherConfig:
     Attributes:
         width: U-Net base width (features have this many channels).
         scale: image scale the net runs at.
-        iterations, batch_size, crop, lr: training (crops of ``crop`` x 2 * ``crop`` pixels). At 300
-            steps it still labels every pixel background on the shared KITTI + nuScenes images; at
-            1000 it finds the cars of its training images (95-99% of their box pixels).
+        iterations, batch_size, crop, lr: training (crops of ``crop`` x 2 * ``crop`` pixels); the
+            default step count is the one at which it learned the cars of the shared KITTI +
+            nuScenes images (``docs/results/lidar_kd_notes.md``, item 1).
         seed: initialisation and crops.
     """
 

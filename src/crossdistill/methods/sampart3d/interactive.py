@@ -27,14 +27,14 @@ scale in one of two ways:
 
 Why the radius query disagrees with ``segment``: a feature radius is not a clustering. The
 contrastive loss leaves one part's features spread (on a table with a sphere lying on it,
-the tabletop's own features at scale 1 lie a median 0.99 m apart, m being the push margin,
-while the closest tabletop-sphere pairs lie 0.01 m apart), so a ball around the clicked
-feature takes some of a part and some of its neighbour; the k-NN graph crosses the contact
-between touching pieces; and the stage-3 rules ``segment`` applies after HDBSCAN (cluster
-joins, parts kept inside connected pieces below scale 2, small fragments folded,
-:mod:`.rules`) never run. At scale 1.5 a click on that tabletop next to the sphere selected
-the tabletop's upper face and 60% of the sphere as one part, while ``segment`` kept the sphere
-a part of its own (measured with the default offline teacher and settings).
+pairs of tabletop points can lie about a push margin apart while the closest tabletop-sphere
+pairs nearly coincide), so a ball around the clicked feature takes some of a part and some
+of its neighbour; the k-NN graph crosses the contact between touching pieces; and the
+stage-3 rules ``segment`` applies after HDBSCAN (cluster joins, parts kept inside connected
+pieces below scale 2, small fragments folded, :mod:`.rules`) never run. A click on that
+tabletop next to the sphere can then select part of the sphere with it, where ``segment``
+keeps the sphere a part of its own; parts mode, the default, answers with ``segment``'s parts
+instead (``tests/cli/test_select_cli.py`` checks it on that table).
 
 No retraining: a query costs one forward pass of the field over the N points (plus, in parts
 mode at an unsaved scale, one clustering; cached per scale).
