@@ -105,7 +105,9 @@ def bundle_from_segmentation(seg) -> FieldBundle:
     is_mesh = seg.face_labels is not None
     n = seg.face_labels.shape[1] if is_mesh else seg.input_point_labels.shape[1]
     evidence = None
-    if is_mesh and "pieces" in seg.meta.get("rules", ()):  # stage 3 at another scale needs the fragment evidence
+    rules = seg.meta.get("rules", ())
+    if (is_mesh and "pieces" in rules) or any(str(r).startswith("part_vote") for r in rules):
+        # stage 3 at another scale needs the masks' point sets (fragment support, part votes)
         evidence = MaskPointSets.from_supervision(seg.supervision, len(samples))
     return FieldBundle(seg.field, np.asarray(samples.points, dtype=np.float64), np.asarray(samples.face_id),
                        np.asarray(samples.source_index), seg.transform, "face" if is_mesh else "point", int(n),
@@ -163,7 +165,8 @@ def save_field_bundle(path: Path, bundle: FieldBundle) -> None:
         "scale_unit": bundle.scale_unit,
         "evidence": None if ev is None else {
             "masks": _pack_binary(ev.masks), "visible": _pack_binary(ev.visible),
-            "view_of_mask": torch.as_tensor(np.asarray(ev.view_of_mask, dtype=np.int64))},
+            "view_of_mask": torch.as_tensor(np.asarray(ev.view_of_mask, dtype=np.int64)),
+            "scale": None if ev.scale is None else torch.as_tensor(np.asarray(ev.scale, dtype=np.float64))},
     })
 
 
@@ -186,7 +189,8 @@ def load_field_bundle(path: Path, device: str = "cpu") -> FieldBundle:
                                ScaleQuantiles(doc["quantile_knots"].numpy()), np.zeros(0, dtype=np.float32))
         ev = doc.get("evidence")
         evidence = None if ev is None else MaskPointSets(_unpack_binary(ev["masks"]), _unpack_binary(ev["visible"]),
-                                                         ev["view_of_mask"].numpy())
+                                                         ev["view_of_mask"].numpy(),
+                                                         None if ev.get("scale") is None else ev["scale"].numpy())
         return FieldBundle(trained, doc["points"].numpy().astype(np.float64), doc["point_face"].numpy(),
                            doc["point_source"].numpy(),
                            UnitBoxTransform(doc["center"].numpy(), float(doc["unit_scale"])), doc["element"],

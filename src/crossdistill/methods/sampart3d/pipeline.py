@@ -29,6 +29,7 @@ from crossdistill.geometry.topology import face_components, region_growing
 from crossdistill.labels import relabel_by_size
 from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
 from crossdistill.methods.sampart3d.default_scale import default_scale_of
+from crossdistill.methods.sampart3d.part_votes import merge_parts_by_mask_votes
 from crossdistill.methods.sampart3d.rules import PAPER_RULES, PartRules, rules_for_teacher
 from crossdistill.methods.sampart3d.supervision import MaskSupervision, build_supervision
 from crossdistill.methods.sampart3d.support import MaskPointSets
@@ -298,18 +299,36 @@ def parts_from_field(trained: TrainedField, sup: MaskSupervision, unit: Shape, s
     if timer is not None:
         timer.lap("cluster")
     face_labels = input_labels = None
+    needs_evidence = (unit.is_mesh and rules.pieces and rules.fragment_support is not None) or rules.part_vote is not None
+    evidence = MaskPointSets.from_supervision(sup, len(samples)) if needs_evidence else None
+    vote_sup = evidence.to_supervision() if rules.part_vote is not None else None
     if unit.is_mesh:
         centroids = unit.triangles.mean(axis=1)
         areas = unit.face_areas
-        evidence = (MaskPointSets.from_supervision(sup, len(samples))
-                    if rules.pieces and rules.fragment_support is not None else None)
         face_labels = np.stack([mesh_face_labels(pl, samples.face_id, centroids, components, areas, rules, s, evidence)
                                 for s, pl in zip(scales, point_labels)])
+        if vote_sup is not None:
+            face_labels = np.stack([_vote_merged(fl, fl[samples.face_id], trained, vote_sup, s, config, rules, areas)
+                                    for s, fl in zip(scales, face_labels)])
         point_labels = face_labels[:, samples.face_id]  # the points carry their face's part
     else:
         input_labels = point_cloud_labels(point_labels, samples.points, unit, rules.point_region_deg)
+        if vote_sup is not None:
+            input_labels = np.stack([_vote_merged(il, il[samples.source_index], trained, vote_sup, s, config, rules)
+                                     for s, il in zip(scales, input_labels)])
         point_labels = input_labels[:, samples.source_index]  # the samples carry their input point's part
     return point_labels, face_labels, input_labels
+
+
+def _vote_merged(labels: np.ndarray, point_part: np.ndarray, trained: TrainedField, vote_sup: MaskSupervision,
+                 scale: float, config: SegmentConfig, rules: PartRules, weights: np.ndarray | None = None) -> np.ndarray:
+    """(E,) int32 ``labels`` of the input's elements with the parts the masks group at ``scale`` merged
+    (the ``part_vote`` rule, :mod:`.part_votes`); ``point_part``: (N,) the sampled points' parts;
+    ``vote_sup``: the masks as point sets (:meth:`.support.MaskPointSets.to_supervision`)."""
+    merged = merge_parts_by_mask_votes(point_part, vote_sup, trained.raw_scale(scale, config.scale_unit),
+                                       float(rules.part_vote), rules.part_vote_min_points, rules.part_vote_min_views,
+                                       n_parts=int(labels.max()) + 1)
+    return relabel_by_size(merged[labels], weights=weights).astype(np.int32)
 
 
 def with_rules(seg: "Segmentation", shape: Shape, config: SegmentConfig, rules: PartRules) -> "Segmentation":

@@ -34,6 +34,11 @@ Rules (field of :class:`PartRules` -- what it does):
 * ``join_margin`` -- clusters whose mean features lie closer than this multiple of the push
   margin are joined, at scales at least ``join_from_scale`` (None there: 1.0 on meshes, 0.0
   on point clouds); None: HDBSCAN's clusters as they are.
+* ``part_vote`` -- after the rules above, whole parts that the 2D masks group together at the
+  query scale are merged (:mod:`.part_votes`: each view votes for every pair of parts it shows;
+  average linkage merges while the share of agreeing views is at least ``part_vote``, over at
+  least ``part_vote_min_views`` views, counting a part in a view from ``part_vote_min_points``
+  visible points); None: off.
 * ``hdbscan_epsilon`` -- HDBSCAN's ``cluster_selection_epsilon`` for this teacher in place of the
   preset's (both presets use the released code's 0.1; the offline teacher's rules were chosen
   with 0.0 and keep it); None: the preset's.
@@ -62,6 +67,9 @@ class PartRules:
     join_margin: float | None = None
     join_from_scale: float | None = None
     hdbscan_epsilon: float | None = None
+    part_vote: float | None = None
+    part_vote_min_views: int = 3
+    part_vote_min_points: int = 3
 
     def keep_in_pieces(self, scale: float) -> bool:
         """Are parts kept inside connected pieces at this query scale?"""
@@ -98,6 +106,8 @@ class PartRules:
             on.append("join")
         if self.hdbscan_epsilon is not None:
             on.append(f"hdbscan_epsilon={self.hdbscan_epsilon:g}")
+        if self.part_vote is not None:
+            on.append(f"part_vote={self.part_vote:g}")
         return on
 
 

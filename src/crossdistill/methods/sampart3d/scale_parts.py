@@ -19,43 +19,16 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from crossdistill.errors import InputError
-from crossdistill.methods.sampart3d.supervision import MaskSupervision, ViewSupervision
-from crossdistill.methods.sampart3d.support import MaskPointSets
+from crossdistill.methods.sampart3d.supervision import MaskSupervision
 from crossdistill.types import Shape, SurfaceSample
 
 if TYPE_CHECKING:
     from crossdistill.methods.sampart3d.interactive import FieldBundle
 
-__all__ = ["ScaleParts", "supervision_from_evidence", "segment_config_from_settings"]
-
-
-def supervision_from_evidence(evidence: MaskPointSets) -> MaskSupervision:
-    """A :class:`MaskSupervision` whose masks, as 3D point sets, are ``evidence``.
-
-    Stage 3 reads the supervision only through :meth:`MaskPointSets.from_supervision`, which
-    gives ``evidence`` back from this (one "pixel" per visible point; sigma, areas and scores,
-    which stage 3 does not read, are zero).
-    """
-    masks = sp.csr_matrix(evidence.masks)
-    visible = sp.csr_matrix(evidence.visible)
-    views = []
-    for v in range(visible.shape[0]):
-        pts = np.sort(np.asarray(visible[v].indices, dtype=np.int64))
-        ids = np.flatnonzero(evidence.view_of_mask == v)
-        sub = masks[ids][:, pts].tocsc()  # (masks of v, its points)
-        sub.sort_indices()
-        counts = np.diff(sub.indptr)
-        slots = np.full((int(counts.max()) if len(counts) and counts.max() > 0 else 0, len(pts)), -1, np.int32)
-        col = np.repeat(np.arange(len(pts)), counts)
-        slots[np.arange(sub.nnz) - sub.indptr[col], col] = ids[sub.indices]
-        views.append(ViewSupervision(pts, slots))
-    m = masks.shape[0]
-    return MaskSupervision(tuple(views), np.zeros(m), np.zeros(m, np.int64), np.ones(m, np.float32),
-                           np.asarray(evidence.view_of_mask, dtype=np.int64), 1.0)
+__all__ = ["ScaleParts", "segment_config_from_settings"]
 
 
 def segment_config_from_settings(settings: dict, device: str = "cpu"):
@@ -118,6 +91,10 @@ class ScaleParts:
             rules = replace(rules, fragment_support=None)
             self.notes.append("field.pt holds no mask evidence (written by an older version): at unsaved scales, "
                               "small parts a 2D mask confirms may fold into their piece where segment keeps them")
+        if rules.part_vote is not None and (bundle.evidence is None or bundle.evidence.scale is None):
+            rules = replace(rules, part_vote=None)
+            self.notes.append("field.pt holds no mask scales (written by an older version): at unsaved scales, "
+                              "parts that the 2D masks group are not merged where segment merges them")
         self.rules = rules
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[float, np.ndarray] = OrderedDict()
@@ -226,7 +203,7 @@ class ScaleParts:
             n = len(b.points)
             samples = SurfaceSample(np.asarray(b.points, np.float64), np.zeros((n, 3)), np.zeros((n, 3), np.uint8),
                                     np.asarray(b.point_face), np.zeros((n, 3)), np.asarray(b.point_source))
-            sup = MaskSupervision.empty() if b.evidence is None else supervision_from_evidence(b.evidence)
+            sup = MaskSupervision.empty() if b.evidence is None else b.evidence.to_supervision()
             self._inputs = (unit, pieces, samples, sup)
         return self._inputs
 

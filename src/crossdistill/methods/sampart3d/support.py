@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from crossdistill.methods.sampart3d.supervision import MaskSupervision
+from crossdistill.methods.sampart3d.supervision import MaskSupervision, ViewSupervision
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,13 @@ class MaskPointSets:
         masks: (M, N) sparse 0/1 float32, the sampled points each mask's pixels map to.
         visible: (V, N) sparse 0/1 float32, the sampled points each view sees.
         view_of_mask: (M,) int64 view each mask belongs to.
+        scale: (M,) float64 sigma of each mask, or None (a ``field.pt`` written before it was kept).
     """
 
     masks: sp.csr_matrix
     visible: sp.csr_matrix
     view_of_mask: np.ndarray
+    scale: np.ndarray | None = None
 
     @classmethod
     def from_supervision(cls, supervision: MaskSupervision, n_points: int) -> "MaskPointSets":
@@ -54,7 +56,34 @@ class MaskPointSets:
                 m_cols.append(vs.point[has])
                 view_of[slot[has]] = v
         return cls(_binary((m_rows, m_cols), (supervision.n_masks, n_points)),
-                   _binary((v_rows, v_cols), (len(supervision.views), n_points)), view_of)
+                   _binary((v_rows, v_cols), (len(supervision.views), n_points)), view_of,
+                   np.asarray(supervision.scale, dtype=np.float64))
+
+    def to_supervision(self) -> MaskSupervision:
+        """A :class:`MaskSupervision` whose "pixels" are each view's visible points, one per point.
+
+        Every point of a view holds the masks of that view containing it, finest first; sigma is
+        :attr:`scale` (zero when unknown), areas are zero and scores one. :meth:`from_supervision`
+        of the result gives these point sets back.
+        """
+        masks = sp.csr_matrix(self.masks)
+        visible = sp.csr_matrix(self.visible)
+        sigma = np.zeros(masks.shape[0]) if self.scale is None else np.asarray(self.scale, dtype=np.float64)
+        views = []
+        for v in range(visible.shape[0]):
+            pts = np.sort(np.asarray(visible[v].indices, dtype=np.int64))
+            ids = np.flatnonzero(self.view_of_mask == v)
+            ids = ids[np.argsort(sigma[ids], kind="stable")]  # finest first down the slots
+            sub = masks[ids][:, pts].tocsc()  # (masks of v, its points)
+            sub.sort_indices()
+            counts = np.diff(sub.indptr)
+            slots = np.full((int(counts.max()) if len(counts) and counts.max() > 0 else 0, len(pts)), -1, np.int32)
+            col = np.repeat(np.arange(len(pts)), counts)
+            slots[np.arange(sub.nnz) - sub.indptr[col], col] = ids[sub.indices]
+            views.append(ViewSupervision(pts, slots))
+        m = masks.shape[0]
+        return MaskSupervision(tuple(views), sigma, np.zeros(m, np.int64), np.ones(m, np.float32),
+                               np.asarray(self.view_of_mask, dtype=np.int64), 1.0)
 
     def support(self, point_part: np.ndarray, n_parts: int, min_visible: float = 0.3) -> np.ndarray:
         """(n_parts,) float64 support in [0, 1] of every part (0 for a part without points).
