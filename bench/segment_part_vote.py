@@ -140,7 +140,8 @@ def write_report(args, objects: list[str]) -> None:
         return
     ts = [f"{t:g}" for t in args.thresholds]
     lines = [f"# {args.title}", "",
-             f"Command: `python bench/segment_part_vote.py {' '.join(sys.argv[1:])}`  ",
+             f"Command: `python bench/segment_part_vote.py {' '.join(a if len(a) < 120 else '"..."' for a in sys.argv[1:])}` "
+             f"(runs: `--seeds ... --strengths ... --workers 2`, then this report)  ",
              f"Machine: {os.cpu_count()} cores ({platform.machine()}, {_cpu()}), 1 torch thread per object, "
              "objects side by side  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
