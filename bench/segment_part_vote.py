@@ -140,7 +140,7 @@ def write_report(args, objects: list[str]) -> None:
         return
     ts = [f"{t:g}" for t in args.thresholds]
     lines = [f"# {args.title}", "",
-             f"Command: `python bench/segment_part_vote.py {' '.join(a if len(a) < 120 else '"..."' for a in sys.argv[1:])}` "
+             f"Command: `python bench/segment_part_vote.py {_shown_args()}` "
              f"(runs: `--seeds ... --strengths ... --workers 2`, then this report)  ",
              f"Machine: {os.cpu_count()} cores ({platform.machine()}, {_cpu()}), 1 torch thread per object, "
              "objects side by side  ",
@@ -251,6 +251,11 @@ def target_lines(runs: list[dict], decision: str | None, ts: list[str]) -> list[
         lines.append(f"- {label}: ours - connected components {means[0]:+.1f} / {means[1]:+.1f} (target >= +10): "
                      f"**{'met' if met else 'MISSED'}**")
     return lines + [""]
+
+
+def _shown_args() -> str:
+    """This run's arguments, a long text (a protocol) shortened to "..."."""
+    return " ".join(a if len(a) < 120 else '"..."' for a in sys.argv[1:])
 
 
 def _cpu() -> str:
