@@ -133,6 +133,8 @@ def _best(per_scale: list[dict]) -> dict:
 def write_report(args, objects: list[str]) -> None:
     from segment_emulated_report import folds
 
+    from crossdistill.engine.machine import cpu_model
+
     fold_a, _ = folds(sorted({o.split("/")[0] for o in objects}))
     runs = [json.loads(p.read_text()) for p in sorted(args.cache.glob("*/seed*/*.json"))]
     if not runs:
@@ -142,7 +144,7 @@ def write_report(args, objects: list[str]) -> None:
     lines = [f"# {args.title}", "",
              f"Command: `python bench/segment_part_vote.py {_shown_args()}` "
              f"(runs: `--seeds ... --strengths ... --workers 2`, then this report)  ",
-             f"Machine: {os.cpu_count()} cores ({platform.machine()}, {_cpu()}), 1 torch thread per object, "
+             f"Machine: {os.cpu_count()} cores ({platform.machine()}, {cpu_model()}), 1 torch thread per object, "
              "objects side by side  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
              "**Masks: the SAM-like mask EMULATOR** (benchmarks only; no SAM ran). Each run segments one "
@@ -256,16 +258,6 @@ def target_lines(runs: list[dict], decision: str | None, ts: list[str]) -> list[
 def _shown_args() -> str:
     """This run's arguments, a long text (a protocol) shortened to "..."."""
     return " ".join(a if len(a) < 120 else '"..."' for a in sys.argv[1:])
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 if __name__ == "__main__":
