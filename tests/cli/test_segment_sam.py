@@ -107,3 +107,27 @@ def test_segment_cli_records_the_offline_teacher_when_asked(tmp_path, three_prim
     meta = json.loads((out / "prims" / "segment.json").read_text())["meta"]
     assert meta["mask_teacher_offline"] is True
     assert np.load(out / "prims" / "scale_1.0" / "labels.npy").shape == (len(mesh.faces),)
+
+
+def test_sam_on_a_mesh_of_pieces_votes_parts_and_select_reruns_the_vote(tmp_path, three_primitives,
+                                                                        fast_segment_args, sam_dir):
+    """SAM-like masks on a mesh assembled from pieces get the part vote, and `select` at a scale
+    `segment` did not save reruns it from field.pt's point sets, with nothing to note."""
+    from crossdistill.geometry.io import load_shape
+    from crossdistill.methods.sampart3d.interactive import InteractiveSegmenter
+
+    mesh, _ = three_primitives
+    src = tmp_path / "prims.ply"
+    mesh.export(src)
+    out = tmp_path / "out"
+    loose = ["--sam-points-per-side", "4", "--sam-points-per-batch", "16", "--sam-pred-iou-thresh", "-1",
+             "--sam-stability-score-thresh", "-1", "--sam-crop-to-foreground", "yes"]
+    assert main(["segment", str(src), "-o", str(out), *fast_segment_args, "--mask-teacher", "sam",
+                 "--sam-weights", str(sam_dir), *loose]) == 0
+    meta = json.loads((out / "prims" / "segment.json").read_text())["meta"]
+    assert meta["shape_kind"] == "pieces" and "part_vote=0.5" in meta["rules"]
+    seg = InteractiveSegmenter.from_dir(out / "prims", load_shape(src))
+    assert seg.parts.notes == []
+    assert np.array_equal(seg.parts.labels(1.0), np.load(out / "prims" / "scale_1.0" / "labels.npy"))
+    unsaved = seg.parts.labels(0.75)
+    assert unsaved.shape == (len(mesh.faces),) and unsaved.dtype == np.int32
