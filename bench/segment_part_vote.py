@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 STRENGTHS = {"zero": 0.0, "low": 0.25, "medium": 0.5, "high": 1.0}
 THRESHOLDS = (0.5, 0.7, 0.9)
-METRICS = ("link", "leaf")
+METRICS = ("link", "leaf")  # PartNet-Mobility; psb: ("miou", "ri"), set from the runs in the report
+ROOTS = {"partnet": "partnet_mobility_dev", "psb": "psb_dev"}
 SCREEN_SEEDS = (1, 2)  # the declared screen's draws; seed 0 (the grid's draw) was seen before it
 TARGET_SEEDS = (0, 1, 2)  # the seeds protocol of segment_emulated_seeds.md
 
@@ -38,6 +39,9 @@ TARGET_SEEDS = (0, 1, 2)  # the seeds protocol of segment_emulated_seeds.md
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--dataset", default="partnet", choices=list(ROOTS),
+                    help="partnet (meshes of pieces, link / leaf mIoU) or psb (closed single surfaces, mIoU and "
+                         "1 - Rand index error over the people)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--strengths", nargs="+", default=["medium"], choices=list(STRENGTHS))
     ap.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
@@ -51,20 +55,20 @@ def main() -> int:
     ap.add_argument("--protocol", default=None, help="the declared protocol's text for the report (default: the screen's)")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
-    root = args.data / "partnet_mobility_dev"
+    root = args.data / ROOTS[args.dataset]
     if not root.is_dir():
-        print(f"skipped: {root} not found (the shared PartNet-Mobility data)", file=sys.stderr)
+        print(f"skipped: {root} not found (the shared data)", file=sys.stderr)
         return 2
-    objects = sorted(f"{p.parent.name}/{p.stem}" for p in root.glob("*/*.glb"))
+    objects = sorted(f"{p.parent.name}/{p.stem}" for p in root.glob("*/*.*") if p.suffix in (".glb", ".ply"))
     grid = json.loads((REPO / "docs" / "results" / "segment_emulated.json").read_text())
-    names = sorted({r["name"] for r in grid["runs"] if r["track"] == "mesh" and r["scoring"] == "levels"})
+    names = sorted({r["name"] for r in grid["runs"] if r["track"] == "mesh" and r.get("dataset") == args.dataset})
     objects = [o for o in objects if o in names]  # the mask-emulator grid's objects (one per category)
     jobs = [(o, s, seed) for seed in args.seeds for s in args.strengths for o in objects
             if not _cache_file(args.cache, o, s, seed).is_file()]
     if not args.report_only and jobs:
         ctx = get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
-            futs = {pool.submit(run_one, str(args.data), o, s, seed, tuple(args.thresholds)): (o, s, seed)
+            futs = {pool.submit(run_one, str(args.data), o, s, seed, tuple(args.thresholds), args.dataset): (o, s, seed)
                     for o, s, seed in jobs}
             for fut in as_completed(futs):
                 o, s, seed = futs[fut]
@@ -87,7 +91,8 @@ def _cache_file(cache: Path, obj: str, strength: str, seed: int) -> Path:
     return cache / strength / f"seed{seed}" / (obj.replace("/", "_") + ".json")
 
 
-def run_one(data: str, obj: str, strength: str, seed: int, thresholds: tuple[float, ...]) -> dict:
+def run_one(data: str, obj: str, strength: str, seed: int, thresholds: tuple[float, ...],
+            dataset: str = "partnet") -> dict:
     """One object at one strength and seed: the shipped rules and each threshold, scored per scale."""
     import dataclasses
 
@@ -103,7 +108,7 @@ def run_one(data: str, obj: str, strength: str, seed: int, thresholds: tuple[flo
 
     cat, oid = obj.split("/")
     t0 = time.perf_counter()
-    item, parts = load(Path(data), "partnet", "mesh", cat, oid)
+    item, parts = load(Path(data), dataset, "mesh", cat, oid)
     teacher = EmulatedMaskTeacher(parts, strength=STRENGTHS[strength], seed=seed)
     cfg = dataclasses.replace(preset("fast"), seed=seed)
     seg = segment_shape(item.shape, cfg, mask_teacher=teacher, progress=False)
@@ -121,13 +126,14 @@ def run_one(data: str, obj: str, strength: str, seed: int, thresholds: tuple[flo
         alt = with_rules(seg, item.shape, cfg, dataclasses.replace(shipped, part_vote=float(t)))
         res["part_vote"][f"{t:g}"] = scores(alt)
         res["n_parts"][f"{t:g}"] = [int(alt.labels(i).max()) + 1 for i in range(len(alt.scales))]
-    res["cc"] = score_levels(connected_component_labels(item.shape), item.labels, weights, item.scoring)
+    res["cc"] = (score_levels(connected_component_labels(item.shape), item.labels, weights, item.scoring)
+                 if dataset == "partnet" else None)  # a closed surface is one piece
     res["seconds"] = round(time.perf_counter() - t0, 1)
     return res
 
 
 def _best(per_scale: list[dict]) -> dict:
-    return {m: max(s[m] for s in per_scale) for m in METRICS}
+    return {m: max(s[m] for s in per_scale) for m in per_scale[0]}
 
 
 def write_report(args, objects: list[str]) -> None:
@@ -140,6 +146,8 @@ def write_report(args, objects: list[str]) -> None:
     if not runs:
         print("no cached run to report", file=sys.stderr)
         return
+    global METRICS
+    METRICS = tuple(runs[0]["shipped"][0])
     ts = [f"{t:g}" for t in args.thresholds]
     lines = [f"# {args.title}", "",
              f"Command: `python bench/segment_part_vote.py {_shown_args()}` "
@@ -164,7 +172,7 @@ def write_report(args, objects: list[str]) -> None:
         rs = [r for r in runs if r["strength"] == strength and r["seed"] in SCREEN_SEEDS]
         seeds = sorted({r["seed"] for r in rs})
         lines += [f"## Strength {strength} (seeds {', '.join(map(str, seeds))})", "",
-                  "| candidate | fold A gain | fold B gain | mean link / leaf (all objects) |", "|---|---:|---:|---|"]
+                  f"| candidate | fold A gain | fold B gain | mean {' / '.join(METRICS)} (all objects) |", "|---|---:|---:|---|"]
         base = {(r["name"], r["seed"]): _best(r["shipped"]) for r in rs}
         mean_of = lambda key: [np.mean([(_best(r["shipped"]) if key is None else _best(r["part_vote"][key]))[m]
                                         for r in rs]) * 100 for m in METRICS]
@@ -179,8 +187,11 @@ def write_report(args, objects: list[str]) -> None:
             gains[t] = g
             mo = mean_of(t)
             lines.append(f"| part_vote {t} | {g['A']:+.2f} | {g['B']:+.2f} | {mo[0]:.1f} / {mo[1]:.1f} |")
-        cc = np.mean([[r["cc"][m] for m in METRICS] for r in rs], axis=0) * 100
-        lines += ["", f"Connected components (no mask): {cc[0]:.1f} / {cc[1]:.1f}.", ""]
+        if all(r["cc"] is not None for r in rs):
+            cc = np.mean([[r["cc"][m] for m in METRICS] for r in rs], axis=0) * 100
+            lines += ["", f"Connected components (no mask): {cc[0]:.1f} / {cc[1]:.1f}.", ""]
+        else:
+            lines.append("")
         if strength == "medium":
             best = f"{args.confirm:g}" if args.confirm is not None else max(ts, key=lambda t: gains[t]["A"])
             adopted = gains[best]["A"] > 0 and gains[best]["B"] > 0
@@ -188,7 +199,8 @@ def write_report(args, objects: list[str]) -> None:
             what = "the threshold under confirmation" if args.confirm is not None else "best on fold A"
             lines += [f"- {what}: part_vote {best} ({gains[best]['A']:+.2f}); fold B {gains[best]['B']:+.2f}: "
                       f"**{'adopted' if adopted else 'not adopted'}**", ""]
-        lines += ["Per object (link / leaf, mean over seeds): shipped, then each t, and connected components:", "",
+        lines += [f"Per object ({' / '.join(METRICS)}, mean over seeds): shipped, then each t, and connected "
+                  "components:", "",
                   "| object | fold | shipped | " + " | ".join(f"t = {t}" for t in ts) + " | connected components |",
                   "|---|---|---|" + "---|" * len(ts) + "---|"]
         for o in objects:
@@ -198,9 +210,11 @@ def write_report(args, objects: list[str]) -> None:
             cell = lambda key: " / ".join(f"{100 * np.mean([(_best(r['shipped']) if key is None else _best(r['part_vote'][key]))[m] for r in ro]):.1f}" for m in METRICS)
             fold = "A" if o.split("/")[0] in fold_a else "B"
             lines.append(f"| {o} | {fold} | {cell(None)} | " + " | ".join(cell(t) for t in ts)
-                         + f" | {100 * ro[0]['cc']['link']:.1f} / {100 * ro[0]['cc']['leaf']:.1f} |")
+                         + (f" | {100 * ro[0]['cc'][METRICS[0]]:.1f} / {100 * ro[0]['cc'][METRICS[1]]:.1f} |"
+                            if ro[0]["cc"] is not None else " | - |"))
         lines.append("")
-    lines += target_lines(runs, decision, ts)
+    if all(r["cc"] is not None for r in runs):
+        lines += target_lines(runs, decision, ts)
     out_md = args.out.with_suffix(".md")
     tmp = out_md.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")

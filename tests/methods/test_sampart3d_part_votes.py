@@ -66,8 +66,8 @@ def test_the_rule_is_on_only_where_it_was_screened():
     from crossdistill.methods.sampart3d.rules import RENDER_CUE_RULES
 
     assert PartRules().part_vote is None and "part_vote=0.7" in PartRules(part_vote=0.7).names
-    assert SAM_RULES["pieces"].part_vote == 0.5  # SAM-like masks on meshes of pieces: the screened kind
-    assert SAM_RULES["closed_surface"].part_vote is None and SAM_RULES["points"].part_vote is None
+    assert SAM_RULES["pieces"].part_vote == SAM_RULES["closed_surface"].part_vote == 0.5  # the screened kinds
+    assert SAM_RULES["points"].part_vote is None
     assert RENDER_CUE_RULES.part_vote is None
 
 

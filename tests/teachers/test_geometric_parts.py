@@ -86,6 +86,6 @@ def test_shape_kind_decides_the_rules_of_sam_like_masks():
     cloud = Shape(vertices=unit.vertices)
     assert shape_kind_of(cloud, None) == "points"
     sam = object()  # a real 2D model: SAM-like masks
-    assert rules_for_teacher(sam, "closed_surface").names == ["group_balance=0.5"]  # a training rule only
+    assert rules_for_teacher(sam, "closed_surface").names == ["group_balance=0.5", "part_vote=0.5"]  # no piece rule
     assert rules_for_teacher(sam, "closed_surface") != rules_for_teacher(sam, "pieces")
     assert rules_for_teacher(sam, "pieces") == SAM_RULES["pieces"]

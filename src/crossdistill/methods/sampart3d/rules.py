@@ -146,9 +146,11 @@ _POINT_TRAINING = replace(PAPER_RULES, push_floor=True, group_balance=0.5)
 #: ``docs/results/segment_emulated.md``, the mesh screen). On meshes of pieces the parts the
 #: views' masks group are then merged (``part_vote`` = 0.5: chosen on fold A of a declared screen,
 #: gaining on fold B too, ``docs/results/segment_part_vote.md``; the point-set version that ships,
-#: confirmed on both folds, ``docs/results/segment_part_vote_points.md``).
+#: confirmed on both folds, ``docs/results/segment_part_vote_points.md``); so are they on closed
+#: surfaces (chosen on fold A of a declared screen of the psb meshes, gaining on fold B too:
+#: ``docs/results/segment_part_vote_psb.md``). Point clouds were not screened for it.
 SAM_RULES: dict[str, PartRules] = {"pieces": replace(RENDER_CUE_RULES, piece_codes=False, part_vote=0.5),
-                                   "closed_surface": replace(PAPER_RULES, group_balance=0.5),
+                                   "closed_surface": replace(PAPER_RULES, group_balance=0.5, part_vote=0.5),
                                    "points": _POINT_TRAINING}
 
 #: The geometric part teacher (spectral partitions of closed single surfaces): no rule, as it was
