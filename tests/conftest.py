@@ -109,3 +109,10 @@ def three_primitives_session():
 def fast_segment_args() -> list[str]:
     """`crossdistill segment` options small enough for a unit test (a few seconds per object)."""
     return ["--points", "3000", "--views", "10", "--size", "96", "--iterations", "60", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def tiny_segment_args() -> list[str]:
+    """The smallest `crossdistill segment` run the CLI accepts, for tests of who computes which object
+    (batches, resuming, workers), not of the parts."""
+    return ["--points", "1000", "--views", "6", "--size", "64", "--iterations", "20", "--quiet"]

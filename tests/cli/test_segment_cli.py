@@ -35,14 +35,14 @@ def test_segment_recovers_separated_primitives_at_a_coarse_scale(tmp_path, three
     assert len(scene.geometry) == int(np.load(obj / "scale_2.0" / "labels.npy").max()) + 1
 
 
-def test_batch_isolates_failures_and_resumes(tmp_path, capsys, fast_segment_args):
+def test_batch_isolates_failures_and_resumes(tmp_path, capsys, tiny_segment_args):
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
     trimesh.creation.box().export(folder / "a.ply")
     trimesh.creation.icosphere(subdivisions=1).export(folder / "sub" / "b.stl")
     (folder / "broken.glb").write_bytes(b"garbage")
     out = tmp_path / "out"
-    assert main(["segment", str(folder), "-o", str(out), *fast_segment_args]) == 1  # one failed
+    assert main(["segment", str(folder), "-o", str(out), *tiny_segment_args]) == 1  # one failed
     assert (out / "a" / "segment.json").is_file() and (out / "sub" / "b" / "segment.json").is_file()
     failures = json.loads((out / "failures.json").read_text())
     assert list(failures) == ["broken"]
@@ -51,7 +51,7 @@ def test_batch_isolates_failures_and_resumes(tmp_path, capsys, fast_segment_args
     stamp = (out / "a" / "segment.json").stat().st_mtime_ns
     (out / "sub" / "b" / "segment.json").unlink()
     (folder / "broken.glb").unlink()
-    assert main(["segment", str(folder), "-o", str(out), *fast_segment_args]) == 0
+    assert main(["segment", str(folder), "-o", str(out), *tiny_segment_args]) == 0
     err = capsys.readouterr().err
     assert "1 done, 1 already done, 0 failed" in err
     assert (out / "a" / "segment.json").stat().st_mtime_ns == stamp

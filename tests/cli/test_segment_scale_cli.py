@@ -59,9 +59,9 @@ def _check_complete(out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def fast_segment_args() -> list[str]:
-    """The smallest run the CLI accepts: these tests check who computes which object, not the parts."""
-    return ["--points", "1000", "--views", "6", "--size", "64", "--iterations", "20", "--quiet"]
+def fast_segment_args(tiny_segment_args) -> list[str]:
+    """These tests check who computes which object, not the parts: the smallest run the CLI accepts."""
+    return tiny_segment_args
 
 
 @pytest.fixture(scope="module")
