@@ -28,7 +28,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-STRENGTHS = {"zero": 0.0, "low": 0.25, "medium": 0.5, "high": 1.0}
+from segment_emulated import STRENGTHS  # noqa: E402  (the emulator strengths every segment bench uses)
+
 THRESHOLDS = (0.5, 0.7, 0.9)
 METRICS = ("link", "leaf")  # PartNet-Mobility; psb: ("miou", "ri"), set from the runs in the report
 ROOTS = {"partnet": "partnet_mobility_dev", "psb": "psb_dev"}
@@ -136,6 +137,11 @@ def _best(per_scale: list[dict]) -> dict:
     return {m: max(s[m] for s in per_scale) for m in per_scale[0]}
 
 
+def _best_of(run: dict, key: str | None) -> dict:
+    """Best-of-scales scores of a run: the shipped rules (``key`` None) or ``part_vote`` = key."""
+    return _best(run["shipped"] if key is None else run["part_vote"][key])
+
+
 def write_report(args, objects: list[str]) -> None:
     from segment_emulated_report import folds
 
@@ -174,7 +180,7 @@ def write_report(args, objects: list[str]) -> None:
         lines += [f"## Strength {strength} (seeds {', '.join(map(str, seeds))})", "",
                   f"| candidate | fold A gain | fold B gain | mean {' / '.join(METRICS)} (all objects) |", "|---|---:|---:|---|"]
         base = {(r["name"], r["seed"]): _best(r["shipped"]) for r in rs}
-        mean_of = lambda key: [np.mean([(_best(r["shipped"]) if key is None else _best(r["part_vote"][key]))[m]
+        mean_of = lambda key: [np.mean([_best_of(r, key)[m]
                                         for r in rs]) * 100 for m in METRICS]
         lines.append(f"| shipped | - | - | {mean_of(None)[0]:.1f} / {mean_of(None)[1]:.1f} |")
         gains = {}
@@ -207,7 +213,7 @@ def write_report(args, objects: list[str]) -> None:
             ro = [r for r in rs if r["name"] == o]
             if not ro:
                 continue
-            cell = lambda key: " / ".join(f"{100 * np.mean([(_best(r['shipped']) if key is None else _best(r['part_vote'][key]))[m] for r in ro]):.1f}" for m in METRICS)
+            cell = lambda key: " / ".join(f"{100 * np.mean([_best_of(r, key)[m] for r in ro]):.1f}" for m in METRICS)
             fold = "A" if o.split("/")[0] in fold_a else "B"
             lines.append(f"| {o} | {fold} | {cell(None)} | " + " | ".join(cell(t) for t in ts)
                          + (f" | {100 * ro[0]['cc'][METRICS[0]]:.1f} / {100 * ro[0]['cc'][METRICS[1]]:.1f} |"
@@ -248,7 +254,7 @@ def target_lines(runs: list[dict], decision: str | None, ts: list[str]) -> list[
         per_seed = []
         for sd in seeds:
             rr = [r for r in rs if r["seed"] == sd and r["name"] in complete]
-            ours = [np.mean([(_best(r["shipped"]) if key is None else _best(r["part_vote"][key]))[m] for r in rr]) * 100
+            ours = [np.mean([_best_of(r, key)[m] for r in rr]) * 100
                     for m in METRICS]
             per_seed.append(ours)
             lines.append(f"| {label} | {sd} | {ours[0]:.1f} / {ours[1]:.1f} | {ours[0] - ccm[0]:+.1f} / "
@@ -260,7 +266,7 @@ def target_lines(runs: list[dict], decision: str | None, ts: list[str]) -> list[
     lines += ["", f"Connected components: {ccm[0]:.1f} / {ccm[1]:.1f} (no seed)."]
     for key in ([None] + ([decision] if decision else [])):
         label = "shipped rules" if key is None else f"with part_vote {key} (adopted)"
-        means = [np.mean([np.mean([(_best(r["shipped"]) if key is None else _best(r["part_vote"][key]))[m]
+        means = [np.mean([np.mean([_best_of(r, key)[m]
                                    for r in rs if r["seed"] == sd and r["name"] in complete]) * 100
                           for sd in seeds]) - ccm[i] for i, m in enumerate(METRICS)]
         met = all(x >= 10 for x in means)

@@ -143,8 +143,9 @@ class DistillConfig:
             the detector-like teacher emulator's boxes, chosen on the selection categories and
             confirmed on the held-out ones, in ``partdistill_emulated_budget.md``, which also checks
             lambda 1 against 0 and 2 with its masks; :func:`teacher_negative_weight` gives mask teachers
-            lambda 1 and turns it off for the few-shot teacher, where it scored lower: notes items 20-21). A point visible in a view where a
-            part has a forward prediction but outside all of that part's predictions there is evidence against the part
+            lambda 1 and turns it off for the few-shot teacher, where it scored lower: notes items 20-21).
+            A point visible in a view where a part has a forward prediction but outside all of that
+            part's predictions there is evidence against the part
             (:meth:`.knowledge.Knowledge.negative_targets` of the forward knowledge, times lambda;
             :func:`.student_training.masked_soft_ce`). Needs the knowledge's visibility
             (:func:`.knowledge.backproject` keeps it); without it the term is zero.

@@ -56,8 +56,9 @@ def view_votes(point_part: np.ndarray, supervision: MaskSupervision, raw_scale: 
             continue
         p = part[vs.point[valid]]
         g = group[valid].astype(np.int64)
-        pairs, counts = np.unique(p * (int(g.max()) + 1) + g, return_counts=True)
-        pp, gg = pairs // (int(g.max()) + 1), pairs % (int(g.max()) + 1)
+        n_groups = int(g.max()) + 1
+        pairs, counts = np.unique(p * n_groups + g, return_counts=True)
+        pp, gg = pairs // n_groups, pairs % n_groups
         order = np.lexsort((-counts, pp))  # per part, its largest group first
         first = np.ones(len(order), dtype=bool)
         first[1:] = pp[order][1:] != pp[order][:-1]

@@ -299,7 +299,8 @@ def parts_from_field(trained: TrainedField, sup: MaskSupervision, unit: Shape, s
     if timer is not None:
         timer.lap("cluster")
     face_labels = input_labels = None
-    needs_evidence = (unit.is_mesh and rules.pieces and rules.fragment_support is not None) or rules.part_vote is not None
+    needs_evidence = ((unit.is_mesh and rules.pieces and rules.fragment_support is not None)
+                      or rules.part_vote is not None)
     evidence = MaskPointSets.from_supervision(sup, len(samples)) if needs_evidence else None
     vote_sup = evidence.to_supervision() if rules.part_vote is not None else None
     if unit.is_mesh:
@@ -321,7 +322,8 @@ def parts_from_field(trained: TrainedField, sup: MaskSupervision, unit: Shape, s
 
 
 def _vote_merged(labels: np.ndarray, point_part: np.ndarray, trained: TrainedField, vote_sup: MaskSupervision,
-                 scale: float, config: SegmentConfig, rules: PartRules, weights: np.ndarray | None = None) -> np.ndarray:
+                 scale: float, config: SegmentConfig, rules: PartRules,
+                 weights: np.ndarray | None = None) -> np.ndarray:
     """(E,) int32 ``labels`` of the input's elements with the parts the masks group at ``scale`` merged
     (the ``part_vote`` rule, :mod:`.part_votes`); ``point_part``: (N,) the sampled points' parts;
     ``vote_sup``: the masks as point sets (:meth:`.support.MaskPointSets.to_supervision`)."""
