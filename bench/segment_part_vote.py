@@ -1,14 +1,16 @@
-"""The `part_vote` stage-3 rule on PartNet-Mobility meshes, through the SAM-like mask EMULATOR.
+"""The `part_vote` stage-3 rule through the SAM-like mask EMULATOR: PartNet-Mobility or psb_dev,
+meshes or point clouds.
 
-Each run segments one mesh with the fast preset and the rules shipped for SAM-like masks on its
+Each run segments one object with the fast preset and the rules shipped for SAM-like masks on its
 kind of shape, then scores the same trained field under those rules with ``part_vote`` = t added
 (``pipeline.with_rules``; :mod:`crossdistill.methods.sampart3d.part_votes`), and the connected-
-components baseline. Runs are cached one JSON per (object, strength, seed) and resume; each runs
+components baseline (PartNet-Mobility meshes). Runs are cached one JSON per (object, strength, seed) and resume; each runs
 in its own process with one torch thread. Declared protocol (before seeds 1 and 2 ran): the t
 with the largest fold-A gain at medium strength over seeds 1 and 2 is adopted if that gain and
 its fold-B gain are both positive. Benchmarks only: the masks are the emulator's.
 
     python bench/segment_part_vote.py --seeds 1 2 --strengths medium zero --workers 2
+    python bench/segment_part_vote.py --dataset psb --track points --cache bench/_cache/segment_part_vote_psb_points
     python bench/segment_part_vote.py --report-only
 """
 
@@ -43,6 +45,8 @@ def main() -> int:
     ap.add_argument("--dataset", default="partnet", choices=list(ROOTS),
                     help="partnet (meshes of pieces, link / leaf mIoU) or psb (closed single surfaces, mIoU and "
                          "1 - Rand index error over the people)")
+    ap.add_argument("--track", default="mesh", choices=["mesh", "points"],
+                    help="the meshes or the point clouds of the dataset (psb: sampled from its meshes)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--strengths", nargs="+", default=["medium"], choices=list(STRENGTHS))
     ap.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
@@ -62,14 +66,15 @@ def main() -> int:
         return 2
     objects = sorted(f"{p.parent.name}/{p.stem}" for p in root.glob("*/*.*") if p.suffix in (".glb", ".ply"))
     grid = json.loads((REPO / "docs" / "results" / "segment_emulated.json").read_text())
-    names = sorted({r["name"] for r in grid["runs"] if r["track"] == "mesh" and r.get("dataset") == args.dataset})
+    names = sorted({r["name"] for r in grid["runs"] if r["track"] == args.track and r.get("dataset") == args.dataset})
     objects = [o for o in objects if o in names]  # the mask-emulator grid's objects (one per category)
     jobs = [(o, s, seed) for seed in args.seeds for s in args.strengths for o in objects
             if not _cache_file(args.cache, o, s, seed).is_file()]
     if not args.report_only and jobs:
         ctx = get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
-            futs = {pool.submit(run_one, str(args.data), o, s, seed, tuple(args.thresholds), args.dataset): (o, s, seed)
+            futs = {pool.submit(run_one, str(args.data), o, s, seed, tuple(args.thresholds), args.dataset,
+                                args.track): (o, s, seed)
                     for o, s, seed in jobs}
             for fut in as_completed(futs):
                 o, s, seed = futs[fut]
@@ -93,7 +98,7 @@ def _cache_file(cache: Path, obj: str, strength: str, seed: int) -> Path:
 
 
 def run_one(data: str, obj: str, strength: str, seed: int, thresholds: tuple[float, ...],
-            dataset: str = "partnet") -> dict:
+            dataset: str = "partnet", track: str = "mesh") -> dict:
     """One object at one strength and seed: the shipped rules and each threshold, scored per scale."""
     import dataclasses
 
@@ -103,23 +108,24 @@ def run_one(data: str, obj: str, strength: str, seed: int, thresholds: tuple[flo
     from crossdistill.eval.baselines import connected_component_labels
     from crossdistill.eval.emulators import EmulatedMaskTeacher
     from crossdistill.eval.segment_objects import load
-    from crossdistill.eval.segment_protocol import score_levels
+    from crossdistill.eval.segment_protocol import lifted_labels, score_levels
     from crossdistill.methods.sampart3d.pipeline import preset, segment_shape, with_rules
     from crossdistill.methods.sampart3d.rules import SAM_RULES
 
     cat, oid = obj.split("/")
     t0 = time.perf_counter()
-    item, parts = load(Path(data), dataset, "mesh", cat, oid)
+    item, parts = load(Path(data), dataset, track, cat, oid)
     teacher = EmulatedMaskTeacher(parts, strength=STRENGTHS[strength], seed=seed)
     cfg = dataclasses.replace(preset("fast"), seed=seed)
     seg = segment_shape(item.shape, cfg, mask_teacher=teacher, progress=False)
-    weights = item.shape.face_areas
+    weights = item.shape.face_areas if track == "mesh" else None  # meshes: area-weighted; points: each counts 1
 
     def scores(s) -> list[dict]:
         return [score_levels(s.labels(i), item.labels, weights, item.scoring) for i in range(len(s.scales))]
 
     shipped = SAM_RULES[seg.meta["shape_kind"]]
-    res = {"name": obj, "category": cat, "strength": strength, "seed": seed, "shape_kind": seg.meta["shape_kind"],
+    res = {"name": obj, "category": cat, "track": track, "strength": strength, "seed": seed,
+           "shape_kind": seg.meta["shape_kind"],
            "rules": seg.meta["rules"], "scales": list(seg.scales), "shipped": scores(seg),
            "n_parts": {"shipped": [int(seg.labels(i).max()) + 1 for i in range(len(seg.scales))]},
            "part_vote": {}}
@@ -127,8 +133,10 @@ def run_one(data: str, obj: str, strength: str, seed: int, thresholds: tuple[flo
         alt = with_rules(seg, item.shape, cfg, dataclasses.replace(shipped, part_vote=float(t)))
         res["part_vote"][f"{t:g}"] = scores(alt)
         res["n_parts"][f"{t:g}"] = [int(alt.labels(i).max()) + 1 for i in range(len(alt.scales))]
+    # direct lifting of the same masks (the target's other baseline); the field is not touched
+    res["lift"] = [score_levels(pred, item.labels, weights, item.scoring) for pred in lifted_labels(seg, item.shape, cfg)]
     res["cc"] = (score_levels(connected_component_labels(item.shape), item.labels, weights, item.scoring)
-                 if dataset == "partnet" else None)  # a closed surface is one piece
+                 if dataset == "partnet" and track == "mesh" else None)  # a closed surface is one piece
     res["seconds"] = round(time.perf_counter() - t0, 1)
     return res
 
@@ -162,11 +170,12 @@ def write_report(args, objects: list[str]) -> None:
              "objects side by side  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
              "**Masks: the SAM-like mask EMULATOR** (benchmarks only; no SAM ran). Each run segments one "
-             "PartNet-Mobility mesh (the mask-emulator grid's objects) with the fast preset and the rules shipped "
-             "for SAM-like masks on meshes of pieces, then scores the same trained field with `part_vote` = t "
+             f"{_what(args)} (the mask-emulator grid's objects) with the fast preset and the rules shipped "
+             f"for SAM-like masks on {_kind(args)}, then scores the same trained field with `part_vote` = t "
              "added (parts that the views' masks group together at the query scale are merged by average "
              "linkage on the share of agreeing views; `crossdistill.methods.sampart3d.part_votes`). Scores x100, "
-             "class-agnostic mIoU, best of the five scales; a seed re-draws the whole measurement.", "",
+             f"{'class-agnostic mIoU' if args.dataset == 'partnet' else 'mIoU and 1 - Rand index error over the people'}, "
+             "best of the five scales; a seed re-draws the whole measurement.", "",
              args.protocol or ("Protocol (declared 2026-12-07 09:31 UTC, before any run on seeds 1 and 2): the t "
              "with the largest fold-A gain at medium strength over seeds 1 and 2 (mean over objects, seeds and both "
              "levels) is adopted if that gain and its fold-B gain are both positive. Strength zero decides nothing. "
@@ -219,8 +228,7 @@ def write_report(args, objects: list[str]) -> None:
                          + (f" | {100 * ro[0]['cc'][METRICS[0]]:.1f} / {100 * ro[0]['cc'][METRICS[1]]:.1f} |"
                             if ro[0]["cc"] is not None else " | - |"))
         lines.append("")
-    if all(r["cc"] is not None for r in runs):
-        lines += target_lines(runs, decision, ts)
+    lines += target_lines(runs, decision, ts, args.dataset, args.track)
     out_md = args.out.with_suffix(".md")
     tmp = out_md.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
@@ -232,47 +240,92 @@ def write_report(args, objects: list[str]) -> None:
     print(f"wrote {out_md}", file=sys.stderr)
 
 
-def target_lines(runs: list[dict], decision: str | None, ts: list[str]) -> list[str]:
-    """The medium-strength target (ours - connected components >= +10 at both levels), per seed and
-    on the mean over :data:`TARGET_SEEDS`, for the shipped rules and each t."""
+GEOMETRY_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal), best k of 2-12",
+                  "region_grow": "normal region growing, best of 5 angles"}
+
+
+def geometric_baseline(runs: list[dict], dataset: str, track: str) -> tuple[str, list[float]] | None:
+    """The best geometric baseline of the target, per metric (points x100): connected components
+    scored in the runs (PartNet-Mobility meshes), else the grid's best geometric baseline of the
+    track as ``segment_emulated_seeds.json`` records it (it sees no mask and no seed)."""
+    if runs and all(r["cc"] is not None for r in runs):
+        names = sorted({r["name"] for r in runs})
+        cc = {n: next(r["cc"] for r in runs if r["name"] == n) for n in names}
+        return GEOMETRY_NAMES["cc"], [float(np.mean([cc[n][m] for n in names])) * 100 for m in METRICS]
+    path = REPO / "docs" / "results" / "segment_emulated_seeds.json"
+    track_rec = json.loads(path.read_text())["tracks"].get(f"{dataset}/{track}") if path.is_file() else None
+    if track_rec is None:
+        return None
+    geo = track_rec["metrics"]
+    return GEOMETRY_NAMES[geo[METRICS[0]]["geometry"]], [geo[m]["geometry_value"] * 100 for m in METRICS]
+
+
+def target_lines(runs: list[dict], decision: str | None, ts: list[str], dataset: str = "partnet",
+                 track: str = "mesh") -> list[str]:
+    """The medium-strength targets of issue #22 (ours - lifting >= +5 where the runs scored lifting,
+    ours - best geometric baseline >= +10, every metric), per seed and on the mean over
+    :data:`TARGET_SEEDS`, for the shipped rules and each t."""
     rs = [r for r in runs if r["strength"] == "medium" and r["seed"] in TARGET_SEEDS]
     seeds = sorted({r["seed"] for r in rs})
     names = sorted({r["name"] for r in rs})
     complete = [n for n in names if all(any(r["name"] == n and r["seed"] == sd for r in rs) for sd in seeds)]
+    title = f"## The medium target over seeds {', '.join(map(str, TARGET_SEEDS))}"
     if not rs or set(seeds) != set(TARGET_SEEDS):
-        return [f"## The medium target over seeds {', '.join(map(str, TARGET_SEEDS))}", "",
-                f"Not judged: the runs cover seeds {', '.join(map(str, seeds)) or 'none'}.", ""]
-    lines = [f"## The medium target over seeds {', '.join(map(str, TARGET_SEEDS))} (this machine)", "",
-             "Target (issue #22): ours - best geometric baseline (connected components) >= +10 at both levels, judged "
-             "on the mean over seeds 0, 1, 2 (the seeds protocol of `segment_emulated_seeds.md`; seed 0 is the draw "
-             f"the pre-protocol diagnostic saw). Objects every seed has: {len(complete)}.", "",
-             "| rules | seed | ours link / leaf | ours - connected components, link / leaf |", "|---|---|---|---|"]
-    cc = {n: next(r["cc"] for r in rs if r["name"] == n) for n in complete}
-    ccm = [np.mean([cc[n][m] for n in complete]) * 100 for m in METRICS]
+        return [title, "", f"Not judged: the runs cover seeds {', '.join(map(str, seeds)) or 'none'}.", ""]
+    rs = [r for r in rs if r["name"] in complete]
+    geo = geometric_baseline(rs, dataset, track)
+    has_lift = all("lift" in r for r in rs)
+    lines = [title + " (this machine)", "",
+             "Targets (issue #22): " + ("ours - lifting of the same masks >= +5 and " if has_lift else "")
+             + f"ours - best geometric baseline ({geo[0] if geo else 'not recorded'}) >= +10, every metric, "
+             "judged on the mean over seeds 0, 1, 2 (the seeds protocol of `segment_emulated_seeds.md`). "
+             f"Objects every seed has: {len(complete)}. Metrics: {' / '.join(METRICS)}.", "",
+             "| rules | seed | ours | " + ("lifting | ours - lifting | " if has_lift else "")
+             + "ours - geometric |", "|---|---|---|" + ("---|---|" if has_lift else "") + "---|"]
+    fmt = lambda v: " / ".join(f"{x:.1f}" for x in v)
+    dfmt = lambda v: " / ".join(f"{x:+.1f}" for x in v)
+    lift = {sd: [np.mean([_best(r["lift"])[m] for r in rs if r["seed"] == sd]) * 100 for m in METRICS]
+            for sd in seeds} if has_lift else {}
+    verdicts = []
     for key in [None] + ts:
         label = "shipped" if key is None else f"+ part_vote {key}"
-        per_seed = []
+        d_lift, d_geo = [], []
         for sd in seeds:
-            rr = [r for r in rs if r["seed"] == sd and r["name"] in complete]
-            ours = [np.mean([_best_of(r, key)[m] for r in rr]) * 100
-                    for m in METRICS]
-            per_seed.append(ours)
-            lines.append(f"| {label} | {sd} | {ours[0]:.1f} / {ours[1]:.1f} | {ours[0] - ccm[0]:+.1f} / "
-                         f"{ours[1] - ccm[1]:+.1f} |")
-        mean = np.mean(per_seed, axis=0)
-        sd_ = np.std([p[0] for p in per_seed], ddof=1), np.std([p[1] for p in per_seed], ddof=1)
-        lines.append(f"| {label} | **mean (sd)** | {mean[0]:.1f} / {mean[1]:.1f} | **{mean[0] - ccm[0]:+.1f}** "
-                     f"({sd_[0]:.1f}) / **{mean[1] - ccm[1]:+.1f}** ({sd_[1]:.1f}) |")
-    lines += ["", f"Connected components: {ccm[0]:.1f} / {ccm[1]:.1f} (no seed)."]
-    for key in ([None] + ([decision] if decision else [])):
-        label = "shipped rules" if key is None else f"with part_vote {key} (adopted)"
-        means = [np.mean([np.mean([_best_of(r, key)[m]
-                                   for r in rs if r["seed"] == sd and r["name"] in complete]) * 100
-                          for sd in seeds]) - ccm[i] for i, m in enumerate(METRICS)]
-        met = all(x >= 10 for x in means)
-        lines.append(f"- {label}: ours - connected components {means[0]:+.1f} / {means[1]:+.1f} (target >= +10): "
-                     f"**{'met' if met else 'MISSED'}**")
-    return lines + [""]
+            ours = [np.mean([_best_of(r, key)[m] for r in rs if r["seed"] == sd]) * 100 for m in METRICS]
+            row = f"| {label} | {sd} | {fmt(ours)} | "
+            if has_lift:
+                d_lift.append(np.subtract(ours, lift[sd]))
+                row += f"{fmt(lift[sd])} | {dfmt(d_lift[-1])} | "
+            d_geo.append(np.subtract(ours, geo[1]) if geo else [np.nan] * len(METRICS))
+            lines.append(row + f"{dfmt(d_geo[-1])} |")
+        mean_lift = np.mean(d_lift, axis=0) if has_lift else None
+        mean_geo = np.mean(d_geo, axis=0)
+        lines.append(f"| {label} | **mean** | | " + (f"| **{dfmt(mean_lift)}** | " if has_lift else "")
+                     + f"**{dfmt(mean_geo)}** |")
+        if key is None or key == decision:
+            met = bool(np.all(mean_geo >= 10) and (not has_lift or np.all(mean_lift >= 5)))
+            what = "shipped rules" if key is None else f"with part_vote {key} (adopted)"
+            verdicts.append(f"- {what}: " + (f"ours - lifting {dfmt(mean_lift)} (target >= +5), " if has_lift else "")
+                            + f"ours - {geo[0] if geo else 'geometric'} {dfmt(mean_geo)} (target >= +10): "
+                            f"**{'met' if met else 'MISSED'}**")
+    if geo:
+        lines += ["", f"Best geometric baseline: {geo[0]} {fmt(geo[1])} (no seed)."]
+    return lines + [""] + verdicts + [""]
+
+
+def _what(args) -> str:
+    """What one run segments, in words."""
+    data = "PartNet-Mobility" if args.dataset == "partnet" else "psb_dev"
+    if args.track == "mesh":
+        return f"{data} mesh"
+    return f"{data} point cloud" + (" (sampled from its mesh)" if args.dataset == "psb" else "")
+
+
+def _kind(args) -> str:
+    """The kind of shape whose shipped rules the runs start from, in words."""
+    if args.track == "points":
+        return "point clouds"
+    return "meshes of pieces" if args.dataset == "partnet" else "closed single surfaces"
 
 
 def _shown_args() -> str:

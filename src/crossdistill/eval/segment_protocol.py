@@ -135,27 +135,32 @@ def evaluate_object(obj: LabelledShape, config: SegmentConfig, progress: bool = 
             alt = with_rules(seg, shape, config, rules)
             per = [score(alt.labels(i)) for i in range(len(alt.scales))]
             res["rules"][name] = {"per_scale": per, "best": _best(per)}
-    # baseline (a): direct lifting of the same masks, grouped at each of our scales
-    samples = seg.render.samples
-    lifted = []
-    for s in seg.scales:
-        pl = lift_masks(seg.supervision, len(samples), seg.field.raw_scale(s, config.scale_unit), points=samples.points)
-        if shape.is_mesh:
-            from crossdistill.geometry.normalize import normalize_shape
-
-            unit, _ = normalize_shape(shape)
-            pred = vote_faces(pl, samples.face_id, shape.n_faces, unit.triangles.mean(1), None, None, 0.0)
-        else:
-            from crossdistill.methods.sampart3d.pipeline import propagate_to_inputs
-
-            pred = propagate_to_inputs(pl, samples.points, seg.transform.apply(shape.vertices))
-        lifted.append(score(pred))
+    lifted = [score(pred) for pred in lifted_labels(seg, shape, config)]
     res["lift"] = {"per_setting": lifted, "best": _best(lifted)}
     res["visible_ceiling"] = visible_ceiling(obj, seg)
     if geometry_baselines:
         res.update(geometry_scores(obj))
     res["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     return res
+
+
+def lifted_labels(seg, shape: Shape, config: SegmentConfig) -> list[np.ndarray]:
+    """Baseline (a): direct lifting of the masks ``seg`` was trained on, grouped at each of its
+    scales; per scale an (E,) labelling of the input's elements (faces, or input points)."""
+    samples = seg.render.samples
+    out = []
+    for s in seg.scales:
+        pl = lift_masks(seg.supervision, len(samples), seg.field.raw_scale(s, config.scale_unit), points=samples.points)
+        if shape.is_mesh:
+            from crossdistill.geometry.normalize import normalize_shape
+
+            unit, _ = normalize_shape(shape)
+            out.append(vote_faces(pl, samples.face_id, shape.n_faces, unit.triangles.mean(1), None, None, 0.0))
+        else:
+            from crossdistill.methods.sampart3d.pipeline import propagate_to_inputs
+
+            out.append(propagate_to_inputs(pl, samples.points, seg.transform.apply(shape.vertices)))
+    return out
 
 
 def visible_ceiling(obj: LabelledShape, seg) -> dict[str, float]:
