@@ -56,6 +56,9 @@ def main() -> int:
     ap.add_argument("--confirm", type=float, default=None, metavar="T",
                     help="judge this one threshold (a confirmation: adopted if it gains on both folds) instead of "
                          "choosing the best on fold A")
+    ap.add_argument("--joint-with", type=Path, default=None, metavar="CACHE",
+                    help="another dataset's cache screened together with this one: one t for both, the largest "
+                         "mean fold-A gain, adopted only if positive on both folds of both")
     ap.add_argument("--title", default="The `part_vote` rule on PartNet-Mobility meshes (mask EMULATOR)")
     ap.add_argument("--protocol", default=None, help="the declared protocol's text for the report (default: the screen's)")
     ap.add_argument("--report-only", action="store_true")
@@ -141,6 +144,46 @@ def run_one(data: str, obj: str, strength: str, seed: int, thresholds: tuple[flo
     return res
 
 
+def fold_gains(rs: list[dict], fold_a: list[str], ts: list[str]) -> dict[str, dict[str, float]]:
+    """t -> fold -> mean gain (points x100) of ``part_vote`` = t over the shipped rules, over the
+    fold's objects and seeds in ``rs`` and the runs' metrics."""
+    metrics = tuple(rs[0]["shipped"][0])
+    base = {(r["name"], r["seed"]): _best(r["shipped"]) for r in rs}
+    out = {}
+    for t in ts:
+        out[t] = {}
+        for fold in "AB":
+            d = [100 * (_best(r["part_vote"][t])[m] - base[(r["name"], r["seed"])][m]) for r in rs
+                 if (r["category"] in fold_a) == (fold == "A") for m in metrics]
+            out[t][fold] = float(np.mean(d)) if d else float("nan")
+    return out
+
+
+def joint_decision(gains: dict, other_cache: Path, ts: list[str]) -> tuple[str | None, list[str]]:
+    """One t for two datasets screened together (the point-cloud protocol): the t with the largest
+    fold-A gain averaged over the two, adopted only if its fold-A and fold-B gains are positive on
+    both. ``gains``: this report's :func:`fold_gains`; ``other_cache``: the other dataset's runs."""
+    from segment_emulated_report import folds
+
+    other = [json.loads(p.read_text()) for p in sorted(other_cache.glob("medium/seed*/*.json"))]
+    other = [r for r in other if r["seed"] in SCREEN_SEEDS]
+    if not other:
+        return None, [f"- joint decision: no run in {other_cache}: **not adopted**", ""]
+    other_gains = fold_gains(other, folds(sorted({r["category"] for r in other}))[0], ts)
+    lines = ["Joint decision with the other dataset's screen (its runs: "
+             f"`{other_cache.relative_to(REPO) if other_cache.is_relative_to(REPO) else other_cache}`):", "",
+             "| candidate | fold A here / there / mean | fold B here / there |", "|---|---|---|"]
+    mean_a = {t: (gains[t]["A"] + other_gains[t]["A"]) / 2 for t in ts}
+    for t in ts:
+        lines.append(f"| part_vote {t} | {gains[t]['A']:+.2f} / {other_gains[t]['A']:+.2f} / {mean_a[t]:+.3f} | "
+                     f"{gains[t]['B']:+.2f} / {other_gains[t]['B']:+.2f} |")
+    best = max(ts, key=mean_a.get)
+    adopted = all(g[best][f] > 0 for g in (gains, other_gains) for f in "AB")
+    lines += ["", f"- best mean fold-A gain: part_vote {best} ({mean_a[best]:+.3f}); positive on both folds of both "
+              f"datasets: **{'adopted' if adopted else 'not adopted'}**", ""]
+    return (best if adopted else None), lines
+
+
 def _best(per_scale: list[dict]) -> dict:
     return {m: max(s[m] for s in per_scale) for m in per_scale[0]}
 
@@ -171,8 +214,8 @@ def write_report(args, objects: list[str]) -> None:
              f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
              "**Masks: the SAM-like mask EMULATOR** (benchmarks only; no SAM ran). Each run segments one "
              f"{_what(args)} (the mask-emulator grid's objects) with the fast preset and the rules shipped "
-             f"for SAM-like masks on {_kind(args)}, then scores the same trained field with `part_vote` = t "
-             "added (parts that the views' masks group together at the query scale are merged by average "
+             f"for SAM-like masks on {_kind(args)} when the runs were made (each run records them), then "
+             "scores the same trained field with `part_vote` = t added (parts that the views' masks group together at the query scale are merged by average "
              "linkage on the share of agreeing views; `crossdistill.methods.sampart3d.part_votes`). Scores x100, "
              f"{'class-agnostic mIoU' if args.dataset == 'partnet' else 'mIoU and 1 - Rand index error over the people'}, "
              "best of the five scales; a seed re-draws the whole measurement.", "",
@@ -188,18 +231,12 @@ def write_report(args, objects: list[str]) -> None:
         seeds = sorted({r["seed"] for r in rs})
         lines += [f"## Strength {strength} (seeds {', '.join(map(str, seeds))})", "",
                   f"| candidate | fold A gain | fold B gain | mean {' / '.join(METRICS)} (all objects) |", "|---|---:|---:|---|"]
-        base = {(r["name"], r["seed"]): _best(r["shipped"]) for r in rs}
         mean_of = lambda key: [np.mean([_best_of(r, key)[m]
                                         for r in rs]) * 100 for m in METRICS]
         lines.append(f"| shipped | - | - | {mean_of(None)[0]:.1f} / {mean_of(None)[1]:.1f} |")
-        gains = {}
+        gains = fold_gains(rs, fold_a, ts)
         for t in ts:
-            g = {}
-            for fold in "AB":
-                d = [100 * (_best(r["part_vote"][t])[m] - base[(r["name"], r["seed"])][m]) for r in rs
-                     if (r["category"] in fold_a) == (fold == "A") for m in METRICS]
-                g[fold] = float(np.mean(d)) if d else float("nan")
-            gains[t] = g
+            g = gains[t]
             mo = mean_of(t)
             lines.append(f"| part_vote {t} | {g['A']:+.2f} | {g['B']:+.2f} | {mo[0]:.1f} / {mo[1]:.1f} |")
         if all(r["cc"] is not None for r in rs):
@@ -207,7 +244,10 @@ def write_report(args, objects: list[str]) -> None:
             lines += ["", f"Connected components (no mask): {cc[0]:.1f} / {cc[1]:.1f}.", ""]
         else:
             lines.append("")
-        if strength == "medium":
+        if strength == "medium" and args.joint_with is not None:
+            decision, joint = joint_decision(gains, args.joint_with, ts)
+            lines += joint
+        elif strength == "medium":
             best = f"{args.confirm:g}" if args.confirm is not None else max(ts, key=lambda t: gains[t]["A"])
             adopted = gains[best]["A"] > 0 and gains[best]["B"] > 0
             decision = best if adopted else None
@@ -330,7 +370,9 @@ def _kind(args) -> str:
 
 def _shown_args() -> str:
     """This run's arguments, a long text (a protocol) shortened to "..."."""
-    return " ".join(a if len(a) < 120 else '"..."' for a in sys.argv[1:])
+    import shlex
+
+    return " ".join(shlex.quote(a) if len(a) < 120 else '"..."' for a in sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -62,3 +62,30 @@ def test_without_connected_components_the_geometric_baseline_comes_from_the_seed
     # ri: 90 - 86 = +4 over lifting: missed, though mIoU (+10) and geometry (+50 / +20) hold
     assert "ours - lifting +10.0 / +4.0 (target >= +5), ours - normal region growing, best of 5 angles +50.0 / +20.0" in text
     assert "**MISSED**" in text
+
+
+def _write_run(cache: Path, name: str, seed: int, shipped: float, voted: dict[str, float]) -> None:
+    import json
+
+    run = {"name": name, "category": name.split("/")[0], "strength": "medium", "seed": seed,
+           "shipped": [{"miou": shipped, "ri": shipped}],
+           "part_vote": {t: [{"miou": v, "ri": v}] for t, v in voted.items()}, "cc": None}
+    f = cache / "medium" / f"seed{seed}" / (name.replace("/", "_") + ".json")
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(run))
+
+
+def test_a_joint_screen_takes_the_best_mean_fold_a_gain_and_needs_every_fold_to_gain(tmp_path: Path) -> None:
+    here = {"0.5": {"A": 0.4, "B": 0.2}, "0.7": {"A": 0.2, "B": 0.3}}
+    # the other dataset (folds: Ant, Cat = A; Bee = B): 0.5 loses on its fold A, 0.7 gains everywhere
+    for seed in (1, 2):
+        _write_run(tmp_path, "Ant/1", seed, 0.80, {"0.5": 0.78, "0.7": 0.81})
+        _write_run(tmp_path, "Bee/1", seed, 0.80, {"0.5": 0.85, "0.7": 0.82})
+        _write_run(tmp_path, "Cat/1", seed, 0.80, {"0.5": 0.79, "0.7": 0.80})
+    decision, lines = segment_part_vote.joint_decision(here, tmp_path, ["0.5", "0.7"])
+    # mean fold A: 0.5 -> (0.4 + -1.5) / 2 < 0.7 -> (0.2 + 0.5) / 2
+    assert decision == "0.7"
+    assert any("part_vote 0.7 (+0.350)" in line and "**adopted**" in line for line in lines)
+    here["0.7"]["B"] = -0.1  # a loss on one fold B of one dataset stops it
+    decision, lines = segment_part_vote.joint_decision(here, tmp_path, ["0.5", "0.7"])
+    assert decision is None and any("**not adopted**" in line for line in lines)

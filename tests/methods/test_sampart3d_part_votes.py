@@ -66,8 +66,8 @@ def test_the_rule_is_on_only_where_it_was_screened():
     from crossdistill.methods.sampart3d.rules import RENDER_CUE_RULES
 
     assert PartRules().part_vote is None and "part_vote=0.7" in PartRules(part_vote=0.7).names
-    assert SAM_RULES["pieces"].part_vote == SAM_RULES["closed_surface"].part_vote == 0.5  # the screened kinds
-    assert SAM_RULES["points"].part_vote is None
+    assert SAM_RULES["pieces"].part_vote == SAM_RULES["closed_surface"].part_vote == 0.5  # screened on meshes
+    assert SAM_RULES["points"].part_vote == 0.7  # screened on point clouds apart
     assert RENDER_CUE_RULES.part_vote is None
 
 
@@ -122,3 +122,28 @@ def test_the_vote_reads_the_saved_point_sets_so_select_reruns_it_as_segment_ran_
                                   cfg.rules)
     assert np.array_equal(from_pixels[1], from_saved[1])
     assert int(from_saved[1][0].max()) == 0  # merged at the finest scale too
+
+
+def test_on_a_point_cloud_the_shipped_vote_merges_what_every_mask_groups():
+    """Points of two interpenetrating boxes that every (emulated) mask shows as one part, clustered on a
+    field trained for one step (so HDBSCAN splits them): the point-cloud rules' vote makes them one part
+    at the finest scale, and is recorded."""
+    from crossdistill.eval.emulators import EmulatedMaskTeacher
+    from crossdistill.methods.sampart3d.pipeline import preset, segment_shape, with_rules
+    from crossdistill.types import Shape
+
+    a = trimesh.creation.box((0.4, 0.4, 0.4))
+    b = trimesh.creation.box((0.4, 0.4, 0.4))
+    b.apply_translation((0.3, 0.05, 0.05))
+    mesh = trimesh.util.concatenate([a, b])
+    pts, fid = trimesh.sample.sample_surface_even(mesh, 3000, seed=0)
+    shape = Shape(np.asarray(pts, np.float64), vertex_normals=np.asarray(mesh.face_normals[fid], np.float64))
+    teacher = EmulatedMaskTeacher(np.zeros((1, len(pts)), np.int64), strength=0.0)
+    cfg = dataclasses.replace(preset("fast"), n_points=2000, n_views=8, image_size=96,
+                              rules=dataclasses.replace(SAM_RULES["points"], part_vote=None))
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=1))
+    seg = segment_shape(shape, cfg, mask_teacher=teacher, progress=False)
+    assert int(seg.labels(0).max()) + 1 == 2
+    voted = with_rules(seg, shape, cfg, SAM_RULES["points"])
+    assert int(voted.labels(0).max()) + 1 == 1 and voted.labels(0).shape == (len(pts),)
+    assert "part_vote=0.7" in voted.meta["rules"]

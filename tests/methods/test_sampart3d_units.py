@@ -258,13 +258,15 @@ def test_rules_follow_the_teacher_and_presets():
     assert cfg.rules_for(RenderMaskTeacher()) == RENDER_CUE_RULES
     assert cfg.rules_for(object()) == SAM_RULES["pieces"]  # an unknown (real) model is SAM-like
     assert "pieces" in SAM_RULES["pieces"].names and not SAM_RULES["pieces"].piece_codes
-    # on point clouds SAM-like masks get only training rules (push floor, group-balanced pixels), on
-    # closed single surfaces group-balanced pixels and the part vote; the render-cue teacher keeps its own
+    # on point clouds SAM-like masks get the training rules (push floor, group-balanced pixels) and the
+    # part vote at 0.7, on closed single surfaces group-balanced pixels and the part vote at 0.5; the
+    # render-cue teacher keeps its own
     assert cfg.rules_for(object(), "closed_surface") == dataclasses.replace(PAPER_RULES, group_balance=0.5,
                                                                            part_vote=0.5)
     assert cfg.rules_for(object(), "closed_surface").names == ["group_balance=0.5", "part_vote=0.5"]
-    assert cfg.rules_for(object(), "points") == dataclasses.replace(PAPER_RULES, push_floor=True, group_balance=0.5)
-    assert cfg.rules_for(object(), "points").names == ["push_floor", "group_balance=0.5"]
+    assert cfg.rules_for(object(), "points") == dataclasses.replace(PAPER_RULES, push_floor=True, group_balance=0.5,
+                                                                   part_vote=0.7)
+    assert cfg.rules_for(object(), "points").names == ["push_floor", "group_balance=0.5", "part_vote=0.7"]
     assert not SAM_RULES["pieces"].push_floor and SAM_RULES["pieces"].group_balance == 0
     assert cfg.rules_for(RenderMaskTeacher(), "points") == RENDER_CUE_RULES
     with pytest.raises(ValueError, match="shape_kind"):
