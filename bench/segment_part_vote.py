@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--joint-with", type=Path, default=None, metavar="CACHE",
                     help="another dataset's cache screened together with this one: one t for both, the largest "
                          "mean fold-A gain, adopted only if positive on both folds of both")
+    ap.add_argument("--no-decision", action="store_true",
+                    help="a report, not a screen (e.g. targets re-judged with rules that already ship): no decision")
     ap.add_argument("--title", default="The `part_vote` rule on PartNet-Mobility meshes (mask EMULATOR)")
     ap.add_argument("--protocol", default=None, help="the declared protocol's text for the report (default: the screen's)")
     ap.add_argument("--report-only", action="store_true")
@@ -244,7 +246,9 @@ def write_report(args, objects: list[str]) -> None:
             lines += ["", f"Connected components (no mask): {cc[0]:.1f} / {cc[1]:.1f}.", ""]
         else:
             lines.append("")
-        if strength == "medium" and args.joint_with is not None:
+        if strength == "medium" and args.no_decision:
+            lines += ["- a report, not a screen: nothing is decided here", ""]
+        elif strength == "medium" and args.joint_with is not None:
             decision, joint = joint_decision(gains, args.joint_with, ts)
             lines += joint
         elif strength == "medium":
