@@ -67,7 +67,7 @@ def _stacked_boxes():
 @pytest.fixture(scope="module")
 def trained():
     shape, labels = _stacked_boxes()
-    cfg = LearnedMaskConfig(views_per_shape=48, size=64, crop=48, iterations=300, seed=0)
+    cfg = LearnedMaskConfig(views_per_shape=48, size=64, crop=48, iterations=200, seed=0)
     return LearnedMaskTeacher.fit([shape], [[labels, labels]], cfg, progress=False), shape, labels
 
 
