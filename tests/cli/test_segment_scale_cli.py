@@ -77,14 +77,12 @@ def shapes(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sharded(shapes, tmp_path_factory, fast_segment_args) -> tuple[Path, list[str]]:
-    """One output folder made by two sequential runs, `--shard 0/2` then `--shard 1/2`; (folder, their stderr)."""
+    """One output folder made by two runs side by side, `--shard 0/2` and `--shard 1/2`; (folder, their stderr)."""
     out = tmp_path_factory.mktemp("sharded") / "out"
-    errs = []
-    for i in range(2):
-        run = subprocess.run(_cmd(shapes, out, fast_segment_args, "--shard", f"{i}/2"), capture_output=True,
-                             text=True, env=_env(), timeout=600)
-        assert run.returncode == 0, run.stderr
-        errs.append(run.stderr)
+    procs = [subprocess.Popen(_cmd(shapes, out, fast_segment_args, "--shard", f"{i}/2"), stderr=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, text=True, env=_env()) for i in range(2)]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
     return out, errs
 
 
@@ -146,7 +144,11 @@ def test_sigterm_stops_the_workers_and_leaves_no_partial_object(shapes, tmp_path
     assert not unfinished and not list(out.glob(".stale-*")) and not (out / ".crossdistill-claims").exists()
 
 
+@pytest.mark.slow
 def test_ray_with_2_local_workers_writes_the_labels_of_one_process(shapes, tmp_path, fast_segment_args, sharded):
+    """The whole `--ray` path end to end (two Ray starts, ~50 s). Faster tests cover its parts: Ray tasks
+    and their resume match one process (tests/engine/test_ray_tasks.py), and `segment --ray ADDRESS` reaches
+    the Ray engine from the CLI (test_an_unreachable_cluster_is_one_line_and_nothing_written)."""
     pytest.importorskip("ray", reason="--ray needs the [scale] extra (ray), which is not installed")
     out = tmp_path / "out"
     run = subprocess.run(_cmd(shapes, out, fast_segment_args, "--ray", "--workers", "2"), capture_output=True,

@@ -35,6 +35,12 @@ def test_ray_tasks_isolate_errors_and_dead_workers_and_match_one_process(tmp_pat
     assert sorted(job.calls()) == ["a", "b", "c", "c", "d", "e"]  # a dead worker's item is retried once, no more
     assert not (tmp_path / "ray" / "b").exists() and not (tmp_path / "ray" / "c").exists()  # no partial folders
     assert not ray.is_initialized()  # the local instance this run started is shut down
+    # rerun under Ray with the inputs mended: the finished items are skipped, only the failed ones run again
+    again = FileJob(tmp_path / "again.log")
+    rerun = run_batch(items, tmp_path / "ray", "done.json", "d1", again, progress=False, claim=True, workers=2,
+                      threads=1, ray="local")
+    assert sorted(rerun.skipped) == ["a", "d", "e"] and sorted(rerun.done) == ["b", "c"] and not rerun.failed
+    assert sorted(again.calls()) == ["b", "c"]
 
     one = run_batch(items, tmp_path / "one", "done.json", "d1", FileJob(tmp_path / "one.log", fail_on="b.ply"),
                     progress=False, claim=True)
@@ -50,22 +56,36 @@ def test_ray_tasks_isolate_errors_and_dead_workers_and_match_one_process(tmp_pat
     assert sorted(one.done) == ["a", "c", "d", "e"]
 
 
-@pytest.mark.parametrize("address,why", [("127.0.0.1:1", "no Ray cluster answers"), ("nonsense", "host:port"),
-                                         ("ray://:10001", "host:port")])
-def test_a_bad_cluster_address_is_one_line_and_nothing_written(tmp_path, address, why):
-    import subprocess
-    import sys
-
+def _two_boxes(folder: Path) -> Path:
     import trimesh
 
-    folder = tmp_path / "in"
     folder.mkdir()
     for name in ("a", "b"):
         trimesh.creation.box().export(folder / f"{name}.ply")
+    return folder
+
+
+def test_an_unreachable_cluster_is_one_line_and_nothing_written(tmp_path):
+    """In a real process (Ray's connection error must not escape as a traceback)."""
+    import subprocess
+    import sys
+
+    folder = _two_boxes(tmp_path / "in")
     run = subprocess.run([sys.executable, "-m", "crossdistill.cli.main", "segment", str(folder), "-o",
-                          str(tmp_path / "out"), "--ray", address], capture_output=True, text=True, timeout=120,
+                          str(tmp_path / "out"), "--ray", "127.0.0.1:1"], capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: --ray") and why in lines[0], run.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: --ray") and "no Ray cluster answers" in lines[0], run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("address", ["nonsense", "ray://:10001"])
+def test_a_malformed_cluster_address_is_one_line_and_nothing_written(tmp_path, capsys, address):
+    from crossdistill.cli.main import main
+
+    folder = _two_boxes(tmp_path / "in")
+    assert main(["segment", str(folder), "-o", str(tmp_path / "out"), "--ray", address]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --ray") and "host:port" in lines[0], lines
     assert not (tmp_path / "out").exists()
