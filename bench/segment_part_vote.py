@@ -4,7 +4,8 @@ meshes or point clouds.
 Each run segments one object with the fast preset and the rules shipped for SAM-like masks on its
 kind of shape, then scores the same trained field under those rules with ``part_vote`` = t added
 (``pipeline.with_rules``; :mod:`crossdistill.methods.sampart3d.part_votes`), and the connected-
-components baseline (PartNet-Mobility meshes). Runs are cached one JSON per (object, strength, seed) and resume; each runs
+components baseline (PartNet-Mobility meshes). Runs are cached one JSON per (object, strength,
+seed) and resume; each runs
 in its own process with one torch thread. Declared protocol (before seeds 1 and 2 ran): the t
 with the largest fold-A gain at medium strength over seeds 1 and 2 is adopted if that gain and
 its fold-B gain are both positive. Benchmarks only: the masks are the emulator's.
@@ -31,6 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from segment_emulated import STRENGTHS  # noqa: E402  (the emulator strengths every segment bench uses)
+from segment_emulated_report import GEO_NAMES  # noqa: E402  (the geometric baselines' names)
 
 THRESHOLDS = (0.5, 0.7, 0.9)
 METRICS = ("link", "leaf")  # PartNet-Mobility; psb: ("miou", "ri"), set from the runs in the report
@@ -62,7 +64,8 @@ def main() -> int:
     ap.add_argument("--no-decision", action="store_true",
                     help="a report, not a screen (e.g. targets re-judged with rules that already ship): no decision")
     ap.add_argument("--title", default="The `part_vote` rule on PartNet-Mobility meshes (mask EMULATOR)")
-    ap.add_argument("--protocol", default=None, help="the declared protocol's text for the report (default: the screen's)")
+    ap.add_argument("--protocol", default=None,
+                    help="the declared protocol's text for the report (default: the screen's)")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     root = args.data / ROOTS[args.dataset]
@@ -96,6 +99,11 @@ def main() -> int:
                 print(f"{o} {s} seed {seed}: {res['seconds']:.0f} s", file=sys.stderr)
     write_report(args, objects)
     return 0
+
+
+def cached_runs(cache: Path) -> list[dict]:
+    """Every run cached under ``cache`` (all strengths and seeds), in path order."""
+    return [json.loads(p.read_text()) for p in sorted(cache.glob("*/seed*/*.json"))]
 
 
 def _cache_file(cache: Path, obj: str, strength: str, seed: int) -> Path:
@@ -139,7 +147,8 @@ def run_one(data: str, obj: str, strength: str, seed: int, thresholds: tuple[flo
         res["part_vote"][f"{t:g}"] = scores(alt)
         res["n_parts"][f"{t:g}"] = [int(alt.labels(i).max()) + 1 for i in range(len(alt.scales))]
     # direct lifting of the same masks (the target's other baseline); the field is not touched
-    res["lift"] = [score_levels(pred, item.labels, weights, item.scoring) for pred in lifted_labels(seg, item.shape, cfg)]
+    res["lift"] = [score_levels(pred, item.labels, weights, item.scoring)
+                   for pred in lifted_labels(seg, item.shape, cfg)]
     res["cc"] = (score_levels(connected_component_labels(item.shape), item.labels, weights, item.scoring)
                  if dataset == "partnet" and track == "mesh" else None)  # a closed surface is one piece
     res["seconds"] = round(time.perf_counter() - t0, 1)
@@ -167,8 +176,7 @@ def joint_decision(gains: dict, other_cache: Path, ts: list[str]) -> tuple[str |
     both. ``gains``: this report's :func:`fold_gains`; ``other_cache``: the other dataset's runs."""
     from segment_emulated_report import folds
 
-    other = [json.loads(p.read_text()) for p in sorted(other_cache.glob("medium/seed*/*.json"))]
-    other = [r for r in other if r["seed"] in SCREEN_SEEDS]
+    other = [r for r in cached_runs(other_cache) if r["strength"] == "medium" and r["seed"] in SCREEN_SEEDS]
     if not other:
         return None, [f"- joint decision: no run in {other_cache}: **not adopted**", ""]
     other_gains = fold_gains(other, folds(sorted({r["category"] for r in other}))[0], ts)
@@ -201,13 +209,14 @@ def write_report(args, objects: list[str]) -> None:
     from crossdistill.engine.machine import cpu_model
 
     fold_a, _ = folds(sorted({o.split("/")[0] for o in objects}))
-    runs = [json.loads(p.read_text()) for p in sorted(args.cache.glob("*/seed*/*.json"))]
+    runs = cached_runs(args.cache)
     if not runs:
         print("no cached run to report", file=sys.stderr)
         return
     global METRICS
     METRICS = tuple(runs[0]["shipped"][0])
     ts = [f"{t:g}" for t in args.thresholds]
+    scores = "class-agnostic mIoU" if args.dataset == "partnet" else "mIoU and 1 - Rand index error over the people"
     lines = [f"# {args.title}", "",
              f"Command: `python bench/segment_part_vote.py {_shown_args()}` "
              f"(runs: `--seeds ... --strengths ... --workers 2`, then this report)  ",
@@ -217,10 +226,10 @@ def write_report(args, objects: list[str]) -> None:
              "**Masks: the SAM-like mask EMULATOR** (benchmarks only; no SAM ran). Each run segments one "
              f"{_what(args)} (the mask-emulator grid's objects) with the fast preset and the rules shipped "
              f"for SAM-like masks on {_kind(args)} when the runs were made (each run records them), then "
-             "scores the same trained field with `part_vote` = t added (parts that the views' masks group together at the query scale are merged by average "
+             "scores the same trained field with `part_vote` = t added (parts that the views' masks group "
+             "together at the query scale are merged by average "
              "linkage on the share of agreeing views; `crossdistill.methods.sampart3d.part_votes`). Scores x100, "
-             f"{'class-agnostic mIoU' if args.dataset == 'partnet' else 'mIoU and 1 - Rand index error over the people'}, "
-             "best of the five scales; a seed re-draws the whole measurement.", "",
+             f"{scores}, best of the five scales; a seed re-draws the whole measurement.", "",
              args.protocol or ("Protocol (declared 2026-12-07 09:31 UTC, before any run on seeds 1 and 2): the t "
              "with the largest fold-A gain at medium strength over seeds 1 and 2 (mean over objects, seeds and both "
              "levels) is adopted if that gain and its fold-B gain are both positive. Strength zero decides nothing. "
@@ -232,7 +241,8 @@ def write_report(args, objects: list[str]) -> None:
         rs = [r for r in runs if r["strength"] == strength and r["seed"] in SCREEN_SEEDS]
         seeds = sorted({r["seed"] for r in rs})
         lines += [f"## Strength {strength} (seeds {', '.join(map(str, seeds))})", "",
-                  f"| candidate | fold A gain | fold B gain | mean {' / '.join(METRICS)} (all objects) |", "|---|---:|---:|---|"]
+                  f"| candidate | fold A gain | fold B gain | mean {' / '.join(METRICS)} (all objects) |",
+                  "|---|---:|---:|---|"]
         mean_of = lambda key: [np.mean([_best_of(r, key)[m]
                                         for r in rs]) * 100 for m in METRICS]
         lines.append(f"| shipped | - | - | {mean_of(None)[0]:.1f} / {mean_of(None)[1]:.1f} |")
@@ -284,10 +294,6 @@ def write_report(args, objects: list[str]) -> None:
     print(f"wrote {out_md}", file=sys.stderr)
 
 
-GEOMETRY_NAMES = {"cc": "connected components", "kmeans": "k-means (xyz, 0.3 normal), best k of 2-12",
-                  "region_grow": "normal region growing, best of 5 angles"}
-
-
 def geometric_baseline(runs: list[dict], dataset: str, track: str) -> tuple[str, list[float]] | None:
     """The best geometric baseline of the target, per metric (points x100): connected components
     scored in the runs (PartNet-Mobility meshes), else the grid's best geometric baseline of the
@@ -295,13 +301,13 @@ def geometric_baseline(runs: list[dict], dataset: str, track: str) -> tuple[str,
     if runs and all(r["cc"] is not None for r in runs):
         names = sorted({r["name"] for r in runs})
         cc = {n: next(r["cc"] for r in runs if r["name"] == n) for n in names}
-        return GEOMETRY_NAMES["cc"], [float(np.mean([cc[n][m] for n in names])) * 100 for m in METRICS]
+        return GEO_NAMES["cc"], [float(np.mean([cc[n][m] for n in names])) * 100 for m in METRICS]
     path = REPO / "docs" / "results" / "segment_emulated_seeds.json"
     track_rec = json.loads(path.read_text())["tracks"].get(f"{dataset}/{track}") if path.is_file() else None
     if track_rec is None:
         return None
     geo = track_rec["metrics"]
-    return GEOMETRY_NAMES[geo[METRICS[0]]["geometry"]], [geo[m]["geometry_value"] * 100 for m in METRICS]
+    return GEO_NAMES[geo[METRICS[0]]["geometry"]], [geo[m]["geometry_value"] * 100 for m in METRICS]
 
 
 def target_lines(runs: list[dict], decision: str | None, ts: list[str], dataset: str = "partnet",
