@@ -17,6 +17,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 MODULE = {"numpy": "numpy", "scipy": "scipy", "torch": "torch", "trimesh": "trimesh", "embreex": "embreex",
           "scikit-learn": "sklearn", "hdbscan": "hdbscan", "pillow": "PIL", "tqdm": "tqdm", "laspy": "laspy", "transformers": "transformers",
           "safetensors": "safetensors", "huggingface-hub": "huggingface_hub", "pytest": "pytest",
+          "pytest-xdist": "xdist",
           "hypothesis": "hypothesis", "ray": "ray", "spconv": "spconv", "lightning-fabric": "lightning_fabric"}
 #: optional modules the code imports inside a try (an ImportError is handled where they are used)
 NOT_REQUIRED = {"open3d", "laspy", "transformers", "safetensors", "huggingface_hub",
