@@ -3,7 +3,8 @@
 Writes docs/results/<stem>.md, <stem>.json and <stem>.png (stem ``partdistillation``).
 
 Data: every object of ../shared/data/partnet_mobility_dev, normalised and rendered from 4
-views (one ring at 25 degrees elevation, ``--size`` px; shaded colour on white). Per
+views (one ring at 25 degrees elevation, ``--size`` px; shaded colour on white; the training
+half's rings can be changed with ``--train-elevations`` / ``--train-azimuths``). Per
 category, objects sorted by id alternate between the training half (even positions), on
 which the method learns without labels (all 13 categories), and the test half (odd
 positions), scored. Ground truth per pixel: the part of the face it sees, at the link level
@@ -58,8 +59,12 @@ SELECT = ("Bucket", "Safe", "Toaster", "Stapler", "Switch", "Toilet")
 REPORT = ("Laptop", "Box", "Suitcase", "KitchenPot", "TrashCan", "Bottle", "WashingMachine")
 
 
-def render_split(bench, categories, size: int):
-    """{"train"|"test": [image dicts]} with rgb views and per-pixel ground truth."""
+def render_split(bench, categories, size: int, train_rig: tuple[tuple[float, ...], int] = ((25.0,), 4)):
+    """{"train"|"test": [image dicts]} with rgb views and per-pixel ground truth.
+
+    The test half is rendered from 4 views at 25 degrees; the training half from ``train_rig``
+    (elevations in degrees, azimuths per ring), by default the same 4 views.
+    """
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.methods.partdistill.data import link_face_labels, link_part_names
     from crossdistill.render.cameras import orbit_rig
@@ -67,25 +72,26 @@ def render_split(bench, categories, size: int):
 
     split = {"train": [], "test": []}
     names = {}
-    rig = orbit_rig((25.0,), 4, size=size)
+    rigs = {"test": orbit_rig((25.0,), 4, size=size), "train": orbit_rig(train_rig[0], train_rig[1], size=size)}
     for cat in categories:
         recs = sorted((r for r in bench.records() if r.category == cat), key=lambda r: r.id)
         names[cat] = link_part_names(recs)
         for i, r in enumerate(recs):
             d = bench.load(r)
             shape, _ = normalize_shape(d["shape"])
-            views = render_shape(shape, rig, n_samples=1000, progress=False).views
+            half = "train" if i % 2 == 0 else "test"
+            views = render_shape(shape, rigs[half], n_samples=1000, progress=False).views
             sem = link_face_labels(r.meta, d["face_link"], names[cat])
             for v in range(len(views)):
                 fid = views.face_id[v]
                 look = lambda lab: np.where(fid >= 0, lab[np.maximum(fid, 0)], -1)  # noqa: E731
-                split["train" if i % 2 == 0 else "test"].append({
+                split[half].append({
                     "id": r.id, "category": cat, "view": v, "views": views, "v": v,
                     "link": look(d["face_link"]), "leaf": look(d["face_leaf"]), "sem": look(sem)})
     return split, names
 
 
-def load_data(size: int, grid: int, cache_dir: Path):
+def load_data(size: int, grid: int, cache_dir: Path, train_rig: tuple[tuple[float, ...], int] = ((25.0,), 4)):
     """Renders, teacher instances and crops of every image (cached: the teacher is deterministic)."""
     from crossdistill.eval.benchmarks import get_benchmark
     from crossdistill.methods.partdistillation.crops import crop_instances
@@ -93,13 +99,15 @@ def load_data(size: int, grid: int, cache_dir: Path):
     from crossdistill.types import Views
 
     teacher = RenderInstanceTeacher()
-    path = cache_dir / f"partdistillation_{size}_{grid}_{teacher.teacher_id.replace(':', '_')}.pkl"
+    rig_tag = "" if train_rig == ((25.0,), 4) else (
+        "_train" + "-".join(f"{e:g}" for e in train_rig[0]) + f"x{train_rig[1]}")
+    path = cache_dir / f"partdistillation_{size}_{grid}_{teacher.teacher_id.replace(':', '_')}{rig_tag}.pkl"
     if path.exists():
         with open(path, "rb") as fh:
             return pickle.load(fh) + (teacher.teacher_id,)
     bench = get_benchmark("partnet_mobility_dev", root=DATA)
     cats = sorted({r.category for r in bench.records()})
-    split, names = render_split(bench, cats, size)
+    split, names = render_split(bench, cats, size, train_rig)
     for img in split["train"] + split["test"]:
         views, v = img.pop("views"), img["v"]
         one = Views(views.cameras.subset([v]), views.face_id[v:v + 1], views.depth[v:v + 1], views.normal[v:v + 1],
@@ -302,6 +310,9 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--transductive", action="store_true",
                     help="the method also learns (without labels) on the test renders, which the k-means proposals "
                          "are computed on; default: it learns on the training renders only")
+    ap.add_argument("--train-elevations", type=float, nargs="+", default=[25.0],
+                    help="elevations (degrees) of the training half's view rings (the test half: 4 views at 25)")
+    ap.add_argument("--train-azimuths", type=int, default=4, help="views per ring of the training half")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="default", help="name of this variant in the runs folder")
@@ -344,7 +355,8 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     from crossdistill.methods.partdistillation.ranking import PartRanking
 
     t_all = time.perf_counter()
-    split, names, teacher_id = load_data(args.size, args.grid, args.cache)
+    split, names, teacher_id = load_data(args.size, args.grid, args.cache,
+                                         (tuple(args.train_elevations), args.train_azimuths))
     config = build_config(args)
     train_crops = [c for img in split["train"] for c in img["crops"]]
     if args.transductive:  # the unlabelled collection also holds the test renders, as the proposals see them

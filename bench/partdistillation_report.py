@@ -31,6 +31,16 @@ def _picture(examples, path: Path) -> None:
     Image.fromarray(np.concatenate(tiles, 0)).save(path, optimize=True)
 
 
+def _views_text(args: dict) -> str:
+    """How the two halves were rendered, from the run's arguments."""
+    elevations, azimuths = [float(e) for e in args.get("train_elevations", [25.0])], int(args.get("train_azimuths", 4))
+    if elevations == [25.0] and azimuths == 4:
+        return "4 views per object"
+    rings = " and ".join(f"{e:g}" for e in elevations)
+    return (f"training objects from {len(elevations) * azimuths} views ({azimuths} per ring at {rings} degrees), "
+            "test objects from 4 views at 25 degrees")
+
+
 def target_lines(summary: dict, fold: str) -> list[str]:
     """One line per target metric: final > self-trained > proposals, met or missed."""
     out = []
@@ -55,8 +65,8 @@ def write_report(report: dict, examples, names: dict, out: Path, stem: str) -> N
         f"Command: `{report['command']}`  ",
         f"Machine: {report['machine']}; load average at the end {', '.join(f'{x:.1f}' for x in report['loadavg_end'])}  ",
         f"Date: {report['date']}", "",
-        f"Images: {report['n_images']['train']} training and {report['n_images']['test']} test renders (4 views per "
-        "object, 13 categories, objects alternating between the halves). " + (
+        f"Images: {report['n_images']['train']} training and {report['n_images']['test']} test renders ("
+        + _views_text(report.get("args", {})) + ", 13 categories, objects alternating between the halves). " + (
             "**Transductive protocol:** the method learns without labels on every training *and test* image (the "
             "k-means proposals are computed on the test images too); labels of test images are used only to score. "
             if report.get("args", {}).get("transductive") else
