@@ -81,12 +81,13 @@ def main() -> int:
 def _report(rows: list[dict], args) -> None:
     import numpy as np
 
+    from crossdistill.engine.machine import cpu_model
     from crossdistill.io_utils import write_json, write_text
 
     dev = args.device
     lines = ["# Seconds per object of the fast and paper presets", "",
              f"Command: `python bench/segment_presets_speed.py {' '.join(sys.argv[1:])}`  ",
-             f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, device {dev}, "
+             f"Machine: {os.cpu_count()} cores, {platform.machine()}, {cpu_model()}, device {dev}, "
              f"torch threads {args.threads}  ", f"Date: {_dt.date.today().isoformat()}", "",
              "Masks: the SAM-like mask emulator at medium strength (benchmarks only). `object s` is the whole "
              "segmentation of one object; where the paper preset's training was not run to the end it is "
