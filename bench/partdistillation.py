@@ -57,13 +57,15 @@ STAGES = ("proposals", "decoder", "selftrained", "final")
 AR_KS = (10, 200)
 SELECT = ("Bucket", "Safe", "Toaster", "Stapler", "Switch", "Toilet")
 REPORT = ("Laptop", "Box", "Suitcase", "KitchenPot", "TrashCan", "Bottle", "WashingMachine")
+#: (elevations in degrees, views per ring) of the test half, and by default of the training half
+TEST_RIG = ((25.0,), 4)
 
 
-def render_split(bench, categories, size: int, train_rig: tuple[tuple[float, ...], int] = ((25.0,), 4)):
+def render_split(bench, categories, size: int, train_rig: tuple[tuple[float, ...], int] = TEST_RIG):
     """{"train"|"test": [image dicts]} with rgb views and per-pixel ground truth.
 
-    The test half is rendered from 4 views at 25 degrees; the training half from ``train_rig``
-    (elevations in degrees, azimuths per ring), by default the same 4 views.
+    The test half is rendered from :data:`TEST_RIG`; the training half from ``train_rig``
+    (elevations in degrees, azimuths per ring), by default the same views.
     """
     from crossdistill.geometry.normalize import normalize_shape
     from crossdistill.methods.partdistill.data import link_face_labels, link_part_names
@@ -72,7 +74,7 @@ def render_split(bench, categories, size: int, train_rig: tuple[tuple[float, ...
 
     split = {"train": [], "test": []}
     names = {}
-    rigs = {"test": orbit_rig((25.0,), 4, size=size), "train": orbit_rig(train_rig[0], train_rig[1], size=size)}
+    rigs = {"test": orbit_rig(*TEST_RIG, size=size), "train": orbit_rig(*train_rig, size=size)}
     for cat in categories:
         recs = sorted((r for r in bench.records() if r.category == cat), key=lambda r: r.id)
         names[cat] = link_part_names(recs)
@@ -91,7 +93,7 @@ def render_split(bench, categories, size: int, train_rig: tuple[tuple[float, ...
     return split, names
 
 
-def load_data(size: int, grid: int, cache_dir: Path, train_rig: tuple[tuple[float, ...], int] = ((25.0,), 4)):
+def load_data(size: int, grid: int, cache_dir: Path, train_rig: tuple[tuple[float, ...], int] = TEST_RIG):
     """Renders, teacher instances and crops of every image (cached: the teacher is deterministic)."""
     from crossdistill.eval.benchmarks import get_benchmark
     from crossdistill.methods.partdistillation.crops import crop_instances
@@ -99,7 +101,7 @@ def load_data(size: int, grid: int, cache_dir: Path, train_rig: tuple[tuple[floa
     from crossdistill.types import Views
 
     teacher = RenderInstanceTeacher()
-    rig_tag = "" if train_rig == ((25.0,), 4) else (
+    rig_tag = "" if train_rig == TEST_RIG else (
         "_train" + "-".join(f"{e:g}" for e in train_rig[0]) + f"x{train_rig[1]}")
     path = cache_dir / f"partdistillation_{size}_{grid}_{teacher.teacher_id.replace(':', '_')}{rig_tag}.pkl"
     if path.exists():
@@ -310,9 +312,9 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--transductive", action="store_true",
                     help="the method also learns (without labels) on the test renders, which the k-means proposals "
                          "are computed on; default: it learns on the training renders only")
-    ap.add_argument("--train-elevations", type=float, nargs="+", default=[25.0],
+    ap.add_argument("--train-elevations", type=float, nargs="+", default=list(TEST_RIG[0]),
                     help="elevations (degrees) of the training half's view rings (the test half: 4 views at 25)")
-    ap.add_argument("--train-azimuths", type=int, default=4, help="views per ring of the training half")
+    ap.add_argument("--train-azimuths", type=int, default=TEST_RIG[1], help="views per ring of the training half")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="default", help="name of this variant in the runs folder")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from crossdistill.viz.palette import overlay_labels
+from partdistillation import TEST_RIG  # the benchmark's views (this module lives beside it in bench/)
 
 TITLES = {"proposals": "proposals (stage 1: cosine k-means, K=4)", "decoder": "decoder, first round (diagnostic)",
           "selftrained": "self-trained decoder",
@@ -33,12 +34,14 @@ def _picture(examples, path: Path) -> None:
 
 def _views_text(args: dict) -> str:
     """How the two halves were rendered, from the run's arguments."""
-    elevations, azimuths = [float(e) for e in args.get("train_elevations", [25.0])], int(args.get("train_azimuths", 4))
-    if elevations == [25.0] and azimuths == 4:
-        return "4 views per object"
+    elevations = tuple(float(e) for e in args.get("train_elevations", TEST_RIG[0]))
+    azimuths = int(args.get("train_azimuths", TEST_RIG[1]))
+    test_views = len(TEST_RIG[0]) * TEST_RIG[1]
+    if (elevations, azimuths) == TEST_RIG:
+        return f"{test_views} views per object"
     rings = " and ".join(f"{e:g}" for e in elevations)
     return (f"training objects from {len(elevations) * azimuths} views ({azimuths} per ring at {rings} degrees), "
-            "test objects from 4 views at 25 degrees")
+            f"test objects from {test_views} views at {' and '.join(f'{e:g}' for e in TEST_RIG[0])} degrees")
 
 
 def target_lines(summary: dict, fold: str) -> list[str]:
