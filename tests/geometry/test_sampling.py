@@ -145,3 +145,14 @@ def test_farthest_point_sampling() -> None:
     np.testing.assert_array_equal(idx, farthest_point_sampling(pts, 4, seed=3))
     assert len(farthest_point_sampling(pts, 1000)) == len(pts)
     assert len(np.unique(farthest_point_sampling(pts, 1000))) == len(pts)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_farthest_point_sampling_follows_the_greedy_definition(dim: int) -> None:
+    pts = np.random.default_rng(dim).normal(size=(400, dim))
+    idx = farthest_point_sampling(pts, 60, seed=1)
+    want = [int(idx[0])]
+    for _ in range(59):  # each pick: the point whose nearest earlier pick is farthest
+        d = np.linalg.norm(pts[:, None] - pts[want][None], axis=2).min(axis=1)
+        want.append(int(np.argmax(d)))
+    np.testing.assert_array_equal(idx, want)

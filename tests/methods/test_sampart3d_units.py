@@ -106,6 +106,44 @@ def test_sam_like_masks_train_point_clouds_with_the_push_floor_and_meshes_withou
     assert mseg.meta["shape_kind"] == "pieces" and not mseg.meta["push_floor"]
 
 
+def _loss_by_pairs(feat, mask, margin, feat_larger):
+    """Eq. 5 with the released code's weights, pair by pair (the definition the loss vectorises)."""
+    pulls, pushes, pulls_l = [], [], []
+    for i in range(feat.shape[0]):
+        for a in range(feat.shape[1]):
+            for b in range(a + 1, feat.shape[1]):
+                if mask[i, a] < 0 or mask[i, b] < 0:
+                    continue
+                d = torch.linalg.norm(feat[i, a] - feat[i, b])
+                if mask[i, a] == mask[i, b]:
+                    pulls.append(d)
+                    pulls_l.append(torch.linalg.norm(feat_larger[i, a] - feat_larger[i, b]))
+                else:
+                    pushes.append(torch.relu(margin - d))
+    n = len(pulls) + len(pushes)
+    return (torch.stack(pulls).mean() * len(pulls) / n + torch.stack(pushes).mean() * len(pushes) / n
+            + torch.stack(pulls_l).mean() * len(pulls) / n)
+
+
+def test_loss_and_its_gradient_equal_the_pair_by_pair_definition():
+    g = torch.Generator().manual_seed(0)
+    feat = torch.randn(3, 9, 4, generator=g).requires_grad_()
+    larger = torch.randn(3, 9, 4, generator=g).requires_grad_()
+    mask = torch.randint(-1, 3, (3, 9), generator=g)
+    got = pairwise_grouping_loss(feat, mask, margin=2.0, feat_larger=larger)["loss"]
+    want = _loss_by_pairs(feat, mask, 2.0, larger)
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    g_got = torch.autograd.grad(got, [feat, larger])
+    g_want = torch.autograd.grad(want, [feat, larger])
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # an image whose valid pixels all share one mask adds pulls only; no valid pair at all gives 0
+    one = pairwise_grouping_loss(feat[:1], torch.tensor([[0] * 9]))
+    assert one["push"].item() == 0.0 and one["loss"].item() == pytest.approx(one["pull"].item())
+    none = pairwise_grouping_loss(feat[:1], torch.full((1, 9), -1))
+    assert none["loss"].item() == 0.0
+
+
 def test_loss_ignores_unmasked_pixels_and_cross_image_pairs():
     f = torch.tensor([[[0.0, 0.0], [0.0, 0.0]], [[5.0, 0.0], [5.0, 0.0]]])
     m = torch.tensor([[0, -1], [0, 1]])

@@ -278,6 +278,27 @@ def farthest_point_sampling(points: np.ndarray, m: int, seed: int = 0) -> np.nda
     if m == 0:
         return out
     out[0] = np.random.default_rng(seed).integers(len(pts))
+    # one contiguous column per coordinate and preallocated buffers: the squared distance to
+    # the newest pick is summed coordinate by coordinate (the same sums as along the rows)
+    cols = [np.ascontiguousarray(pts[:, k]) for k in range(pts.shape[1])]
+    term = np.empty(len(pts))
+
+    def sq_dist_to(j: int, dst: np.ndarray) -> np.ndarray:
+        np.subtract(cols[0], pts[j, 0], out=dst)
+        np.multiply(dst, dst, out=dst)
+        for k in range(1, len(cols)):
+            np.subtract(cols[k], pts[j, k], out=term)
+            np.multiply(term, term, out=term)
+            np.add(dst, term, out=dst)
+        return dst
+
+    nearest = sq_dist_to(int(out[0]), np.empty(len(pts)))
+    dist = np.empty(len(pts))
+    for i in range(1, m):
+        out[i] = int(np.argmax(nearest))
+        np.minimum(nearest, sq_dist_to(int(out[i]), dist), out=nearest)
+    return out
+    out[0] = np.random.default_rng(seed).integers(len(pts))
     nearest = np.sum((pts - pts[out[0]]) ** 2, axis=1)
     for i in range(1, m):
         out[i] = int(np.argmax(nearest))

@@ -118,28 +118,32 @@ def pairwise_grouping_loss(feat: torch.Tensor, mask_id: torch.Tensor, margin: fl
     """
     I, P, _ = feat.shape
     valid = mask_id >= 0
-    pair_valid = valid[:, :, None] & valid[:, None, :]
     upper = torch.triu(torch.ones(P, P, dtype=torch.bool, device=feat.device), diagonal=1)
-    pair_valid = pair_valid & upper
-    same = (mask_id[:, :, None] == mask_id[:, None, :]) & pair_valid
-    diff = (~(mask_id[:, :, None] == mask_id[:, None, :])) & pair_valid
+    pair_valid = valid[:, :, None] & valid[:, None, :] & upper
+    same_mask = mask_id[:, :, None] == mask_id[:, None, :]
+    same = same_mask & pair_valid
+    diff = pair_valid & ~same_mask
+    n_same, n_diff = same.sum(), diff.sum()
+    has_same, has_diff = bool(n_same > 0), bool(n_diff > 0)
     n_valid = pair_valid.sum().clamp(min=1)
+    # means over the selected pairs as masked sums (no gather of the pairs and no scatter of
+    # their gradient: the same value, a fraction of the time)
+    same_w, diff_w = same.to(feat.dtype), diff.to(feat.dtype)
     dist = _pair_dist(feat)
     zero = feat.sum() * 0.0
-    pull = dist[same].mean() if same.any() else zero
-    push = F.relu(margin - dist[diff]).mean() if diff.any() else zero
-    w_same = same.sum() / n_valid
-    w_diff = diff.sum() / n_valid
+    pull = (dist * same_w).sum() / n_same if has_same else zero
+    push = (F.relu(margin - dist) * diff_w).sum() / n_diff if has_diff else zero
+    w_same = n_same / n_valid
+    w_diff = n_diff / n_valid
     if equal_terms:
-        w_same = (same.any()).float()
-        w_diff = (diff.any()).float()
-    elif push_floor and diff.any():
+        w_same = torch.tensor(float(has_same), device=feat.device)
+        w_diff = torch.tensor(float(has_diff), device=feat.device)
+    elif push_floor and has_diff:
         w_diff = torch.maximum(w_diff, w_same)
     out = {"pull": pull, "push": push}
     loss = pull * w_same + push * w_diff
     if feat_larger is not None:
-        dl = _pair_dist(feat_larger)
-        pull_l = dl[same].mean() if same.any() else zero
+        pull_l = (_pair_dist(feat_larger) * same_w).sum() / n_same if has_same else zero
         out["pull_larger"] = pull_l
         loss = loss + pull_l * w_same
     out["loss"] = loss
