@@ -156,3 +156,11 @@ def test_farthest_point_sampling_follows_the_greedy_definition(dim: int) -> None
         d = np.linalg.norm(pts[:, None] - pts[want][None], axis=2).min(axis=1)
         want.append(int(np.argmax(d)))
     np.testing.assert_array_equal(idx, want)
+
+
+def test_farthest_point_sampling_never_repeats_a_point_of_a_cloud_with_duplicates() -> None:
+    pts = np.zeros((10, 3))
+    pts[5] = 1.0  # nine copies of one point and one other point
+    idx = farthest_point_sampling(pts, 6, seed=0)
+    assert len(np.unique(idx)) == 6 and 5 in idx[:2]
+    assert sorted(farthest_point_sampling(pts, 10, seed=0).tolist()) == list(range(10))

@@ -293,10 +293,12 @@ def farthest_point_sampling(points: np.ndarray, m: int, seed: int = 0) -> np.nda
         return dst
 
     nearest = sq_dist_to(int(out[0]), np.empty(len(pts)))
+    nearest[out[0]] = -np.inf  # a pick is never picked again, even where points coincide
     dist = np.empty(len(pts))
     for i in range(1, m):
         out[i] = int(np.argmax(nearest))
         np.minimum(nearest, sq_dist_to(int(out[i]), dist), out=nearest)
+        nearest[out[i]] = -np.inf
     return out
     out[0] = np.random.default_rng(seed).integers(len(pts))
     nearest = np.sum((pts - pts[out[0]]) ** 2, axis=1)
