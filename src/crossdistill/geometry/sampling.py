@@ -300,9 +300,3 @@ def farthest_point_sampling(points: np.ndarray, m: int, seed: int = 0) -> np.nda
         np.minimum(nearest, sq_dist_to(int(out[i]), dist), out=nearest)
         nearest[out[i]] = -np.inf
     return out
-    out[0] = np.random.default_rng(seed).integers(len(pts))
-    nearest = np.sum((pts - pts[out[0]]) ** 2, axis=1)
-    for i in range(1, m):
-        out[i] = int(np.argmax(nearest))
-        np.minimum(nearest, np.sum((pts - pts[out[i]]) ** 2, axis=1), out=nearest)
-    return out
