@@ -31,6 +31,8 @@ OBJECTS = [("Bucket", "100431"), ("Laptop", "10040"), ("Stapler", None)]
 
 
 def main() -> int:
+    from crossdistill.methods.sampart3d.pipeline import PRESETS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(REPO / ".." / "shared" / "data"))
     ap.add_argument("--device", default="cpu")
@@ -39,7 +41,7 @@ def main() -> int:
     ap.add_argument("--full", action="store_true", help="run the paper preset's whole training")
     ap.add_argument("--objects", type=int, default=len(OBJECTS), help="how many of the objects to time")
     ap.add_argument("--tracks", nargs="+", default=["mesh", "points"], choices=["mesh", "points"])
-    ap.add_argument("--presets", nargs="+", default=["fast", "paper"], choices=["fast", "paper"])
+    ap.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "segment_presets_speed"))
     args = ap.parse_args()
     import torch
