@@ -74,6 +74,8 @@ MESH_VARIANTS = {  # name -> (join share of the margin: None, a number or one pe
     "... unless a 2D mask confirms it at IoU >= 0.5": (DEFAULT_JOIN, True, {**KEEP_PIECES, "fragment_support": 0.5}),
     "default: ... confirmed at IoU >= 0.3, parts may span pieces at scale 2.0": (DEFAULT_JOIN, True, {}),
     "... parts may span pieces at scales >= 1.5": (DEFAULT_JOIN, True, {"pieces_until": 1.5}),
+    "default, fragments fold into the most similar part of their piece": (
+        DEFAULT_JOIN, True, {"fragment_fold": "similar"}),
 }
 POINT_VARIANTS = {  # name -> (join share as for meshes; normal regions: None | ("vote" | "split", angle))
     "HDBSCAN (paper)": (None, None),
@@ -180,8 +182,8 @@ def run_object(track: str, cat: str, oid: str, cache: Path, data: Path = DATA, c
             shares = overrides.pop("fragments", (base.piece_fragment,) * len(feats))
             rules = dataclasses.replace(base, pieces=pieces, **overrides)
             row[name] = _best([score_levels(mesh_face_labels(
-                pl, samples.face_id, cents, comps, w, dataclasses.replace(rules, piece_fragment=share), s, evidence),
-                obj.labels, w) for s, pl, share in zip(cfg.scales, labels_per_scale(join), shares)])
+                pl, samples.face_id, cents, comps, w, dataclasses.replace(rules, piece_fragment=share), s, evidence,
+                f), obj.labels, w) for s, pl, share, f in zip(cfg.scales, labels_per_scale(join), shares, feats)])
         row["connected components"] = _best([score_levels(connected_component_labels(shape), obj.labels, w)])
     else:
         inputs = normalize_shape(shape)[0].vertices

@@ -291,10 +291,12 @@ def parts_from_field(trained: TrainedField, sup: MaskSupervision, unit: Shape, s
     sub = subsample if subsample is not None else farthest_point_sampling(
         samples.points, min(config.cluster.max_points, len(samples)), seed=config.seed)
     cluster = config.cluster if rules.hdbscan_epsilon is None else replace(config.cluster, epsilon=rules.hdbscan_epsilon)
+    by_feature = unit.is_mesh and rules.pieces and rules.fragment_fold == "similar"
+    feats = [trained.features(s, config.scale_unit) for s in scales] if by_feature else None
     point_labels = np.stack([
-        cluster_points(trained.features(s, config.scale_unit), samples.points, cluster, subsample=sub,
-                       margin=config.train.margin, join=rules.join_at(s, unit.is_mesh))
-        for s in scales
+        cluster_points(feats[i] if feats is not None else trained.features(s, config.scale_unit), samples.points,
+                       cluster, subsample=sub, margin=config.train.margin, join=rules.join_at(s, unit.is_mesh))
+        for i, s in enumerate(scales)
     ]).astype(np.int32)
     if timer is not None:
         timer.lap("cluster")
@@ -306,8 +308,9 @@ def parts_from_field(trained: TrainedField, sup: MaskSupervision, unit: Shape, s
     if unit.is_mesh:
         centroids = unit.triangles.mean(axis=1)
         areas = unit.face_areas
-        face_labels = np.stack([mesh_face_labels(pl, samples.face_id, centroids, components, areas, rules, s, evidence)
-                                for s, pl in zip(scales, point_labels)])
+        face_labels = np.stack([mesh_face_labels(pl, samples.face_id, centroids, components, areas, rules, s, evidence,
+                                                 feats[i] if feats is not None else None)
+                                for i, (s, pl) in enumerate(zip(scales, point_labels))])
         if vote_sup is not None:
             face_labels = np.stack([_vote_merged(fl, fl[samples.face_id], trained, vote_sup, s, config, rules, areas)
                                     for s, fl in zip(scales, face_labels)])
@@ -351,7 +354,8 @@ def with_rules(seg: "Segmentation", shape: Shape, config: SegmentConfig, rules: 
 
 def mesh_face_labels(point_labels: np.ndarray, point_face: np.ndarray, centroids: np.ndarray,
                      components: np.ndarray, areas: np.ndarray, rules: PartRules = PAPER_RULES,
-                     scale: float = 0.0, evidence: MaskPointSets | None = None) -> np.ndarray:
+                     scale: float = 0.0, evidence: MaskPointSets | None = None,
+                     point_features: np.ndarray | None = None) -> np.ndarray:
     """Stage 3's last step on a mesh at one scale: per-face vote, then the piece rules that are on.
 
     Args:
@@ -361,6 +365,8 @@ def mesh_face_labels(point_labels: np.ndarray, point_face: np.ndarray, centroids
             applies below ``rules.pieces_until``).
         evidence: the 2D masks as 3D point sets; with ``rules.fragment_support`` set, the
             parts they confirm are not folded inside a dominant piece (None: no evidence).
+        point_features: (N, D) grouping features of the sampled points at ``scale``; needed
+            by ``rules.fragment_fold == "similar"`` (without them fragments fold into the majority).
 
     Returns:
         (F,) int32 part per face, in the input's face order.
@@ -373,9 +379,22 @@ def mesh_face_labels(point_labels: np.ndarray, point_face: np.ndarray, centroids
             part = piece_parts(labels, components)
             support = evidence.support(part[point_face], int(part.max()) + 1)
             protected = support[part] >= rules.fragment_support
+        face_feat = None
+        if rules.fragment_fold == "similar" and point_features is not None:
+            face_feat = face_mean_features(point_features, point_face, len(centroids))
         labels = split_at_pieces(labels, components, areas, rules.piece_fragment, rules.dominant_piece,
-                                 rules.dominant_fragment, protected)
+                                 rules.dominant_fragment, protected, face_feat)
     return labels
+
+
+def face_mean_features(point_features: np.ndarray, point_face: np.ndarray, n_faces: int) -> np.ndarray:
+    """(F, D) mean of the (N, D) point features on each face; NaN rows for faces no point reaches."""
+    f = np.asarray(point_features, dtype=np.float64)
+    sums = np.zeros((n_faces, f.shape[1]))
+    np.add.at(sums, np.asarray(point_face, dtype=np.int64), f)
+    count = np.bincount(point_face, minlength=n_faces).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / count[:, None]
 
 
 def point_cloud_labels(point_labels: np.ndarray, sample_points: np.ndarray, cloud: Shape,

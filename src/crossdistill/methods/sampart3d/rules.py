@@ -28,7 +28,10 @@ Rules (field of :class:`PartRules` -- what it does):
   field groups them. Inside a piece, parts below ``piece_fragment`` of its area fold into
   its main part, except in a piece holding at least ``dominant_piece`` of the object, where
   only parts below ``dominant_fragment`` fold, and not those a 2D mask confirms (visible-
-  restricted IoU at least ``fragment_support``, :mod:`.support`).
+  restricted IoU at least ``fragment_support``, :mod:`.support`). ``fragment_fold`` says where
+  a fragment goes: "majority", the piece's largest part; "similar", smallest first, the part
+  of its piece whose mean grouping feature at the query scale is nearest, until no fragment
+  is left (:func:`.vote.fold_fragments_by_feature`).
 * ``point_region_deg`` -- point clouds: every smooth region (normals within this angle between
   neighbours) takes its majority part (None: off).
 * ``join_margin`` -- clusters whose mean features lie closer than this multiple of the push
@@ -63,6 +66,7 @@ class PartRules:
     dominant_piece: float | None = 0.8
     dominant_fragment: float = 0.1
     fragment_support: float | None = 0.3
+    fragment_fold: str = "majority"
     point_region_deg: float | None = None
     join_margin: float | None = None
     join_from_scale: float | None = None
@@ -70,6 +74,10 @@ class PartRules:
     part_vote: float | None = None
     part_vote_min_views: int = 3
     part_vote_min_points: int = 3
+
+    def __post_init__(self) -> None:
+        if self.fragment_fold not in ("majority", "similar"):
+            raise ValueError(f"fragment_fold must be 'majority' or 'similar', got {self.fragment_fold!r}")
 
     def keep_in_pieces(self, scale: float) -> bool:
         """Are parts kept inside connected pieces at this query scale?"""
@@ -99,7 +107,7 @@ class PartRules:
         if self.face_spill > 0:
             on.append("face_spill")
         if self.pieces:
-            on.append("pieces")
+            on.append("pieces" if self.fragment_fold == "majority" else f"pieces(fold={self.fragment_fold})")
         if self.point_region_deg is not None:
             on.append("point_regions")
         if self.join_margin is not None:

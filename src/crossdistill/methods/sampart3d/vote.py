@@ -107,7 +107,8 @@ def vote_faces(point_labels: np.ndarray, point_face: np.ndarray, n_faces: int, f
 
 def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas: np.ndarray | None = None,
                     fragment: float = 0.2, dominant: float | None = None,
-                    dominant_fragment: float | None = None, protected: np.ndarray | None = None) -> np.ndarray:
+                    dominant_fragment: float | None = None, protected: np.ndarray | None = None,
+                    face_features: np.ndarray | None = None) -> np.ndarray:
     """Make every part lie inside one connected piece.
 
     A part is a (piece, label) pair; inside a piece, a label covering less than ``fragment``
@@ -126,6 +127,9 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
             piece does); dominant_fragment: smallest kept share inside a dominant piece.
         protected: optional (F,) bool, faces of a dominant piece that keep their label
             whatever its share (None: none).
+        face_features: optional (F, D) mean grouping feature of the points on each face (NaN
+            rows: faces no point reaches). Given, fragments fold by similarity instead of into
+            the majority (:func:`fold_fragments_by_feature`).
 
     Returns:
         (F,) int32 labels 0..K-1, ordered by decreasing area.
@@ -145,8 +149,80 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
         share[in_dominant] = dominant_fragment
         if protected is not None:
             fold &= ~(in_dominant & np.asarray(protected, dtype=bool))
-    lab = np.where(fold & (pair_area < share * piece_area), win[comp], lab)
+    if face_features is None:
+        lab = np.where(fold & (pair_area < share * piece_area), win[comp], lab)
+    else:
+        lab = fold_fragments_by_feature(lab, comp, w, face_features, share, ~fold)
     return relabel_by_size(piece_parts(lab, comp), weights=w).astype(np.int32)
+
+
+def fold_fragments_by_feature(labels: np.ndarray, components: np.ndarray, weights: np.ndarray,
+                              face_features: np.ndarray, share: np.ndarray,
+                              keep: np.ndarray | None = None) -> np.ndarray:
+    """Fold each piece's fragments into the part of the same piece they most resemble.
+
+    Inside every piece, while some unkept label covers less than ``share`` of the piece's
+    weight, the smallest such label joins the other label of the piece whose mean feature
+    (weight-averaged over its faces that have one) is nearest to its own; a fragment with
+    no feature joins the piece's heaviest other label. So a piece welded from two parts
+    whose faces the field split finely (two touching boxes cut at their creases) ends as
+    the two parts, where folding into the majority would leave one.
+
+    Args:
+        labels: (F,) int >= 0; components: (F,) piece id; weights: (F,) face areas.
+        face_features: (F, D) mean feature per face, NaN rows where a face has none.
+        share: (F,) smallest kept share of the face's piece (constant inside a piece).
+        keep: optional (F,) bool, faces whose label never folds (it may still be joined).
+
+    Returns:
+        (F,) int64 labels (values taken from ``labels``).
+
+    Example:
+        >>> lab = np.array([0, 1, 2, 3]); feat = np.array([[0.], [0.1], [5.], [5.1]])
+        >>> fold_fragments_by_feature(lab, np.zeros(4, int), np.ones(4), feat, np.full(4, 0.4)).tolist()
+        [1, 1, 3, 3]
+    """
+    lab = np.asarray(labels, dtype=np.int64).copy()
+    comp = np.asarray(components, dtype=np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    feat = np.asarray(face_features, dtype=np.float64)
+    has = np.isfinite(feat).all(1)
+    keep = np.zeros(len(lab), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    order = np.argsort(comp, kind="stable")
+    starts = np.flatnonzero(np.r_[True, comp[order][1:] != comp[order][:-1]])
+    for idx in np.split(order, starts[1:]):
+        uniq, inv = np.unique(lab[idx], return_inverse=True)
+        if len(uniq) < 2:
+            continue
+        n = len(uniq)
+        area = np.bincount(inv, weights=w[idx], minlength=n)
+        fw = np.where(has[idx], w[idx], 0.0)
+        fsum = np.zeros((n, feat.shape[1]))
+        np.add.at(fsum, inv[has[idx]], feat[idx][has[idx]] * fw[has[idx], None])
+        fmass = np.bincount(inv, weights=fw, minlength=n)
+        kept = np.bincount(inv, weights=keep[idx].astype(float), minlength=n) > 0
+        alive = np.ones(n, dtype=bool)
+        target = np.arange(n)
+        limit = float(share[idx[0]]) * area.sum()
+        while alive.sum() > 1:
+            small = alive & ~kept & (area < limit)
+            if not small.any():
+                break
+            j = int(np.flatnonzero(small)[np.argmin(area[small])])
+            others = np.flatnonzero(alive & (np.arange(n) != j))
+            if fmass[j] > 0 and (fmass[others] > 0).any():
+                cand = others[fmass[others] > 0]
+                mean = fsum[cand] / fmass[cand, None]
+                k = int(cand[np.argmin(np.linalg.norm(mean - fsum[j] / fmass[j], axis=1))])
+            else:
+                k = int(others[np.argmax(area[others])])
+            area[k] += area[j]
+            fsum[k] += fsum[j]
+            fmass[k] += fmass[j]
+            alive[j] = False
+            target[target == j] = k
+        lab[idx] = uniq[target[inv]]
+    return lab
 
 
 def piece_parts(labels: np.ndarray, components: np.ndarray) -> np.ndarray:
