@@ -298,8 +298,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(OUT), help="report path without suffix (.md and .json are written)")
     ap.add_argument("--fresh", action="store_true", help="retrain even where cached features exist")
     ap.add_argument("--tracks", nargs="+", default=["mesh", "points"], choices=["mesh", "points"])
+    ap.add_argument("--connect", default=None, choices=["vertex", "edge"],
+                    help="what joins faces into a mesh piece, everywhere in the run (default: the library's, "
+                         "crossdistill.geometry.topology.PIECE_CONNECT); fields of another setting are cached apart")
     add_field_options(ap)
     args = ap.parse_args(argv)
+    from crossdistill.geometry import topology
+
+    if args.connect is not None:
+        topology.PIECE_CONNECT = args.connect
     data = Path(args.data)
     if not (data / "partnet_mobility_dev").is_dir():
         sys.exit(f"skipped: {data / 'partnet_mobility_dev'} not found (the shared data is needed)")
@@ -311,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = field_config(args.n_points, args.n_views, args.image_size, args.iterations)
     objects = held_out(args.per_category, data)[: args.limit]
     cache = Path(args.cache)
+    if topology.PIECE_CONNECT != "vertex":
+        cache = cache / f"connect_{topology.PIECE_CONNECT}"
     if args.fresh and cache.exists():
         import shutil
 
@@ -329,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
              machine_line(args.threads) + "  ",
              f"Objects: {len(objects)} (ids after the first 4 of each category with more than 4; none of them is in "
              "`segment.md`'s subset). Best of the paper's 5 scales, class-agnostic mIoU x100, mean over objects; "
-             f"wall {time.perf_counter() - t0:.0f} s.", ""]
+             f"wall {time.perf_counter() - t0:.0f} s. Mesh pieces: faces joined through a shared "
+             f"{topology.PIECE_CONNECT} (`PIECE_CONNECT`).", ""]
     if shrunk:
         lines += [f"Fields trained with SMOKE settings ({cfg.n_points} points, {cfg.n_views} views of "
                   f"{cfg.image_size} px, {cfg.train.iterations} steps), not the defaults: not comparable to the "

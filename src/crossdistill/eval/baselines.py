@@ -5,7 +5,9 @@
   by their finest mask reaching it; views are visited in order; each group becomes the
   set of sampled points it covers and joins the 3D segment it overlaps most (overlap
   ratio above ``merge_ratio``) or starts a new one.
-* :func:`connected_component_labels` -- mesh pieces (vertices welded by position).
+* :func:`connected_component_labels` -- mesh pieces (vertices welded by position; faces joined
+  through shared edges, so surfaces touching at one point are separate parts: the stronger of
+  the two definitions on PartNet-Mobility, ``docs/results/segment_notes.md`` item 31).
 * :func:`~crossdistill.geometry.topology.region_growing` -- point-cloud region growing
   over a kNN graph on normals (re-exported here as a baseline).
 * :func:`kmeans_xyz_normal` -- k-means on (xyz, w * normal).
@@ -27,8 +29,8 @@ __all__ = ["lift_masks", "connected_component_labels", "region_growing", "kmeans
 
 
 def connected_component_labels(shape: Shape) -> np.ndarray:
-    """(F,) int64 connected piece of every face (welded vertices)."""
-    return face_components(shape.vertices, shape.faces, weld=True)
+    """(F,) int64 connected piece of every face (welded vertices, faces joined through shared edges)."""
+    return face_components(shape.vertices, shape.faces, weld=True, connect="edge")
 
 
 def lift_masks(supervision, n_points: int, scale: float, merge_ratio: float = 0.5,

@@ -10,6 +10,11 @@ from scipy.spatial import cKDTree
 
 from crossdistill.labels import relabel_by_size
 
+#: What joins two faces into one piece when :func:`face_components` is not told: "vertex", a
+#: shared (welded) vertex, or "edge", a shared (welded) edge, so that parts touching at a single
+#: point stay separate pieces (``docs/results/segment_notes.md`` item 31).
+PIECE_CONNECT = "vertex"
+
 
 def weld_vertices(vertices: np.ndarray, faces: np.ndarray, tol: float = 1e-6) -> np.ndarray:
     """Re-index faces so vertices at the same position (within ``tol`` x bbox diagonal) share an index.
@@ -27,13 +32,16 @@ def weld_vertices(vertices: np.ndarray, faces: np.ndarray, tol: float = 1e-6) ->
     return inv.reshape(-1)[np.asarray(faces, dtype=np.int64)]
 
 
-def face_components(vertices: np.ndarray, faces: np.ndarray, weld: bool = True) -> np.ndarray:
-    """Connected component of every face (faces sharing a vertex are connected).
+def face_components(vertices: np.ndarray, faces: np.ndarray, weld: bool = True,
+                    connect: str | None = None) -> np.ndarray:
+    """Connected component of every face.
 
     Args:
         vertices: (V, 3); faces: (F, 3).
         weld: merge coincident vertices first, so pieces split only by duplicated seam
             vertices count as one piece.
+        connect: "vertex" (faces sharing a vertex are connected) or "edge" (faces sharing an
+            edge: two surfaces touching at one point stay apart); None: :data:`PIECE_CONNECT`.
 
     Returns:
         (F,) int64 component id, numbered by decreasing face count.
@@ -43,14 +51,25 @@ def face_components(vertices: np.ndarray, faces: np.ndarray, weld: bool = True) 
         >>> face_components(v, f).tolist()
         [0, 0]
     """
+    connect = PIECE_CONNECT if connect is None else connect
+    if connect not in ("vertex", "edge"):
+        raise ValueError(f"connect must be 'vertex' or 'edge', got {connect!r}")
     f = weld_vertices(vertices, faces) if weld else np.asarray(faces, dtype=np.int64)
     n_f = len(f)
     if n_f == 0:
         return np.zeros(0, dtype=np.int64)
-    n_v = int(f.max()) + 1
-    rows = np.repeat(np.arange(n_f), 3)
-    inc = sp.csr_matrix((np.ones(3 * n_f, dtype=np.int8), (rows, f.reshape(-1))), shape=(n_f, n_v))
-    # faces and vertices as one bipartite graph: cheaper than the face x face product
+    if connect == "edge":  # faces joined through their (undirected) edges
+        e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+        _, node = np.unique(e[:, 0] * (int(f.max()) + 1) + e[:, 1], return_inverse=True)
+        n_v = int(node.max()) + 1
+        rows = np.tile(np.arange(n_f), 3)
+        cols = node.reshape(-1)
+    else:
+        n_v = int(f.max()) + 1
+        rows = np.repeat(np.arange(n_f), 3)
+        cols = f.reshape(-1)
+    inc = sp.csr_matrix((np.ones(3 * n_f, dtype=np.int8), (rows, cols)), shape=(n_f, n_v))
+    # faces and their vertices (or edges) as one bipartite graph: cheaper than the face x face product
     graph = sp.bmat([[None, inc], [inc.T, None]], format="csr")
     _, lab = connected_components(graph, directed=False)
     return relabel_by_size(lab[:n_f])
