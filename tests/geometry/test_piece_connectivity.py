@@ -38,9 +38,11 @@ def test_edge_pieces_of_the_demo_are_its_primitives():
 
 def test_connect_defaults_to_the_module_setting_and_is_validated(monkeypatch):
     shape = demo_shape()
-    monkeypatch.setattr(topology, "PIECE_CONNECT", "edge")
+    assert topology.PIECE_CONNECT == "edge"  # the shipped definition (segment_notes.md item 31)
+    assert len(np.unique(face_components(shape.vertices, shape.faces))) == 15
+    monkeypatch.setattr(topology, "PIECE_CONNECT", "vertex")
     assert np.array_equal(face_components(shape.vertices, shape.faces),
-                          face_components(shape.vertices, shape.faces, connect="edge"))
+                          face_components(shape.vertices, shape.faces, connect="vertex"))
     with pytest.raises(ValueError, match="connect"):
         face_components(shape.vertices, shape.faces, connect="face")
 

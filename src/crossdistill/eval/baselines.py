@@ -7,7 +7,8 @@
   ratio above ``merge_ratio``) or starts a new one.
 * :func:`connected_component_labels` -- mesh pieces (vertices welded by position; faces joined
   through shared edges, so surfaces touching at one point are separate parts: the stronger of
-  the two definitions on PartNet-Mobility, ``docs/results/segment_notes.md`` item 31).
+  the two definitions on PartNet-Mobility, ``docs/results/segment_notes.md`` item 31; the
+  pipeline's pieces use the same definition).
 * :func:`~crossdistill.geometry.topology.region_growing` -- point-cloud region growing
   over a kNN graph on normals (re-exported here as a baseline).
 * :func:`kmeans_xyz_normal` -- k-means on (xyz, w * normal).

@@ -1,5 +1,5 @@
-"""Connectivity: connected pieces of a triangle soup (vertices welded by position), and
-smooth regions of a point cloud (region growing on normals over a kNN graph)."""
+"""Connectivity: connected pieces of a triangle soup (vertices welded by position, faces joined
+through shared edges), and smooth regions of a point cloud (region growing on normals over a kNN graph)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from scipy.spatial import cKDTree
 
 from crossdistill.labels import relabel_by_size
 
-#: What joins two faces into one piece when :func:`face_components` is not told: "vertex", a
-#: shared (welded) vertex, or "edge", a shared (welded) edge, so that parts touching at a single
-#: point stay separate pieces (``docs/results/segment_notes.md`` item 31).
-PIECE_CONNECT = "vertex"
+#: What joins two faces into one piece when :func:`face_components` is not told: "edge", a shared
+#: (welded) edge, so that surfaces touching at a single point stay separate pieces (the default:
+#: chosen and confirmed on held-out PartNet-Mobility meshes with the offline and the SAM-like mask
+#: teachers, ``docs/results/segment_notes.md`` item 31), or "vertex", a shared (welded) vertex.
+PIECE_CONNECT = "edge"
 
 
 def weld_vertices(vertices: np.ndarray, faces: np.ndarray, tol: float = 1e-6) -> np.ndarray:
