@@ -47,11 +47,13 @@ def test_shipped_variant_follows_the_rules_of_each_kind_of_shape() -> None:
 def test_targets_use_the_shipped_variant(tmp_path: Path, track: str) -> None:
     runs = [_run(track, v, s, c, ours)
             for c in ("Bottle", "Box")
-            for v, ours in (("fast", 0.6), ("push_floor", 0.8), ("push_floor_balance_half", 0.9))
+            for v, ours in (("fast", 0.6), ("push_floor", 0.8), ("push_floor_balance_half", 0.9),
+                            ("balance_half", 0.7))
             for s in ("zero", "medium")]
     write_report(runs, tmp_path / "r", "test", threads=1)
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
-    expect = {"push_floor": 0.8, "push_floor_balance_half": 0.9, "fast": 0.6}[shipped_variant("partnet", track)]
+    expect = {"push_floor": 0.8, "push_floor_balance_half": 0.9, "fast": 0.6,
+              "balance_half": 0.7}[shipped_variant("partnet", track)]
     zero = [t for t in summary["targets"] if t["what"] == f"zero partnet {track} link"]
     medium = [t for t in summary["targets"] if t["what"] == f"medium partnet {track} link"]
     assert zero and zero[0]["value"] == pytest.approx(expect)

@@ -305,7 +305,13 @@ def test_rules_follow_the_teacher_and_presets():
     assert cfg.rules_for(object(), "points") == dataclasses.replace(PAPER_RULES, push_floor=True, group_balance=0.5,
                                                                    part_vote=0.7)
     assert cfg.rules_for(object(), "points").names == ["push_floor", "group_balance=0.5", "part_vote=0.7"]
-    assert not SAM_RULES["pieces"].push_floor and SAM_RULES["pieces"].group_balance == 0
+    # meshes of pieces: group-balanced pixels with mask-confirmed parts kept in every piece
+    # (segment_small_parts.md), no push floor; the render-cue teacher keeps neither
+    assert not SAM_RULES["pieces"].push_floor and SAM_RULES["pieces"].group_balance == 0.5
+    assert SAM_RULES["pieces"].support_everywhere and "support_everywhere" in SAM_RULES["pieces"].names
+    assert not SAM_RULES["pieces"].silhouette_support and "no_silhouette_support" in SAM_RULES["pieces"].names
+    assert RENDER_CUE_RULES.silhouette_support
+    assert not RENDER_CUE_RULES.support_everywhere and RENDER_CUE_RULES.group_balance == 0
     assert cfg.rules_for(RenderMaskTeacher(), "points") == RENDER_CUE_RULES
     with pytest.raises(ValueError, match="shape_kind"):
         cfg.rules_for(object(), "sphere")

@@ -30,7 +30,7 @@ from crossdistill.labels import relabel_by_size
 from crossdistill.methods.sampart3d.cluster import ClusterConfig, cluster_points
 from crossdistill.methods.sampart3d.default_scale import default_scale_of
 from crossdistill.methods.sampart3d.part_votes import merge_parts_by_mask_votes
-from crossdistill.methods.sampart3d.rules import PAPER_RULES, PartRules, rules_for_teacher
+from crossdistill.methods.sampart3d.rules import PAPER_RULES, SILHOUETTE_SHARE, PartRules, rules_for_teacher
 from crossdistill.methods.sampart3d.supervision import MaskSupervision, build_supervision
 from crossdistill.methods.sampart3d.support import MaskPointSets
 from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, piece_codes, train_grouping_field
@@ -377,13 +377,15 @@ def mesh_face_labels(point_labels: np.ndarray, point_face: np.ndarray, centroids
         protected = None
         if evidence is not None and rules.fragment_support is not None:
             part = piece_parts(labels, components)
-            support = evidence.support(part[point_face], int(part.max()) + 1)
+            support = evidence.support(part[point_face], int(part.max()) + 1,
+                                       max_view_share=None if rules.silhouette_support else SILHOUETTE_SHARE)
             protected = support[part] >= rules.fragment_support
         face_feat = None
         if rules.fragment_fold == "similar" and point_features is not None:
             face_feat = face_mean_features(point_features, point_face, len(centroids))
         labels = split_at_pieces(labels, components, areas, rules.piece_fragment, rules.dominant_piece,
-                                 rules.dominant_fragment, protected, face_feat)
+                                 rules.dominant_fragment, protected, face_feat,
+                                 protect_everywhere=rules.support_everywhere)
     return labels
 
 

@@ -28,7 +28,10 @@ Rules (field of :class:`PartRules` -- what it does):
   field groups them. Inside a piece, parts below ``piece_fragment`` of its area fold into
   its main part, except in a piece holding at least ``dominant_piece`` of the object, where
   only parts below ``dominant_fragment`` fold, and not those a 2D mask confirms (visible-
-  restricted IoU at least ``fragment_support``, :mod:`.support`). ``fragment_fold`` says where
+  restricted IoU at least ``fragment_support``, :mod:`.support`; with ``support_everywhere``
+  a part the masks confirm does not fold inside any piece; without ``silhouette_support`` a
+  mask holding nearly all its view sees, :data:`SILHOUETTE_SHARE`, confirms nothing).
+  ``fragment_fold`` says where
   a fragment goes: "majority", the piece's largest part; "similar", smallest first, the part
   of its piece whose mean grouping feature at the query scale is nearest, until no fragment
   is left (:func:`.vote.fold_fragments_by_feature`).
@@ -66,6 +69,8 @@ class PartRules:
     dominant_piece: float | None = 0.8
     dominant_fragment: float = 0.1
     fragment_support: float | None = 0.3
+    support_everywhere: bool = False
+    silhouette_support: bool = True
     fragment_fold: str = "majority"
     point_region_deg: float | None = None
     join_margin: float | None = None
@@ -108,6 +113,10 @@ class PartRules:
             on.append("face_spill")
         if self.pieces:
             on.append("pieces" if self.fragment_fold == "majority" else f"pieces(fold={self.fragment_fold})")
+            if self.support_everywhere and self.fragment_support is not None:
+                on.append("support_everywhere")
+            if not self.silhouette_support and self.fragment_support is not None:
+                on.append("no_silhouette_support")
         if self.point_region_deg is not None:
             on.append("point_regions")
         if self.join_margin is not None:
@@ -118,6 +127,9 @@ class PartRules:
             on.append(f"part_vote={self.part_vote:g}")
         return on
 
+
+#: share of a view's visible points from which a mask is that view's silhouette (``silhouette_support``)
+SILHOUETTE_SHARE = 0.95
 
 #: SAMPart3D as published: no rule.
 PAPER_RULES = PartRules()
@@ -149,9 +161,15 @@ _POINT_TRAINING = replace(PAPER_RULES, push_floor=True, group_balance=0.5)
 #: ``segment_emulated_balance_mesh_screen.md``, confirmed on psb meshes outside the grid:
 #: ``segment_emulated_balance_mesh_confirm.md``; notes item 23), without the push floor (on 2
 #: meshes per psb category it neither gains nor loses beyond a few hundredths of a point on fold
-#: B). Meshes of pieces train as published: with their rules neither the push floor nor group
-#: balance gained on fold A at medium strength (the ablation section of
-#: ``docs/results/segment_emulated.md``, the mesh screen). On meshes of pieces the parts the
+#: B). Meshes of pieces train with group-balanced pixels too (a = 0.5), together with
+#: ``support_everywhere``: uniform draws leave small parts (a laptop's touchpad, a toaster's knobs)
+#: on the point of the part around them, and balanced draws separate them, but the piece rule
+#: folded them unless the masks confirmed them inside a dominant piece; the pair was chosen on
+#: fold A of a declared screen and gained on fold B too (``docs/results/segment_small_parts.md``;
+#: silhouette masks confirm nothing there, a guard that changed no grid result and keeps a box seen
+#: face-on from confirming each face: ``segment_small_parts_guard.md``;
+#: balance alone, on one draw with the rules of then, had not gained on fold A:
+#: ``docs/results/segment_emulated_balance_mesh_screen.md``). On meshes of pieces the parts the
 #: views' masks group are then merged (``part_vote`` = 0.5: chosen on fold A of a declared screen,
 #: gaining on fold B too, ``docs/results/segment_part_vote.md``; the point-set version that ships,
 #: confirmed on both folds, ``docs/results/segment_part_vote_points.md``); so are they on closed
@@ -159,7 +177,9 @@ _POINT_TRAINING = replace(PAPER_RULES, push_floor=True, group_balance=0.5)
 #: ``docs/results/segment_part_vote_psb.md``) and, at t = 0.7, on point clouds (chosen on fold A of
 #: the PartNet-Mobility and psb point clouds together, gaining on fold B of both:
 #: ``docs/results/segment_part_vote_point_clouds.md``).
-SAM_RULES: dict[str, PartRules] = {"pieces": replace(RENDER_CUE_RULES, piece_codes=False, part_vote=0.5),
+SAM_RULES: dict[str, PartRules] = {"pieces": replace(RENDER_CUE_RULES, piece_codes=False, part_vote=0.5,
+                                                     group_balance=0.5, support_everywhere=True,
+                                                     silhouette_support=False),
                                    "closed_surface": replace(PAPER_RULES, group_balance=0.5, part_vote=0.5),
                                    "points": replace(_POINT_TRAINING, part_vote=0.7)}
 

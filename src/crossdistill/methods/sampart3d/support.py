@@ -13,7 +13,10 @@ over all masks M of all views v::
 
 where vis_v are the points view v sees, so that a part seen from one side is judged on
 that side. Views that see less than ``min_visible`` of the part do not count (a sliver's
-one visible pixel would match any tiny mask).
+one visible pixel would match any tiny mask). Optionally, silhouette masks (holding at least
+``max_view_share`` of what their view sees) do not count either: from a view that sees one
+face of a box, the whole object's mask is that face, and it tells nothing about the face
+being a part.
 """
 
 from __future__ import annotations
@@ -85,13 +88,16 @@ class MaskPointSets:
         return MaskSupervision(tuple(views), sigma, np.zeros(m, np.int64), np.ones(m, np.float32),
                                np.asarray(self.view_of_mask, dtype=np.int64), 1.0)
 
-    def support(self, point_part: np.ndarray, n_parts: int, min_visible: float = 0.3) -> np.ndarray:
+    def support(self, point_part: np.ndarray, n_parts: int, min_visible: float = 0.3,
+                max_view_share: float | None = None) -> np.ndarray:
         """(n_parts,) float64 support in [0, 1] of every part (0 for a part without points).
 
         Args:
             point_part: (N,) int part id in [0, n_parts) of every sampled point.
             n_parts: number of parts.
             min_visible: a view counts for a part only if it sees at least this share of its points.
+            max_view_share: masks holding more than this share of the points their view sees
+                (silhouettes) do not count (None: every mask counts).
         """
         part = np.asarray(point_part, dtype=np.int64)
         n = len(part)
@@ -105,6 +111,9 @@ class MaskPointSets:
         part_size = np.bincount(part, minlength=n_parts).astype(np.float64)[:, None]
         iou = inter / np.maximum(seen + mask_size - inter, 1.0)
         iou[seen < min_visible * part_size] = 0.0
+        if max_view_share is not None:
+            view_size = np.asarray(self.visible.sum(axis=1)).ravel()[self.view_of_mask]
+            iou[:, mask_size[0] > max_view_share * view_size] = 0.0
         return iou.max(axis=1)
 
 

@@ -108,7 +108,7 @@ def vote_faces(point_labels: np.ndarray, point_face: np.ndarray, n_faces: int, f
 def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas: np.ndarray | None = None,
                     fragment: float = 0.2, dominant: float | None = None,
                     dominant_fragment: float | None = None, protected: np.ndarray | None = None,
-                    face_features: np.ndarray | None = None) -> np.ndarray:
+                    face_features: np.ndarray | None = None, protect_everywhere: bool = False) -> np.ndarray:
     """Make every part lie inside one connected piece.
 
     A part is a (piece, label) pair; inside a piece, a label covering less than ``fragment``
@@ -117,8 +117,8 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
     ``dominant`` of the object's area (a welded body, or the whole object when it is one
     piece), uses the smaller share ``dominant_fragment``: there the field's splits are the
     only source of parts, and a 0.2 share folds its doors and lids away. Inside a dominant
-    piece, ``protected`` faces never fold (their part is confirmed by other evidence, such
-    as a 2D mask: see :mod:`.support`).
+    piece (inside every piece with ``protect_everywhere``), ``protected`` faces never fold
+    (their part is confirmed by other evidence, such as a 2D mask: see :mod:`.support`).
 
     Args:
         face_labels: (F,) int >= 0 labels; components: (F,) piece id per face.
@@ -127,6 +127,8 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
             piece does); dominant_fragment: smallest kept share inside a dominant piece.
         protected: optional (F,) bool, faces of a dominant piece that keep their label
             whatever its share (None: none).
+        protect_everywhere: ``protected`` faces keep their label in every piece, not only in
+            dominant ones.
         face_features: optional (F, D) mean grouping feature of the points on each face (NaN
             rows: faces no point reaches). Given, fragments fold by similarity instead of into
             the majority (:func:`fold_fragments_by_feature`).
@@ -144,11 +146,12 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
     piece_area = np.bincount(comp, weights=w)[comp]
     share = np.full(len(lab), float(fragment))
     fold = np.ones(len(lab), dtype=bool)
+    in_dominant = np.zeros(len(lab), dtype=bool)
     if dominant is not None and dominant_fragment is not None:
         in_dominant = piece_area >= dominant * w.sum()
         share[in_dominant] = dominant_fragment
-        if protected is not None:
-            fold &= ~(in_dominant & np.asarray(protected, dtype=bool))
+    if protected is not None and (protect_everywhere or (dominant is not None and dominant_fragment is not None)):
+        fold &= ~((in_dominant | protect_everywhere) & np.asarray(protected, dtype=bool))
     if face_features is None:
         lab = np.where(fold & (pair_area < share * piece_area), win[comp], lab)
     else:
