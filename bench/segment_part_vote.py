@@ -79,26 +79,31 @@ def main() -> int:
     jobs = [(o, s, seed) for seed in args.seeds for s in args.strengths for o in objects
             if not _cache_file(args.cache, o, s, seed).is_file()]
     if not args.report_only and jobs:
-        ctx = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
-            futs = {pool.submit(run_one, str(args.data), o, s, seed, tuple(args.thresholds), args.dataset,
-                                args.track): (o, s, seed)
-                    for o, s, seed in jobs}
-            for fut in as_completed(futs):
-                o, s, seed = futs[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:  # one failing object does not stop the others
-                    print(f"error: {o} {s} seed {seed}: {type(exc).__name__}: {exc}", file=sys.stderr)
-                    continue
-                path = _cache_file(args.cache, o, s, seed)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(res))
-                tmp.replace(path)
-                print(f"{o} {s} seed {seed}: {res['seconds']:.0f} s", file=sys.stderr)
+        run_cached(jobs, run_one, (tuple(args.thresholds), args.dataset, args.track), args.data, args.cache,
+                   args.workers)
     write_report(args, objects)
     return 0
+
+
+def run_cached(jobs: list[tuple[str, str, int]], fn, extra: tuple, data: Path, cache: Path, workers: int) -> None:
+    """Run ``fn(data, object, strength, seed, *extra)`` for every (object, strength, seed) of ``jobs``,
+    ``workers`` processes side by side, each result written atomically to its cache file as it ends; a
+    failing job is reported and the others go on."""
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futs = {pool.submit(fn, str(data), o, s, seed, *extra): (o, s, seed) for o, s, seed in jobs}
+        for fut in as_completed(futs):
+            o, s, seed = futs[fut]
+            try:
+                res = fut.result()
+            except Exception as exc:  # one failing object does not stop the others
+                print(f"error: {o} {s} seed {seed}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                continue
+            path = _cache_file(cache, o, s, seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(res))
+            tmp.replace(path)
+            print(f"{o} {s} seed {seed}: {res['seconds']:.0f} s", file=sys.stderr)
 
 
 def cached_runs(cache: Path) -> list[dict]:
@@ -283,15 +288,18 @@ def write_report(args, objects: list[str]) -> None:
                             if ro[0]["cc"] is not None else " | - |"))
         lines.append("")
     lines += target_lines(runs, decision, ts, args.dataset, args.track)
-    out_md = args.out.with_suffix(".md")
-    tmp = out_md.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out_md)
-    js = args.out.with_suffix(".json")
-    tmpj = js.with_suffix(".jsontmp")
-    tmpj.write_text(json.dumps({"command": " ".join(sys.argv), "decision": decision, "runs": runs}))
-    tmpj.replace(js)
-    print(f"wrote {out_md}", file=sys.stderr)
+    write_outputs(args.out, lines, decision, runs)
+
+
+def write_outputs(out: Path, lines: list[str], decision, runs: list[dict]) -> None:
+    """The report ``out``.md (``lines``) and ``out``.json (this command, the decision, every run), each
+    written atomically."""
+    from crossdistill.io_utils import write_json, write_text
+
+    write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    write_json(out.with_suffix(".json"), {"command": " ".join(sys.argv), "decision": decision, "runs": runs},
+               indent=None)
+    print(f"wrote {out.with_suffix('.md')}", file=sys.stderr)
 
 
 def geometric_baseline(runs: list[dict], dataset: str, track: str) -> tuple[str, list[float]] | None:

@@ -31,8 +31,6 @@ import platform
 import shlex
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +38,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from segment_emulated import STRENGTHS  # noqa: E402
-from segment_part_vote import _best, _cache_file, cached_runs  # noqa: E402
+from segment_part_vote import _best, _cache_file, cached_runs, run_cached, write_outputs  # noqa: E402
 
 CANDIDATES = {"S": "shipped field, rules + support_everywhere",
               "B": "group-balanced pixels (a = 0.5), shipped rules",
@@ -139,6 +137,9 @@ def main() -> int:
                     help="judge the candidates against this one instead of what shipped before the screen")
     ap.add_argument("--candidates", nargs="+", default=None, choices=list(CANDIDATES),
                     help="the candidates screened (default: every one the runs have, but the reference)")
+    ap.add_argument("--outside-grid", type=int, default=0, metavar="N",
+                    help="run the first N objects of each category that are not the grid's (a confirmation on "
+                         "objects the screen did not see) instead of the grid's")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     root = args.data / "partnet_mobility_dev"
@@ -147,26 +148,23 @@ def main() -> int:
         return 2
     grid = json.loads((REPO / "docs" / "results" / "segment_emulated.json").read_text())
     objects = sorted({r["name"] for r in grid["runs"] if r["track"] == "mesh" and r.get("dataset") == "partnet"})
+    if args.outside_grid:
+        objects = outside_grid(root, objects, args.outside_grid)
     jobs = [(o, s, sd) for sd in args.seeds for s in args.strengths for o in objects
             if not _cache_file(args.cache, o, s, sd).is_file()]
     if not args.report_only and jobs:
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
-            futs = {pool.submit(run_one, str(args.data), o, s, sd): (o, s, sd) for o, s, sd in jobs}
-            for fut in as_completed(futs):
-                o, s, sd = futs[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:  # one failing object does not stop the others
-                    print(f"error: {o} {s} seed {sd}: {type(exc).__name__}: {exc}", file=sys.stderr)
-                    continue
-                path = _cache_file(args.cache, o, s, sd)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(res))
-                tmp.replace(path)
-                print(f"{o} {s} seed {sd}: {res['seconds']:.0f} s", file=sys.stderr)
+        run_cached(jobs, run_one, (), args.data, args.cache, args.workers)
     write_report(args, objects)
     return 0
+
+
+def outside_grid(root: Path, grid: list[str], n: int) -> list[str]:
+    """The first ``n`` objects (sorted ids) of each category of ``root`` that are not among ``grid``."""
+    out = []
+    for cat in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        ids = sorted(p.stem for p in (root / cat).glob("*.glb"))
+        out += [f"{cat}/{i}" for i in ids if f"{cat}/{i}" not in grid][:n]
+    return out
 
 
 def write_report(args, objects: list[str]) -> None:
@@ -215,7 +213,14 @@ def write_report(args, objects: list[str]) -> None:
         lines += [f"| {k} | {gains[k]['A']:+.2f} | {gains[k]['B']:+.2f} | {mean(k)} |" for k in keys]
         cc = np.mean([[r["cc"][m] for m in METRICS] for r in rs], axis=0) * 100
         lines += ["", f"Connected components (no mask): {cc[0]:.1f} / {cc[1]:.1f}.", ""]
-        if strength == "medium" and keys:
+        if strength == "medium" and keys and args.outside_grid:
+            # a confirmation of rules already adopted, on objects the screen did not see: pooled over both folds
+            for k in keys:
+                pooled = float(np.mean([100 * (best_of(r, k)[m] - best_of(r, args.reference)[m])
+                                        for r in rs for m in METRICS]))
+                lines += [f"- confirmation of {k} on {len(rs)} runs outside the grid: pooled mean gain "
+                          f"{pooled:+.2f}: **{'confirmed' if pooled >= 0 else 'not confirmed'}**", ""]
+        elif strength == "medium" and keys:
             best = max(keys, key=lambda k: gains[k]["A"])
             # against what shipped a candidate must gain; a guard judged against the adopted rules must
             # not lose (exact ties: only stage 3 changes)
@@ -237,15 +242,7 @@ def write_report(args, objects: list[str]) -> None:
                          + f" | {100 * ro[0]['cc']['link']:.1f} / {100 * ro[0]['cc']['leaf']:.1f} |")
         lines.append("")
     lines += target_lines(runs, decision)
-    out_md = args.out.with_suffix(".md")
-    tmp = out_md.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out_md)
-    js = args.out.with_suffix(".json")
-    tmpj = js.with_suffix(".jsontmp")
-    tmpj.write_text(json.dumps({"command": " ".join(sys.argv), "decision": decision, "runs": runs}))
-    tmpj.replace(js)
-    print(f"wrote {out_md}", file=sys.stderr)
+    write_outputs(args.out, lines, decision, runs)
 
 
 def target_lines(runs: list[dict], decision: str | None) -> list[str]:
