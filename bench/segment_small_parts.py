@@ -185,7 +185,9 @@ def write_report(args, objects: list[str]) -> None:
              "runs side by side  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
              "**Masks: the SAM-like mask EMULATOR** (benchmarks only; no SAM ran). Each run segments one "
-             "PartNet-Mobility mesh of the mask-emulator grid with the fast preset twice, with uniform pixel draws "
+             "PartNet-Mobility mesh " + (f"outside the mask-emulator grid (the first {args.outside_grid} of each "
+                                          "category by sorted id that are not grid objects)" if args.outside_grid
+                                          else "of the mask-emulator grid") + " with the fast preset twice, with uniform pixel draws "
              "and with group-balanced draws (a = 0.5), and scores each field under the rules shipped for SAM-like "
              "masks on meshes of pieces before this screen (uniform draws, `shipped` below) and under the same rules "
              "with "
@@ -196,8 +198,10 @@ def write_report(args, objects: list[str]) -> None:
              "Candidates: " + "; ".join(f"**{k}** = {v}" for k, v in CANDIDATES.items()) + ".", ""]
     decision = None
     for strength in [s for s in STRENGTHS if any(r["strength"] == s for r in runs)]:
-        # medium decides on the screen's seeds; another strength is a check, on whatever seeds it ran
-        rs = [r for r in runs if r["strength"] == strength and (strength != "medium" or r["seed"] in SCREEN_SEEDS)]
+        # medium decides on the screen's seeds; another strength, or a confirmation outside the grid, on
+        # whatever seeds it ran
+        rs = [r for r in runs if r["strength"] == strength
+              and (strength != "medium" or args.outside_grid or r["seed"] in SCREEN_SEEDS)]
         if not rs:
             continue
         seeds = sorted({r["seed"] for r in rs})
