@@ -30,7 +30,7 @@ Rules (field of :class:`PartRules` -- what it does):
   only parts below ``dominant_fragment`` fold, and not those a 2D mask confirms (visible-
   restricted IoU at least ``fragment_support``, :mod:`.support`; with ``support_everywhere``
   a part the masks confirm does not fold inside any piece; without ``silhouette_support`` a
-  mask holding nearly all its view sees, :data:`SILHOUETTE_SHARE`, confirms nothing).
+  mask holding more than :data:`SILHOUETTE_SHARE` of what its view sees confirms nothing).
   ``fragment_fold`` says where
   a fragment goes: "majority", the piece's largest part; "similar", smallest first, the part
   of its piece whose mean grouping feature at the query scale is nearest, until no fragment

@@ -13,7 +13,7 @@ over all masks M of all views v::
 
 where vis_v are the points view v sees, so that a part seen from one side is judged on
 that side. Views that see less than ``min_visible`` of the part do not count (a sliver's
-one visible pixel would match any tiny mask). Optionally, silhouette masks (holding at least
+one visible pixel would match any tiny mask). Optionally, silhouette masks (holding more than
 ``max_view_share`` of what their view sees) do not count either: from a view that sees one
 face of a box, the whole object's mask is that face, and it tells nothing about the face
 being a part.

@@ -150,7 +150,7 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
     if dominant is not None and dominant_fragment is not None:
         in_dominant = piece_area >= dominant * w.sum()
         share[in_dominant] = dominant_fragment
-    if protected is not None and (protect_everywhere or (dominant is not None and dominant_fragment is not None)):
+    if protected is not None:
         fold &= ~((in_dominant | protect_everywhere) & np.asarray(protected, dtype=bool))
     if face_features is None:
         lab = np.where(fold & (pair_area < share * piece_area), win[comp], lab)
