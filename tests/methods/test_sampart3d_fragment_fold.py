@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from crossdistill.methods.sampart3d.pipeline import face_mean_features, mesh_face_labels
+from crossdistill.methods.sampart3d.pipeline import mesh_face_labels
 from crossdistill.methods.sampart3d.rules import RENDER_CUE_RULES, SAM_RULES, PartRules
-from crossdistill.methods.sampart3d.vote import fold_fragments_by_feature, split_at_pieces
+from crossdistill.methods.sampart3d.vote import face_mean_features, fold_fragments_by_feature, split_at_pieces
 
 
 def _welded_boxes() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

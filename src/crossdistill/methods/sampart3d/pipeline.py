@@ -34,7 +34,8 @@ from crossdistill.methods.sampart3d.rules import PAPER_RULES, SILHOUETTE_SHARE, 
 from crossdistill.methods.sampart3d.supervision import MaskSupervision, build_supervision
 from crossdistill.methods.sampart3d.support import MaskPointSets
 from crossdistill.methods.sampart3d.train import GroupingTrainConfig, TrainedField, piece_codes, train_grouping_field
-from crossdistill.methods.sampart3d.vote import majority_per_group, piece_parts, split_at_pieces, vote_faces
+from crossdistill.methods.sampart3d.vote import (face_mean_features, majority_per_group, piece_parts,
+                                                 split_at_pieces, vote_faces)
 from crossdistill.render import render_shape
 from crossdistill.render.cameras import sampart3d_rig
 from crossdistill.teachers.geometric_parts import OfflineTeacher, shape_kind_of
@@ -387,16 +388,6 @@ def mesh_face_labels(point_labels: np.ndarray, point_face: np.ndarray, centroids
                                  rules.dominant_fragment, protected, face_feat,
                                  protect_everywhere=rules.support_everywhere)
     return labels
-
-
-def face_mean_features(point_features: np.ndarray, point_face: np.ndarray, n_faces: int) -> np.ndarray:
-    """(F, D) mean of the (N, D) point features on each face; NaN rows for faces no point reaches."""
-    f = np.asarray(point_features, dtype=np.float64)
-    sums = np.zeros((n_faces, f.shape[1]))
-    np.add.at(sums, np.asarray(point_face, dtype=np.int64), f)
-    count = np.bincount(point_face, minlength=n_faces).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / count[:, None]
 
 
 def point_cloud_labels(point_labels: np.ndarray, sample_points: np.ndarray, cloud: Shape,

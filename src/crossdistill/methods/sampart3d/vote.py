@@ -159,6 +159,16 @@ def split_at_pieces(face_labels: np.ndarray, components: np.ndarray, face_areas:
     return relabel_by_size(piece_parts(lab, comp), weights=w).astype(np.int32)
 
 
+def face_mean_features(point_features: np.ndarray, point_face: np.ndarray, n_faces: int) -> np.ndarray:
+    """(F, D) mean of the (N, D) point features on each face; NaN rows for faces no point reaches."""
+    f = np.asarray(point_features, dtype=np.float64)
+    sums = np.zeros((n_faces, f.shape[1]))
+    np.add.at(sums, np.asarray(point_face, dtype=np.int64), f)
+    count = np.bincount(point_face, minlength=n_faces).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / count[:, None]
+
+
 def fold_fragments_by_feature(labels: np.ndarray, components: np.ndarray, weights: np.ndarray,
                               face_features: np.ndarray, share: np.ndarray,
                               keep: np.ndarray | None = None) -> np.ndarray:
