@@ -80,6 +80,9 @@ VARIANTS = {"absolute": {"backward_rule": "absolute"}, "class_relative": {"backw
             "class_relative_negative": {"backward_rule": "class_relative", "negative_weight": 1.0},
             "class_relative_negative2": {"backward_rule": "class_relative", "negative_weight": 2.0},
             "class_relative_negative4": {"backward_rule": "class_relative", "negative_weight": 4.0},
+            # lambda 2 with every prediction weighted by its specificity (partdistill_specificity.md)
+            "class_relative_negative2_spec0.5": {"backward_rule": "class_relative", "negative_weight": 2.0,
+                                                 "specificity": 0.5},
             # share targets: pos / (pos + neg) per covering part (partdistill_lifting_evidence.md)
             "class_relative_share": {"backward_rule": "class_relative", "share_targets": True}}
 RULES = ("absolute", "class_relative", "reweight", "released")  # the main grid's rules
@@ -100,7 +103,8 @@ def run_key(cat: str, output: str, t: float, size: int, min_score: float, rule: 
         return (base + ("_mean" if v.get("per_point_mean") else "")
                 + (f"_w{v['class_weights']}" if v.get("class_weights") else "")
                 + (f"_neg{v['negative_weight']:g}" if v.get("negative_weight") else "")
-                + ("_share" if v.get("share_targets") else ""))
+                + ("_share" if v.get("share_targets") else "")
+                + (f"_spec{v['specificity']:g}" if v.get("specificity") else ""))
     init, refine = getattr(args, "backward_init", "fresh"), getattr(args, "backward_refine", 0.0)
     score = getattr(args, "backward_score", "student")
     rounds = getattr(args, "backward_rounds", 1)
@@ -180,7 +184,7 @@ def do_run(cat: Category, output: str, t: float, size: int, min_score: float, ru
                            backward_init=args.backward_init, backward_refine=args.backward_refine,
                            backward_score=args.backward_score, backward_rounds=getattr(args, "backward_rounds", 1),
                            class_weight_stages=v.get("class_weight_stages", "all"),
-                           negative_weight=v.get("negative_weight", 0.0),
+                           negative_weight=v.get("negative_weight", 0.0), specificity=v.get("specificity", 0.0),
                            share_targets=v.get("share_targets", False), student=scfg)
     pd = PartDistill(None, cat.names, config, progress=False)  # knowledge is ready: no teacher call
     P = len(cat.names)

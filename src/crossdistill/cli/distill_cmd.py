@@ -69,6 +69,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "default: per teacher, adopted in partdistill_emulated_budget.md: 2 for box teachers "
                         "(owlv2, grounding_dino), 1 for mask teachers (clipseg), where 2 scored lower; 0 for the "
                         "few-shot teacher, where it lowered every category of partdistill.md)")
+    q.add_argument("--specificity", type=float, default=None,
+                   help="gamma of the specificity weighting: every 2D prediction's votes and evidence count its "
+                        "confidence times min(share^-gamma, 10), share the part of its view's visible points it "
+                        "covers, so a small part's box is not outvoted by the body's box around it (0 = off; "
+                        "default: per teacher, see partdistill_specificity.md)")
     q.add_argument("--share-targets", action="store_true",
                    help="the students' target for a part at a point is the share of the views that saw the part "
                         "there whose predictions cover the point, instead of the summed confidences (off by "
@@ -133,7 +138,7 @@ def run_partdistill(args: argparse.Namespace) -> int:
     from crossdistill.geometry.io import load_shape
     from crossdistill.io_utils import write_json
     from crossdistill.methods.partdistill import DistillConfig, PartDistill, StudentConfig, save_student
-    from crossdistill.methods.partdistill.distill import teacher_negative_weight
+    from crossdistill.methods.partdistill.distill import teacher_negative_weight, teacher_specificity
     from crossdistill.methods.partdistill.data import list_shape_files, parse_part_names
     from crossdistill.teachers import cached
 
@@ -152,6 +157,7 @@ def run_partdistill(args: argparse.Namespace) -> int:
                            backward_init=args.backward_init, backward_score=args.backward_score,
                            backward_refine=args.backward_refine, class_weight_stages=args.class_weight_stages,
                            negative_weight=teacher_negative_weight(teacher, args.negative_weight),
+                           specificity=teacher_specificity(teacher, args.specificity),
                            share_targets=args.share_targets,
                            student=StudentConfig(iterations=args.iterations, seed=args.seed, n_points=args.points,
                                                  class_weights=None if args.class_weights == "none" else

@@ -193,6 +193,9 @@ class FewShotTextTeacher:
     #: partdistill``): off, because with it the students scored lower on every category of the few-shot benchmark
     #: (docs/results/partdistill_notes.md item 20); detector-like teachers keep DistillConfig's default
     default_negative_weight = 0.0
+    #: PartDistill's specificity weighting with this teacher when none is given: off (measured only with the
+    #: detector-like teacher emulator's boxes, docs/results/partdistill_specificity.md)
+    default_specificity = 0.0
 
     def __init__(self, model: RenderUNet, part_names: Sequence[str], config: FewShotConfig = FewShotConfig(),
                  device: str = "cpu") -> None:

@@ -68,3 +68,20 @@ def test_an_unknown_prediction_output_is_refused():
 
     with pytest.raises(ValueError, match="prediction_output"):
         teacher_negative_weight(Odd())
+
+
+def test_specificity_default_follows_the_teacher(tmp_path):
+    from crossdistill.eval.emulators.detector import EmulatedDetectorTeacher
+    from crossdistill.methods.partdistill.distill import SPECIFICITY_BY_OUTPUT, teacher_specificity
+    from crossdistill.teachers.cache import cached
+    from crossdistill.teachers.fewshot import FewShotTextTeacher
+    from crossdistill.teachers.owlv2 import Owlv2TextTeacher
+
+    args = build_parser().parse_args(["distill", "partdistill", "--shapes", "s", "--parts", "a,b", "-o", "o"])
+    assert args.specificity is None  # resolved per teacher
+    assert teacher_specificity(object.__new__(Owlv2TextTeacher)) == SPECIFICITY_BY_OUTPUT["box"]
+    assert teacher_specificity(cached(EmulatedDetectorTeacher([], output="mask"), tmp_path)) == \
+        SPECIFICITY_BY_OUTPUT["mask"] == 0.0  # not measured with masks: off
+    assert teacher_specificity(object.__new__(FewShotTextTeacher)) == 0.0
+    assert teacher_specificity(object.__new__(FewShotTextTeacher), 0.5) == 0.5
+    assert teacher_specificity(object(), None) == DistillConfig().specificity

@@ -149,6 +149,13 @@ class DistillConfig:
             (:meth:`.knowledge.Knowledge.negative_targets` of the forward knowledge, times lambda;
             :func:`.student_training.masked_soft_ce`). Needs the knowledge's visibility
             (:func:`.knowledge.backproject` keeps it); without it the term is zero.
+        specificity: gamma of the specificity weighting of the students' knowledge (0: off): every
+            prediction's votes and evidence are its confidence times ``min(share^-gamma, 10)``, share
+            the part of its view's visible points it covers (:meth:`.knowledge.Knowledge.specificity`),
+            so a small part's box, which lies inside the body's box in every view, is not outvoted by
+            it. Chosen by a declared screen with the detector-like teacher emulator's boxes
+            (``partdistill_specificity.md``); :func:`teacher_specificity` gives each teacher its
+            measured value.
         share_targets: the students' target at a covered point is, for each part covering it,
             :func:`.knowledge.vote_share` of its votes and the forward knowledge's evidence against
             it (the share of the views that saw the part there which cover the point; PartSLIP's
@@ -172,6 +179,7 @@ class DistillConfig:
     per_point_mean: bool = False
     class_weight_stages: str = "all"
     negative_weight: float = 2.0
+    specificity: float = 0.0
     share_targets: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
 
@@ -187,6 +195,8 @@ class DistillConfig:
                              f"got {self.class_weight_stages!r}")
         if not (np.isfinite(self.negative_weight) and self.negative_weight >= 0):
             raise InputError(f"negative_weight must be finite and >= 0, got {self.negative_weight!r}")
+        if not (np.isfinite(self.specificity) and self.specificity >= 0):
+            raise InputError(f"specificity must be finite and >= 0, got {self.specificity!r}")
         if self.share_targets and self.per_point_mean:
             raise InputError("share_targets and per_point_mean are two different targets: choose one")
         if not 0.0 <= self.backward_refine <= 1.0:
@@ -196,7 +206,7 @@ class DistillConfig:
         d = {k: getattr(self, k) for k in ("views", "image_size", "min_score", "pool_min_score", "backward_rounds",
                                            "keep_agreement", "backward_rule", "backward_init", "backward_refine",
                                            "backward_score", "per_point_mean", "class_weight_stages",
-                                           "negative_weight", "share_targets")}
+                                           "negative_weight", "specificity", "share_targets")}
         d["student"] = self.student.to_dict()
         return d
 
@@ -257,6 +267,32 @@ def _count(knowledge: Sequence[Knowledge]) -> int:
     return int(sum(len(k) for k in knowledge))
 
 
+def forward_evidence(knowledge: Sequence[Knowledge], n_parts: int, config: DistillConfig) -> list[np.ndarray] | None:
+    """Per shape, (N, P) the forward knowledge's evidence against each part, specificity-weighted
+    (:meth:`.knowledge.Knowledge.negative_targets`); None when neither negative learning nor share
+    targets use it."""
+    if not (config.negative_weight > 0 or config.share_targets):
+        return None
+    return [k.weighted_by_specificity(config.specificity).negative_targets(n_parts) for k in knowledge]
+
+
+def student_signal(knowledge: Sequence[Knowledge], evidence: Sequence[np.ndarray] | None, n_parts: int,
+                   config: DistillConfig) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """What a student trains on: per shape, (N, P) targets and (N, P) negative-learning weights (None: off).
+
+    Targets are the specificity-weighted votes of ``knowledge`` (or their share of ``evidence`` with
+    ``share_targets``); the negative weights are ``negative_weight`` times ``evidence``
+    (:func:`forward_evidence`).
+    """
+    targets = [k.weighted_by_specificity(config.specificity).point_targets(n_parts, config.per_point_mean)
+               for k in knowledge]
+    if config.share_targets:
+        targets = [vote_share(t, e) for t, e in zip(targets, evidence)]
+    w = config.negative_weight
+    negatives = [w * e for e in evidence] if w > 0 else None
+    return targets, negatives
+
+
 class PartDistill:
     """Bi-directional distillation of a text teacher into a point student for one category.
 
@@ -311,11 +347,7 @@ class PartDistill:
         cfg = replace(self.config.student, seed=self.config.student.seed + stage)
         if stage > 0 and self.config.class_weight_stages == "forward":
             cfg = replace(cfg, class_weights=None)
-        targets = [k.point_targets(P, self.config.per_point_mean) for k in knowledge]
-        if self.config.share_targets:
-            targets = [vote_share(t, e) for t, e in zip(targets, evidence)]
-        w = self.config.negative_weight
-        negatives = [w * e for e in evidence] if w > 0 else None
+        targets, negatives = student_signal(knowledge, evidence, P, self.config)
         return train_student([s.points for s in items], targets, P, cfg,
                              self.device, self.progress, desc, init=init, negatives=negatives)
 
@@ -361,8 +393,7 @@ class PartDistill:
         rounds = [{"stage": "forward", "predictions": _count(forward_k), "pool": _count(s.knowledge for s in items),
                    "covered_points": float(np.mean([k.covered.mean() for k in forward_k]))}]
         P = len(self.part_names)
-        evidence = ([k.negative_targets(P) for k in forward_k]
-                    if self.config.negative_weight > 0 or self.config.share_targets else None)
+        evidence = forward_evidence(forward_k, P, self.config)
         student = forward = forward if forward is not None else self._train(items, forward_k, 0,
                                                                              "forward distillation",
                                                                              evidence=evidence)
@@ -408,8 +439,26 @@ def teacher_negative_weight(teacher, given: float | None = None) -> float:
     return float(NEGATIVE_WEIGHT_BY_OUTPUT.get(output, DistillConfig.negative_weight))
 
 
+#: The students' specificity weighting by what a zero-shot teacher predicts (its ``prediction_output``); the
+#: few-shot teacher and teachers that say nothing keep ``DistillConfig.specificity``.
+SPECIFICITY_BY_OUTPUT: dict[str, float] = {"box": 0.0, "mask": 0.0}
+
+
+def teacher_specificity(teacher, given: float | None = None) -> float:
+    """The students' specificity gamma for ``teacher``: ``given``; else the teacher's own
+    ``default_specificity`` (the few-shot teacher's is 0); else :data:`SPECIFICITY_BY_OUTPUT` of its
+    ``prediction_output``; else ``DistillConfig.specificity``."""
+    if given is not None:
+        return float(given)
+    own = getattr(teacher, "default_specificity", None)
+    if own is not None:
+        return float(own)
+    output = getattr(teacher, "prediction_output", None)
+    return float(SPECIFICITY_BY_OUTPUT.get(output, DistillConfig.specificity))
+
+
 def lift_knowledge(knowledge: Knowledge, points: np.ndarray, n_parts: int, vote: str = "sum",
-                   negative_weight: float = 1.0) -> np.ndarray:
+                   negative_weight: float = 1.0, specificity: float = 0.0) -> np.ndarray:
     """(N,) int64 labels by confidence-weighted voting of the 2D predictions (PartSLIP-style).
 
     Args:
@@ -422,12 +471,16 @@ def lift_knowledge(knowledge: Knowledge, points: np.ndarray, n_parts: int, vote:
             point outside it): ``"sum"`` argmax pos; ``"penalised"`` argmax pos -
             ``negative_weight`` * neg; ``"share"`` argmax pos / (pos + neg) (PartSLIP's vote,
             normalised by the views where the point is visible and the part detected).
+        negative_weight: lambda of ``"penalised"``.
+        specificity: gamma of :meth:`.knowledge.Knowledge.specificity`: each prediction's vote and
+            evidence are its confidence times its specificity weight (0: off).
 
     Points no prediction covers take the label of the nearest covered point; with no
     covered point at all every point gets label 0.
     """
     if vote not in LIFT_VOTES:
         raise ValueError(f"unknown lifting vote {vote!r}; expected one of {LIFT_VOTES}")
+    knowledge = knowledge.weighted_by_specificity(specificity)
     votes = knowledge.point_targets(n_parts)
     covered = votes.sum(1) > 0
     if vote == "sum":

@@ -20,7 +20,10 @@ import numpy as np
 from crossdistill.teachers.base import PartPredictions
 from crossdistill.types import Correspondence
 
-__all__ = ["Knowledge", "backproject", "vote_share"]
+__all__ = ["Knowledge", "backproject", "vote_share", "SPECIFICITY_CAP"]
+
+#: The largest specificity weight of one prediction (:meth:`Knowledge.specificity`).
+SPECIFICITY_CAP = 10.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,32 @@ class Knowledge:
 
     def with_scores(self, scores: np.ndarray) -> "Knowledge":
         return replace(self, scores=np.asarray(scores, np.float32))
+
+    def specificity(self, gamma: float, cap: float = SPECIFICITY_CAP) -> np.ndarray:
+        """(K,) float32 weight ``min(share^-gamma, cap)`` of each prediction, ``share`` its points over
+        the points visible in its view (1 for every prediction without ``visible`` or with gamma 0).
+
+        A small part's box lies inside the body's box in every view, so an unweighted vote gives
+        its points to the body; weighting a prediction by how little of the view it covers lets
+        the most specific prediction covering a point count for more.
+        """
+        if gamma < 0 or not np.isfinite(gamma):
+            raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
+        if gamma == 0 or self.visible is None or len(self) == 0:
+            return np.ones(len(self), np.float32)
+        seen = self.visible.sum(1)[self.views]
+        share = np.clip(self.sizes / np.maximum(seen, 1), 1e-12, 1.0)
+        return np.minimum(share ** -float(gamma), cap).astype(np.float32)
+
+    def weighted_by_specificity(self, gamma: float, cap: float = SPECIFICITY_CAP) -> "Knowledge":
+        """The same predictions with confidences times :meth:`specificity`.
+
+        The weighted scores can exceed 1: they are votes and evidence for the students' targets and
+        for lifting, never thresholds (``min_score`` reads the teacher's own scores).
+        """
+        if gamma == 0:
+            return self
+        return self.with_scores(self.scores * self.specificity(gamma, cap))
 
     def point_targets(self, n_parts: int, per_point_mean: bool = False) -> np.ndarray:
         """(N, P) float32 confidence-weighted votes: sum over predictions covering a point.
