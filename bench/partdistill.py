@@ -126,7 +126,8 @@ def run_category(bench, category: str, n_labelled: int, args) -> dict:
     student_cfg = StudentConfig(iterations=args.iterations,
                                 class_weights=None if args.class_weights == "none" else args.class_weights)
     config = DistillConfig(student=student_cfg, backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
-                           image_size=args.image_size, negative_weight=args.negative_weight)
+                           image_size=args.image_size, negative_weight=args.negative_weight,
+                           specificity=FewShotTextTeacher.default_specificity)
     pd = PartDistill(teacher, names, config, progress=False)
     t = time.perf_counter()
     items = pd.prepare_all([(o[0], o[1]) for o in rest])
@@ -224,10 +225,11 @@ def write_report(rows, args, wall: float) -> None:
     from crossdistill.engine.machine import cpu_model
     from crossdistill.io_utils import write_json, write_text
     from crossdistill.methods.partdistill.distill import DistillConfig
-    from crossdistill.teachers.fewshot import FewShotConfig
+    from crossdistill.teachers.fewshot import FewShotConfig, FewShotTextTeacher
 
     mean = {m: float(np.mean([r["scores"][m]["miou"] for r in rows])) for m in METHODS}
-    cfg = DistillConfig(image_size=args.image_size, negative_weight=args.negative_weight)
+    cfg = DistillConfig(image_size=args.image_size, negative_weight=args.negative_weight,
+                        specificity=FewShotTextTeacher.default_specificity)
     load = os.getloadavg()[0]
     lines = [
         "# PartDistill: few-shot semantic part segmentation by bi-directional distillation"

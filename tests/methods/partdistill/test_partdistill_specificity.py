@@ -72,7 +72,8 @@ def test_students_train_on_weighted_votes_and_evidence():
     from crossdistill.methods.partdistill.distill import forward_evidence, student_signal
 
     k = _nested()
-    plain_cfg, cfg = DistillConfig(negative_weight=2.0), DistillConfig(negative_weight=2.0, specificity=1.0)
+    plain_cfg = DistillConfig(negative_weight=2.0, specificity=0.0)
+    cfg = DistillConfig(negative_weight=2.0, specificity=1.0)
     ev = forward_evidence([k], 2, cfg)
     # part 1 was seen in views 0 and 1 and leaves points 2-9 outside there: 2 x 0.9 x 5 (weighted) against 2 x 0.9
     np.testing.assert_allclose(ev[0][2:, 1], 9.0, rtol=1e-6)
@@ -81,6 +82,6 @@ def test_students_train_on_weighted_votes_and_evidence():
     targets, negatives = student_signal([k], ev, 2, cfg)
     np.testing.assert_allclose(targets[0][0], [2.7, 9.0], rtol=1e-6)
     np.testing.assert_allclose(negatives[0], 2.0 * ev[0])
-    targets, negatives = student_signal([k], None, 2, DistillConfig(negative_weight=0.0))
+    targets, negatives = student_signal([k], None, 2, DistillConfig(negative_weight=0.0, specificity=0.0))
     np.testing.assert_allclose(targets[0][0], [2.7, 1.8], rtol=1e-6)
     assert negatives is None

@@ -153,9 +153,10 @@ class DistillConfig:
             prediction's votes and evidence are its confidence times ``min(share^-gamma, 10)``, share
             the part of its view's visible points it covers (:meth:`.knowledge.Knowledge.specificity`),
             so a small part's box, which lies inside the body's box in every view, is not outvoted by
-            it. Chosen by a declared screen with the detector-like teacher emulator's boxes
-            (``partdistill_specificity.md``); :func:`teacher_specificity` gives each teacher its
-            measured value.
+            it. Default 0.5: adopted by a declared screen with the detector-like teacher emulator's boxes,
+            chosen on the selection categories and confirmed on the held-out ones
+            (``partdistill_specificity.md``, notes item 22); :func:`teacher_specificity` turns it off for
+            mask teachers and the few-shot teacher, where it was not measured.
         share_targets: the students' target at a covered point is, for each part covering it,
             :func:`.knowledge.vote_share` of its votes and the forward knowledge's evidence against
             it (the share of the views that saw the part there which cover the point; PartSLIP's
@@ -179,7 +180,7 @@ class DistillConfig:
     per_point_mean: bool = False
     class_weight_stages: str = "all"
     negative_weight: float = 2.0
-    specificity: float = 0.0
+    specificity: float = 0.5
     share_targets: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
 
@@ -439,9 +440,9 @@ def teacher_negative_weight(teacher, given: float | None = None) -> float:
     return float(NEGATIVE_WEIGHT_BY_OUTPUT.get(output, DistillConfig.negative_weight))
 
 
-#: The students' specificity weighting by what a zero-shot teacher predicts (its ``prediction_output``); the
-#: few-shot teacher and teachers that say nothing keep ``DistillConfig.specificity``.
-SPECIFICITY_BY_OUTPUT: dict[str, float] = {"box": 0.0, "mask": 0.0}
+#: The students' specificity gamma by what a zero-shot teacher predicts (its ``prediction_output``): 0.5 was
+#: adopted with box-level knowledge (docs/results/partdistill_specificity.md); masks were not measured, so off.
+SPECIFICITY_BY_OUTPUT: dict[str, float] = {"box": 0.5, "mask": 0.0}
 
 
 def teacher_specificity(teacher, given: float | None = None) -> float:
