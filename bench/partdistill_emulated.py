@@ -83,6 +83,9 @@ VARIANTS = {"absolute": {"backward_rule": "absolute"}, "class_relative": {"backw
             # lambda 2 with every prediction weighted by its specificity (partdistill_specificity.md)
             "class_relative_negative2_spec0.5": {"backward_rule": "class_relative", "negative_weight": 2.0,
                                                  "specificity": 0.5},
+            # the same, the backward students learning the evidence of the kept predictions (shares its forward students)
+            "class_relative_negative2_spec0.5_kept": {"backward_rule": "class_relative", "negative_weight": 2.0,
+                                                      "specificity": 0.5, "backward_evidence": "kept"},
             # share targets: pos / (pos + neg) per covering part (partdistill_lifting_evidence.md)
             "class_relative_share": {"backward_rule": "class_relative", "share_targets": True}}
 RULES = ("absolute", "class_relative", "reweight", "released")  # the main grid's rules
@@ -185,6 +188,7 @@ def do_run(cat: Category, output: str, t: float, size: int, min_score: float, ru
                            backward_score=args.backward_score, backward_rounds=getattr(args, "backward_rounds", 1),
                            class_weight_stages=v.get("class_weight_stages", "all"),
                            negative_weight=v.get("negative_weight", 0.0), specificity=v.get("specificity", 0.0),
+                           backward_evidence=v.get("backward_evidence", "forward"),
                            share_targets=v.get("share_targets", False), student=scfg)
     pd = PartDistill(None, cat.names, config, progress=False)  # knowledge is ready: no teacher call
     P = len(cat.names)

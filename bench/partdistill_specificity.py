@@ -46,7 +46,8 @@ FOLD_A = ("Bucket", "Safe")
 FOLD_B = ("Box", "Laptop", "Toaster")
 GAMMA = 0.5
 #: student variants: the main emulator bench's grid variant each runs under
-STUDENTS = {"reference": "class_relative_negative2", "spec": f"class_relative_negative2_spec{GAMMA:g}"}
+STUDENTS = {"reference": "class_relative_negative2", "spec": f"class_relative_negative2_spec{GAMMA:g}",
+            "kept": f"class_relative_negative2_spec{GAMMA:g}_kept"}
 VOTES = [(v, g) for g in (0.0, GAMMA) for v in ("sum", "penalised", "share")]
 LABELLED = 8
 
@@ -145,7 +146,8 @@ def _part_rows(lifts: dict, chosen: str) -> list[str]:
     """Per part: a** and each student's (b) / (c), means over the seeds run."""
     runs = _runs(parts=True)
     rows = ["", "## Part IoU (mean over the seeds run)", "",
-            "| category | part | a** | reference (b) / (c) | spec (b) / (c) |", "|---|---|---:|---|---|"]
+            "| category | part | a** | " + " | ".join(f"{n} (b) / (c)" for n in STUDENTS) + " |",
+            "|---|---|---:|" + "---|" * len(STUDENTS)]
     for c in FOLD_A + FOLD_B:
         if c not in lifts:
             continue
@@ -162,6 +164,30 @@ def _part_rows(lifts: dict, chosen: str) -> list[str]:
 def _margins(f: dict, a2: float) -> str:
     return (f"(b) {f['b']:.1f}, (c) {f['c']:.1f}; (c) - (b) {f['c'] - f['b']:+.2f}, (b) - a** {f['b'] - a2:+.2f}, "
             f"m** {min(f['c'] - f['b'], f['b'] - a2):+.2f}")
+
+
+def _kept_section(runs: dict, out: dict) -> list[str]:
+    """Fourteenth protocol: the backward students learn the evidence of the kept predictions (``kept``) against
+    the adopted default (``spec``), forward students shared."""
+    spec_a, kept_a = _fold(runs, FOLD_A, [0, 1], "spec"), _fold(runs, FOLD_A, [0, 1], "kept")
+    if not (spec_a and kept_a):
+        return []
+    won = kept_a["c"] >= spec_a["c"] + 0.5
+    out["kept"] = {"fold_a": {"spec": spec_a, "kept": kept_a, "won": won}}
+    lines = ["", "## The backward students' evidence (fourteenth protocol)", "",
+             "Declared 2026-12-08 02:50 UTC, before any run: `kept` = the adopted default (`spec`) whose backward "
+             "students learn the evidence against parts of the predictions re-scoring kept (teacher's confidences "
+             "and boxes; `DistillConfig.backward_evidence = \"kept\"`) instead of all forward predictions'. Forward "
+             "students shared. Wins fold A (seeds 0, 1) if its (c) is at least `spec`'s + 0.5; adopted if fold B "
+             "(seeds 0-2) then gives a higher (c).", "",
+             f"Fold A: spec (c) {spec_a['c']:.1f}, kept (c) {kept_a['c']:.1f}: **{'wins' if won else 'does not win'}**."]
+    spec_b, kept_b = _fold(runs, FOLD_B, [0, 1, 2], "spec"), _fold(runs, FOLD_B, [0, 1, 2], "kept")
+    if won and spec_b and kept_b:
+        adopted = kept_b["c"] > spec_b["c"]
+        out["kept"]["fold_b"] = {"spec": spec_b, "kept": kept_b, "adopted": adopted}
+        lines.append(f"Fold B: spec (c) {spec_b['c']:.1f}, kept (c) {kept_b['c']:.1f}: "
+                     f"**{'adopted' if adopted else 'not adopted'}**.")
+    return lines
 
 
 def report(wall: float) -> None:
@@ -195,7 +221,8 @@ def report(wall: float) -> None:
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {_num(fa)} | {_num(fb)} |")
     if chosen:
         lines += ["", f"Lifting of record a** (best fold-A mean): **{chosen}**."]
-    lines += ["", "## Students, (b) / (c)", "", "| category | seed | reference | spec |", "|---|---:|---|---|"]
+    lines += ["", "## Students, (b) / (c)", "", "| category | seed | " + " | ".join(STUDENTS) + " |",
+              "|---|---:|" + "---|" * len(STUDENTS)]
     for c in FOLD_A + FOLD_B:
         for s in (0, 1, 2):
             cells = [runs.get((c, s, n)) for n in STUDENTS]
@@ -230,6 +257,7 @@ def report(wall: float) -> None:
                       f"{'met' if met else 'MISSED'}** ({_margins(best, a2)}; a** = {chosen}, {a2:.1f}). Against "
                       f"the earlier baseline a* (share, {a1:.1f}): (b) - a* {best['b'] - a1:+.2f}.",
                       f"Reference, for comparison: {_margins(ref_b, a2)}."]
+    lines += _kept_section(runs, out)
     if chosen:
         lines += _part_rows(lifts, chosen)
     write_json(OUT / f"{STEM}.json", out)

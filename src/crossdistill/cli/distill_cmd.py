@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--backward-score", choices=["student", "product"], default="student",
                    help="a kept prediction's new confidence: the student's score (student, the default) or the "
                         "teacher's confidence times it (product)")
+    q.add_argument("--backward-evidence", choices=["forward", "kept"], default="forward",
+                   help="where a backward student learns a part is not: from every forward prediction (forward, the "
+                        "default) or only from those re-scoring kept (kept: a box the student rejected says nothing)")
     q.add_argument("--backward-refine", type=float, default=0.5,
                    help="cut kept predictions to the points where the student's probability of their part is "
                         ">= this x its maximum inside them (a box becomes a mask; default 0.5, DistillConfig's, "
@@ -155,7 +158,8 @@ def run_partdistill(args: argparse.Namespace) -> int:
                            pool_min_score=min(DistillConfig.pool_min_score, args.min_score),
                            backward_rounds=args.backward_rounds, backward_rule=args.backward_rule,
                            backward_init=args.backward_init, backward_score=args.backward_score,
-                           backward_refine=args.backward_refine, class_weight_stages=args.class_weight_stages,
+                           backward_refine=args.backward_refine, backward_evidence=args.backward_evidence,
+                           class_weight_stages=args.class_weight_stages,
                            negative_weight=teacher_negative_weight(teacher, args.negative_weight),
                            specificity=teacher_specificity(teacher, args.specificity),
                            share_targets=args.share_targets,

@@ -191,3 +191,47 @@ def test_share_targets_change_the_students_and_keep_a_supported_part(box_distill
     a = predict_probs(plain.student, items[0].points).argmax(1)
     b = predict_probs(shared.student, items[0].points).argmax(1)
     assert np.mean(a == b) > 0.8 and len(np.unique(b)) == 2
+
+
+def test_rescore_can_return_the_kept_predictions_as_the_teacher_gave_them(box_distilled):
+    pd, items, res = box_distilled
+    scored, _ = pd.rescore(res.forward_student, items)
+    kept, _ = pd.rescore(res.forward_student, items, refine=0.0, teacher_scores=True)
+    for k, s, item in zip(kept, scored, items):
+        np.testing.assert_array_equal(k.labels, s.labels)  # the same predictions survive
+        assert np.all(k.sizes >= s.sizes)  # whole boxes, not cut to the student's masks
+        # each kept prediction is one of the teacher's, with its own points and confidence
+        pool = {(int(v), int(l), float(c), tuple(item.knowledge.members(j))) for j, (v, l, c) in
+                enumerate(zip(item.knowledge.views, item.knowledge.labels, item.knowledge.scores))}
+        for j in range(len(k)):
+            assert (int(k.views[j]), int(k.labels[j]), float(k.scores[j]), tuple(k.members(j))) in pool
+
+
+def test_backward_evidence_option_is_validated_and_recorded():
+    assert DistillConfig(backward_evidence="kept").to_dict()["backward_evidence"] == "kept"
+    with pytest.raises(InputError, match="backward_evidence"):
+        DistillConfig(backward_evidence="all")
+
+
+def test_kept_evidence_drops_the_evidence_of_a_rejected_box(box_distilled):
+    pd, items, res = box_distilled
+    k = items[0].knowledge
+    # a confident but wrong box: "top" over the 20 points of view 0 the forward student finds most base-like (its
+    # probability of "top" there is about 0.3, against 0.37-0.41 on the true top boxes of this 30-step student)
+    probs = predict_probs(res.forward_student, items[0].points)
+    seen = np.flatnonzero(k.visible[0])
+    base = np.sort(seen[np.argsort(probs[seen, 1])[:20]])
+    wrong = Knowledge(np.append(k.labels, 1), np.append(k.scores, 0.95).astype(np.float32), np.append(k.views, 0),
+                      np.append(k.indptr, k.indptr[-1] + len(base)), np.concatenate([k.points, base]), k.n_points,
+                      k.visible)
+    spoiled = [replace(items[0], knowledge=wrong)] + list(items[1:])
+    kw = dict(negative_weight=1.0, backward_rule="absolute", keep_agreement=0.34)
+    a = replace_pd(pd, **kw).fit(spoiled, forward=res.forward_student)
+    b = replace_pd(pd, backward_evidence="kept", **kw).fit(spoiled, forward=res.forward_student)
+    assert a.rounds[1]["dropped_from_forward"] == 1  # the student rejects the wrong box and only it
+    assert any(not torch.equal(v, b.student.state_dict()[key]) for key, v in a.student.state_dict().items())
+    # without the wrong box both read the same evidence: the same backward student
+    c = replace_pd(pd, **kw).fit(items, forward=res.forward_student)
+    d = replace_pd(pd, backward_evidence="kept", **kw).fit(items, forward=res.forward_student)
+    assert c.rounds[1]["dropped_from_forward"] == 0
+    assert all(torch.equal(v, d.student.state_dict()[key]) for key, v in c.student.state_dict().items())

@@ -18,6 +18,7 @@ def test_cli_defaults_are_the_method_defaults():
     assert args.views == cfg.views and args.backward_rounds == cfg.backward_rounds
     assert args.iterations == cfg.student.iterations and args.points == cfg.student.n_points
     assert args.class_weight_stages == cfg.class_weight_stages
+    assert args.backward_evidence == cfg.backward_evidence
     assert (args.class_weights == "none") == (cfg.student.class_weights is None)
     assert args.negative_weight is None  # resolved per teacher: see the test below
     assert args.share_targets == cfg.share_targets

@@ -50,6 +50,7 @@ __all__ = ["DistillConfig", "DistillShape", "DistillResult", "PartDistill", "par
 BACKWARD_RULES = ("absolute", "class_relative", "reweight")
 BACKWARD_INITS = ("fresh", "continue")
 BACKWARD_SCORES = ("student", "product")
+BACKWARD_EVIDENCE = ("forward", "kept")
 CLASS_WEIGHT_STAGES = ("all", "forward")
 
 
@@ -157,6 +158,10 @@ class DistillConfig:
             chosen on the selection categories and confirmed on the held-out ones
             (``partdistill_specificity.md``, notes item 22); :func:`teacher_specificity` turns it off for
             mask teachers and the few-shot teacher, where it was not measured.
+        backward_evidence: the evidence against parts a backward student learns from: ``"forward"``
+            (default: the forward knowledge's, :func:`forward_evidence`) or ``"kept"`` (that of the
+            predictions re-scoring kept, with the teacher's confidences and boxes, so a wrong box the
+            student rejected no longer says where its part is not).
         share_targets: the students' target at a covered point is, for each part covering it,
             :func:`.knowledge.vote_share` of its votes and the forward knowledge's evidence against
             it (the share of the views that saw the part there which cover the point; PartSLIP's
@@ -181,6 +186,7 @@ class DistillConfig:
     class_weight_stages: str = "all"
     negative_weight: float = 2.0
     specificity: float = 0.5
+    backward_evidence: str = "forward"
     share_targets: bool = False
     student: StudentConfig = field(default_factory=StudentConfig)
 
@@ -189,6 +195,8 @@ class DistillConfig:
             raise InputError(f"backward_rule must be one of {BACKWARD_RULES}, got {self.backward_rule!r}")
         if self.backward_init not in BACKWARD_INITS:
             raise InputError(f"backward_init must be one of {BACKWARD_INITS}, got {self.backward_init!r}")
+        if self.backward_evidence not in BACKWARD_EVIDENCE:
+            raise InputError(f"backward_evidence must be one of {BACKWARD_EVIDENCE}, got {self.backward_evidence!r}")
         if self.backward_score not in BACKWARD_SCORES:
             raise InputError(f"backward_score must be one of {BACKWARD_SCORES}, got {self.backward_score!r}")
         if self.class_weight_stages not in CLASS_WEIGHT_STAGES:
@@ -207,7 +215,8 @@ class DistillConfig:
         d = {k: getattr(self, k) for k in ("views", "image_size", "min_score", "pool_min_score", "backward_rounds",
                                            "keep_agreement", "backward_rule", "backward_init", "backward_refine",
                                            "backward_score", "per_point_mean", "class_weight_stages",
-                                           "negative_weight", "specificity", "share_targets")}
+                                           "negative_weight", "specificity", "backward_evidence",
+                                           "share_targets")}
         d["student"] = self.student.to_dict()
         return d
 
@@ -352,8 +361,14 @@ class PartDistill:
         return train_student([s.points for s in items], targets, P, cfg,
                              self.device, self.progress, desc, init=init, negatives=negatives)
 
-    def rescore(self, student: PointStudent, items: Sequence[DistillShape]) -> tuple[list[Knowledge], dict]:
-        """Backward distillation: the student's agreement with every pooled 2D prediction."""
+    def rescore(self, student: PointStudent, items: Sequence[DistillShape], refine: float | None = None,
+                teacher_scores: bool = False) -> tuple[list[Knowledge], dict]:
+        """Backward distillation: the student's agreement with every pooled 2D prediction.
+
+        Returns per shape the kept predictions, with the student's scores (``teacher_scores``: the
+        teacher's) and cut by ``refine`` (None: ``backward_refine``), and counts of what changed.
+        """
+        refine = self.config.backward_refine if refine is None else refine
         refined, dropped, added, kept = [], 0, 0, 0
         P = len(self.part_names)
         soft = [predict_probs(student, s.points, self.device) for s in items]
@@ -368,14 +383,15 @@ class PartDistill:
         bounds = np.cumsum([0] + [len(a) for a in agree])
         for i, s in enumerate(items):
             keep, score = keep_all[bounds[i]:bounds[i + 1]], score_all[bounds[i]:bounds[i + 1]]
-            if self.config.backward_score == "product":
+            if teacher_scores:
+                score = s.knowledge.scores
+            elif self.config.backward_score == "product":
                 score = score * s.knowledge.scores
             was_used = s.knowledge.scores >= self.config.min_score
             dropped += int((was_used & ~keep).sum())
             added += int((~was_used & keep).sum())
             kept += int(keep.sum())
-            refined.append(s.knowledge.subset(keep).with_scores(score[keep]).refine(soft[i],
-                                                                                     self.config.backward_refine))
+            refined.append(s.knowledge.subset(keep).with_scores(score[keep]).refine(soft[i], refine))
         return refined, {"kept": kept, "dropped_from_forward": dropped, "added_from_pool": added}
 
     def fit(self, items: Sequence[DistillShape], forward: PointStudent | None = None) -> DistillResult:
@@ -407,6 +423,9 @@ class PartDistill:
             knowledge = refined
             rounds.append({"stage": f"backward {r + 1}", "predictions": _count(refined),
                            "covered_points": float(np.mean([k.covered.mean() for k in refined])), **stats})
+            if evidence is not None and self.config.backward_evidence == "kept":
+                kept, _ = self.rescore(student, items, refine=0.0, teacher_scores=True)
+                evidence = forward_evidence(kept, P, self.config)
             student = self._train(items, refined, r + 1, f"backward distillation {r + 1}",
                                   init=student if self.config.backward_init == "continue" else None,
                                   evidence=evidence)
