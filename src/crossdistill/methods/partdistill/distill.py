@@ -441,22 +441,26 @@ LIFT_VOTES = ("sum", "penalised", "share")
 NEGATIVE_WEIGHT_BY_OUTPUT: dict[str, float] = {"box": 2.0, "mask": 1.0}
 
 
-def teacher_negative_weight(teacher, given: float | None = None) -> float:
-    """The students' negative-learning weight for ``teacher``.
-
-    In order: ``given``; the teacher's own ``default_negative_weight`` (the few-shot teacher's is 0);
-    :data:`NEGATIVE_WEIGHT_BY_OUTPUT` of its ``prediction_output`` ("box" for OWLv2 and Grounding DINO,
-    "mask" for CLIPSeg); else ``DistillConfig.negative_weight`` (the box-level setting, the paper's main one).
-    """
+def _per_teacher(teacher, given: float | None, own_attr: str, by_output: dict[str, float], fallback: float) -> float:
+    """A student setting for ``teacher``, in order: ``given``; the teacher's own ``own_attr`` (the few-shot
+    teacher has its own); ``by_output`` of its ``prediction_output`` ("box" for OWLv2 and Grounding DINO, "mask"
+    for CLIPSeg); else ``fallback`` (``DistillConfig``'s box-level setting, the paper's main one)."""
     if given is not None:
         return float(given)
-    own = getattr(teacher, "default_negative_weight", None)
+    own = getattr(teacher, own_attr, None)
     if own is not None:
         return float(own)
     output = getattr(teacher, "prediction_output", None)
-    if output is not None and output not in NEGATIVE_WEIGHT_BY_OUTPUT:
-        raise ValueError(f"prediction_output must be one of {tuple(NEGATIVE_WEIGHT_BY_OUTPUT)}, got {output!r}")
-    return float(NEGATIVE_WEIGHT_BY_OUTPUT.get(output, DistillConfig.negative_weight))
+    if output is not None and output not in by_output:
+        raise ValueError(f"prediction_output must be one of {tuple(by_output)}, got {output!r}")
+    return float(by_output.get(output, fallback))
+
+
+def teacher_negative_weight(teacher, given: float | None = None) -> float:
+    """The students' negative-learning weight for ``teacher`` (the few-shot teacher's own is 0;
+    :data:`NEGATIVE_WEIGHT_BY_OUTPUT`; see :func:`_per_teacher` for the order)."""
+    return _per_teacher(teacher, given, "default_negative_weight", NEGATIVE_WEIGHT_BY_OUTPUT,
+                        DistillConfig.negative_weight)
 
 
 #: The students' specificity gamma by what a zero-shot teacher predicts (its ``prediction_output``): 0.5 was
@@ -465,16 +469,9 @@ SPECIFICITY_BY_OUTPUT: dict[str, float] = {"box": 0.5, "mask": 0.0}
 
 
 def teacher_specificity(teacher, given: float | None = None) -> float:
-    """The students' specificity gamma for ``teacher``: ``given``; else the teacher's own
-    ``default_specificity`` (the few-shot teacher's is 0); else :data:`SPECIFICITY_BY_OUTPUT` of its
-    ``prediction_output``; else ``DistillConfig.specificity``."""
-    if given is not None:
-        return float(given)
-    own = getattr(teacher, "default_specificity", None)
-    if own is not None:
-        return float(own)
-    output = getattr(teacher, "prediction_output", None)
-    return float(SPECIFICITY_BY_OUTPUT.get(output, DistillConfig.specificity))
+    """The students' specificity gamma for ``teacher`` (the few-shot teacher's own is 0;
+    :data:`SPECIFICITY_BY_OUTPUT`; see :func:`_per_teacher` for the order)."""
+    return _per_teacher(teacher, given, "default_specificity", SPECIFICITY_BY_OUTPUT, DistillConfig.specificity)
 
 
 def lift_knowledge(knowledge: Knowledge, points: np.ndarray, n_parts: int, vote: str = "sum",
