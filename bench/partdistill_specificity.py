@@ -13,6 +13,10 @@ protocol (``partdistill_notes.md`` item 22), declared before any student trained
    (b) is not lower;
 3. if it wins, fold B (seeds 0, 1, 2) decides adoption: its (c) above the reference's.
 
+Fourteenth protocol (item 22, declared before its runs): ``kept``, the adopted default whose backward students learn
+the evidence against parts of the predictions re-scoring kept (``DistillConfig.backward_evidence``), against
+``spec``, forward students shared; same rules.
+
 Setting: the target's (box output, medium strength, 128 px, 10 views, 2048 points, 400 steps, the shipped backward
 stage), knowledge fixed (emulator seed 0, point sampling seed 0), scored on the objects after the first 8.
 **The teacher is not a real detector** (``EmulatedDetectorTeacher``; benchmarks only). Runs are cached in the main
@@ -191,6 +195,7 @@ def _kept_section(runs: dict, out: dict) -> list[str]:
 
 
 def report(wall: float) -> None:
+    from crossdistill.engine.machine import cpu_model
     from crossdistill.io_utils import write_json, write_text
 
     lifts = {p.stem.removesuffix("_lifting"): json.loads(p.read_text())["votes"] for p in sorted(CACHE.glob("*_lifting.json"))}
@@ -206,7 +211,7 @@ def report(wall: float) -> None:
              f"Command: `OMP_NUM_THREADS=1 python bench/partdistill_specificity.py {' '.join(sys.argv[1:])}` "
              "(runs cached; made by invocations on subsets of the categories)  ",
              f"Date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC  ",
-             f"Machine: {platform.processor() or platform.machine()}, {platform.platform()}, nproc {os.cpu_count()}, "
+             f"Machine: {cpu_model()}, {platform.platform()}, nproc {os.cpu_count()}, "
              "1 torch thread per process  ",
              f"Wall time of this invocation: {wall / 60:.1f} min", "",
              "Setting: box output, medium strength, 128 px, 10 views, 2048 points, 400 steps, the shipped backward "
