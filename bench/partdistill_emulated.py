@@ -86,6 +86,9 @@ VARIANTS = {"absolute": {"backward_rule": "absolute"}, "class_relative": {"backw
             # the same, the backward students learning the evidence of the kept predictions (shares its forward students)
             "class_relative_negative2_spec0.5_kept": {"backward_rule": "class_relative", "negative_weight": 2.0,
                                                       "specificity": 0.5, "backward_evidence": "kept"},
+            # lambda 1 (the mask teachers' default) with the weighting: the mask-output check
+            "class_relative_negative_spec0.5": {"backward_rule": "class_relative", "negative_weight": 1.0,
+                                                "specificity": 0.5},
             # share targets: pos / (pos + neg) per covering part (partdistill_lifting_evidence.md)
             "class_relative_share": {"backward_rule": "class_relative", "share_targets": True}}
 RULES = ("absolute", "class_relative", "reweight", "released")  # the main grid's rules

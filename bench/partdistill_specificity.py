@@ -50,6 +50,8 @@ FOLD_A = ("Bucket", "Safe")
 FOLD_B = ("Box", "Laptop", "Toaster")
 GAMMA = 0.5
 #: student variants: the main emulator bench's grid variant each runs under
+#: the mask-output check: lambda 1 (the mask teachers' default) without and with the weighting
+MASK_STUDENTS = {"reference": "class_relative_negative", "spec": f"class_relative_negative_spec{GAMMA:g}"}
 STUDENTS = {"reference": "class_relative_negative2", "spec": f"class_relative_negative2_spec{GAMMA:g}",
             "kept": f"class_relative_negative2_spec{GAMMA:g}_kept"}
 VOTES = [(v, g) for g in (0.0, GAMMA) for v in ("sum", "penalised", "share")]
@@ -60,10 +62,10 @@ def _vote_name(vote: str, gamma: float) -> str:
     return vote if gamma == 0 else f"{vote}, gamma {gamma:g}"
 
 
-def _ns(seed: int) -> argparse.Namespace:
+def _ns(seed: int, output: str = "box") -> argparse.Namespace:
     from partdistill_emulated_budget import _ns as budget_ns
 
-    return budget_ns(argparse.Namespace(labelled=LABELLED, output="box"), seed, 2048, 400, "continue")
+    return budget_ns(argparse.Namespace(labelled=LABELLED, output=output), seed, 2048, 400, "continue")
 
 
 def lifting(cat) -> dict:
@@ -105,15 +107,54 @@ def measure(args) -> None:
     for c in args.categories:
         cat = Category(bench, c, LABELLED)
         lift_path = CACHE / f"{c}_lifting.json"
-        if not lift_path.is_file():
+        if args.output == "box" and not lift_path.is_file():
             write_json(lift_path, {"category": c, "votes": lifting(cat)})
         for seed in args.seeds:
             for name in args.students:
                 t0 = time.perf_counter()
-                run = do_run(cat, "box", 0.5, 128, DistillConfig().min_score, STUDENTS[name], _ns(seed))
+                rule = (MASK_STUDENTS if args.output == "mask" else STUDENTS)[name]
+                run = do_run(cat, args.output, 0.5, 128, DistillConfig().min_score, rule, _ns(seed, args.output))
                 s = run["scores"]
-                print(f"{c} seed {seed} {name}: (b) {s['forward']['miou']:.1f} (c) {s['forward+backward']['miou']:.1f}"
+                print(f"{c} seed {seed} {args.output} {name}: (b) {s['forward']['miou']:.1f} (c) {s['forward+backward']['miou']:.1f}"
                       f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def _mask_runs() -> dict:
+    """The mask-output check's cached runs: {(category, student): (b, c)} (seed 0)."""
+    from crossdistill.methods.partdistill.distill import DistillConfig
+    from partdistill_emulated import CACHE as RUNS
+    from partdistill_emulated import run_key
+
+    out = {}
+    for c in FOLD_A + FOLD_B:
+        for name, rule in MASK_STUDENTS.items():
+            p = RUNS / f"{run_key(c, 'mask', 0.5, 128, DistillConfig().min_score, rule, _ns(0, 'mask'))}.json"
+            if p.is_file():
+                s = json.loads(p.read_text())["scores"]
+                out[(c, name)] = (s["forward"]["miou"], s["forward+backward"]["miou"])
+    return out
+
+
+def _mask_section(out: dict) -> list[str]:
+    """The declared check of specificity with mask-level knowledge (seed 0, all five categories)."""
+    runs = _mask_runs()
+    cats = FOLD_A + FOLD_B
+    if not all((c, n) in runs for c in cats for n in MASK_STUDENTS):
+        return []
+    mean = {n: [float(np.mean([runs[(c, n)][i] for c in cats])) for i in (0, 1)] for n in MASK_STUDENTS}
+    kept = mean["spec"][1] >= mean["reference"][1]
+    out["mask_check"] = {"mean": mean, "kept": kept}
+    lines = ["", "## Specificity with mask-level knowledge (a check)", "",
+             "Declared 2026-12-08 03:08 UTC before its runs: the emulator's masks (medium, 128 px), seed 0, all five "
+             "categories, lambda 1 (the mask teachers' default), gamma 0.5 against 0. Specificity is turned on for "
+             "mask teachers only if its 5-category mean (c) is not lower (the rule of the earlier mask checks).", "",
+             "| category | gamma 0: (b) / (c) | gamma 0.5: (b) / (c) |", "|---|---|---|"]
+    for c in cats:
+        lines.append(f"| {c} | " + " | ".join(f"{runs[(c, n)][0]:.1f} / {runs[(c, n)][1]:.1f}" for n in MASK_STUDENTS)
+                     + " |")
+    lines += ["", f"Mean: gamma 0 (b) {mean['reference'][0]:.1f} (c) {mean['reference'][1]:.1f}; gamma 0.5 (b) "
+              f"{mean['spec'][0]:.1f} (c) {mean['spec'][1]:.1f}: **{'on' if kept else 'stays off'} for masks**."]
+    return lines
 
 
 def _runs(parts: bool = False) -> dict:
@@ -263,6 +304,7 @@ def report(wall: float) -> None:
                       f"the earlier baseline a* (share, {a1:.1f}): (b) - a* {best['b'] - a1:+.2f}.",
                       f"Reference, for comparison: {_margins(ref_b, a2)}."]
     lines += _kept_section(runs, out)
+    lines += _mask_section(out)
     if chosen:
         lines += _part_rows(lifts, chosen)
     write_json(OUT / f"{STEM}.json", out)
@@ -274,7 +316,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--categories", nargs="*", default=list(FOLD_A), choices=list(FOLD_A + FOLD_B))
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
-    ap.add_argument("--students", nargs="*", default=list(STUDENTS), choices=list(STUDENTS))
+    ap.add_argument("--students", nargs="*", default=["reference", "spec"], choices=list(STUDENTS))
+    ap.add_argument("--output", choices=["box", "mask"], default="box",
+                    help="the emulator's output (mask: the check of item 22, students of MASK_STUDENTS)")
     ap.add_argument("--report-only", action="store_true", help="write the report from the cache, run nothing")
     args = ap.parse_args()
     if not (DATA / "partnet_mobility_dev").is_dir():
