@@ -83,7 +83,7 @@ def test_specificity_default_follows_the_teacher(tmp_path):
     assert teacher_specificity(object.__new__(Owlv2TextTeacher)) == SPECIFICITY_BY_OUTPUT["box"] == 0.5
     assert DistillConfig().specificity == 0.5  # the box-level setting, as negative_weight's default
     assert teacher_specificity(cached(EmulatedDetectorTeacher([], output="mask"), tmp_path)) == \
-        SPECIFICITY_BY_OUTPUT["mask"] == 0.0  # not measured with masks: off
+        SPECIFICITY_BY_OUTPUT["mask"] == 0.0  # lower with masks: off
     assert teacher_specificity(object.__new__(FewShotTextTeacher)) == 0.0
     assert teacher_specificity(object.__new__(FewShotTextTeacher), 0.5) == 0.5
     assert teacher_specificity(object(), None) == DistillConfig().specificity

@@ -157,7 +157,7 @@ class DistillConfig:
             it. Default 0.5: adopted by a declared screen with the detector-like teacher emulator's boxes,
             chosen on the selection categories and confirmed on the held-out ones
             (``partdistill_specificity.md``, notes item 22); :func:`teacher_specificity` turns it off for
-            mask teachers and the few-shot teacher, where it was not measured.
+            mask teachers, where a declared check scored lower, and for the few-shot teacher (not measured).
         backward_evidence: the evidence against parts a backward student learns from: ``"forward"``
             (default: the forward knowledge's, :func:`forward_evidence`) or ``"kept"`` (that of the
             predictions re-scoring kept, with the teacher's confidences and boxes, so a wrong box the
@@ -464,7 +464,8 @@ def teacher_negative_weight(teacher, given: float | None = None) -> float:
 
 
 #: The students' specificity gamma by what a zero-shot teacher predicts (its ``prediction_output``): 0.5 was
-#: adopted with box-level knowledge (docs/results/partdistill_specificity.md); masks were not measured, so off.
+#: adopted with box-level knowledge; with mask-level knowledge it scored lower, so masks keep it off
+#: (docs/results/partdistill_specificity.md).
 SPECIFICITY_BY_OUTPUT: dict[str, float] = {"box": 0.5, "mask": 0.0}
 
 
