@@ -119,25 +119,9 @@ def measure(args) -> None:
                       f" ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
-def _mask_runs() -> dict:
-    """The mask-output check's cached runs: {(category, student): (b, c)} (seed 0)."""
-    from crossdistill.methods.partdistill.distill import DistillConfig
-    from partdistill_emulated import CACHE as RUNS
-    from partdistill_emulated import run_key
-
-    out = {}
-    for c in FOLD_A + FOLD_B:
-        for name, rule in MASK_STUDENTS.items():
-            p = RUNS / f"{run_key(c, 'mask', 0.5, 128, DistillConfig().min_score, rule, _ns(0, 'mask'))}.json"
-            if p.is_file():
-                s = json.loads(p.read_text())["scores"]
-                out[(c, name)] = (s["forward"]["miou"], s["forward+backward"]["miou"])
-    return out
-
-
 def _mask_section(out: dict) -> list[str]:
     """The declared check of specificity with mask-level knowledge (seed 0, all five categories)."""
-    runs = _mask_runs()
+    runs = {(c, name): v for (c, seed, name), v in _runs(output="mask").items() if seed == 0}
     cats = FOLD_A + FOLD_B
     if not all((c, n) in runs for c in cats for n in MASK_STUDENTS):
         return []
@@ -157,9 +141,9 @@ def _mask_section(out: dict) -> list[str]:
     return lines
 
 
-def _runs(parts: bool = False) -> dict:
-    """Every cached student run of this protocol: {(category, seed, student): (b, c)} (``parts``: the two stages'
-    part IoUs instead)."""
+def _runs(parts: bool = False, output: str = "box") -> dict:
+    """Every cached student run of this protocol at ``output`` (box: STUDENTS; mask: MASK_STUDENTS):
+    {(category, seed, student): (b, c)} (``parts``: the two stages' part IoUs instead)."""
     from crossdistill.methods.partdistill.distill import DistillConfig
     from partdistill_emulated import CACHE as RUNS
     from partdistill_emulated import run_key
@@ -167,8 +151,9 @@ def _runs(parts: bool = False) -> dict:
     out = {}
     for c in FOLD_A + FOLD_B:
         for seed in (0, 1, 2):
-            for name, rule in STUDENTS.items():
-                p = RUNS / f"{run_key(c, 'box', 0.5, 128, DistillConfig().min_score, rule, _ns(seed))}.json"
+            for name, rule in (MASK_STUDENTS if output == "mask" else STUDENTS).items():
+                key = run_key(c, output, 0.5, 128, DistillConfig().min_score, rule, _ns(seed, output))
+                p = RUNS / f"{key}.json"
                 if p.is_file():
                     s = json.loads(p.read_text())["scores"]
                     key = "part_iou" if parts else "miou"
